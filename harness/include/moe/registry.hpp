@@ -1,0 +1,45 @@
+// Kernel families register their verification cases here; the CLI's verify,
+// list and (later) bench commands walk the registry.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace moe {
+
+struct CaseResult {
+  bool passed = false;
+  bool skipped = false;
+  std::string message;       // one line
+  nlohmann::json metrics = nlohmann::json::object();
+};
+
+struct VerifyCase {
+  std::string kernel;   // family, e.g. "moe_align"
+  std::string name;     // unique within the family, e.g. "golden/small_e8"
+  bool needs_gpu = false;
+  nlohmann::json params = nlohmann::json::object();
+  std::function<CaseResult()> run;
+};
+
+struct VerifyOptions {
+  std::string data_dir = "data";   // golden vectors
+  bool gpu_available = false;
+  bool quick = false;              // a short subset (CI, smoke)
+  uint64_t seed = 0;
+};
+
+struct KernelFamily {
+  std::string name;
+  std::string summary;
+  std::vector<std::string> impls;
+  std::vector<std::string> dtypes;
+  std::function<std::vector<VerifyCase>(const VerifyOptions&)> cases;
+};
+
+// Families in registration order. First call registers every family.
+const std::vector<KernelFamily>& kernel_families();
+
+}  // namespace moe
