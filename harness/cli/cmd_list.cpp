@@ -1,0 +1,24 @@
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "commands.hpp"
+#include "moe/registry.hpp"
+
+namespace moe::cli {
+
+void register_list(CLI::App& app, std::vector<Command>& out) {
+  auto* sub = app.add_subcommand("list", "Kernels, dtypes and input distributions");
+  out.push_back({sub, [](const CommonOptions&) {
+                   fmt::print("kernels:\n");
+                   for (const auto& k : kernel_families())
+                     fmt::print("  {:<16} {} [impls: {}] [dtypes: {}]\n", k.name, k.summary, fmt::join(k.impls, ", "),
+                                fmt::join(k.dtypes, ", "));
+                   if (kernel_families().empty()) fmt::print("  (none registered)\n");
+                   fmt::print("dtypes: bf16, fp16, fp32\n");
+                   fmt::print("value distributions: normal, fanin\n");
+                   fmt::print("routing distributions: softmax, balanced, zipf, one\n");
+                   return 0;
+                 }});
+}
+
+}  // namespace moe::cli

@@ -1,0 +1,116 @@
+#include <algorithm>
+#include <chrono>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "moe/device.hpp"
+#include "moe/error.hpp"
+#include "moe/gpu.hpp"
+#include "moe/registry.hpp"
+
+namespace moe::cli {
+namespace {
+
+struct Opts {
+  std::vector<std::string> kernels;
+  bool quick = false;
+  uint64_t seed = 0;
+  std::string json = "moe-verify.json";
+};
+Opts o;
+
+int run_verify(const CommonOptions& c) {
+  VerifyOptions vo;
+  vo.data_dir = resolve_data_dir(c);
+  vo.quick = o.quick;
+  vo.seed = o.seed;
+  const auto devs = list_devices();
+  vo.gpu_available = !devs.empty();
+  if (vo.gpu_available) {
+    MOE_REQUIRE(c.device < static_cast<int>(devs.size()),
+                fmt::format("--device {} but only {} GPU(s) visible", c.device, devs.size()));
+#if MOE_HAVE_GPU
+    MOE_GPU_CHECK(hipSetDevice(c.device));
+#endif
+  } else {
+    fmt::print(stderr, "moe-harness: no GPU on this machine ({}); running the CPU references against the golden data in {}\n",
+               std::string(gpu_backend()) == "none" ? "built with -Dgpu=none" : "the runtime sees no device",
+               vo.data_dir);
+  }
+  for (const auto& k : o.kernels) {
+    const auto& fams = kernel_families();
+    MOE_REQUIRE(std::any_of(fams.begin(), fams.end(), [&](const KernelFamily& f) { return f.name == k; }),
+                fmt::format("unknown kernel '{}' (see moe-harness list)", k));
+  }
+  std::vector<VerifyCase> cases;
+  for (const auto& f : kernel_families()) {
+    if (!o.kernels.empty() && std::find(o.kernels.begin(), o.kernels.end(), f.name) == o.kernels.end()) continue;
+    for (auto& vc : f.cases(vo)) cases.push_back(std::move(vc));
+  }
+
+  nlohmann::json results = nlohmann::json::array();
+  int passed = 0, failed = 0, skipped = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& vc = cases[i];
+    CaseResult r;
+    const auto c0 = std::chrono::steady_clock::now();
+    if (vc.needs_gpu && !vo.gpu_available) {
+      r.skipped = true;
+      r.message = "skipped: needs a GPU";
+    } else {
+      // Each case is isolated: an exception (device fault, out of memory, bad
+      // data file) is recorded and the sweep goes on.
+      try {
+        r = vc.run();
+      } catch (const std::exception& e) {
+        r = CaseResult{};
+        r.message = fmt::format("error: {}", e.what());
+#if MOE_HAVE_GPU
+        (void)hipGetLastError();
+#endif
+      }
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count();
+    (r.skipped ? skipped : r.passed ? passed : failed)++;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double eta = elapsed / double(i + 1) * double(cases.size() - i - 1);
+    fmt::print(stderr, "[{}/{}] {} {}/{}: {} (ETA {:.0f}s)\n", i + 1, cases.size(),
+               r.skipped ? "SKIP" : r.passed ? "PASS" : "FAIL", vc.kernel, vc.name, r.message, eta);
+    results.push_back({{"kernel", vc.kernel},
+                       {"name", vc.name},
+                       {"needs_gpu", vc.needs_gpu},
+                       {"params", vc.params},
+                       {"status", r.skipped ? "skip" : r.passed ? "pass" : "fail"},
+                       {"message", r.message},
+                       {"metrics", r.metrics},
+                       {"seconds", secs}});
+  }
+  nlohmann::json doc{{"tool", "moe-harness verify"},
+                     {"version", MOE_VERSION},
+                     {"backend", gpu_backend()},
+                     {"devices", nlohmann::json::array()},
+                     {"summary", {{"passed", passed}, {"failed", failed}, {"skipped", skipped}}},
+                     {"cases", results}};
+  for (const auto& d : devs) doc["devices"].push_back(d.to_json());
+  if (!o.json.empty()) write_file_atomic(o.json, doc.dump(2) + "\n");
+  if (cases.empty()) fmt::print(stderr, "moe-harness: no verification cases selected\n");
+  fmt::print("verify: {} passed, {} failed, {} skipped{}\n", passed, failed, skipped,
+             o.json.empty() ? "" : fmt::format(" (results in {})", o.json));
+  return failed > 0 ? 1 : 0;
+}
+
+}  // namespace
+
+void register_verify(CLI::App& app, std::vector<Command>& out) {
+  auto* sub = app.add_subcommand("verify", "Check every kernel against its CPU reference (golden data without a GPU)");
+  sub->add_option("--kernel", o.kernels, "Only these kernel families (repeatable)");
+  sub->add_flag("--quick", o.quick, "A short subset of cases");
+  sub->add_option("--seed", o.seed, "RNG seed for generated inputs");
+  sub->add_option("--json", o.json, "Results file, written atomically ('' to skip)")->capture_default_str();
+  out.push_back({sub, run_verify});
+}
+
+}  // namespace moe::cli
