@@ -1,0 +1,177 @@
+// Shared GPU timing for the Google Benchmark executables.
+//
+// Each benchmark iteration: (optionally) evict L2 by writing a scratch buffer of
+// 2x the L2 size, untimed; then record an event, replay a graph of `batch`
+// back-to-back launches (or launch them directly when graph=false), record an
+// event. Iteration time = elapsed / batch, fed to Google Benchmark as manual
+// time. With flush_l2 and batch=1 every timed launch starts with a cold L2.
+//
+// Counters set on every benchmark (names are what reports read):
+//   us              median time per launch (µs)
+//   GBps            declared bytes / median time
+//   TFLOPs          declared FLOPs / median time
+//   pct_read_bw     GBps as % of this device's measured read bandwidth
+//   pct_bf16_flops  TFLOPs as % of this device's measured dense bf16 GEMM rate
+// Benchmarks add their own (M, E, top_k, ...) with state.counters.
+#pragma once
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include "git_revision.h"
+#include "moe/device.hpp"
+#include "moe/gpu.hpp"
+
+namespace moe::bench {
+
+struct DeviceContext {
+  DeviceInfo info;
+  Ceilings ceilings;
+};
+
+// Device 0 (or $MOE_DEVICE), its ceilings measured once per process
+// ($MOE_BENCH_NO_CEILINGS=1 skips the measurement; % counters are then 0).
+inline const DeviceContext& device_context() {
+  static const DeviceContext ctx = [] {
+    DeviceContext c;
+    const auto devs = list_devices();
+    if (devs.empty()) throw Error("no GPU visible");
+    const char* d = std::getenv("MOE_DEVICE");
+    const int idx = d ? std::atoi(d) : 0;
+    if (idx < 0 || idx >= static_cast<int>(devs.size())) throw InputError(fmt::format("MOE_DEVICE={} out of range", idx));
+    MOE_GPU_CHECK(hipSetDevice(idx));
+    c.info = devs[static_cast<size_t>(idx)];
+    const char* skip = std::getenv("MOE_BENCH_NO_CEILINGS");
+    if (!(skip && std::string(skip) == "1")) c.ceilings = measure_ceilings(idx);
+    return c;
+  }();
+  return ctx;
+}
+
+// What one launch must move and compute at minimum (each input read once, each
+// output written once; useful FLOPs only).
+struct Work {
+  double bytes = 0;
+  double flops = 0;
+};
+
+struct TimingOptions {
+  int batch = 20;         // launches per timed replay
+  bool graph = true;      // capture the batch into a graph (hides launch gaps)
+  bool flush_l2 = false;  // evict L2 before each timed replay
+};
+
+class L2Flusher {
+ public:
+  explicit L2Flusher(int64_t l2_bytes) : buf_(static_cast<size_t>(std::max<int64_t>(l2_bytes, 1 << 20) * 2)) {}
+  void flush(hipStream_t s) { MOE_GPU_CHECK(hipMemsetAsync(buf_.data(), ++v_ & 0xff, buf_.bytes(), s)); }
+
+ private:
+  gpu::DeviceBuffer<unsigned char> buf_;
+  int v_ = 0;
+};
+
+// Runs the Google Benchmark loop for `launch`, which enqueues one kernel
+// invocation (or one whole layer) on the given stream.
+inline void run_gpu_benchmark(benchmark::State& state, const std::function<void(hipStream_t)>& launch,
+                              const Work& work, const TimingOptions& opt = {}) {
+  const DeviceContext& ctx = device_context();
+  gpu::Stream stream;
+  hipStream_t s = stream.get();
+  const int batch = std::max(1, opt.batch);
+  L2Flusher flusher(opt.flush_l2 ? ctx.info.l2_bytes : 0);
+
+  // Warm-up outside the timed region: module load, first-touch, graph capture.
+  launch(s);
+  MOE_GPU_CHECK(hipGetLastError());
+  stream.sync();
+  hipGraph_t graph = nullptr;
+  hipGraphExec_t exec = nullptr;
+  if (opt.graph) {
+    MOE_GPU_CHECK(hipStreamBeginCapture(s, hipStreamCaptureModeThreadLocal));
+    for (int i = 0; i < batch; ++i) launch(s);
+    MOE_GPU_CHECK(hipStreamEndCapture(s, &graph));
+    MOE_GPU_CHECK(hipGraphInstantiate(&exec, graph, nullptr, nullptr, 0));
+    MOE_GPU_CHECK(hipGraphLaunch(exec, s));
+    stream.sync();
+  }
+  auto replay = [&] {
+    if (opt.graph) {
+      MOE_GPU_CHECK(hipGraphLaunch(exec, s));
+    } else {
+      for (int i = 0; i < batch; ++i) launch(s);
+    }
+  };
+
+  gpu::Event start, stop;
+  std::vector<double> per_launch_us;
+  for (auto _ : state) {
+    if (opt.flush_l2) flusher.flush(s);
+    start.record(s);
+    replay();
+    stop.record(s);
+    stop.sync();
+    const double us = static_cast<double>(stop.ms_since(start)) * 1e3 / batch;
+    per_launch_us.push_back(us);
+    state.SetIterationTime(us * 1e-6);
+  }
+  MOE_GPU_CHECK(hipGetLastError());
+  if (exec) MOE_GPU_CHECK(hipGraphExecDestroy(exec));
+  if (graph) MOE_GPU_CHECK(hipGraphDestroy(graph));
+  if (per_launch_us.empty()) return;
+
+  std::sort(per_launch_us.begin(), per_launch_us.end());
+  const double med = per_launch_us[per_launch_us.size() / 2];
+  const double gbps = work.bytes / (med * 1e-6) / 1e9;
+  const double tflops = work.flops / (med * 1e-6) / 1e12;
+  state.counters["us"] = med;
+  state.counters["us_min"] = per_launch_us.front();
+  state.counters["GBps"] = gbps;
+  state.counters["TFLOPs"] = tflops;
+  state.counters["bytes"] = work.bytes;
+  state.counters["flops"] = work.flops;
+  state.counters["pct_read_bw"] = ctx.ceilings.read_gbps > 0 ? 100.0 * gbps / ctx.ceilings.read_gbps : 0.0;
+  state.counters["pct_bf16_flops"] =
+      ctx.ceilings.bf16_tflops && *ctx.ceilings.bf16_tflops > 0 ? 100.0 * tflops / *ctx.ceilings.bf16_tflops : 0.0;
+  state.counters["batch"] = batch;
+  state.counters["graph"] = opt.graph ? 1 : 0;
+  state.counters["flush_l2"] = opt.flush_l2 ? 1 : 0;
+}
+
+// main() for bench executables: adds device, ceilings and git revision to the
+// JSON context; exits 77 with a reason when there is no GPU.
+inline int bench_main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  try {
+    const DeviceContext& ctx = device_context();
+    benchmark::AddCustomContext("moe_device", ctx.info.name);
+    benchmark::AddCustomContext("moe_arch", ctx.info.arch);
+    benchmark::AddCustomContext("moe_sm_count", std::to_string(ctx.info.sm_count));
+    benchmark::AddCustomContext("moe_driver_version", std::to_string(ctx.info.driver_version));
+    benchmark::AddCustomContext("moe_runtime_version", std::to_string(ctx.info.runtime_version));
+    benchmark::AddCustomContext("moe_read_gbps", fmt::format("{:.1f}", ctx.ceilings.read_gbps));
+    benchmark::AddCustomContext("moe_copy_gbps", fmt::format("{:.1f}", ctx.ceilings.copy_gbps));
+    benchmark::AddCustomContext("moe_bf16_tflops",
+                                ctx.ceilings.bf16_tflops ? fmt::format("{:.1f}", *ctx.ceilings.bf16_tflops) : "n/a");
+    benchmark::AddCustomContext("moe_git_revision", MOE_GIT_REVISION);
+    benchmark::AddCustomContext("moe_backend", gpu_backend());
+  } catch (const std::exception& e) {
+    std::printf("SKIP: %s\n", e.what());
+    return 77;
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
+
+}  // namespace moe::bench
+
+#define MOE_BENCH_MAIN()                                                       \
+  int main(int argc, char** argv) { return ::moe::bench::bench_main(argc, argv); }
