@@ -5,6 +5,8 @@
 # system-wide, nothing is downloaded).
 #
 #   scripts/gpu_host.sh [build|test|verify|all] [extra meson test args...]
+#   scripts/gpu_host.sh exec CMD [ARGS...]   run CMD with the prefix's libraries on the path
+#                                            (e.g. exec build-gpu/bench/bench_memory)
 #
 # Env: MOE_PREFIX (default /tmp/moe-prefix), MOE_BUILD (default build-gpu),
 #      MOE_NVCC_ARCH (default sm_90), MOE_LOG_DIR (logs; default $OUT or ./out).
@@ -32,6 +34,10 @@ export LIBRARY_PATH="$prefix/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_P
 export LD_LIBRARY_PATH="$prefix/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CPLUS_INCLUDE_PATH="$prefix/usr/include${CPLUS_INCLUDE_PATH:+:$CPLUS_INCLUDE_PATH}"
 export PATH="/usr/local/cuda/bin:$PATH"
+
+if [ "$step" = exec ]; then
+  exec "$@"
+fi
 
 if [ "$step" = build ] || [ "$step" = all ] || [ ! -f "$build/build.ninja" ]; then
   if [ ! -f "$build/build.ninja" ]; then
