@@ -1,0 +1,236 @@
+// Host-only part of the moe_align contract: shape checks, capacity, id checks.
+// Built in every backend (also -Dgpu=none).
+#include <algorithm>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "kernels/moe_align/moe_align.hpp"
+#include "moe/error.hpp"
+
+namespace moe::align {
+
+void AlignShape::validate() const {
+  MOE_REQUIRE(num_tokens >= 1, fmt::format("moe_align: num_tokens (M) must be >= 1, got {}", num_tokens));
+  MOE_REQUIRE(num_experts >= 1 && num_experts <= kMaxExperts,
+              fmt::format("moe_align: num_experts must be in [1, {}], got {}", kMaxExperts, num_experts));
+  MOE_REQUIRE(top_k >= 1 && top_k <= kMaxTopK,
+              fmt::format("moe_align: top_k must be in [1, {}], got {}", kMaxTopK, top_k));
+  MOE_REQUIRE(top_k <= num_experts,
+              fmt::format("moe_align: top_k ({}) must not exceed num_experts ({})", top_k, num_experts));
+  MOE_REQUIRE(block_size >= kMinBlockSize && block_size <= kMaxBlockSize && (block_size & (block_size - 1)) == 0,
+              fmt::format("moe_align: block_size must be a power of two in [{}, {}], got {}", kMinBlockSize,
+                          kMaxBlockSize, block_size));
+  constexpr int64_t kI32 = std::numeric_limits<int32_t>::max();
+  MOE_REQUIRE(num_tokens <= kI32 / top_k,
+              fmt::format("moe_align: num_tokens*top_k = {}*{} does not fit int32", num_tokens, top_k));
+  MOE_REQUIRE(align_capacity(*this) <= kI32,
+              fmt::format("moe_align: padded capacity {} does not fit int32", align_capacity(*this)));
+}
+
+int64_t align_capacity(const AlignShape& s) {
+  const int64_t n = s.num_slots();
+  const int64_t nz = std::min<int64_t>(s.num_experts, n);
+  const int64_t bs = s.block_size;
+  return bs * ((n + nz * (bs - 1)) / bs);
+}
+
+int64_t align_max_blocks(const AlignShape& s) { return align_capacity(s) / s.block_size; }
+
+void validate_align_ids(const AlignShape& s, std::span<const int32_t> topk_ids, std::span<const int32_t> expert_map) {
+  s.validate();
+  MOE_REQUIRE(static_cast<int64_t>(topk_ids.size()) == s.num_slots(),
+              fmt::format("moe_align: topk_ids has {} elements, expected M*top_k = {}*{} = {}", topk_ids.size(),
+                          s.num_tokens, s.top_k, s.num_slots()));
+  const int32_t E = s.num_experts;
+  for (size_t i = 0; i < topk_ids.size(); ++i) {
+    const int32_t id = topk_ids[i];
+    if (id < -1 || id >= E)
+      throw_input_error(fmt::format("moe_align: topk_ids[{}] (token {}, slot {}) = {} is outside [-1, {})", i,
+                                    static_cast<int64_t>(i) / s.top_k, static_cast<int64_t>(i) % s.top_k, id, E));
+  }
+  if (expert_map.empty()) return;
+  MOE_REQUIRE(static_cast<int64_t>(expert_map.size()) == E,
+              fmt::format("moe_align: expert_map has {} entries, expected num_experts = {}", expert_map.size(), E));
+  for (size_t e = 0; e < expert_map.size(); ++e) {
+    const int32_t m = expert_map[e];
+    if (m < -1 || m >= E)
+      throw_input_error(fmt::format("moe_align: expert_map[{}] = {} is outside [-1, {})", e, m, E));
+  }
+}
+
+}  // namespace moe::align
+
+#if MOE_HAVE_GPU
+#include <map>
+#include <mutex>
+
+namespace moe::align {
+namespace {
+
+// Path choice and sizes (tuned on H100; see docs/notes/moe_align.md).
+constexpr int64_t kSingleMaxSlots = 4096;      // Auto: one block up to this many slots...
+constexpr int64_t kSingleMaxCapacity = 65536;  // ...and this many output slots to fill
+constexpr int64_t kTableCapInts = 128 * 1024;  // MultiBlock: blocks * (E+1) at most (512 KiB)
+constexpr int64_t kTargetSlotsPerBlock = 2048;
+constexpr int kCountThreads = 512;
+constexpr int kRankThreadsMulti = 512;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+AlignDeviceLimits AlignDeviceLimits::current() {
+  static std::mutex mu;
+  static std::map<int, AlignDeviceLimits> cache;
+  int dev = 0;
+  MOE_GPU_CHECK(hipGetDevice(&dev));
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(dev);
+  if (it != cache.end()) return it->second;
+  hipDeviceProp_t prop{};
+  MOE_GPU_CHECK(hipGetDeviceProperties(&prop, dev));
+  AlignDeviceLimits l;
+  l.warp_size = prop.warpSize;
+  l.sm_count = prop.multiProcessorCount;
+  int smem = 0;
+  MOE_GPU_CHECK(hipDeviceGetAttribute(&smem, hipDeviceAttributeMaxSharedMemoryPerBlock, dev));
+  l.max_smem_per_block = smem;
+  cache.emplace(dev, l);
+  return l;
+}
+
+int64_t AlignLaunchConfig::rank_smem_bytes(const AlignShape& s) const {
+  const int64_t E = s.num_experts;
+  if (path == AlignPath::SingleBlock) return (int64_t{rank_warps} * E + (E + 1) + E + kAlignScratchInts) * 4;
+  return int64_t{rank_warps} * E * 4;
+}
+
+int64_t AlignLaunchConfig::workspace_bytes(const AlignShape& s) const {
+  const int64_t E = s.num_experts;
+  return (16 + int64_t{num_blocks} * (E + 1) + (E + 1) + E) * 4;
+}
+
+std::string AlignLaunchConfig::invalid_reason(const AlignShape& s, const AlignDeviceLimits& lim) const {
+  const int64_t n = s.num_slots();
+  const int64_t E = s.num_experts;
+  if (path != AlignPath::SingleBlock && path != AlignPath::MultiBlock) return "path must be SingleBlock or MultiBlock";
+  if (warp_size != lim.warp_size)
+    return fmt::format("configured for warp size {}, the device has {}", warp_size, lim.warp_size);
+  const int max_warps = 1024 / lim.warp_size;
+  if (rank_warps < 1 || rank_warps > max_warps)
+    return fmt::format("rank_warps {} outside [1, {}]", rank_warps, max_warps);
+  if (rank_smem_bytes(s) > lim.max_smem_per_block)
+    return fmt::format("shared memory {} B (rank_warps {} x E {}) exceeds the device limit {} B", rank_smem_bytes(s),
+                       rank_warps, E, lim.max_smem_per_block);
+  if (path == AlignPath::SingleBlock) {
+    if (num_blocks != 1) return fmt::format("SingleBlock needs num_blocks = 1, got {}", num_blocks);
+    return {};
+  }
+  if (count_threads < lim.warp_size || count_threads > 1024 || count_threads % lim.warp_size != 0)
+    return fmt::format("count_threads {} must be a multiple of {} in [{}, 1024]", count_threads, lim.warp_size,
+                       lim.warp_size);
+  if ((E + 1 + kAlignScratchInts) * 4 > lim.max_smem_per_block) return "count kernel shared memory too large";
+  if (num_blocks < 1 || slots_per_block < 1)
+    return fmt::format("num_blocks {} and slots_per_block {} must be positive", num_blocks, slots_per_block);
+  if (int64_t{num_blocks} * slots_per_block < n)
+    return fmt::format("num_blocks {} x slots_per_block {} does not cover M*top_k = {}", num_blocks, slots_per_block,
+                       n);
+  return {};
+}
+
+void AlignLaunchConfig::validate(const AlignShape& s, const AlignDeviceLimits& lim) const {
+  const std::string why = invalid_reason(s, lim);
+  MOE_REQUIRE(why.empty(), "moe_align launch config: " + why);
+}
+
+AlignLaunchConfig AlignLaunchConfig::choose(const AlignShape& s, const AlignDeviceLimits& lim, AlignPath path) {
+  s.validate();
+  const int64_t n = s.num_slots();
+  const int64_t E = s.num_experts;
+  const int ws = lim.warp_size;
+  const int max_warps = 1024 / ws;
+  // Warps whose rank table fits beside `extra_ints` other shared ints.
+  auto fit_warps = [&](int64_t extra_ints) {
+    return static_cast<int>(std::max<int64_t>(0, (lim.max_smem_per_block - extra_ints * 4) / (E * 4)));
+  };
+  const int single_fit = std::min(max_warps, fit_warps(2 * E + 1 + kAlignScratchInts));
+  if (path == AlignPath::Auto)
+    path = (n <= kSingleMaxSlots && align_capacity(s) <= kSingleMaxCapacity && single_fit >= 1) ? AlignPath::SingleBlock
+                                                                                               : AlignPath::MultiBlock;
+  AlignLaunchConfig c;
+  c.path = path;
+  c.warp_size = ws;
+  if (path == AlignPath::SingleBlock) {
+    const int want = static_cast<int>(std::clamp<int64_t>(ceil_div(n, int64_t{ws} * 4), 4, max_warps));
+    c.rank_warps = std::max(1, std::min(want, single_fit));
+    c.num_blocks = 1;
+    c.slots_per_block = n;
+    c.count_threads = 0;
+    return c;
+  }
+  c.rank_warps = std::max(1, std::min(kRankThreadsMulti / ws, fit_warps(0)));
+  c.count_threads = kCountThreads;
+  const int64_t max_blocks = std::max<int64_t>(1, std::min<int64_t>(int64_t{4} * lim.sm_count, kTableCapInts / (E + 1)));
+  const int64_t blocks = std::clamp<int64_t>(ceil_div(n, kTargetSlotsPerBlock), 1, max_blocks);
+  const int64_t quantum = int64_t{ws} * 4;
+  c.slots_per_block = ceil_div(ceil_div(n, blocks), quantum) * quantum;
+  c.num_blocks = static_cast<int>(ceil_div(n, c.slots_per_block));
+  return c;
+}
+
+void AlignWorkspace::reserve(int64_t bytes) {
+  if (bytes <= this->bytes()) return;
+  buf_ = gpu::DeviceBuffer<unsigned char>(static_cast<size_t>(bytes));
+  MOE_GPU_CHECK(hipMemset(buf_.data(), 0, buf_.bytes()));
+  MOE_GPU_CHECK(hipDeviceSynchronize());
+}
+
+int32_t AlignWorkspace::read_status(hipStream_t s) const {
+  MOE_REQUIRE(buf_.size() >= 4, "moe_align: read_status on an empty workspace");
+  int32_t v = 0;
+  MOE_GPU_CHECK(hipMemcpyAsync(&v, buf_.data(), sizeof v, hipMemcpyDeviceToHost, s));
+  MOE_GPU_CHECK(hipStreamSynchronize(s));
+  return v;
+}
+
+void moe_align_block_size(const int32_t* topk_ids, const int32_t* expert_map, const AlignShape& shape,
+                          const AlignOutputs& out, AlignWorkspace& ws, hipStream_t stream) {
+  moe_align_block_size(topk_ids, expert_map, shape, out, ws, stream,
+                       AlignLaunchConfig::choose(shape, AlignDeviceLimits::current()));
+}
+
+void moe_align_block_size_checked(const int32_t* topk_ids, const int32_t* expert_map, const AlignShape& shape,
+                                  const AlignOutputs& out, AlignWorkspace& ws, hipStream_t stream) {
+  moe_align_block_size(topk_ids, expert_map, shape, out, ws, stream);
+  const int32_t bad = ws.read_status(stream);
+  MOE_REQUIRE(bad == 0, fmt::format("moe_align: {} topk_ids/expert_map entries outside [-1, {}) (dropped on the device)",
+                                    bad, shape.num_experts));
+}
+
+AlignHostResult run_align_on_device(const AlignShape& shape, std::span<const int32_t> topk_ids,
+                                    std::span<const int32_t> expert_map, AlignPath path) {
+  validate_align_ids(shape, topk_ids, expert_map);
+  AlignHostResult r;
+  r.config = AlignLaunchConfig::choose(shape, AlignDeviceLimits::current(), path);
+  const int64_t cap = align_capacity(shape), blocks = align_max_blocks(shape);
+  gpu::Stream stream;
+  gpu::DeviceBuffer<int32_t> ids(topk_ids.size()), map(expert_map.size()), sorted(static_cast<size_t>(cap)),
+      eids(static_cast<size_t>(blocks)), num(1);
+  ids.upload(topk_ids.data(), topk_ids.size(), stream.get());
+  if (!expert_map.empty()) map.upload(expert_map.data(), expert_map.size(), stream.get());
+  sorted.poison(0xA5, stream.get());  // 0xA5A5A5A5: negative, never a valid output
+  eids.poison(0xA5, stream.get());
+  num.poison(0xA5, stream.get());
+  AlignWorkspace ws(r.config.workspace_bytes(shape));
+  moe_align_block_size(ids.data(), expert_map.empty() ? nullptr : map.data(), shape,
+                       AlignOutputs{sorted.data(), eids.data(), num.data()}, ws, stream.get(), r.config);
+  r.sorted_token_ids = sorted.download(stream.get());
+  r.expert_ids = eids.download(stream.get());
+  r.num_tokens_post_padded = num.download(stream.get())[0];
+  r.status = ws.read_status(stream.get());
+  return r;
+}
+
+}  // namespace moe::align
+#endif  // MOE_HAVE_GPU

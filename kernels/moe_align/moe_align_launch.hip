@@ -1,0 +1,79 @@
+// Host launch code of moe_align_block_size (kernels in moe_align_kernels.cuh).
+// No fmt here: fmt 9 does not compile under nvcc; messages are built in moe_align_host.cpp.
+
+#include "kernels/moe_align/moe_align.hpp"
+#include "kernels/moe_align/moe_align_kernels.cuh"
+#include "moe/error.hpp"
+#include "moe/gpu.hpp"
+
+namespace moe::align {
+namespace {
+
+// Dynamic shared memory above the default 48 KiB needs an opt-in per kernel
+// (and per device, so it is set on every such launch: a cheap host call).
+template <typename K>
+void allow_smem(K* kernel, int64_t bytes) {
+  if (bytes > 48 * 1024)
+    MOE_GPU_CHECK(hipFuncSetAttribute(reinterpret_cast<const void*>(kernel), hipFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(bytes)));
+}
+
+int ilog2(int v) {
+  int l = 0;
+  while ((1 << l) < v) ++l;
+  return l;
+}
+
+}  // namespace
+
+void moe_align_block_size(const int32_t* topk_ids, const int32_t* expert_map, const AlignShape& shape,
+                          const AlignOutputs& out, AlignWorkspace& ws, hipStream_t stream,
+                          const AlignLaunchConfig& cfg) {
+  shape.validate();
+  cfg.validate(shape, AlignDeviceLimits::current());
+  MOE_REQUIRE(topk_ids != nullptr && out.sorted_token_ids != nullptr && out.expert_ids != nullptr &&
+                  out.num_tokens_post_padded != nullptr,
+              "moe_align: null device pointer (topk_ids and all three outputs are required)");
+  ws.reserve(cfg.workspace_bytes(shape));
+
+  const int32_t E = shape.num_experts;
+  auto* base = static_cast<int32_t*>(ws.data());
+  detail::AlignParams p{};
+  p.topk_ids = topk_ids;
+  p.expert_map = expert_map;
+  p.sorted_ids = out.sorted_token_ids;
+  p.expert_ids = out.expert_ids;
+  p.num_post = out.num_tokens_post_padded;
+  p.status = base;
+  p.ticket = reinterpret_cast<unsigned int*>(base + 1);
+  p.table = base + 16;
+  p.starts = p.table + static_cast<int64_t>(cfg.num_blocks) * (E + 1);
+  p.counts = p.starts + (E + 1);
+  p.n = shape.num_slots();
+  p.capacity = align_capacity(shape);
+  p.max_blocks = align_max_blocks(shape);
+  p.slots_per_block = cfg.slots_per_block;
+  p.num_experts = E;
+  p.block_size = shape.block_size;
+  p.log2_bs = ilog2(shape.block_size);
+  p.sentinel = shape.sentinel();
+
+  const int64_t smem = cfg.rank_smem_bytes(shape);
+  if (cfg.path == AlignPath::SingleBlock) {
+    allow_smem(detail::align_single_block_kernel, smem);
+    hipLaunchKernelGGL(detail::align_single_block_kernel, dim3(1), dim3(cfg.rank_threads()),
+                       static_cast<unsigned>(smem), stream, p);
+    MOE_GPU_CHECK(hipGetLastError());
+  } else {
+    const int64_t count_smem = static_cast<int64_t>(E + 1 + kAlignScratchInts) * 4;
+    hipLaunchKernelGGL(detail::align_count_kernel, dim3(cfg.num_blocks), dim3(cfg.count_threads),
+                       static_cast<unsigned>(count_smem), stream, p);
+    MOE_GPU_CHECK(hipGetLastError());
+    allow_smem(detail::align_scatter_kernel, smem);
+    hipLaunchKernelGGL(detail::align_scatter_kernel, dim3(cfg.num_blocks), dim3(cfg.rank_threads()),
+                       static_cast<unsigned>(smem), stream, p);
+    MOE_GPU_CHECK(hipGetLastError());
+  }
+}
+
+}  // namespace moe::align
