@@ -1,0 +1,74 @@
+// Small per-backend device helpers of the fused MoE kernels: warp size, 16-byte
+// global->shared copies (cp.async on NVIDIA, a synchronous copy elsewhere) and
+// the element type tags. Device-only: include from .hip/.cuh files.
+#pragma once
+#include <cstdint>
+
+#include "moe/dtype.hpp"
+#include "moe/gpu_runtime.hpp"
+
+namespace moe::fused_moe::dev {
+
+#if defined(__HIP_PLATFORM_AMD__)
+inline constexpr int kWarpSize = 64;  // gfx90a wavefront
+#else
+inline constexpr int kWarpSize = 32;
+#endif
+
+// Element tags: storage is raw 16-bit bits; conversions go through moe/dtype.hpp
+// so the kernels round exactly as the CPU reference does.
+struct Bf16 {
+  static constexpr DType dtype = DType::BF16;
+  __device__ static float to_float(uint16_t b) { return bf16_bits_to_f32(b); }
+  __device__ static uint16_t from_float(float f) { return f32_to_bf16_bits(f); }
+};
+struct F16 {
+  static constexpr DType dtype = DType::F16;
+  __device__ static float to_float(uint16_t b) { return f16_bits_to_f32(b); }
+  __device__ static uint16_t from_float(float f) { return f32_to_f16_bits(f); }
+};
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+#else
+  return static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p));
+#endif
+}
+
+// 16 bytes global -> shared. valid=false writes zeros (src is not read).
+// NVIDIA: cp.async.cg (L2 only) with src-size 0 for zero fill; completes at
+// cp_async_wait. Elsewhere: an ordinary load + store (complete on return).
+__device__ __forceinline__ void copy16_async(void* smem_dst, const void* gmem_src, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const int src_size = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem_dst)), "l"(gmem_src),
+               "r"(src_size));
+#else
+  uint4 v = make_uint4(0, 0, 0, 0);
+  if (valid) v = *static_cast<const uint4*>(gmem_src);
+  *static_cast<uint4*>(smem_dst) = v;
+#endif
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+// Wait until at most N committed groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
+__device__ __forceinline__ float silu(float g) { return g / (1.0f + __expf(-g)); }
+__device__ __forceinline__ float gelu_tanh(float g) {
+  const float c = 0.7978845608028654f;  // sqrt(2/pi)
+  return 0.5f * g * (1.0f + tanhf(c * (g + 0.044715f * g * g * g)));
+}
+
+}  // namespace moe::fused_moe::dev

@@ -1,0 +1,181 @@
+#include "kernels/fused_moe/fused_moe_config.hpp"
+#include "kernels/fused_moe/fused_moe.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "moe/error.hpp"
+
+namespace moe::fused_moe {
+
+std::string_view activation_name(Activation a) { return a == Activation::SiLU ? "silu" : "gelu_tanh"; }
+std::string_view router_weight_name(RouterWeight r) { return r == RouterWeight::OnOutput ? "output" : "input"; }
+
+Activation parse_activation(std::string_view s) {
+  if (s == "silu") return Activation::SiLU;
+  if (s == "gelu_tanh" || s == "gelu") return Activation::GeluTanh;
+  throw_input_error(fmt::format("unknown activation '{}' (expected silu or gelu_tanh)", s));
+}
+
+RouterWeight parse_router_weight(std::string_view s) {
+  if (s == "output") return RouterWeight::OnOutput;
+  if (s == "input") return RouterWeight::OnInput;
+  throw_input_error(fmt::format("unknown router-weight placement '{}' (expected output or input)", s));
+}
+
+void Problem::validate() const {
+  MOE_REQUIRE(tokens > 0, fmt::format("fused_moe: tokens (M) must be positive, got {}", tokens));
+  MOE_REQUIRE(model_dim > 0, fmt::format("fused_moe: model_dim must be positive, got {}", model_dim));
+  MOE_REQUIRE(inter_dim > 0, fmt::format("fused_moe: inter_dim must be positive, got {}", inter_dim));
+  MOE_REQUIRE(experts > 0, fmt::format("fused_moe: experts must be positive, got {}", experts));
+  MOE_REQUIRE(top_k > 0 && top_k <= experts,
+              fmt::format("fused_moe: top_k must be in [1, experts={}], got {}", experts, top_k));
+  MOE_REQUIRE(dtype == DType::BF16 || dtype == DType::F16,
+              fmt::format("fused_moe: dtype must be bf16 or fp16, got {}", dtype_name(dtype)));
+  MOE_REQUIRE(act == Activation::SiLU || act == Activation::GeluTanh, "fused_moe: unknown activation");
+  MOE_REQUIRE(router_weight == RouterWeight::OnOutput || router_weight == RouterWeight::OnInput,
+              "fused_moe: unknown router-weight placement");
+  // Slot ids are int32 in the routing arrays (sentinel M*k included).
+  MOE_REQUIRE(slots() < (int64_t{1} << 31) - 1,
+              fmt::format("fused_moe: M*top_k = {} does not fit the int32 slot ids", slots()));
+}
+
+int find_tile_shape(const TileConfig& c) {
+  for (int i = 0; i < kNumTileShapes; ++i) {
+    const TileShape& t = kTileShapes[i];
+    if (t.block_m == c.block_m && t.block_n == c.block_n && t.block_k == c.block_k && t.warps() == c.warps &&
+        t.stages == c.stages)
+      return i;
+  }
+  return -1;
+}
+
+std::string TileConfig::why_invalid(int stage) const {
+  if (stage != 1 && stage != 2) return fmt::format("stage must be 1 or 2, got {}", stage);
+  if (find_tile_shape(*this) < 0) {
+    std::string shapes;
+    for (const auto& t : kTileShapes)
+      shapes += fmt::format(" {}x{}x{}/w{}/s{}", t.block_m, t.block_n, t.block_k, t.warps(), t.stages);
+    return fmt::format("tile {} is not a compiled shape (block_m x block_n x block_k / warps / stages):{}",
+                       to_string(), shapes);
+  }
+  if (split_k < 1 || split_k > 64) return fmt::format("split_k must be in [1, 64], got {}", split_k);
+  if (stage == 1 && split_k != 1) return "split_k applies to stage 2 only (stage 1 is followed by a nonlinearity)";
+  return {};
+}
+
+std::string TileConfig::to_string() const {
+  return fmt::format("{}x{}x{}/w{}/s{}/sk{}{}", block_m, block_n, block_k, warps, stages, split_k,
+                     persistent ? "/persistent" : "");
+}
+
+std::string LayerConfig::why_invalid() const {
+  if (auto w = stage1.why_invalid(1); !w.empty()) return "stage 1: " + w;
+  if (auto w = stage2.why_invalid(2); !w.empty()) return "stage 2: " + w;
+  if (stage1.block_m != stage2.block_m)
+    return fmt::format("stage 1 and stage 2 must share block_m (the align block size), got {} and {}",
+                       stage1.block_m, stage2.block_m);
+  return {};
+}
+
+std::string LayerConfig::to_string() const { return "s1 " + stage1.to_string() + " s2 " + stage2.to_string(); }
+
+double expected_rows_per_expert(const Problem& p) {
+  const double slots = static_cast<double>(p.slots());
+  return slots / std::min(static_cast<double>(p.experts), slots);
+}
+
+namespace {
+
+TileConfig from_shape(const TileShape& t) {
+  TileConfig c;
+  c.block_m = t.block_m;
+  c.block_n = t.block_n;
+  c.block_k = t.block_k;
+  c.warps = t.warps();
+  c.stages = t.stages;
+  return c;
+}
+
+int blocks_resident(const TileShape& t, const DeviceLimits& dev) {
+  const int64_t smem = tile_smem_bytes(t) + 1024;
+  const int by_smem = static_cast<int>(std::max<int64_t>(1, (dev.max_smem_per_block + 1024) / smem));
+  return std::min(by_smem, 4);
+}
+
+}  // namespace
+
+LayerConfig config_for_shape(const Problem& p, const DeviceLimits& dev, int shape_index) {
+  MOE_REQUIRE(shape_index >= 0 && shape_index < kNumTileShapes,
+              fmt::format("tile shape index {} out of range [0, {})", shape_index, kNumTileShapes));
+  const TileShape& t = kTileShapes[shape_index];
+  LayerConfig cfg;
+  cfg.stage1 = from_shape(t);
+  cfg.stage2 = from_shape(t);
+
+  // Expected non-empty blocks: each routed expert holds ~rows slots.
+  const double rows = expected_rows_per_expert(p);
+  const double nonempty = std::min<double>(static_cast<double>(p.experts), static_cast<double>(p.slots()));
+  const double est_blocks = nonempty * std::ceil(rows / t.block_m);
+  const int64_t bound_blocks = max_aligned_blocks(p.slots(), p.experts, t.block_m);
+  const double slots_on_device = static_cast<double>(dev.sm_count) * blocks_resident(t, dev);
+
+  // Persistent when the worst-case grid would be mostly empty blocks.
+  const bool persistent = static_cast<double>(bound_blocks) > 2.0 * est_blocks;
+  cfg.stage1.persistent = persistent;
+  cfg.stage2.persistent = persistent;
+
+  // Stage 2 split-K: aim for >= 2 waves of tiles, keep >= 4 k-tiles per split.
+  const double tiles2 = est_blocks * std::ceil(static_cast<double>(p.model_dim) / t.block_n);
+  const int64_t k_tiles = (p.inter_dim + t.block_k - 1) / t.block_k;
+  int split = 1;
+  while (split < 8 && tiles2 * split < 2.0 * slots_on_device && k_tiles / (2 * split) >= 4) split *= 2;
+  cfg.stage2.split_k = split;
+  return cfg;
+}
+
+LayerConfig choose_config(const Problem& p, const DeviceLimits& dev) {
+  p.validate();
+  const double rows = expected_rows_per_expert(p);
+  // Wanted block_m: smallest compiled block that holds the expected rows, capped
+  // at 128 (beyond that larger blocks add padding, not reuse).
+  int want = rows <= 16 ? 16 : rows <= 32 ? 32 : rows <= 96 ? 64 : 128;
+  int best = -1;
+  for (int i = 0; i < kNumTileShapes; ++i) {
+    const TileShape& t = kTileShapes[i];
+    if (tile_smem_bytes(t) > dev.max_smem_per_block) continue;
+    if (t.block_m != want) continue;
+    // Among equal block_m, the first listed (the narrower N tile) unless rows are large.
+    if (best < 0 || (rows > 512 && t.block_n > kTileShapes[best].block_n)) best = i;
+  }
+  if (best < 0) {
+    // Fall back to the largest block_m that fits.
+    for (int i = 0; i < kNumTileShapes; ++i)
+      if (tile_smem_bytes(kTileShapes[i]) <= dev.max_smem_per_block &&
+          (best < 0 || kTileShapes[i].block_m <= want))
+        best = i;
+  }
+  MOE_REQUIRE(best >= 0, "fused_moe: no compiled tile shape fits the device's shared memory");
+  return config_for_shape(p, dev, best);
+}
+
+WorkspaceBytes workspace_bytes(const Problem& p, const LayerConfig& cfg) {
+  p.validate();
+  WorkspaceBytes b;
+  b.intermediate = p.slots() * p.inter_dim * static_cast<int64_t>(dtype_size(p.dtype));
+  b.partial = int64_t{cfg.stage2.split_k} * p.slots() * p.model_dim * 4;
+  return b;
+}
+
+int64_t aligned_capacity(const Problem& p, int32_t block_size) {
+  MOE_REQUIRE(block_size > 0, fmt::format("fused_moe: block_size must be positive, got {}", block_size));
+  const int64_t slots = p.slots();
+  const int64_t nonempty = std::min<int64_t>(p.experts, slots);
+  // Same bound as moe::align::align_capacity: the padded total is a multiple of
+  // block_size and at most slots + nonempty*(block_size-1).
+  return (slots + nonempty * (block_size - 1)) / block_size * block_size;
+}
+
+}  // namespace moe::fused_moe

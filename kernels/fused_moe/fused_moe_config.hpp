@@ -1,0 +1,30 @@
+// Heuristic tile-config chooser of the fused MoE GEMMs, kept apart from the
+// kernels (host-only C++, built in every backend so it is testable on the CPU).
+// A tuned table (the configs issue) can replace it; choose_config() is the
+// fallback when no tuned entry matches.
+#pragma once
+#include <cstdint>
+
+#include "kernels/fused_moe/fused_moe_types.hpp"
+
+namespace moe::fused_moe {
+
+struct DeviceLimits {
+  int sm_count = 132;                    // SMs / CUs
+  int64_t max_smem_per_block = 232448;   // opt-in dynamic shared memory (bytes)
+};
+
+// Expected rows per routed (non-empty) expert: M*k / min(E, M*k).
+double expected_rows_per_expert(const Problem& p);
+
+// Picks block_m from the expected rows per expert (small blocks stream weights
+// for decode; large blocks reuse each weight tile across many rows), split-K for
+// stage 2 when there are too few tiles to fill the device, and the persistent
+// grid when the worst-case block count would launch mostly empty blocks.
+LayerConfig choose_config(const Problem& p, const DeviceLimits& dev);
+
+// The same config with a given tile shape (index into kTileShapes) for both
+// stages; split-K and persistence chosen as choose_config does.
+LayerConfig config_for_shape(const Problem& p, const DeviceLimits& dev, int shape_index);
+
+}  // namespace moe::fused_moe

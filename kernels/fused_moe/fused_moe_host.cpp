@@ -1,0 +1,222 @@
+// Host side of the fused MoE layer: validation, grid sizing and dispatch to the
+// compiled kernels (g++; the kernels live in the .hip TUs).
+#include <algorithm>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "kernels/fused_moe/fused_moe.hpp"
+#include "kernels/fused_moe/fused_moe_dispatch.hpp"
+#include "moe/error.hpp"
+#include "moe/gpu.hpp"
+
+#if MOE_HAVE_GPU
+namespace moe::fused_moe {
+namespace detail {
+namespace {
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+void validate_common(const Problem& p, const Tensors& t, const AlignedRouting& r, const TileConfig& cfg, int stage) {
+  p.validate();
+  if (auto why = cfg.why_invalid(stage); !why.empty())
+    throw_input_error(fmt::format("fused_moe stage {}: invalid tile config: {}", stage, why));
+  MOE_REQUIRE(r.sorted_token_ids && r.expert_ids && r.num_tokens_post_padded,
+              "fused_moe: aligned routing arrays (sorted_token_ids, expert_ids, num_tokens_post_padded) must be set");
+  MOE_REQUIRE(r.block_size == cfg.block_m,
+              fmt::format("fused_moe stage {}: routing block_size {} differs from the tile block_m {}", stage,
+                          r.block_size, cfg.block_m));
+  MOE_REQUIRE(r.capacity >= r.block_size && r.capacity % r.block_size == 0,
+              fmt::format("fused_moe: sorted_token_ids capacity {} must be a positive multiple of block_size {}",
+                          r.capacity, r.block_size));
+  MOE_REQUIRE(t.topk_weights != nullptr || (stage == 1 ? p.router_weight != RouterWeight::OnInput
+                                                       : p.router_weight != RouterWeight::OnOutput),
+              "fused_moe: topk_weights must be set");
+}
+
+struct Grid {
+  int grid = 0;
+  int max_m_blocks = 0;
+};
+
+Grid size_grid(const Problem& p, const AlignedRouting& r, const TileConfig& cfg, int n_tiles, int split_k,
+               const KernelEntry& k) {
+  Grid g;
+  const int64_t bound = std::min<int64_t>(max_aligned_blocks(p.slots(), p.experts, cfg.block_m),
+                                          r.capacity / cfg.block_m);
+  MOE_REQUIRE(bound < (int64_t{1} << 31), "fused_moe: too many aligned blocks");
+  g.max_m_blocks = static_cast<int>(bound);
+  const int64_t total = bound * n_tiles * split_k;
+  if (cfg.persistent) {
+    static std::mutex mu;
+    struct Cached {
+      const KernelEntry* entry;
+      int resident;
+    };
+    static std::vector<Cached> cache;
+    int resident = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (const Cached& c : cache)
+        if (c.entry == &k) resident = c.resident;
+      if (resident == 0) {
+        resident = std::max(1, k.resident_blocks_per_sm());
+        cache.push_back(Cached{&k, resident});
+      }
+    }
+    const int64_t slots = int64_t{device_limits().sm_count} * resident;
+    g.grid = static_cast<int>(std::max<int64_t>(1, std::min(total, slots)));
+  } else {
+    MOE_REQUIRE(total < (int64_t{1} << 31),
+                fmt::format("fused_moe: {} tiles exceed the grid limit; use a persistent config", total));
+    g.grid = static_cast<int>(total);
+  }
+  return g;
+}
+
+}  // namespace
+}  // namespace detail
+
+DeviceLimits device_limits() {
+  static std::mutex mu;
+  struct Cached {
+    int device;
+    DeviceLimits limits;
+  };
+  static std::vector<Cached> cache;
+  int dev = 0;
+  MOE_GPU_CHECK(hipGetDevice(&dev));
+  std::lock_guard<std::mutex> lock(mu);
+  for (const Cached& c : cache)
+    if (c.device == dev) return c.limits;
+  DeviceLimits l;
+  int v = 0;
+  MOE_GPU_CHECK(hipDeviceGetAttribute(&v, hipDeviceAttributeMultiprocessorCount, dev));
+  l.sm_count = v;
+  MOE_GPU_CHECK(hipDeviceGetAttribute(&v, hipDeviceAttributeMaxSharedMemoryPerBlock, dev));
+  l.max_smem_per_block = v;
+  cache.push_back(Cached{dev, l});
+  return l;
+}
+
+void launch_stage1(const Problem& p, const Tensors& t, const AlignedRouting& r, void* intermediate,
+                   const TileConfig& cfg, hipStream_t s) {
+  detail::validate_common(p, t, r, cfg, 1);
+  MOE_REQUIRE(t.hidden && t.w1 && intermediate, "fused_moe stage 1: hidden, w1 and intermediate must be set");
+  const int shape = find_tile_shape(cfg);
+  const TileShape& ts = kTileShapes[shape];
+  const auto& k = detail::stage1_kernel(p.dtype, shape);
+
+  detail::GemmParams g;
+  g.a = static_cast<const uint16_t*>(t.hidden);
+  g.w = static_cast<const uint16_t*>(t.w1);
+  g.out = intermediate;
+  g.topk_weights = t.topk_weights;
+  g.sorted_ids = r.sorted_token_ids;
+  g.expert_ids = r.expert_ids;
+  g.num_post = r.num_tokens_post_padded;
+  g.num_valid = p.slots();
+  g.n = p.inter_dim;
+  g.k = p.model_dim;
+  g.w_rows = 2 * p.inter_dim;
+  g.top_k = p.top_k;
+  g.experts = p.experts;
+  g.act = static_cast<int32_t>(p.act);
+  g.scale_mode = p.router_weight == RouterWeight::OnInput ? 1 : 0;
+  g.aligned = (p.model_dim % 8 == 0) && detail::aligned16(t.hidden) && detail::aligned16(t.w1);
+  const int64_t n_tiles = (p.inter_dim + ts.block_n / 2 - 1) / (ts.block_n / 2);
+  MOE_REQUIRE(n_tiles < (int64_t{1} << 31), "fused_moe stage 1: inter_dim too large");
+  g.n_tiles = static_cast<int32_t>(n_tiles);
+  g.split_k = 1;
+  const int64_t k_tiles = (p.model_dim + ts.block_k - 1) / ts.block_k;
+  MOE_REQUIRE(k_tiles < (int64_t{1} << 31), "fused_moe stage 1: model_dim too large");
+  g.k_tiles_per_split = static_cast<int32_t>(k_tiles);
+  g.persistent = cfg.persistent ? 1 : 0;
+  const auto grid = detail::size_grid(p, r, cfg, g.n_tiles, 1, k);
+  g.max_m_blocks = grid.max_m_blocks;
+  if (grid.max_m_blocks == 0) return;
+  k.launch(g, grid.grid, s);
+}
+
+void launch_stage2(const Problem& p, const Tensors& t, const AlignedRouting& r, const void* intermediate,
+                   float* partial, const TileConfig& cfg, hipStream_t s) {
+  detail::validate_common(p, t, r, cfg, 2);
+  MOE_REQUIRE(t.w2 && intermediate && partial, "fused_moe stage 2: w2, intermediate and partial must be set");
+  const int shape = find_tile_shape(cfg);
+  const TileShape& ts = kTileShapes[shape];
+  const auto& k = detail::stage2_kernel(p.dtype, shape);
+
+  detail::GemmParams g;
+  g.a = static_cast<const uint16_t*>(intermediate);
+  g.w = static_cast<const uint16_t*>(t.w2);
+  g.out = partial;
+  g.topk_weights = t.topk_weights;
+  g.sorted_ids = r.sorted_token_ids;
+  g.expert_ids = r.expert_ids;
+  g.num_post = r.num_tokens_post_padded;
+  g.num_valid = p.slots();
+  g.n = p.model_dim;
+  g.k = p.inter_dim;
+  g.w_rows = p.model_dim;
+  g.split_stride = p.slots() * p.model_dim;
+  g.top_k = p.top_k;
+  g.experts = p.experts;
+  g.act = static_cast<int32_t>(p.act);
+  g.scale_mode = p.router_weight == RouterWeight::OnOutput ? 2 : 0;
+  g.aligned = (p.inter_dim % 8 == 0) && detail::aligned16(intermediate) && detail::aligned16(t.w2);
+  const int64_t n_tiles = (p.model_dim + ts.block_n - 1) / ts.block_n;
+  MOE_REQUIRE(n_tiles < (int64_t{1} << 31), "fused_moe stage 2: model_dim too large");
+  g.n_tiles = static_cast<int32_t>(n_tiles);
+  const int64_t k_tiles = (p.inter_dim + ts.block_k - 1) / ts.block_k;
+  MOE_REQUIRE(k_tiles < (int64_t{1} << 31), "fused_moe stage 2: inter_dim too large");
+  g.split_k = cfg.split_k;
+  g.k_tiles_per_split = static_cast<int32_t>((k_tiles + cfg.split_k - 1) / cfg.split_k);
+  g.persistent = cfg.persistent ? 1 : 0;
+  const auto grid = detail::size_grid(p, r, cfg, g.n_tiles, g.split_k, k);
+  g.max_m_blocks = grid.max_m_blocks;
+  if (grid.max_m_blocks == 0) {
+    // No routed block can exist; partial rows stay unwritten and reduce sums none
+    // of them only if every slot is invalid. Zero them so the reduce is defined.
+    MOE_GPU_CHECK(hipMemsetAsync(partial, 0, static_cast<size_t>(g.split_stride) * cfg.split_k * 4, s));
+    return;
+  }
+  k.launch(g, grid.grid, s);
+}
+
+void launch_reduce(const Problem& p, const Tensors& t, const float* partial, int split_k, hipStream_t s) {
+  p.validate();
+  MOE_REQUIRE(t.out && t.topk_ids && partial, "fused_moe reduce: out, topk_ids and partial must be set");
+  MOE_REQUIRE(split_k >= 1, "fused_moe reduce: split_k must be >= 1");
+  detail::ReduceParams rp;
+  rp.partial = partial;
+  rp.split_stride = p.slots() * p.model_dim;
+  rp.split_k = split_k;
+  rp.topk_ids = t.topk_ids;
+  rp.experts = p.experts;
+  rp.top_k = p.top_k;
+  rp.tokens = p.tokens;
+  rp.n = p.model_dim;
+  rp.out = static_cast<uint16_t*>(t.out);
+  rp.vec4 = (p.model_dim % 4 == 0) && (reinterpret_cast<uintptr_t>(partial) % 16 == 0) &&
+            (reinterpret_cast<uintptr_t>(t.out) % 8 == 0);
+  const int64_t items = p.tokens * (rp.vec4 ? p.model_dim / 4 : p.model_dim);
+  const int threads = 256;
+  const int64_t max_grid = int64_t{device_limits().sm_count} * 16;
+  const int grid = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>((items + threads - 1) / threads, max_grid)));
+  detail::launch_reduce_kernel(rp, p.dtype, grid, threads, s);
+}
+
+void fused_moe(const Problem& p, const Tensors& t, const AlignedRouting& r, const Workspace& ws,
+               const LayerConfig& cfg, hipStream_t s) {
+  p.validate();
+  if (auto why = cfg.why_invalid(); !why.empty()) throw_input_error("fused_moe: invalid layer config: " + why);
+  MOE_REQUIRE(ws.intermediate && ws.partial, "fused_moe: workspace intermediate and partial must be set");
+  launch_stage1(p, t, r, ws.intermediate, cfg.stage1, s);
+  launch_stage2(p, t, r, ws.intermediate, ws.partial, cfg.stage2, s);
+  launch_reduce(p, t, ws.partial, cfg.stage2.split_k, s);
+}
+
+}  // namespace moe::fused_moe
+#endif  // MOE_HAVE_GPU

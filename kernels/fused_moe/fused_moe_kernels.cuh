@@ -1,0 +1,328 @@
+// Device code of the fused MoE family: the grouped GEMM tile kernel (both
+// stages) and the fixed-order top-k reduce. Included by the stage TUs, which
+// instantiate it for the compiled tile shapes.
+//
+// Tile kernel outline (one block = one (m-block, n-tile, k-split) tile; the
+// persistent variant walks tiles with stride gridDim.x):
+//   1. rows of the m-block: sorted_token_ids[m*BM ..) -> slot ids (padding -> -1),
+//      expert = expert_ids[m]
+//   2. K loop: STAGES-deep cp.async pipeline of A rows (gathered by slot id) and
+//      weight rows into XOR-swizzled shared memory; per BK slice each warp runs
+//      MT x NT MMA atoms (mma_atom.cuh)
+//   3. epilogue: stage 1 pairs the gate and up accumulators of the same column
+//      (they sit in the same lane: weight rows are interleaved per atom pair in
+//      shared memory) and stores act(gate)*up; stage 2 stores fp32 partial rows.
+// All global offsets are 64-bit.
+#pragma once
+#include <cstdint>
+
+#include "kernels/fused_moe/fused_moe_params.hpp"
+#include "kernels/fused_moe/mma_atom.cuh"
+
+namespace moe::fused_moe::dev {
+
+using detail::GemmParams;
+using detail::ReduceParams;
+
+template <class Elem, int BM, int BN, int BK, int WM, int WN, int STAGES, int STAGE>
+struct GemmTile {
+  using Atom = MmaAtom;
+  static constexpr int kThreads = WM * WN * kWarpSize;
+  static constexpr int WTM = BM / WM;  // warp tile
+  static constexpr int WTN = BN / WN;
+  static constexpr int MT = WTM / Atom::M;
+  static constexpr int NT = WTN / Atom::N;
+  static constexpr int KCH = BK / 8;  // 16-byte chunks per tile row
+  static constexpr int A_CHUNKS = BM * KCH;
+  static constexpr int B_CHUNKS = BN * KCH;
+  static constexpr int A_ITERS = (A_CHUNKS + kThreads - 1) / kThreads;
+  static constexpr int B_ITERS = (B_CHUNKS + kThreads - 1) / kThreads;
+  static constexpr int kSmemBytes = STAGES * (BM + BN) * BK * 2;
+  static_assert(MT * Atom::M == WTM && MT >= 1, "block_m / warps_m must be a multiple of the atom M");
+  static_assert(NT * Atom::N == WTN && NT % 2 == 0, "block_n / warps_n must be an even number of atom N");
+  static_assert(BK % Atom::K == 0 && BK % 8 == 0, "block_k must be a multiple of the atom K");
+  static_assert(kThreads % KCH == 0, "threads must cover whole tile rows");
+  static_assert(STAGES >= 2, "at least two pipeline stages");
+};
+
+template <class Elem, int BM, int BN, int BK, int WM, int WN, int STAGES, int STAGE>
+__global__ void __launch_bounds__(WM* WN* kWarpSize)
+    fused_moe_gemm_kernel(const GemmParams p) {
+  using G = GemmTile<Elem, BM, BN, BK, WM, WN, STAGES, STAGE>;
+  using Atom = typename G::Atom;
+  constexpr int kThreads = G::kThreads;
+  constexpr int MT = G::MT, NT = G::NT, KCH = G::KCH;
+
+  extern __shared__ uint4 fmoe_smem[];
+  uint16_t* const sA = reinterpret_cast<uint16_t*>(fmoe_smem);
+  uint16_t* const sB = sA + STAGES * BM * BK;
+  __shared__ int32_t s_row[BM];  // slot id of each tile row, -1 for padding
+  __shared__ float s_w[BM];      // routed weight of each tile row (scale modes only)
+
+  const int tid = static_cast<int>(threadIdx.x);
+  const int lane = tid % kWarpSize;
+  const int warp = tid / kWarpSize;
+  const int wm = warp / WN;
+  const int wn = warp % WN;
+  const int kc = tid % KCH;            // this thread's 16-byte chunk of every row it loads
+  const int row_step = kThreads / KCH;  // rows between this thread's successive chunks
+  const int row0 = tid / KCH;
+
+  const int64_t num_post = *p.num_post;
+  const int64_t post_blocks = num_post > 0 ? num_post / BM : 0;
+  const int valid_m = static_cast<int>(post_blocks < p.max_m_blocks ? post_blocks : p.max_m_blocks);
+  const int num_m = p.persistent ? valid_m : p.max_m_blocks;
+  const int64_t tiles_per_split = static_cast<int64_t>(num_m) * p.n_tiles;
+  const int64_t total = tiles_per_split * p.split_k;
+  const int64_t K = p.k;
+  const int64_t k_tiles = (K + BK - 1) / BK;
+
+  for (int64_t tile = blockIdx.x; tile < total; tile += gridDim.x) {
+    // ---- tile -> (split, m-block, n-tile); grouped order: within a group of
+    // group_m m-blocks the m-block varies fastest, so the blocks of one expert
+    // (adjacent m-blocks) share each weight tile in L2 and A stays in L2 across n.
+    const int split = static_cast<int>(tile / tiles_per_split);
+    const int64_t rest = tile % tiles_per_split;
+    const int64_t group_span = static_cast<int64_t>(p.group_m) * p.n_tiles;
+    const int first_m = static_cast<int>(rest / group_span) * p.group_m;
+    const int gsize = (num_m - first_m) < p.group_m ? (num_m - first_m) : p.group_m;
+    const int in_g = static_cast<int>(rest % group_span);
+    const int m_blk = first_m + in_g % gsize;
+    const int n_tile = in_g / gsize;
+    if (m_blk >= valid_m) continue;  // uniform across the block
+
+    const int expert = p.expert_ids[m_blk];
+    const bool expert_ok = expert >= 0 && expert < p.experts;
+    __syncthreads();  // the previous tile's epilogue is done with s_row / s_w
+    for (int r = tid; r < BM; r += kThreads) {
+      const int32_t id = p.sorted_ids[static_cast<int64_t>(m_blk) * BM + r];
+      const bool ok = id >= 0 && static_cast<int64_t>(id) < p.num_valid;
+      s_row[r] = ok ? id : -1;
+      s_w[r] = (ok && p.scale_mode != 0) ? p.topk_weights[id] : 0.0f;
+    }
+    __syncthreads();
+
+    // ---- per-thread source rows (64-bit pointers)
+    const uint16_t* a_src[G::A_ITERS];
+    bool a_ok[G::A_ITERS];
+#pragma unroll
+    for (int i = 0; i < G::A_ITERS; ++i) {
+      const int r = row0 + i * row_step;
+      const int id = r < BM ? s_row[r] : -1;
+      a_ok[i] = id >= 0;
+      const int64_t arow = id < 0 ? 0 : (STAGE == 1 ? static_cast<int64_t>(id / p.top_k) : static_cast<int64_t>(id));
+      a_src[i] = p.a + arow * K;
+    }
+    const uint16_t* b_src[G::B_ITERS];
+    bool b_ok[G::B_ITERS];
+    const uint16_t* w_expert = p.w + static_cast<int64_t>(expert_ok ? expert : 0) * p.w_rows * K;
+#pragma unroll
+    for (int i = 0; i < G::B_ITERS; ++i) {
+      const int r = row0 + i * row_step;
+      int64_t col, wrow;
+      if constexpr (STAGE == 1) {
+        // smem rows: pairs of atoms, gate rows then up rows of the same columns
+        const int pair = r / (2 * Atom::N);
+        const int w = r % (2 * Atom::N);
+        col = static_cast<int64_t>(n_tile) * (BN / 2) + pair * Atom::N + (w % Atom::N);
+        wrow = (w >= Atom::N) ? p.n + col : col;
+      } else {
+        col = static_cast<int64_t>(n_tile) * BN + r;
+        wrow = col;
+      }
+      b_ok[i] = r < BN && col < p.n;
+      b_src[i] = w_expert + (b_ok[i] ? wrow : 0) * K;
+    }
+
+    // ---- K range of this split
+    int64_t kt_begin = static_cast<int64_t>(split) * p.k_tiles_per_split;
+    int64_t kt_end = kt_begin + p.k_tiles_per_split;
+    if (kt_end > k_tiles) kt_end = k_tiles;
+    if (!expert_ok || kt_begin > kt_end) kt_end = kt_begin;  // no work: zero output
+    const int nk = static_cast<int>(kt_end - kt_begin);
+
+    auto load_stage = [&](int slot, int64_t kt) {
+      const int64_t kbase = kt * BK + kc * 8;
+      uint16_t* a_dst = sA + slot * BM * BK;
+      uint16_t* b_dst = sB + slot * BN * BK;
+#pragma unroll
+      for (int i = 0; i < G::A_ITERS; ++i) {
+        const int r = row0 + i * row_step;
+        if (G::A_CHUNKS % kThreads == 0 || r < BM) {
+          uint16_t* dst = a_dst + swz_offset<BK>(r, kc * 8);
+          if (p.aligned) {
+            const bool ok = a_ok[i] && kbase < K;
+            copy16_async(dst, ok ? a_src[i] + kbase : p.a, ok);
+          } else {
+            uint16_t v[8];
+#pragma unroll
+            for (int e = 0; e < 8; ++e) v[e] = (a_ok[i] && kbase + e < K) ? a_src[i][kbase + e] : uint16_t(0);
+            *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(v);
+          }
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < G::B_ITERS; ++i) {
+        const int r = row0 + i * row_step;
+        if (G::B_CHUNKS % kThreads == 0 || r < BN) {
+          uint16_t* dst = b_dst + swz_offset<BK>(r, kc * 8);
+          if (p.aligned) {
+            const bool ok = b_ok[i] && kbase < K;
+            copy16_async(dst, ok ? b_src[i] + kbase : p.w, ok);
+          } else {
+            uint16_t v[8];
+#pragma unroll
+            for (int e = 0; e < 8; ++e) v[e] = (b_ok[i] && kbase + e < K) ? b_src[i][kbase + e] : uint16_t(0);
+            *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(v);
+          }
+        }
+      }
+    };
+
+    float acc[MT][NT][Atom::kAcc];
+#pragma unroll
+    for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+      for (int nj = 0; nj < NT; ++nj)
+#pragma unroll
+        for (int e = 0; e < Atom::kAcc; ++e) acc[mi][nj][e] = 0.0f;
+
+    // ---- pipeline prologue: STAGES-1 slices in flight
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+      if (s < nk) load_stage(s, kt_begin + s);
+      cp_async_commit();
+    }
+    for (int it = 0; it < nk; ++it) {
+      cp_async_wait<STAGES - 2>();
+      __syncthreads();  // slice `it` visible to all; slot (it-1)%STAGES free
+      const int pre = it + STAGES - 1;
+      if (pre < nk) load_stage(pre % STAGES, kt_begin + pre);
+      cp_async_commit();
+
+      const uint16_t* a_s = sA + (it % STAGES) * BM * BK;
+      const uint16_t* b_s = sB + (it % STAGES) * BN * BK;
+#pragma unroll
+      for (int kk = 0; kk < BK; kk += Atom::K) {
+        typename Atom::AFrag af[MT];
+        typename Atom::BFrag bf[NT];
+#pragma unroll
+        for (int mi = 0; mi < MT; ++mi) Atom::template load_a<BK>(af[mi], a_s, wm * G::WTM + mi * Atom::M, kk, lane);
+#pragma unroll
+        for (int pj = 0; pj < NT / 2; ++pj)
+          Atom::template load_b_pair<BK>(bf[2 * pj], bf[2 * pj + 1], b_s, wn * G::WTN + pj * 2 * Atom::N, kk, lane);
+#pragma unroll
+        for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+          for (int nj = 0; nj < NT; ++nj) Atom::template mma<Elem>(acc[mi][nj], af[mi], bf[nj]);
+      }
+    }
+    cp_async_wait<0>();
+    __syncthreads();  // all smem reads of this tile done before the next tile's loads
+
+    // ---- epilogue
+    const int64_t n = p.n;
+    if constexpr (STAGE == 1) {
+      uint16_t* out = static_cast<uint16_t*>(p.out);
+      const bool pair_store = Atom::kColPair == 2 && (n % 2 == 0);
+#pragma unroll
+      for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+        for (int pj = 0; pj < NT / 2; ++pj)
+#pragma unroll
+          for (int i = 0; i < Atom::kAcc; i += Atom::kColPair) {
+            const int r = wm * G::WTM + mi * Atom::M + Atom::acc_row(i, lane);
+            const int id = s_row[r];
+            if (id < 0) continue;
+            const int64_t col = static_cast<int64_t>(n_tile) * (BN / 2) + (wn * G::WTN) / 2 + pj * Atom::N +
+                                Atom::acc_col(i, lane);
+            const float sc = p.scale_mode == 1 ? s_w[r] : 1.0f;
+            uint16_t h[Atom::kColPair];
+#pragma unroll
+            for (int e = 0; e < Atom::kColPair; ++e) {
+              const float g = acc[mi][2 * pj][i + e] * sc;
+              const float u = acc[mi][2 * pj + 1][i + e] * sc;
+              const float a = p.act == 0 ? silu(g) : gelu_tanh(g);
+              h[e] = Elem::from_float(a * u);
+            }
+            uint16_t* dst = out + static_cast<int64_t>(id) * n + col;
+            if constexpr (Atom::kColPair == 2) {
+              if (pair_store && col + 1 < n) {
+                *reinterpret_cast<uint32_t*>(dst) = static_cast<uint32_t>(h[0]) | (static_cast<uint32_t>(h[1]) << 16);
+                continue;
+              }
+            }
+#pragma unroll
+            for (int e = 0; e < Atom::kColPair; ++e)
+              if (col + e < n) dst[e] = h[e];
+          }
+    } else {
+      float* out = static_cast<float*>(p.out) + static_cast<int64_t>(split) * p.split_stride;
+      const bool pair_store = Atom::kColPair == 2 && (n % 2 == 0);
+#pragma unroll
+      for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+        for (int nj = 0; nj < NT; ++nj)
+#pragma unroll
+          for (int i = 0; i < Atom::kAcc; i += Atom::kColPair) {
+            const int r = wm * G::WTM + mi * Atom::M + Atom::acc_row(i, lane);
+            const int id = s_row[r];
+            if (id < 0) continue;
+            const int64_t col = static_cast<int64_t>(n_tile) * BN + wn * G::WTN + nj * Atom::N + Atom::acc_col(i, lane);
+            const float sc = p.scale_mode == 2 ? s_w[r] : 1.0f;
+            float* dst = out + static_cast<int64_t>(id) * n + col;
+            if constexpr (Atom::kColPair == 2) {
+              if (pair_store && col + 1 < n) {
+                *reinterpret_cast<float2*>(dst) = make_float2(acc[mi][nj][i] * sc, acc[mi][nj][i + 1] * sc);
+                continue;
+              }
+            }
+#pragma unroll
+            for (int e = 0; e < Atom::kColPair; ++e)
+              if (col + e < n) dst[e] = acc[mi][nj][i + e] * sc;
+          }
+    }
+  }
+}
+
+// out[t, n] = round(sum_{s < split_k} sum_{j < top_k, ids valid} partial[s][t*k + j][n]),
+// summed in fixed (s, j) order: bitwise reproducible run to run.
+template <class Elem>
+__global__ void fused_moe_reduce_kernel(const ReduceParams p) {
+  const int64_t cols = p.vec4 ? p.n / 4 : p.n;
+  const int64_t total = p.tokens * cols;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const int64_t t = i / cols;
+    const int64_t c = i % cols;
+    if (p.vec4) {
+      float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
+      for (int sp = 0; sp < p.split_k; ++sp)
+        for (int j = 0; j < p.top_k; ++j) {
+          const int32_t e = p.topk_ids[t * p.top_k + j];
+          if (e < 0 || e >= p.experts) continue;
+          const float4 v = *reinterpret_cast<const float4*>(
+              p.partial + sp * p.split_stride + (t * p.top_k + j) * p.n + c * 4);
+          s.x += v.x;
+          s.y += v.y;
+          s.z += v.z;
+          s.w += v.w;
+        }
+      uint2 o;
+      o.x = static_cast<uint32_t>(Elem::from_float(s.x)) | (static_cast<uint32_t>(Elem::from_float(s.y)) << 16);
+      o.y = static_cast<uint32_t>(Elem::from_float(s.z)) | (static_cast<uint32_t>(Elem::from_float(s.w)) << 16);
+      *reinterpret_cast<uint2*>(p.out + t * p.n + c * 4) = o;
+    } else {
+      float s = 0.f;
+      for (int sp = 0; sp < p.split_k; ++sp)
+        for (int j = 0; j < p.top_k; ++j) {
+          const int32_t e = p.topk_ids[t * p.top_k + j];
+          if (e < 0 || e >= p.experts) continue;
+          s += p.partial[sp * p.split_stride + (t * p.top_k + j) * p.n + c];
+        }
+      p.out[t * p.n + c] = Elem::from_float(s);
+    }
+  }
+}
+
+}  // namespace moe::fused_moe::dev

@@ -1,0 +1,258 @@
+// GPU tests of the fused MoE kernels against the CPU reference. Outputs,
+// intermediate and partial rows are poisoned (NaN) before every run.
+//
+// Test cases (doctest names, filter with -tc=...):
+//   "fused_moe gpu: seed odd shapes"          the peer suite's (M, N=2*inter, K, top_k, E)
+//   "fused_moe gpu: tile shapes"               every compiled tile x persistent x dtype x act x weight mode
+//   "fused_moe gpu: routing distributions"     softmax, balanced, zipf, one expert
+//   "fused_moe gpu: full layer with GPU align" align kernel + layer, determinism
+//   "fused_moe gpu: validation"                InputError before any launch
+//   "fused_moe gpu: models small M"            Mixtral / DeepSeek-V3 / Qwen3 at M 1..256
+//   "fused_moe gpu big: models large M"        the same at M 1024, 4096 (token subset)
+//   "fused_moe gpu big: DeepSeek-V3 M=40000"   64-bit offsets (M*k*model_dim > 2^31)
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "kernels/fused_moe/fused_moe.hpp"
+#include "moe/error.hpp"
+#include "moe/gpu.hpp"
+#include "reference/fused_moe/fused_moe_check.hpp"
+
+using moe::DType;
+using moe::InputSpec;
+using moe::RoutingDist;
+using moe::ValueDist;
+using namespace moe::fused_moe;
+using namespace moe::fused_moe::check;
+
+namespace {
+
+InputSpec make_spec(int64_t M, int64_t H, int64_t I, int32_t E, int32_t k, DType dt, ValueDist v, RoutingDist r,
+                    uint64_t seed) {
+  InputSpec s;
+  s.shape = {M, H, I, E, k};
+  s.dtype = dt;
+  s.values = v;
+  s.routing = r;
+  s.seed = seed;
+  return s;
+}
+
+TileConfig shape_config(int i) {
+  const TileShape& t = kTileShapes[i];
+  TileConfig c;
+  c.block_m = t.block_m;
+  c.block_n = t.block_n;
+  c.block_k = t.block_k;
+  c.warps = t.warps();
+  c.stages = t.stages;
+  return c;
+}
+
+LayerConfig layer_config(int shape, bool persistent, int split_k) {
+  LayerConfig c;
+  c.stage1 = shape_config(shape);
+  c.stage2 = shape_config(shape);
+  c.stage1.persistent = c.stage2.persistent = persistent;
+  c.stage2.split_k = split_k;
+  return c;
+}
+
+// Runs the layer with `cfg` and checks it against the reference (all tokens, or
+// `subset` of them with weights read back from the device).
+void run_and_check(const DeviceLayer& l, const LayerConfig& cfg, const moe::ref::FusedMoeRefResult& want,
+                   bool gpu_align, moe::gpu::Stream& stream, const std::string& what) {
+  const DeviceAlign a = gpu_align ? align_on_device(l, cfg.block_size(), stream.get())
+                                  : align_on_host(l, cfg.block_size());
+  const RunOutputs got = run_layer(l, a, cfg, stream.get(), /*want_intermediate=*/true);
+  const CompareResult c = compare(l, got, want);
+  INFO(what, " cfg ", cfg.to_string());
+  CHECK_MESSAGE(c.passed(), c.message());
+}
+
+struct Model {
+  const char* name;
+  int64_t H, I;
+  int32_t E, k;
+};
+constexpr Model kModels[] = {
+    {"mixtral_8x7b", 4096, 14336, 8, 2},
+    {"deepseek_v3", 7168, 2048, 256, 8},
+    {"qwen3_235b", 4096, 1536, 128, 8},
+};
+
+void check_model(const Model& m, int64_t M, int64_t subset, moe::gpu::Stream& stream) {
+  const InputSpec spec = make_spec(M, m.H, m.I, m.E, m.k, DType::BF16, ValueDist::FanIn, RoutingDist::Softmax, 0);
+  const DeviceLayer l(spec, Activation::SiLU, RouterWeight::OnOutput);
+  const auto tokens = pick_tokens(M, subset, 1234 + static_cast<uint64_t>(M));
+  const auto want = reference_for(l, tokens, /*device_weights=*/true);
+  const LayerConfig chosen = choose_config(l.problem, device_limits());
+  run_and_check(l, chosen, want, /*gpu_align=*/true, stream, fmt::format("{} M={} chosen", m.name, M));
+  // The persistent variant of the chosen config too.
+  LayerConfig other = chosen;
+  other.stage1.persistent = other.stage2.persistent = !chosen.stage1.persistent;
+  run_and_check(l, other, want, false, stream, fmt::format("{} M={} persistent flipped", m.name, M));
+}
+
+}  // namespace
+
+TEST_CASE("fused_moe gpu: seed odd shapes") {
+  struct Odd {
+    int64_t M, N, K;
+    int32_t k, E;
+  };
+  // (M, N = 2*inter, K = model_dim, top_k, E)
+  const Odd shapes[] = {{16, 14336, 1, 2, 4},  {4, 4, 8, 1, 2},      {1, 14336, 128, 2, 4}, {3, 14336, 128, 2, 4},
+                        {16, 14336, 128, 1, 1}, {64, 7186, 128, 2, 8}, {64, 64, 128, 2, 8},  {1, 1024, 16384, 1, 2}};
+  moe::gpu::Stream stream;
+  uint64_t seed = 100;
+  for (const Odd& o : shapes) {
+    for (auto act : {Activation::SiLU, Activation::GeluTanh})
+      for (auto rw : {RouterWeight::OnOutput, RouterWeight::OnInput}) {
+        const InputSpec spec =
+            make_spec(o.M, o.K, o.N / 2, o.E, o.k, DType::BF16, ValueDist::Normal, RoutingDist::Softmax, seed++);
+        const DeviceLayer l(spec, act, rw);
+        const auto want = reference_for(l, {}, /*device_weights=*/false);
+        const std::string what = fmt::format("odd (M={} N={} K={} k={} E={}) act={} w_on={}", o.M, o.N, o.K, o.k,
+                                             o.E, activation_name(act), router_weight_name(rw));
+        run_and_check(l, choose_config(l.problem, device_limits()), want, false, stream, what + " chosen");
+        // Decode tile with split-K, and the largest tile persistent.
+        run_and_check(l, layer_config(0, false, 3), want, false, stream, what + " decode splitk3");
+        run_and_check(l, layer_config(kNumTileShapes - 1, true, 1), want, false, stream, what + " big persistent");
+      }
+  }
+}
+
+TEST_CASE("fused_moe gpu: tile shapes") {
+  moe::gpu::Stream stream;
+  // Odd sizes everywhere: model_dim 136 (aligned, 2 k-tiles + tail), inter 200.
+  for (DType dt : {DType::BF16, DType::F16}) {
+    const InputSpec spec = make_spec(97, 136, 200, 6, 3, dt, ValueDist::FanIn, RoutingDist::Zipf, 7);
+    for (auto act : {Activation::SiLU, Activation::GeluTanh})
+      for (auto rw : {RouterWeight::OnOutput, RouterWeight::OnInput}) {
+        const DeviceLayer l(spec, act, rw);
+        const auto want = reference_for(l, {}, false);
+        for (int s = 0; s < kNumTileShapes; ++s)
+          for (bool persistent : {false, true})
+            for (int split : {1, 2}) {
+              run_and_check(l, layer_config(s, persistent, split), want, false, stream,
+                            fmt::format("{} act={} w_on={}", moe::dtype_name(dt), activation_name(act),
+                                        router_weight_name(rw)));
+            }
+      }
+  }
+  // Unaligned K in both stages (model_dim 77, inter 45): the element-wise load path.
+  const InputSpec spec = make_spec(33, 77, 45, 4, 2, DType::BF16, ValueDist::FanIn, RoutingDist::Softmax, 9);
+  const DeviceLayer l(spec, Activation::SiLU, RouterWeight::OnOutput);
+  const auto want = reference_for(l, {}, false);
+  for (int s = 0; s < kNumTileShapes; ++s) run_and_check(l, layer_config(s, s % 2 == 1, 1 + s % 3), want, false, stream, "unaligned K");
+}
+
+TEST_CASE("fused_moe gpu: routing distributions") {
+  moe::gpu::Stream stream;
+  for (auto dist : {RoutingDist::Softmax, RoutingDist::Balanced, RoutingDist::Zipf, RoutingDist::OneExpert})
+    for (int64_t M : {1, 5, 300}) {
+      const InputSpec spec = make_spec(M, 256, 320, 16, 4, DType::BF16, ValueDist::FanIn, dist, 11 + M);
+      const DeviceLayer l(spec, Activation::SiLU, RouterWeight::OnOutput);
+      const auto want = reference_for(l, {}, false);
+      const std::string what = fmt::format("dist={} M={}", moe::routing_dist_name(dist), M);
+      run_and_check(l, choose_config(l.problem, device_limits()), want, true, stream, what + " chosen");
+      for (int s = 0; s < kNumTileShapes; ++s) run_and_check(l, layer_config(s, M == 300, 1), want, false, stream, what);
+    }
+}
+
+TEST_CASE("fused_moe gpu: full layer with GPU align, bitwise deterministic") {
+  moe::gpu::Stream stream;
+  const InputSpec spec = make_spec(513, 512, 384, 32, 4, DType::BF16, ValueDist::FanIn, RoutingDist::Softmax, 5);
+  const DeviceLayer l(spec, Activation::SiLU, RouterWeight::OnOutput);
+  const auto want = reference_for(l, {}, false);
+  for (int s = 0; s < kNumTileShapes; ++s) {
+    const LayerConfig cfg = layer_config(s, s % 2 == 0, 2);
+    const DeviceAlign a = align_on_device(l, cfg.block_size(), stream.get());
+    const RunOutputs r1 = run_layer(l, a, cfg, stream.get());
+    const RunOutputs r2 = run_layer(l, a, cfg, stream.get());
+    CHECK(std::memcmp(r1.out.data(), r2.out.data(), r1.out.size() * sizeof(float)) == 0);
+    const CompareResult c = compare(l, r1, want);
+    INFO(cfg.to_string());
+    CHECK_MESSAGE(c.passed(), c.message());
+  }
+}
+
+TEST_CASE("fused_moe gpu: validation") {
+  moe::gpu::Stream stream;
+  const InputSpec spec = make_spec(8, 64, 32, 4, 2, DType::BF16, ValueDist::FanIn, RoutingDist::Softmax, 1);
+  const DeviceLayer l(spec, Activation::SiLU, RouterWeight::OnOutput);
+  const LayerConfig cfg = layer_config(0, false, 1);
+  const DeviceAlign a = align_on_host(l, cfg.block_size());
+  moe::gpu::DeviceBuffer<uint16_t> inter(8 * 2 * 32), out(8 * 64);
+  moe::gpu::DeviceBuffer<float> partial(8 * 2 * 64);
+  const Workspace ws{inter.data(), partial.data()};
+  const Tensors t = l.tensors(out.data());
+
+  Problem p = l.problem;
+  p.top_k = 5;  // > E
+  CHECK_THROWS_AS(fused_moe::fused_moe(p, t, a.view, ws, cfg, stream.get()), moe::InputError);
+  p = l.problem;
+  p.dtype = DType::F32;
+  CHECK_THROWS_AS(fused_moe::fused_moe(p, t, a.view, ws, cfg, stream.get()), moe::InputError);
+  p = l.problem;
+  p.model_dim = 0;
+  CHECK_THROWS_AS(fused_moe::fused_moe(p, t, a.view, ws, cfg, stream.get()), moe::InputError);
+  LayerConfig bad = cfg;
+  bad.stage1.split_k = 2;
+  CHECK_THROWS_AS(fused_moe::fused_moe(l.problem, t, a.view, ws, bad, stream.get()), moe::InputError);
+  bad = cfg;
+  bad.stage2.block_m = 999;
+  CHECK_THROWS_AS(fused_moe::fused_moe(l.problem, t, a.view, ws, bad, stream.get()), moe::InputError);
+  AlignedRouting r = a.view;
+  r.block_size = 64;  // differs from the tile's block_m
+  CHECK_THROWS_AS(fused_moe::fused_moe(l.problem, t, r, ws, cfg, stream.get()), moe::InputError);
+  r = a.view;
+  r.sorted_token_ids = nullptr;
+  CHECK_THROWS_AS(fused_moe::fused_moe(l.problem, t, r, ws, cfg, stream.get()), moe::InputError);
+  Tensors t2 = t;
+  t2.w1 = nullptr;
+  CHECK_THROWS_AS(fused_moe::fused_moe(l.problem, t2, a.view, ws, cfg, stream.get()), moe::InputError);
+  CHECK_THROWS_AS(fused_moe::fused_moe(l.problem, t, a.view, Workspace{}, cfg, stream.get()), moe::InputError);
+  stream.sync();
+  MOE_GPU_CHECK(hipGetLastError());
+}
+
+TEST_CASE("fused_moe gpu: models small M") {
+  moe::gpu::Stream stream;
+  for (const Model& m : kModels)
+    for (int64_t M : {1, 16, 64, 256}) check_model(m, M, 24, stream);
+}
+
+TEST_CASE("fused_moe gpu big: models large M") {
+  moe::gpu::Stream stream;
+  for (const Model& m : kModels)
+    for (int64_t M : {1024, 4096}) check_model(m, M, 24, stream);
+}
+
+TEST_CASE("fused_moe gpu big: DeepSeek-V3 M=40000 (64-bit offsets)") {
+  size_t free_b = 0, total_b = 0;
+  MOE_GPU_CHECK(hipMemGetInfo(&free_b, &total_b));
+  const Model m = kModels[1];
+  const int64_t M = 40000;
+  // weights 22.5 GB + hidden/out 1.1 GB + intermediate 1.3 GB + partial rows 9.2 GB
+  const double need = 3.0 * m.E * m.H * m.I * 2 + 2.0 * M * m.H * 2 + M * m.k * m.I * 2.0 + M * m.k * m.H * 4.0;
+  if (static_cast<double>(free_b) < need * 1.05) {
+    MESSAGE(fmt::format("skipped: needs {:.1f} GB of device memory, {:.1f} GB free", need / 1e9, free_b / 1e9));
+    return;
+  }
+  REQUIRE(M * m.k * m.H > (int64_t{1} << 31));
+  moe::gpu::Stream stream;
+  const InputSpec spec = make_spec(M, m.H, m.I, m.E, m.k, DType::BF16, ValueDist::FanIn, RoutingDist::Softmax, 3);
+  const DeviceLayer l(spec, Activation::SiLU, RouterWeight::OnOutput);
+  auto tokens = pick_tokens(M, 16, 99);
+  tokens.push_back(M - 2);  // the highest partial-row offsets
+  const auto want = reference_for(l, tokens, true);
+  const LayerConfig cfg = choose_config(l.problem, device_limits());
+  run_and_check(l, cfg, want, true, stream, "deepseek_v3 M=40000");
+}
