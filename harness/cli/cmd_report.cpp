@@ -1,0 +1,78 @@
+// moe-harness report: one self-contained HTML file (plus the same data as JSON)
+// from verify results and Google Benchmark JSON files.
+#include <filesystem>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "moe/error.hpp"
+#include "moe/model_config.hpp"
+#include "moe/registry.hpp"
+#include "moe/report.hpp"
+#include "moe/tuned_config.hpp"
+
+namespace moe::cli {
+namespace {
+
+struct Opts {
+  std::vector<std::string> verify, bench;
+  std::string out, json_out, model_configs, tuned_config;
+};
+Opts o;
+
+int run_report(const CommonOptions&) {
+  MOE_REQUIRE(!o.verify.empty() || !o.bench.empty(), "report: give at least one --verify or --bench file");
+  ReportInputs in;
+  for (const auto& p : o.verify) in.verify.emplace_back(p, read_json_file(p));
+  for (const auto& p : o.bench) in.bench.emplace_back(p, read_json_file(p));
+
+  // Model configs: those the results mention, else all of them.
+  in.model_configs_path = o.model_configs.empty() ? find_config_file("model_configs.json", MOE_SOURCE_DIR) : o.model_configs;
+  if (std::filesystem::exists(in.model_configs_path) || !o.model_configs.empty()) {
+    const auto models = load_model_configs(in.model_configs_path);
+    std::set<std::string> used;
+    for (const auto& [p, d] : in.bench)
+      for (const auto& bp : read_bench_points(d, p)) used.insert(bp.model);
+    for (const auto& [p, d] : in.verify)
+      if (d.contains("cases") && d["cases"].is_array())
+        for (const auto& c : d["cases"])
+          if (c.contains("params") && c["params"].is_object() && c["params"].contains("model") &&
+              c["params"]["model"].is_string())
+            used.insert(c["params"]["model"].get<std::string>());
+    bool any = false;
+    for (const auto& m : models) any = any || used.count(m.name);
+    for (const auto& m : models)
+      if (!any || used.count(m.name)) in.models.push_back(m.to_json());
+  }
+  if (!o.tuned_config.empty()) {
+    std::set<std::string> impls;
+    for (const auto& f : kernel_families()) impls.insert(f.impls.begin(), f.impls.end());
+    in.tuned = TunedTable::load(o.tuned_config, impls).summary();
+  }
+  in.git_revision_now = git_revision_here();
+  in.generated_at = utc_now_iso();
+  const auto rep = build_report_json(in);
+  atomic_write_file(o.out, render_report_html(rep));
+  const std::string json_out = o.json_out.empty() ? std::filesystem::path(o.out).replace_extension(".json").string() : o.json_out;
+  MOE_REQUIRE(json_out != o.out, "report: --json-out must differ from --out");
+  atomic_write_file(json_out, rep.dump(2) + "\n");
+  fmt::print("report: {} verify case(s), {} benchmark point(s) -> {} (data: {})\n", rep["verify"]["cases"].size(),
+             rep["bench"]["points"].size(), o.out, json_out);
+  return 0;
+}
+
+}  // namespace
+
+void register_report(CLI::App& app, std::vector<Command>& out) {
+  auto* sub = app.add_subcommand("report", "One self-contained HTML report (and JSON) from verify and benchmark results");
+  sub->add_option("--verify", o.verify, "Results of moe-harness verify (repeatable)")->check(CLI::ExistingFile);
+  sub->add_option("--bench", o.bench, "Google Benchmark JSON output (repeatable)")->check(CLI::ExistingFile);
+  sub->add_option("--out", o.out, "HTML file to write, e.g. reports/h100.html")->required();
+  sub->add_option("--json-out", o.json_out, "The report's data as JSON (default: --out with .json)");
+  sub->add_option("--model-configs", o.model_configs, "Model configs (default: configs/model_configs.json)");
+  sub->add_option("--tuned-config", o.tuned_config, "Tuned-config table to summarise in the report");
+  out.push_back({sub, run_report});
+}
+
+}  // namespace moe::cli

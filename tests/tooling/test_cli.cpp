@@ -1,0 +1,194 @@
+// The moe-harness commands end to end (binary from $MOE_HARNESS): compare,
+// merge, verify --shard, report, run, list. Exit codes: 0 ok, 1 a check failed
+// or a regression, 2 bad input.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "moe/npy.hpp"
+#include "moe/report.hpp"
+#include "reference/moe_align/moe_align_ref.hpp"
+#include "tooling_util.hpp"
+
+using namespace moe;
+using tooling::harness;
+using tooling::TempDir;
+
+namespace {
+const std::string kData = "tests/tooling/data/";
+}
+
+TEST_CASE("cli compare: 0 same, 1 regression, 0 speedup, 2 bad input") {
+  TempDir d;
+  auto r = harness("compare " + kData + "compare_a.json " + kData + "compare_b_same.json", d);
+  CHECK_MESSAGE(r.code == 0, r.out);
+  CHECK(r.out.find("same") != std::string::npos);
+  r = harness("compare " + kData + "compare_a.json " + kData + "compare_b_slower.json --json " + d.path("c.json"), d);
+  CHECK_MESSAGE(r.code == 1, r.out);
+  CHECK(r.out.find("REGRESSION") != std::string::npos);
+  CHECK(read_json_file(d.path("c.json"))["regressions"] == 1);
+  r = harness("compare " + kData + "compare_a.json " + kData + "compare_b_slower.json --threshold 20", d);
+  CHECK_MESSAGE(r.code == 0, r.out);
+  r = harness("compare " + kData + "compare_a.json " + kData + "compare_b_faster.json", d);
+  CHECK_MESSAGE(r.code == 0, r.out);
+  CHECK(r.out.find("speedup") != std::string::npos);
+  r = harness("compare " + kData + "compare_a.json " + kData + "sample_verify.json", d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  CHECK(r.out.find("not a Google Benchmark JSON document") != std::string::npos);
+  r = harness("compare " + kData + "compare_a.json /nonexistent.json", d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  tooling::spit(d.path("broken.json"), "{\"benchmarks\": [");
+  r = harness("compare " + kData + "compare_a.json " + d.path("broken.json"), d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  CHECK(r.out.find("invalid JSON") != std::string::npos);
+  r = harness("compare " + kData + "compare_a.json " + kData + "sample_bench.json", d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  CHECK(r.out.find("no benchmark name in common") != std::string::npos);
+  r = harness("compare " + kData + "compare_a.json " + kData + "compare_b_same.json --threshold -3", d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+}
+
+TEST_CASE("cli verify --shard and merge") {
+  TempDir d;
+  auto r = harness("verify --shard 2/2 --json " + d.path("x.json"), d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  CHECK(r.out.find("--shard '2/2'") != std::string::npos);
+  r = harness("verify --shard banana --json " + d.path("x.json"), d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  // Full run, then two shards; merged shards hold exactly the full run's cases.
+  r = harness("verify --quick --json " + d.path("full.json"), d);
+  REQUIRE_MESSAGE((r.code == 0 || r.code == 1), r.out);
+  const int full_code = r.code;
+  for (int i = 0; i < 2; ++i) {
+    r = harness("verify --quick --shard " + std::to_string(i) + "/2 --json " + d.path("s" + std::to_string(i) + ".json"), d);
+    CHECK_MESSAGE((r.code == 0 || r.code == 1), r.out);
+  }
+  const auto full = read_json_file(d.path("full.json"));
+  const auto s0 = read_json_file(d.path("s0.json")), s1 = read_json_file(d.path("s1.json"));
+  CHECK(s0["shard"]["index"] == 0);
+  CHECK(s1["shard"]["count"] == 2);
+  CHECK(s0["cases"].size() + s1["cases"].size() == full["cases"].size());
+  r = harness("merge " + d.path("s1.json") + " " + d.path("s0.json") + " --out " + d.path("m.json"), d);
+  CHECK_MESSAGE(r.code == full_code, r.out);
+  const auto m = read_json_file(d.path("m.json"));
+  REQUIRE(m["cases"].size() == full["cases"].size());
+  for (size_t i = 0; i < m["cases"].size(); ++i) {
+    CHECK(m["cases"][i]["name"] == full["cases"][i]["name"]);
+    CHECK(m["cases"][i]["status"] == full["cases"][i]["status"]);
+  }
+  CHECK(m["summary"] == full["summary"]);
+  r = harness("merge " + d.path("s0.json") + " --out " + d.path("m2.json"), d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  CHECK(r.out.find("missing shard(s) 1/2") != std::string::npos);
+  CHECK(!std::filesystem::exists(d.path("m2.json")));
+  r = harness("merge " + d.path("s0.json") + " --allow-partial --out " + d.path("m3.json"), d);
+  CHECK_MESSAGE((r.code == 0 || r.code == 1), r.out);
+  r = harness("merge " + kData + "sample_verify.json --out " + d.path("m4.json"), d);
+  CHECK_MESSAGE(r.code == 1, r.out);  // the fixture holds a failed case
+  CHECK(r.out.find("1 failed") != std::string::npos);
+}
+
+TEST_CASE("cli report: HTML and JSON written; bad inputs are exit 2") {
+  TempDir d;
+  auto r = harness("report --verify " + kData + "sample_verify.json --bench " + kData + "sample_bench.json --out " +
+                       d.path("r/report.html"),
+                   d);
+  CHECK_MESSAGE(r.code == 0, r.out);
+  const std::string html = tooling::slurp(d.path("r/report.html"));
+  CHECK(html.find("<svg") != std::string::npos);
+  CHECK(html.find("id=\"verify-cases\"") != std::string::npos);
+  const auto j = read_json_file(d.path("r/report.json"));
+  CHECK(j["bench"]["points"].size() == 24);
+  // Model configs used: the ones the results name.
+  REQUIRE(j["configs"]["models"].size() == 3);
+  CHECK(d.stray_temporaries() == 0);
+  r = harness("report --out " + d.path("x.html"), d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  r = harness("report --bench " + kData + "sample_verify.json --out " + d.path("x.html"), d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  CHECK(!std::filesystem::exists(d.path("x.html")));
+  r = harness("report --verify " + kData + "sample_verify.json --out " + d.path("y.html") + " --tuned-config configs/tuned_fmoe.csv", d);
+  CHECK_MESSAGE(r.code == 0, r.out);
+  CHECK(tooling::slurp(d.path("y.html")).find("id=\"tuned-table\"") != std::string::npos);
+}
+
+TEST_CASE("cli list: kernels and models") {
+  TempDir d;
+  const auto r = harness("list", d);
+  CHECK_MESSAGE(r.code == 0, r.out);
+  for (const char* m : {"deepseek_v3", "qwen3_235b", "llama4_scout", "kimi_k2"}) CHECK_MESSAGE(r.out.find(m) != std::string::npos, m);
+}
+
+TEST_CASE("cli run moe_align: reference outputs, --expect checks, input errors") {
+  TempDir d;
+  tooling::Gen gen(77);
+  const int64_t M = 37;
+  const int32_t K = 3, E = 11, BS = 16;
+  std::vector<int32_t> ids(M * K);
+  for (int64_t t = 0; t < M; ++t) {
+    // distinct experts per token, some masked (-1)
+    const int32_t base = static_cast<int32_t>(gen.next_u32() % E);
+    for (int32_t k = 0; k < K; ++k) ids[t * K + k] = (gen.next_u32() % 9 == 0) ? -1 : (base + k) % E;
+  }
+  const std::vector<int64_t> shape{M, K};
+  write_npy_i32(d.path("ids.npy"), shape, ids);
+  const std::string common = "run moe_align --in topk_ids=" + d.path("ids.npy") + " --param num_experts=11 --param block_size=16";
+  auto r = harness(common + " --out-dir " + d.path("out"), d);
+  CHECK_MESSAGE(r.code == 0, r.out);
+  const auto want = ref::moe_align_block_size(align::AlignShape{M, K, E, BS}, ids);
+  const auto got = read_npy(d.path("out/ref_sorted_token_ids.npy"));
+  CHECK(got.to_i32() == want.sorted_token_ids);
+  CHECK(read_npy(d.path("out/ref_expert_ids.npy")).to_i32() == want.expert_ids);
+  CHECK(read_npy(d.path("out/ref_num_tokens_post_padded.npy")).to_i32() == std::vector<int32_t>{want.num_tokens_post_padded});
+  CHECK(read_json_file(d.path("out/run.json"))["kernel"] == "moe_align");
+
+  // --expect: the right answer (also with slots reordered within an expert, and
+  // with a longer array as another library's capacity layout) passes...
+  auto sorted = want.sorted_token_ids;
+  std::reverse(sorted.begin(), sorted.begin() + BS);  // block 0 belongs to one expert
+  sorted.resize(sorted.size() + 64, M * K);
+  write_npy_i32(d.path("exp_sorted.npy"), std::vector<int64_t>{static_cast<int64_t>(sorted.size())}, sorted);
+  write_npy_i32(d.path("exp_eids.npy"), std::vector<int64_t>{static_cast<int64_t>(want.expert_ids.size())}, want.expert_ids);
+  r = harness(common + " --cpu-only --expect sorted_token_ids=" + d.path("exp_sorted.npy") + " --expect expert_ids=" +
+                  d.path("exp_eids.npy") + " --out-dir " + d.path("out2"),
+              d);
+  CHECK_MESSAGE(r.code == 0, r.out);
+  CHECK(r.out.find("PASS") != std::string::npos);
+  // ...a wrong one fails with exit 1.
+  auto wrong = want.expert_ids;
+  wrong.back() = (wrong.back() + 1) % E;
+  write_npy_i32(d.path("bad_eids.npy"), std::vector<int64_t>{static_cast<int64_t>(wrong.size())}, wrong);
+  r = harness(common + " --cpu-only --expect expert_ids=" + d.path("bad_eids.npy") + " --out-dir " + d.path("out3"), d);
+  CHECK_MESSAGE(r.code == 1, r.out);
+  CHECK(r.out.find("FAIL") != std::string::npos);
+  CHECK(read_json_file(d.path("out3/run.json"))["passed"] == false);
+
+  // Input errors: exit 2 with the file named.
+  write_npy_f32(d.path("f.npy"), shape, std::vector<float>(M * K, 1.0f));
+  r = harness("run moe_align --in topk_ids=" + d.path("f.npy") + " --param num_experts=11 --out-dir " + d.path("o"), d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  CHECK(r.out.find("topk_ids must be i32") != std::string::npos);
+  write_npy_i32(d.path("r1.npy"), std::vector<int64_t>{M * K}, ids);
+  r = harness("run moe_align --in topk_ids=" + d.path("r1.npy") + " --param num_experts=11 --out-dir " + d.path("o"), d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  CHECK(r.out.find("must have rank 2") != std::string::npos);
+  std::string bytes = tooling::slurp(d.path("ids.npy"));
+  tooling::spit(d.path("trunc.npy"), bytes.substr(0, bytes.size() - 3));
+  r = harness("run moe_align --in topk_ids=" + d.path("trunc.npy") + " --param num_experts=11 --out-dir " + d.path("o"), d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  CHECK(r.out.find("truncated") != std::string::npos);
+  r = harness("run moe_align --in topk_ids=" + d.path("ids.npy") + " --param num_experts=5 --out-dir " + d.path("o"), d);
+  CHECK_MESSAGE(r.code == 2, r.out);  // ids >= 5
+  r = harness("run moe_align --in topk_ids=" + d.path("ids.npy") + " --out-dir " + d.path("o"), d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  CHECK(r.out.find("--param num_experts=N is required") != std::string::npos);
+  r = harness("run moe_align --in topk_ids=" + d.path("ids.npy") + " --param num_experts=11 --param block_size=17 --out-dir " + d.path("o"), d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  r = harness("run nosuch --out-dir " + d.path("o"), d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  CHECK(r.out.find("unknown kernel 'nosuch'") != std::string::npos);
+  r = harness("run --list", d);
+  CHECK_MESSAGE(r.code == 0, r.out);
+  CHECK(r.out.find("--in topk_ids=FILE.npy") != std::string::npos);
+}

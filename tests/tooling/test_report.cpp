@@ -1,0 +1,249 @@
+// Result documents: shards and merge, Google Benchmark parsing, compare, the
+// HTML report (self-contained, escaped) and atomic writes.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+
+#include "moe/error.hpp"
+#include "moe/report.hpp"
+#include "tooling_util.hpp"
+
+using namespace moe;
+using nlohmann::json;
+
+namespace {
+
+const char* kData = "tests/tooling/data/";
+
+json verify_doc(std::vector<std::tuple<int, std::string, std::string>> cases, int shard = -1, int n = 0) {
+  json d{{"tool", "moe-harness verify"}, {"version", "0.1.0"}, {"backend", "none"}, {"devices", json::array()}};
+  d["cases"] = json::array();
+  for (auto& [i, name, st] : cases)
+    d["cases"].push_back({{"index", i}, {"kernel", "k"}, {"name", name}, {"status", st}, {"message", ""}});
+  if (shard >= 0) d["shard"] = {{"index", shard}, {"count", n}};
+  return d;
+}
+
+json gbench(std::vector<std::tuple<std::string, double, double>> runs) {
+  // name, mean us, stddev us (stddev < 0: a single iteration entry)
+  json d{{"context", {{"moe_git_revision", "abc"}}}, {"benchmarks", json::array()}};
+  for (auto& [name, us, sd] : runs) {
+    if (sd < 0) {
+      d["benchmarks"].push_back({{"name", name}, {"run_name", name}, {"run_type", "iteration"}, {"real_time", us * 1e3},
+                                 {"time_unit", "ns"}, {"iterations", 10}});
+      continue;
+    }
+    d["benchmarks"].push_back({{"name", name + "_mean"}, {"run_name", name}, {"run_type", "aggregate"},
+                               {"aggregate_name", "mean"}, {"repetitions", 5}, {"real_time", us}, {"time_unit", "us"}});
+    d["benchmarks"].push_back({{"name", name + "_stddev"}, {"run_name", name}, {"run_type", "aggregate"},
+                               {"aggregate_name", "stddev"}, {"repetitions", 5}, {"real_time", sd}, {"time_unit", "us"}});
+  }
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("shard: i/n syntax and selection") {
+  const Shard s = parse_shard("1/3");
+  CHECK(s.index == 1);
+  CHECK(s.count == 3);
+  int taken = 0;
+  for (size_t i = 0; i < 30; ++i) taken += s.selects(i);
+  CHECK(taken == 10);
+  CHECK(s.selects(4));
+  CHECK(!s.selects(3));
+  CHECK(parse_shard("0/1").selects(12345));
+  for (const char* bad : {"", "1", "3/3", "-1/2", "1/0", "a/b", "1/2/3", "1 /2", "0/70000", "1/-2", "/2", "1/"})
+    CHECK_THROWS_AS(parse_shard(bad), InputError);
+  CHECK_THROWS_WITH(parse_shard("2/2"), "--shard '2/2': i must satisfy 0 <= i < n");
+}
+
+TEST_CASE("merge: shards combine in global order; errors for gaps and duplicates") {
+  const auto a = verify_doc({{0, "c0", "pass"}, {2, "c2", "fail"}, {4, "c4", "pass"}}, 0, 2);
+  const auto b = verify_doc({{1, "c1", "pass"}, {3, "c3", "skip"}}, 1, 2);
+  const auto m = merge_verify_docs({{"b.json", b}, {"a.json", a}});
+  REQUIRE(m["cases"].size() == 5);
+  for (int i = 0; i < 5; ++i) CHECK(m["cases"][i]["index"] == i);
+  CHECK(m["summary"]["passed"] == 3);
+  CHECK(m["summary"]["failed"] == 1);
+  CHECK(m["summary"]["skipped"] == 1);
+  CHECK(m["shards"]["count"] == 2);
+  CHECK(m["merged_from"].size() == 2);
+  CHECK(!m.contains("shard"));
+  CHECK(m["tool"] == "moe-harness verify");
+
+  CHECK_THROWS_WITH_AS(merge_verify_docs({{"a.json", a}}), "merge: missing shard(s) 1/2 (pass --allow-partial to merge anyway)",
+                       InputError);
+  CHECK(merge_verify_docs({{"a.json", a}}, true)["cases"].size() == 3);
+  CHECK_THROWS_WITH_AS(merge_verify_docs({{"a.json", a}, {"a2.json", a}}), "merge: a.json and a2.json are both shard 0/2",
+                       InputError);
+  const auto c = verify_doc({{1, "c0", "pass"}}, 1, 2);
+  CHECK_THROWS_WITH_AS(merge_verify_docs({{"a.json", a}, {"c.json", c}}), "merge: case k/c0 is in both a.json and c.json",
+                       InputError);
+  const auto d3 = verify_doc({{1, "x", "pass"}}, 1, 3);
+  CHECK_THROWS_WITH_AS(merge_verify_docs({{"a.json", a}, {"d.json", d3}}), doctest::Contains("is shard 1/3"), InputError);
+  const auto plain = verify_doc({{0, "p", "pass"}});
+  CHECK_THROWS_WITH_AS(merge_verify_docs({{"a.json", a}, {"p.json", plain}}), doctest::Contains("some inputs carry a shard"),
+                       InputError);
+  // Unsharded files merge in input order.
+  const auto q = verify_doc({{0, "q", "fail"}});
+  CHECK(merge_verify_docs({{"p.json", plain}, {"q.json", q}})["summary"]["failed"] == 1);
+
+  auto broken = a;
+  broken["cases"][1]["status"] = "maybe";
+  CHECK_THROWS_WITH_AS(merge_verify_docs({{"x.json", broken}}),
+                       "x.json: cases[1].status: expected pass, fail or skip, got 'maybe'", InputError);
+  CHECK_THROWS_WITH_AS(validate_verify_doc(json{{"benchmarks", json::array()}}, "g.json"),
+                       "g.json: not a verify results document (no 'cases' array)", InputError);
+  CHECK_THROWS_AS(merge_verify_docs({}), InputError);
+}
+
+TEST_CASE("bench points: names, labels, counters, repetitions, units, errors") {
+  const auto pts = read_bench_points(read_json_file(std::string(kData) + "sample_bench.json"), "s.json");
+  REQUIRE(pts.size() == 2 * 6 + 12 + 1);
+  const auto& p = pts[3];
+  CHECK(p.name == "align/deepseek_v3/M:256/manual_time");
+  CHECK(p.kernel == "align");
+  CHECK(p.model == "deepseek_v3");
+  CHECK(p.variant == "");
+  CHECK(p.m == 256);
+  CHECK(p.us == doctest::Approx(30.0));
+  CHECK(p.counters.at("pct_read_bw") > 0);
+  const auto& f = pts[12];
+  CHECK(f.kernel == "fused_moe");
+  CHECK(f.variant == "persistent");
+  CHECK(f.m == 1);
+  CHECK(pts.back().error);
+  CHECK(pts.back().error_message.find("out of memory") != std::string::npos);
+
+  // Aggregates: mean and stddev; repeated iterations without aggregates: averaged here.
+  auto g = read_bench_points(gbench({{"x/M:8", 10.0, 0.5}}), "g");
+  REQUIRE(g.size() == 1);
+  CHECK(g[0].us == 10.0);
+  CHECK(g[0].us_stddev == 0.5);
+  CHECK(g[0].samples == 5);
+  CHECK(g[0].m == 8);
+  CHECK(g[0].model == "");
+  json reps{{"benchmarks", json::array()}};
+  for (double t : {1.0, 2.0, 3.0})
+    reps["benchmarks"].push_back({{"name", "k/mod/impl:a/M:4"}, {"run_name", "k/mod/impl:a/M:4"}, {"real_time", t},
+                                  {"time_unit", "ms"}, {"GBps", t * 10}});
+  g = read_bench_points(reps, "r");
+  REQUIRE(g.size() == 1);
+  CHECK(g[0].us == doctest::Approx(2000.0));
+  CHECK(g[0].us_stddev == doctest::Approx(1000.0));
+  CHECK(g[0].samples == 3);
+  CHECK(g[0].counters.at("GBps") == doctest::Approx(20.0));
+  CHECK(g[0].model == "mod");
+  CHECK(g[0].variant == "impl:a");
+  // Counter M wins over the name; label model wins over the name.
+  json lab{{"benchmarks", {{{"name", "k/other/M:4"}, {"real_time", 1.0}, {"time_unit", "s"}, {"M", 7}, {"label", "model=real x=1"}}}}};
+  g = read_bench_points(lab, "l");
+  CHECK(g[0].m == 7);
+  CHECK(g[0].model == "real");
+  CHECK(g[0].variant == "other");
+  CHECK(g[0].us == 1e6);
+  CHECK_THROWS_WITH_AS(read_bench_points(json{{"cases", json::array()}}, "v.json"),
+                       "v.json: not a Google Benchmark JSON document (no 'benchmarks' array)", InputError);
+  json badunit{{"benchmarks", {{{"name", "a"}, {"real_time", 1.0}, {"time_unit", "fortnight"}}}}};
+  CHECK_THROWS_WITH_AS(read_bench_points(badunit, "u"), doctest::Contains("unknown time_unit 'fortnight'"), InputError);
+}
+
+TEST_CASE("compare: regressions and speedups beyond noise and threshold") {
+  const auto a = read_bench_points(gbench({{"a", 100.0, 1.0}, {"b", 100.0, 1.0}, {"c", 100.0, 10.0}, {"d", 100.0, 1.0},
+                                           {"gone", 5.0, 0.1}}),
+                                   "A");
+  const auto b = read_bench_points(gbench({{"a", 110.0, 1.0},    // +10% > 5%: regression
+                                           {"b", 103.0, 1.0},    // +3%: same
+                                           {"c", 120.0, 10.0},   // +20% but noise 3*14.1 = 42%: same
+                                           {"d", 80.0, 1.0},     // -20%: speedup
+                                           {"new", 1.0, 0.0}}),
+                                   "B");
+  const auto r = compare_benchmarks(a, b, 5.0, 3.0);
+  REQUIRE(r.rows.size() == 4);
+  CHECK(r.rows[0].verdict == "regression");
+  CHECK(r.rows[0].delta_pct == doctest::Approx(10.0));
+  CHECK(r.rows[1].verdict == "same");
+  CHECK(r.rows[2].verdict == "same");
+  CHECK(r.rows[2].noise_pct == doctest::Approx(3.0 * std::sqrt(200.0)));
+  CHECK(r.rows[3].verdict == "speedup");
+  CHECK(r.regressions == 1);
+  CHECK(r.speedups == 1);
+  CHECK(r.only_a == std::vector<std::string>{"gone"});
+  CHECK(r.only_b == std::vector<std::string>{"new"});
+  const std::string table = format_compare_table(r);
+  CHECK(table.find("REGRESSION") != std::string::npos);
+  CHECK(table.find("only in A: gone") != std::string::npos);
+  CHECK(table.find("4 compared, 1 regression(s), 1 speedup(s)") != std::string::npos);
+  CHECK(r.to_json()["rows"][0]["verdict"] == "regression");
+  // A higher threshold hides the regression.
+  CHECK(compare_benchmarks(a, b, 15.0).regressions == 0);
+  CHECK_THROWS_AS(compare_benchmarks(a, b, -1.0), InputError);
+  // A failed run is reported, never counted as a speedup.
+  auto be = b;
+  be[0].error = true;
+  CHECK(compare_benchmarks(a, be).rows[0].verdict == "error");
+}
+
+TEST_CASE("report: self-contained, escaped HTML with tables and charts; JSON alongside") {
+  ReportInputs in;
+  in.verify.emplace_back("v.json", read_json_file(std::string(kData) + "sample_verify.json"));
+  in.bench.emplace_back("b.json", read_json_file(std::string(kData) + "sample_bench.json"));
+  in.models = json::array({{{"name", "deepseek_v3"}, {"model_dim", 7168}, {"inter_dim", 2048}, {"experts", 256},
+                            {"top_k", 8}, {"routing", {{"type", "grouped_topk"}, {"n_group", 8}, {"topk_group", 4}}},
+                            {"source", "deepseek-ai/DeepSeek-V3 config.json"}}});
+  in.model_configs_path = "configs/model_configs.json";
+  in.git_revision_now = "0123456789abcdef0123456789abcdef01234567";
+  in.generated_at = "2026-11-26T00:00:00Z";
+  const json rep = build_report_json(in);
+  CHECK(rep["verify"]["summary"]["failed"] == 1);
+  CHECK(rep["verify"]["summary"]["skipped"] == 1);
+  CHECK(rep["verify"]["kernels"].size() == 2);
+  CHECK(rep["bench"]["points"].size() == 24);
+  CHECK(rep["bench"]["errors"].size() == 1);
+  CHECK(rep["inputs"][1]["git_revision"] == "fixture-0000");
+  CHECK(rep["git_revision_at_report"] == in.git_revision_now);
+
+  const std::string html = render_report_html(rep);
+  CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
+  // Nothing fetched: no scripts, stylesheets, images, fonts or URLs.
+  for (const char* bad : {"<script", "<link", "src=", "href=", "http:", "https:", "@import", "url("})
+    CHECK_MESSAGE(html.find(bad) == std::string::npos, bad);
+  // Escaped user data.
+  CHECK(html.find("golden/&lt;script&gt;alert(1)&lt;/script&gt;") != std::string::npos);
+  CHECK(html.find("&lt;b&gt;bold?&lt;/b&gt;") != std::string::npos);
+  CHECK(html.find("out of memory &lt;&amp;&gt;") != std::string::npos);
+  CHECK(html.find("SYNTHETIC FIXTURE &lt;not a measurement&gt;") != std::string::npos);
+  // The parts a reader needs.
+  for (const char* part : {"id=\"provenance\"", "id=\"device-table\"", "id=\"model-table\"", "id=\"verify-summary\"",
+                           "class=\"matrix\"", "id=\"verify-cases\"", "id=\"bench-points\"", "id=\"bench-errors\"",
+                           "class=\"chart latency\"", "class=\"chart roofline\"", "0123456789abcdef0123456789abcdef01234567",
+                           "fixture-0000", "rel_l2", "0/1 (1 fail)"})
+    CHECK_MESSAGE(html.find(part) != std::string::npos, part);
+  size_t charts = 0;
+  for (size_t pos = 0; (pos = html.find("<svg", pos)) != std::string::npos; ++pos) ++charts;
+  CHECK(charts == 3 * 2);  // align x 2 models, fused_moe x 1 model; latency + roofline each
+  CHECK(html.find("<polyline") != std::string::npos);
+
+  // No inputs with data: still a valid page.
+  ReportInputs empty;
+  empty.verify.emplace_back("e.json", json{{"cases", json::array()}});
+  const std::string e = render_report_html(build_report_json(empty));
+  CHECK(e.find("No benchmark results given") != std::string::npos);
+}
+
+TEST_CASE("atomic_write_file: replaces whole files, leaves no temporaries, clear errors") {
+  tooling::TempDir dir;
+  const std::string p = dir.path("a/b/out.json");
+  atomic_write_file(p, "first");
+  CHECK(tooling::slurp(p) == "first");
+  atomic_write_file(p, std::string(100000, 'x'));
+  CHECK(tooling::slurp(p).size() == 100000);
+  atomic_write_file(p, "");
+  CHECK(tooling::slurp(p).empty());
+  CHECK(dir.stray_temporaries() == 0);
+  tooling::spit(dir.path("file"), "x");
+  CHECK_THROWS_AS(atomic_write_file(dir.path("file/sub/x"), "y"), InputError);
+  CHECK(html_escape("a<b>&\"c'") == "a&lt;b&gt;&amp;&quot;c&#39;");
+}
