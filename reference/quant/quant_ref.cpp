@@ -1,0 +1,140 @@
+#include "reference/quant/quant_ref.hpp"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "moe/error.hpp"
+
+namespace moe::ref {
+
+using quant::Granularity;
+using quant::QType;
+
+namespace {
+
+uint8_t quantize_one(QType t, float x, float inv) {
+  if (t == QType::INT8) return static_cast<uint8_t>(int8_quantize(x, inv));
+  return fp8_quantize(x, inv, quant::fp8_format_of(t));
+}
+
+bool finite(float v) { return std::isfinite(v); }
+
+}  // namespace
+
+QuantResult quantize_unchecked(const quant::QuantProblem& p, std::span<const float> x,
+                               std::span<const float> static_scales) {
+  p.validate();
+  MOE_REQUIRE(static_cast<int64_t>(x.size()) == p.numel(),
+              fmt::format("quantize '{}': {} input values for {} elements", p.name, x.size(), p.numel()));
+  const int64_t S = p.num_scales();
+  if (p.spec.static_scale) {
+    MOE_REQUIRE(static_cast<int64_t>(static_scales.size()) == S,
+                fmt::format("quantize '{}': {} static scales for {} segments", p.name, static_scales.size(), S));
+  }
+  const int64_t B = p.shape.batch, R = p.shape.rows, C = p.shape.cols;
+  const float qmax = quant::qtype_max(p.spec.qtype);
+  auto at = [&](int64_t b, int64_t r, int64_t c) { return x[static_cast<size_t>((b * R + r) * C + c)]; };
+
+  // Pass 1: amax of every segment (NaN-propagating: a NaN or Inf anywhere marks it).
+  std::vector<float> amax(static_cast<size_t>(S), 0.0f);
+  std::vector<char> bad(static_cast<size_t>(S), 0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c) {
+        const float v = at(b, r, c);
+        const size_t s = static_cast<size_t>(p.scale_index(b, r, c));
+        if (!finite(v)) bad[s] = 1;
+        else amax[s] = std::max(amax[s], std::fabs(v));
+      }
+
+  QuantResult res;
+  res.scales.resize(static_cast<size_t>(S));
+  std::vector<float> inv(static_cast<size_t>(S));
+  for (int64_t s = 0; s < S; ++s) {
+    const size_t i = static_cast<size_t>(s);
+    float scale;
+    if (p.spec.static_scale) {
+      scale = static_scales[i];
+      if (!(std::isfinite(scale) && scale >= 0.0f)) bad[i] = 1;
+    } else {
+      scale = bad[i] ? std::numeric_limits<float>::quiet_NaN() : quant_scale_from_amax(amax[i], qmax);
+    }
+    res.scales[i] = scale;
+    inv[i] = quant_inv_scale(scale);
+    if (bad[i]) {
+      ++res.bad_segments;
+      if (res.first_bad < 0) res.first_bad = s;
+    }
+  }
+
+  // Pass 2: codes.
+  res.q.resize(static_cast<size_t>(p.numel()));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c) {
+        const size_t s = static_cast<size_t>(p.scale_index(b, r, c));
+        res.q[static_cast<size_t>((b * R + r) * C + c)] = quantize_one(p.spec.qtype, at(b, r, c), inv[s]);
+      }
+  return res;
+}
+
+QuantResult quantize(const quant::QuantProblem& p, std::span<const float> x, std::span<const float> static_scales) {
+  QuantResult r = quantize_unchecked(p, x, static_scales);
+  if (r.bad_segments > 0) throw_input_error(p.nonfinite_message(r.first_bad));
+  return r;
+}
+
+std::vector<double> dequantize(const quant::QuantProblem& p, std::span<const uint8_t> q,
+                               std::span<const float> scales) {
+  p.validate();
+  MOE_REQUIRE(static_cast<int64_t>(q.size()) == p.numel() && static_cast<int64_t>(scales.size()) == p.num_scales(),
+              fmt::format("dequantize '{}': {} codes and {} scales for {} elements and {} scales", p.name, q.size(),
+                          scales.size(), p.numel(), p.num_scales()));
+  const int64_t R = p.shape.rows, C = p.shape.cols;
+  std::vector<double> out(q.size());
+  for (int64_t b = 0; b < p.shape.batch; ++b)
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c) {
+        const size_t i = static_cast<size_t>((b * R + r) * C + c);
+        const double s = scales[static_cast<size_t>(p.scale_index(b, r, c))];
+        const double v = p.spec.qtype == QType::INT8 ? static_cast<double>(static_cast<int8_t>(q[i]))
+                                                     : static_cast<double>(fp8_decode(q[i], quant::fp8_format_of(p.spec.qtype)));
+        out[i] = v * s;
+      }
+  return out;
+}
+
+double quant_error_bound(QType t, double x, double s) {
+  const double ax = std::fabs(x);
+  if (t == QType::INT8) {
+    if (ax > (127.0 + 0.5) * s * (1 + 1e-6)) return std::numeric_limits<double>::infinity();  // static-scale saturation
+    return s * 0.5 + ax * 0x1p-22;
+  }
+  const Fp8Format f = quant::fp8_format_of(t);
+  const double qmax = fp8_max(f);
+  if (ax > qmax * s * (1 + 0x1p-20)) return std::numeric_limits<double>::infinity();
+  return ax * 0x1p-4 + s * std::ldexp(1.0, -fp8_bias(f) - 3) + ax * 0x1p-22;
+}
+
+std::string error_model_check(const quant::QuantProblem& p, std::span<const float> x, const QuantResult& r) {
+  const auto deq = dequantize(p, r.q, r.scales);
+  const int64_t R = p.shape.rows, C = p.shape.cols;
+  for (int64_t b = 0; b < p.shape.batch; ++b)
+    for (int64_t row = 0; row < R; ++row)
+      for (int64_t c = 0; c < C; ++c) {
+        const size_t i = static_cast<size_t>((b * R + row) * C + c);
+        const double s = r.scales[static_cast<size_t>(p.scale_index(b, row, c))];
+        const double bound = quant_error_bound(p.spec.qtype, x[i], s);
+        const double err = std::fabs(static_cast<double>(x[i]) - deq[i]);
+        if (!(err <= bound))
+          return fmt::format("element ({}, {}, {}): x = {:.9g}, dequantized {:.9g}, |error| {:.3g} > bound {:.3g} (scale {:.9g}, code 0x{:02x})",
+                             b, row, c, x[i], deq[i], err, bound, s, r.q[i]);
+      }
+  return {};
+}
+
+}  // namespace moe::ref
