@@ -403,7 +403,7 @@ __global__ void __launch_bounds__(1024) align_scatter_kernel(AlignParams p) {
   __syncthreads();
 
   const int64_t lo = static_cast<int64_t>(blockIdx.x) * p.slots_per_block;
-  const int64_t hi = min(p.n, lo + p.slots_per_block);
+  const int64_t hi = max(lo, min(p.n, lo + p.slots_per_block));  // empty past the end
   int64_t wlo, whi;
   warp_range(lo, hi, W, w, wlo, whi);
   int unused = 0;

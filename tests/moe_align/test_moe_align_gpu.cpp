@@ -16,6 +16,7 @@
 #include "kernels/moe_align/moe_align.hpp"
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
+#include "moe/registry.hpp"
 #include "reference/moe_align/moe_align_ref.hpp"
 
 using moe::align::AlignPath;
@@ -305,4 +306,25 @@ TEST_CASE("align gpu: default configs of the model shapes fit and choose one lau
       }
     }
   }
+}
+
+namespace moe {
+KernelFamily make_moe_align_family();
+}
+
+TEST_CASE("align gpu: the verify family's quick cases pass (golden on CPU, kernels on GPU)") {
+  moe::VerifyOptions o;
+  o.gpu_available = true;
+  o.quick = true;
+  const auto fam = moe::make_moe_align_family();
+  const auto cases = fam.cases(o);
+  int gpu = 0;
+  for (const auto& vc : cases) {
+    const auto r = vc.run();
+    INFO(vc.name, ": ", r.message);
+    CHECK(r.passed);
+    gpu += vc.needs_gpu;
+  }
+  CHECK(gpu >= 10);
+  MESSAGE("verify family quick: " << cases.size() << " cases, " << gpu << " on the GPU");
 }

@@ -1,0 +1,129 @@
+// moe_align_block_size benchmark: model configs (E, top_k) of DeepSeek-V3 (256, 8),
+// Mixtral (8, 2) and Qwen3-235B (128, 8), M from 1 to 65536, block 64 and 128.
+//
+// BM_align       default configuration; graph-replayed batches of 20 launches
+//                (launch gaps hidden: the kernel time) - the figure against targets.
+// BM_align_eager the same launches issued back to back without a graph, so the
+//                launch gaps show (DeepSeek-V3 only).
+// BM_align_cfg   forced paths/sizes for tuning (path 1 single block: p5 = warps;
+//                path 2 multi block: p5 = slots per block, p6 = rank warps).
+// Inputs stay in L2 (the routing kernel has just written them); bytes = ids read
+// once + every output element written once.
+#include <map>
+#include <tuple>
+
+#include "bench_common.hpp"
+#include "kernels/moe_align/moe_align.hpp"
+#include "reference/moe_align/moe_align_ref.hpp"
+
+namespace {
+
+using moe::align::AlignLaunchConfig;
+using moe::align::AlignPath;
+using moe::align::AlignShape;
+
+// Softmax top-k routing ids, generated once per (M, E, top_k).
+const std::vector<int32_t>& routing_ids(const AlignShape& s) {
+  static std::map<std::tuple<int64_t, int32_t, int32_t>, std::vector<int32_t>> cache;
+  auto key = std::make_tuple(s.num_tokens, s.num_experts, s.top_k);
+  auto it = cache.find(key);
+  if (it == cache.end())
+    it = cache.emplace(key, moe::ref::make_align_ids(s, moe::ref::AlignIds::Softmax, 0)).first;
+  return it->second;
+}
+
+void run(benchmark::State& state, const AlignShape& s, AlignLaunchConfig cfg, bool graph) {
+  const auto lim = moe::align::AlignDeviceLimits::current();
+  const std::string why = cfg.invalid_reason(s, lim);
+  if (!why.empty()) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  const auto& ids = routing_ids(s);
+  const int64_t cap = moe::align::align_capacity(s), blocks = moe::align::align_max_blocks(s);
+  moe::gpu::DeviceBuffer<int32_t> d_ids(ids.size()), sorted(static_cast<size_t>(cap)),
+      eids(static_cast<size_t>(blocks)), num(1);
+  d_ids.upload(ids);
+  moe::align::AlignWorkspace ws(cfg.workspace_bytes(s));
+  const moe::align::AlignOutputs out{sorted.data(), eids.data(), num.data()};
+  const double bytes = 4.0 * (static_cast<double>(s.num_slots()) + static_cast<double>(cap) +
+                              static_cast<double>(blocks) + 1.0);
+  moe::bench::run_gpu_benchmark(
+      state, [&](hipStream_t st) { moe::align::moe_align_block_size(d_ids.data(), nullptr, s, out, ws, st, cfg); },
+      {bytes, 0}, {.batch = 20, .graph = graph, .flush_l2 = false});
+  // Correctness of what was timed (outside the timed region).
+  const auto want = moe::ref::expand_to_capacity(moe::ref::moe_align_block_size(s, ids), s);
+  const auto chk = moe::ref::compare_align(want, sorted.download(), eids.download(), num.download()[0]);
+  if (!chk.passed) state.SkipWithError(("wrong result: " + chk.message).c_str());
+  state.counters["M"] = static_cast<double>(s.num_tokens);
+  state.counters["E"] = s.num_experts;
+  state.counters["top_k"] = s.top_k;
+  state.counters["block"] = s.block_size;
+  state.counters["path"] = static_cast<int>(cfg.path);
+  state.counters["grid"] = cfg.num_blocks;
+  state.counters["rank_warps"] = cfg.rank_warps;
+  state.counters["launches"] = cfg.path == AlignPath::SingleBlock ? 1 : 2;
+  state.counters["num_post"] = want.num_tokens_post_padded;
+}
+
+AlignShape shape_of(const benchmark::State& state) {
+  return AlignShape{state.range(0), static_cast<int32_t>(state.range(2)), static_cast<int32_t>(state.range(1)),
+                    static_cast<int32_t>(state.range(3))};
+}
+
+void BM_align(benchmark::State& state) {
+  const AlignShape s = shape_of(state);
+  run(state, s, AlignLaunchConfig::choose(s, moe::align::AlignDeviceLimits::current()), true);
+}
+
+void BM_align_eager(benchmark::State& state) {
+  const AlignShape s = shape_of(state);
+  run(state, s, AlignLaunchConfig::choose(s, moe::align::AlignDeviceLimits::current()), false);
+}
+
+void BM_align_cfg(benchmark::State& state) {
+  const AlignShape s = shape_of(state);
+  const auto lim = moe::align::AlignDeviceLimits::current();
+  const auto path = static_cast<AlignPath>(state.range(4));
+  AlignLaunchConfig cfg = AlignLaunchConfig::choose(s, lim, path);
+  if (path == AlignPath::SingleBlock) {
+    cfg.rank_warps = static_cast<int>(state.range(5));
+  } else {
+    cfg.slots_per_block = state.range(5);
+    cfg.num_blocks = static_cast<int>((s.num_slots() + cfg.slots_per_block - 1) / cfg.slots_per_block);
+    cfg.rank_warps = static_cast<int>(state.range(6));
+  }
+  run(state, s, cfg, true);
+}
+
+const std::vector<std::pair<int64_t, int64_t>> kModels = {{256, 8}, {8, 2}, {128, 8}};  // (E, top_k)
+const std::vector<int64_t> kMs = {1, 16, 64, 256, 1024, 4096, 16384, 65536};
+
+void model_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "E", "k", "block"});
+  for (int64_t bs : {64, 128})
+    for (auto [E, k] : kModels)
+      for (int64_t M : kMs) b->Args({M, E, k, bs});
+}
+
+void eager_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "E", "k", "block"});
+  for (int64_t M : kMs) b->Args({M, 256, 8, 64});
+}
+
+void cfg_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "E", "k", "block", "path", "p5", "p6"});
+  for (int64_t M : {256, 1024, 4096, 16384}) {
+    for (int64_t w : {4, 8, 16, 32}) b->Args({M, 256, 8, 64, 1, w, 0});
+    for (int64_t spb : {512, 1024, 2048, 4096})
+      for (int64_t w : {8, 16}) b->Args({M, 256, 8, 64, 2, spb, w});
+  }
+}
+
+BENCHMARK(BM_align)->Apply(model_args)->UseManualTime()->Iterations(100)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_align_eager)->Apply(eager_args)->UseManualTime()->Iterations(100)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_align_cfg)->Apply(cfg_args)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+MOE_BENCH_MAIN();
