@@ -1,0 +1,211 @@
+// Host-only part of the routing API: input validation, config checks and the
+// sigmoid top-1 launch plan. Built in every backend (also -Dgpu=none) so the
+// CLI and the CPU tests can validate inputs without a GPU.
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "kernels/routing/routing.hpp"
+#include "moe/error.hpp"
+
+namespace moe::routing {
+
+namespace {
+
+bool is_float_dtype(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
+
+int next_pow2(int v) {
+  int p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+
+std::string check_block_threads(int b) {
+  if (b < 64 || b > 512 || b % 64 != 0)
+    return fmt::format("block_threads must be a multiple of 64 in [64, 512], got {}", b);
+  return {};
+}
+
+}  // namespace
+
+// ------------------------------------------------------------- softmax top-k
+void SoftmaxTopkParams::validate() const {
+  MOE_REQUIRE(tokens >= 0, fmt::format("softmax_topk: tokens (M) must be >= 0, got {}", tokens));
+  MOE_REQUIRE(experts >= 1 && experts <= kMaxExperts,
+              fmt::format("softmax_topk: experts must be in [1, {}], got {}", kMaxExperts, experts));
+  MOE_REQUIRE(top_k >= 1 && top_k <= std::min(experts, kMaxTopK),
+              fmt::format("softmax_topk: top_k must be in [1, min(experts={}, {})], got {}", experts, kMaxTopK, top_k));
+  MOE_REQUIRE(is_float_dtype(dtype),
+              fmt::format("softmax_topk: logits dtype must be fp32, bf16 or fp16, got {}", dtype_name(dtype)));
+}
+
+SoftmaxTopkConfig SoftmaxTopkConfig::pick(const SoftmaxTopkParams& p) {
+  SoftmaxTopkConfig c;
+  if (p.experts > 256) {
+    c.lanes_per_row = 32;
+  } else {
+    c.lanes_per_row = std::min(32, next_pow2((p.experts + 7) / 8));
+  }
+  return c;
+}
+
+int SoftmaxTopkConfig::values_per_lane(const SoftmaxTopkParams& p) const {
+  const int lanes = lanes_per_row > 0 ? lanes_per_row : pick(p).lanes_per_row;
+  const int need = (p.experts + lanes - 1) / lanes;
+  return need <= 8 ? 8 : 16;
+}
+
+std::string SoftmaxTopkConfig::why_invalid(const SoftmaxTopkParams& p) const {
+  if (auto s = check_block_threads(block_threads); !s.empty()) return "softmax_topk: " + s;
+  if (lanes_per_row == 0) return {};
+  if (lanes_per_row < 1 || lanes_per_row > 32 || (lanes_per_row & (lanes_per_row - 1)) != 0)
+    return fmt::format("softmax_topk: lanes_per_row must be 0 (auto) or a power of two in [1, 32], got {}",
+                       lanes_per_row);
+  const int need = (p.experts + lanes_per_row - 1) / lanes_per_row;
+  if (need > 16)
+    return fmt::format("softmax_topk: {} lanes per row cannot hold {} experts (at most 16 per lane)", lanes_per_row,
+                       p.experts);
+  if (need > 8 && lanes_per_row != 1 && lanes_per_row != 32)
+    return fmt::format("softmax_topk: {} lanes per row with {} experts needs 16 values per lane, compiled only for "
+                       "1 or 32 lanes",
+                       lanes_per_row, p.experts);
+  return {};
+}
+
+SoftmaxTopkConfig SoftmaxTopkConfig::resolved(const SoftmaxTopkParams& p) const {
+  const std::string why = why_invalid(p);
+  MOE_REQUIRE(why.empty(), why);
+  SoftmaxTopkConfig c = *this;
+  if (c.lanes_per_row == 0) c.lanes_per_row = pick(p).lanes_per_row;
+  return c;
+}
+
+// ------------------------------------------------------------- grouped top-k
+const char* scoring_name(Scoring s) { return s == Scoring::Softmax ? "softmax" : "sigmoid"; }
+
+Scoring parse_scoring(const std::string& s) {
+  if (s == "softmax") return Scoring::Softmax;
+  if (s == "sigmoid") return Scoring::Sigmoid;
+  throw_input_error(fmt::format("unknown scoring '{}' (expected softmax or sigmoid)", s));
+}
+
+int GroupedTopkParams::values_per_lane() const {
+  int v = 1;
+  while (v * 32 < experts) v <<= 1;
+  return v;
+}
+
+void GroupedTopkParams::validate() const {
+  MOE_REQUIRE(tokens >= 0, fmt::format("grouped_topk: tokens (M) must be >= 0, got {}", tokens));
+  MOE_REQUIRE(experts >= 1 && experts <= kMaxExperts,
+              fmt::format("grouped_topk: experts must be in [1, {}], got {}", kMaxExperts, experts));
+  MOE_REQUIRE(n_group >= 1 && n_group <= kMaxGroups,
+              fmt::format("grouped_topk: n_group must be in [1, {}], got {}", kMaxGroups, n_group));
+  MOE_REQUIRE(experts % n_group == 0,
+              fmt::format("grouped_topk: experts ({}) must be divisible by n_group ({})", experts, n_group));
+  MOE_REQUIRE(topk_group >= 1 && topk_group <= n_group,
+              fmt::format("grouped_topk: topk_group must be in [1, n_group={}], got {}", n_group, topk_group));
+  const int64_t cand = int64_t{topk_group} * (experts / n_group);
+  MOE_REQUIRE(top_k >= 1 && top_k <= kMaxTopK && top_k <= cand,
+              fmt::format("grouped_topk: top_k must be in [1, min({}, topk_group*group_size={})], got {}", kMaxTopK,
+                          cand, top_k));
+  MOE_REQUIRE(std::isfinite(routed_scaling_factor),
+              fmt::format("grouped_topk: routed_scaling_factor must be finite, got {}", routed_scaling_factor));
+  MOE_REQUIRE(scoring == Scoring::Softmax || scoring == Scoring::Sigmoid, "grouped_topk: unknown scoring");
+  MOE_REQUIRE(is_float_dtype(dtype),
+              fmt::format("grouped_topk: logits dtype must be fp32, bf16 or fp16, got {}", dtype_name(dtype)));
+}
+
+bool GroupedTopkConfig::register_groups(const GroupedTopkParams& p) {
+  const int v = p.values_per_lane();
+  const int gs = p.group_size();
+  if (gs % v != 0) return false;
+  const int lanes = gs / v;
+  return lanes >= 1 && lanes <= 32 && (lanes & (lanes - 1)) == 0;
+}
+
+size_t GroupedTopkConfig::shared_bytes(const GroupedTopkParams& p) const {
+  if (register_groups(p)) return 0;
+  return static_cast<size_t>(block_threads / 32) * 32 * static_cast<size_t>(p.values_per_lane()) * 4;
+}
+
+std::string GroupedTopkConfig::why_invalid(const GroupedTopkParams& p) const {
+  if (auto s = check_block_threads(block_threads); !s.empty()) return "grouped_topk: " + s;
+  if (shared_bytes(p) > 48 * 1024)
+    return fmt::format("grouped_topk: {} threads need {} bytes of shared memory for E={} (limit 49152)", block_threads,
+                       shared_bytes(p), p.experts);
+  return {};
+}
+
+// ------------------------------------------------------------- sigmoid top-1
+const char* top1_impl_name(Top1Impl i) {
+  switch (i) {
+    case Top1Impl::Auto: return "auto";
+    case Top1Impl::TensorCore: return "tensor_core";
+    case Top1Impl::Simt: return "simt";
+  }
+  return "?";
+}
+
+void SigmoidTop1Params::validate() const {
+  MOE_REQUIRE(tokens >= 0, fmt::format("sigmoid_top1: tokens (M) must be >= 0, got {}", tokens));
+  MOE_REQUIRE(hidden >= 1 && hidden <= kMaxHidden,
+              fmt::format("sigmoid_top1: hidden (K) must be in [1, {}], got {}", kMaxHidden, hidden));
+  MOE_REQUIRE(experts >= 1 && experts <= kMaxExperts,
+              fmt::format("sigmoid_top1: experts must be in [1, {}], got {}", kMaxExperts, experts));
+  MOE_REQUIRE(dtype == DType::BF16 || dtype == DType::F16,
+              fmt::format("sigmoid_top1: x and w dtype must be bf16 or fp16, got {}", dtype_name(dtype)));
+}
+
+std::string SigmoidTop1Config::why_invalid(const SigmoidTop1Params&) const {
+  if (k_splits < 0) return fmt::format("sigmoid_top1: k_splits must be >= 0 (0 = auto), got {}", k_splits);
+  if (impl != Top1Impl::Auto && impl != Top1Impl::TensorCore && impl != Top1Impl::Simt)
+    return "sigmoid_top1: unknown impl";
+  return {};
+}
+
+SigmoidTop1Plan plan_sigmoid_top1(const SigmoidTop1Params& p, const SigmoidTop1Config& c, int sm_count,
+                                  bool tensor_cores) {
+  p.validate();
+  const std::string why = c.why_invalid(p);
+  MOE_REQUIRE(why.empty(), why);
+  SigmoidTop1Plan pl;
+  pl.impl = c.impl == Top1Impl::Auto ? (tensor_cores ? Top1Impl::TensorCore : Top1Impl::Simt) : c.impl;
+  MOE_REQUIRE(pl.impl != Top1Impl::TensorCore || tensor_cores,
+              "sigmoid_top1: impl tensor_core needs an NVIDIA GPU of compute capability 8.0 or newer");
+  if (pl.impl == Top1Impl::TensorCore) {
+    pl.bm = 64;
+    pl.bn = 8 * std::min(16, next_pow2((p.experts + 7) / 8));
+  } else {
+    pl.bm = 32;
+    pl.bn = 32;
+  }
+  pl.row_tiles = static_cast<int>((p.tokens + pl.bm - 1) / pl.bm);
+  pl.col_tiles = (p.experts + pl.bn - 1) / pl.bn;
+  const int kchunks = static_cast<int>((p.hidden + 127) / 128);
+  int splits = 1;
+  if (c.k_splits > 0) {
+    splits = std::min(c.k_splits, kchunks);
+  } else {
+    const int64_t base = std::max<int64_t>(1, int64_t{pl.row_tiles} * pl.col_tiles);
+    const int64_t target = 2 * std::max(1, sm_count);
+    if (base < target) {
+      const int64_t want = (target + base - 1) / base;
+      splits = static_cast<int>(std::min<int64_t>(want, std::max(1, kchunks / 2)));
+    }
+  }
+  const int per = (kchunks + splits - 1) / splits;
+  pl.k_chunk = int64_t{128} * per;
+  pl.splits = (kchunks + per - 1) / per;
+  if (pl.direct() || p.tokens == 0) {
+    pl.workspace_bytes = 0;
+  } else {
+    const size_t partial = static_cast<size_t>(pl.splits) * static_cast<size_t>(p.tokens) *
+                           static_cast<size_t>(p.experts) * sizeof(float);
+    pl.workspace_bytes = (partial + 255) / 256 * 256 + static_cast<size_t>(pl.row_tiles) * sizeof(int);
+  }
+  return pl;
+}
+
+}  // namespace moe::routing
