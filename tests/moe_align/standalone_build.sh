@@ -41,8 +41,11 @@ lib=("$o/harness_src_check.cpp.o" "$o/harness_src_error.cpp.o" "$o/harness_src_d
      "$o/harness_src_inputs.cpp.o" "$o/reference_moe_align_moe_align_ref.cpp.o"
      "$o/kernels_moe_align_moe_align_host.cpp.o" "$o/harness_src_family_moe_align.cpp.o"
      "$o/kernels_common_common_kernels.hip.o" "$o/kernels_moe_align_moe_align_launch.hip.o")
-libs=(-L"$cuda/lib64" -Wl,-rpath,"$cuda/lib64" -lcudart -lfmt -lpthread)
+# The unpacked .debs first: the host may have other versions of these libraries
+# (a newer libbenchmark there has a different ABI from the 1.7.1 headers we compile against).
+pfx=${MOE_PREFIX:-/tmp/moe-prefix}/usr/lib/x86_64-linux-gnu
+libs=(-L"$pfx" -Wl,-rpath,"$pfx" -L"$cuda/lib64" -Wl,-rpath,"$cuda/lib64" -lcudart -lfmt -lpthread)
 g++ -o "$out/test_moe_align" "$o/tests_doctest_main.cpp.o" "$o/tests_moe_align_test_moe_align_ref.cpp.o" "${lib[@]}" "${libs[@]}"
 g++ -o "$out/gpu_test_moe_align" "$o/tests_gpu_main.cpp.o" "$o/tests_moe_align_test_moe_align_gpu.cpp.o" "${lib[@]}" "${libs[@]}"
-g++ -o "$out/bench_moe_align" "$o/bench_bench_moe_align.cpp.o" "${lib[@]}" -lbenchmark "${libs[@]}"
+g++ -o "$out/bench_moe_align" "$o/bench_bench_moe_align.cpp.o" "${lib[@]}" -L"$pfx" -lbenchmark "${libs[@]}"
 echo "standalone moe_align build in $out ($rev)"
