@@ -1,8 +1,6 @@
 #include "moe/report.hpp"
 
 #include <fcntl.h>
-#include <cctype>
-#include <cmath>
 #include <unistd.h>
 
 #include <algorithm>
@@ -206,8 +204,13 @@ json merge_verify_docs(const std::vector<std::pair<std::string, json>>& docs, bo
     if (it.key() != "cases" && it.key() != "summary" && it.key() != "shard" && it.key() != "devices")
       out[it.key()] = it.value();
   std::vector<std::pair<int64_t, json>> cases;
+  // Shards of one run: overlap detection and order by the global index (verify
+  // writes it). Otherwise by (kernel, name) across different files, input order.
+  bool all_indexed = with_shard > 0;
+  for (const auto& [path, d] : docs)
+    for (const auto& c : d["cases"]) all_indexed = all_indexed && c.contains("index");
   std::map<std::pair<std::string, std::string>, std::string> where;
-  bool all_indexed = true;
+  std::map<int64_t, std::string> where_index;
   json devices = json::array();
   std::set<std::string> device_keys;
   json from = json::array();
@@ -218,11 +221,18 @@ json merge_verify_docs(const std::vector<std::pair<std::string, json>>& docs, bo
     from.push_back(f);
     for (const auto& c : d["cases"]) {
       const auto key = std::make_pair(c["kernel"].get<std::string>(), c["name"].get<std::string>());
-      if (auto w = where.find(key); w != where.end())
-        throw InputError(fmt::format("merge: case {}/{} is in both {} and {}", key.first, key.second, w->second, path));
-      where[key] = path;
-      if (!c.contains("index")) all_indexed = false;
-      cases.emplace_back(c.contains("index") ? c["index"].get<int64_t>() : order, c);
+      if (all_indexed) {
+        const int64_t idx = c["index"].get<int64_t>();
+        if (auto w = where_index.find(idx); w != where_index.end())
+          throw InputError(fmt::format("merge: case index {} ({}/{}) is in both {} and {}", idx, key.first, key.second,
+                                       w->second, path));
+        where_index[idx] = path;
+      } else {
+        if (auto w = where.find(key); w != where.end() && w->second != path)
+          throw InputError(fmt::format("merge: case {}/{} is in both {} and {}", key.first, key.second, w->second, path));
+        where[key] = path;
+      }
+      cases.emplace_back(all_indexed ? c["index"].get<int64_t>() : order, c);
       ++order;
     }
     if (d.contains("devices") && d["devices"].is_array())
@@ -585,6 +595,12 @@ std::string fmt_num(double v) {
   return fmt::format("{:.4g}", v);
 }
 
+// Axis labels: integers without decimals (M = 4096, not 4096.0).
+std::string fmt_tick(double v) {
+  if (std::isfinite(v) && std::fabs(v) < 1e15 && v == std::floor(v)) return fmt::format("{}", static_cast<int64_t>(v));
+  return fmt_num(v);
+}
+
 std::string json_scalar_text(const json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
@@ -603,6 +619,23 @@ std::string params_text(const json& p) {
 }
 
 // Numeric leaves of a metrics object, "path=value", skipping bulky members.
+void flatten_metrics(const json& m, const std::string& prefix, std::vector<std::pair<std::string, std::string>>& out);
+
+// Error metrics first (rel_l2, max_abs, ...), then the rest in name order.
+std::vector<std::pair<std::string, std::string>> metrics_list(const json& m) {
+  std::vector<std::pair<std::string, std::string>> v;
+  flatten_metrics(m, "", v);
+  auto rank = [](const std::string& k) {
+    const std::string leaf = k.substr(k.rfind('.') == std::string::npos ? 0 : k.rfind('.') + 1);
+    static const char* order[] = {"rel_l2", "max_abs", "max_rel", "n_outside", "n_nonfinite"};
+    for (int i = 0; i < 5; ++i)
+      if (leaf == order[i]) return i;
+    return 5;
+  };
+  std::stable_sort(v.begin(), v.end(), [&](const auto& a, const auto& b) { return rank(a.first) < rank(b.first); });
+  return v;
+}
+
 void flatten_metrics(const json& m, const std::string& prefix, std::vector<std::pair<std::string, std::string>>& out) {
   if (!m.is_object()) return;
   for (auto it = m.begin(); it != m.end(); ++it) {
@@ -679,7 +712,7 @@ std::string svg_chart(const std::string& title, const std::string& ylabel, const
   for (double x : xt) {
     const double px = X(x);
     o += fmt::format("<line x1=\"{:.1f}\" y1=\"{}\" x2=\"{:.1f}\" y2=\"{}\" stroke=\"#e4e4e4\"/>", px, T, px, T + PH);
-    o += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", px, T + PH + 14, fmt_num(x));
+    o += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", px, T + PH + 14, fmt_tick(x));
   }
   // Y ticks.
   std::vector<double> yt;
@@ -702,7 +735,7 @@ std::string svg_chart(const std::string& title, const std::string& ylabel, const
   for (double v : yt) {
     const double py = Y(v);
     o += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#e4e4e4\"/>", L, py, L + PW, py);
-    o += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>\n", L - 5, py + 4, fmt_num(v));
+    o += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>\n", L - 5, py + 4, fmt_tick(v));
   }
   if (!log_y)  // the roofline
     o += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#444\" stroke-dasharray=\"2 3\"/>\n",
@@ -729,7 +762,7 @@ std::string svg_chart(const std::string& title, const std::string& ylabel, const
                          Y(s.y[i] + e), s.color);
       }
       o += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"><title>{}: M={} {}{}</title></circle>\n",
-                       X(x), Y(s.y[i]), s.color, html_escape(s.name), fmt_num(x), fmt_num(s.y[i]),
+                       X(x), Y(s.y[i]), s.color, html_escape(s.name), fmt_tick(x), fmt_num(s.y[i]),
                        e > 0 ? " ± " + fmt_num(e) : "");
     }
   }
@@ -786,6 +819,7 @@ std::string render_report_html(const json& rep) {
   o += "<meta name=\"generator\" content=\"moe-harness report\">\n<title>moe-harness report</title>\n<style>";
   o += kCss;
   o += "</style>\n</head>\n<body>\n<h1>moe-harness report</h1>\n";
+  std::string details;  // long tables, after the charts
 
   // ---- provenance
   o += "<section id=\"provenance\">\n<h2>Provenance</h2>\n";
@@ -837,8 +871,8 @@ std::string render_report_html(const json& rep) {
     std::vector<std::pair<std::string, std::string>> rows;
     for (auto it = in["context"].begin(); it != in["context"].end(); ++it)
       if (!it.value().is_array() && !it.value().is_object()) rows.emplace_back(it.key(), json_scalar_text(it.value()));
-    o += fmt::format("<h4>Benchmark context of {}</h4>\n", html_escape(in.value("path", "")));
-    o += kv_table("bench-context", rows);
+    details += fmt::format("<h3>Benchmark context of {}</h3>\n", html_escape(in.value("path", "")));
+    details += kv_table("bench-context", rows);
   }
   o += "</section>\n";
 
@@ -937,21 +971,21 @@ std::string render_report_html(const json& rep) {
     }
     o += "</table>\n";
   }
-  o += "<h3>All cases</h3>\n<table id=\"verify-cases\">\n<tr><th>kernel</th><th>case</th><th>status</th><th>params</th>"
+  details += "<h3>All verification cases</h3>\n<table id=\"verify-cases\">\n<tr><th>kernel</th><th>case</th><th>status</th><th>params</th>"
        "<th>error metrics</th><th>message</th><th>s</th></tr>\n";
   for (const auto& c : v["cases"]) {
-    std::vector<std::pair<std::string, std::string>> mets;
-    if (c.contains("metrics")) flatten_metrics(c["metrics"], "", mets);
+    const auto mets = c.contains("metrics") ? metrics_list(c["metrics"]) : std::vector<std::pair<std::string, std::string>>{};
     std::string mt;
     for (size_t i = 0; i < mets.size() && i < 12; ++i) mt += fmt::format("{}{}={}", i ? ", " : "", mets[i].first, mets[i].second);
     if (mets.size() > 12) mt += fmt::format(", … ({} more)", mets.size() - 12);
     const std::string st = c["status"].get<std::string>();
-    o += fmt::format("<tr>{}{}{}{}{}{}{}</tr>\n", td(c["kernel"].get<std::string>()), td(c["name"].get<std::string>(), "mono"),
+    details += fmt::format("<tr>{}{}{}{}{}{}{}</tr>\n", td(c["kernel"].get<std::string>()), td(c["name"].get<std::string>(), "mono"),
                      td(st, status_class(st)), td(params_text(c.value("params", json::object())), "mono"), td(mt, "mono"),
                      td(json_scalar_text(c.value("message", json(""))), "msg"),
                      td(c.contains("seconds") ? fmt_num(c["seconds"].get<double>()) : "-", "num"));
   }
-  o += "</table>\n</section>\n";
+  details += "</table>\n";
+  o += "<p class=\"note\">Every case with its parameters and error metrics: see <em>Details</em> below.</p>\n</section>\n";
 
   // ---- benchmarks
   o += "<section id=\"bench\">\n<h2>Benchmarks</h2>\n";
@@ -1005,11 +1039,11 @@ std::string render_report_html(const json& rep) {
     }
   }
   if (!pts.empty()) {
-    o += "<h3>Benchmark data</h3>\n<table id=\"bench-points\">\n<tr><th>benchmark</th><th>kernel</th><th>model</th>"
+    details += "<h3>Benchmark data</h3>\n<table id=\"bench-points\">\n<tr><th>benchmark</th><th>kernel</th><th>model</th>"
          "<th>variant</th><th>M</th><th>µs</th><th>± sd</th><th>n</th><th>GB/s</th><th>TFLOP/s</th><th>% read BW</th>"
          "<th>% bf16 FLOP/s</th><th>label</th></tr>\n";
     for (const auto& p : pts)
-      o += fmt::format("<tr>{}{}{}{}{}{}{}{}{}{}{}{}{}</tr>\n", td(p["name"].get<std::string>(), "mono"),
+      details += fmt::format("<tr>{}{}{}{}{}{}{}{}{}{}{}{}{}</tr>\n", td(p["name"].get<std::string>(), "mono"),
                        td(p["kernel"].get<std::string>()), td(p["model"].get<std::string>()),
                        td(p["variant"].get<std::string>()), td(json_scalar_text(p["M"]), "num"),
                        td(fmt_num(p["us"].get<double>()), "num"), td(fmt_num(p["us_stddev"].get<double>()), "num"),
@@ -1018,7 +1052,7 @@ std::string render_report_html(const json& rep) {
                        td(fmt_num(counter_or_nan(p, {"pct_read_bw", "pct_bw"})), "num"),
                        td(fmt_num(counter_or_nan(p, {"pct_bf16_flops", "pct_flops"})), "num"),
                        td(p["label"].get<std::string>(), "mono"));
-    o += "</table>\n";
+    details += "</table>\n";
   }
   const auto& errs = rep["bench"]["errors"];
   if (!errs.empty()) {
@@ -1028,7 +1062,8 @@ std::string render_report_html(const json& rep) {
                        td(e.value("error_message", ""), "fail"));
     o += "</table>\n";
   }
-  o += "</section>\n</body>\n</html>\n";
+  o += "</section>\n";
+  o += "<section id=\"details\">\n<h2>Details</h2>\n" + details + "</section>\n</body>\n</html>\n";
   return o;
 }
 

@@ -78,8 +78,15 @@ TEST_CASE("merge: shards combine in global order; errors for gaps and duplicates
   CHECK(merge_verify_docs({{"a.json", a}}, true)["cases"].size() == 3);
   CHECK_THROWS_WITH_AS(merge_verify_docs({{"a.json", a}, {"a2.json", a}}), "merge: a.json and a2.json are both shard 0/2",
                        InputError);
-  const auto c = verify_doc({{1, "c0", "pass"}}, 1, 2);
-  CHECK_THROWS_WITH_AS(merge_verify_docs({{"a.json", a}, {"c.json", c}}), "merge: case k/c0 is in both a.json and c.json",
+  const auto c = verify_doc({{2, "c9", "pass"}}, 1, 2);
+  CHECK_THROWS_WITH_AS(merge_verify_docs({{"a.json", a}, {"c.json", c}}),
+                       "merge: case index 2 (k/c9) is in both a.json and c.json", InputError);
+  // Without indexes: by name, across files (a name repeated inside one file is that file's business).
+  auto na = verify_doc({{0, "n1", "pass"}, {0, "n1", "pass"}}), nb = verify_doc({{0, "n1", "pass"}});
+  for (auto* d : {&na, &nb})
+    for (auto& x : (*d)["cases"]) x.erase("index");
+  CHECK(merge_verify_docs({{"na.json", na}})["cases"].size() == 2);
+  CHECK_THROWS_WITH_AS(merge_verify_docs({{"na.json", na}, {"nb.json", nb}}), "merge: case k/n1 is in both na.json and nb.json",
                        InputError);
   const auto d3 = verify_doc({{1, "x", "pass"}}, 1, 3);
   CHECK_THROWS_WITH_AS(merge_verify_docs({{"a.json", a}, {"d.json", d3}}), doctest::Contains("is shard 1/3"), InputError);

@@ -49,10 +49,11 @@ Shard parse_shard(std::string_view s);
 // kernel, name, status in pass|fail|skip); InputError naming `source` otherwise.
 void validate_verify_doc(const nlohmann::json& doc, const std::string& source);
 
-// Merges verify shard results. Every case (kernel, name) must appear once.
-// When the inputs carry "shard" objects they must share the count n and cover
-// every index 0..n-1 exactly once, unless allow_partial. Cases are ordered by
-// their global "index" where present, else kept in input order. The summary is
+// Merges verify results. Shards (inputs carrying "shard" objects, from verify
+// --shard i/n) must share the count n and cover every index 0..n-1 exactly once
+// unless allow_partial; their cases are ordered by global "index" (each index
+// once). Other inputs (e.g. runs of different --kernel sets) keep input order,
+// and a (kernel, name) found in two files is an error. The summary is
 // recomputed; devices are de-duplicated.
 nlohmann::json merge_verify_docs(const std::vector<std::pair<std::string, nlohmann::json>>& docs,
                                  bool allow_partial = false);
