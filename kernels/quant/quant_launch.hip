@@ -1,12 +1,12 @@
-// Host launch code of the quantization family: validation, path/launch-shape
-// selection and the Inf/NaN status check. Device code: quant_kernels.cuh.
+// Host launch code of the quantization family: path/launch-shape selection and the
+// Inf/NaN status check. Device code: quant_kernels.cuh. Argument validation and its
+// messages live in quant.cpp (host compiler): fmt does not compile under nvcc.
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
-#include <fmt/format.h>
-
 #include "kernels/quant/quant.hpp"
+#include "kernels/quant/quant_detail.hpp"
 #include "kernels/quant/quant_kernels.cuh"
 #include "moe/gpu.hpp"
 
@@ -105,7 +105,7 @@ void launch(const QuantProblem& p, const void* xv, void* qv, float* scales, Work
       const int64_t nv = vec ? C / V : C;
       const int threads = cfg.threads ? cfg.threads : std::clamp(pow2_ceil(ceil_div(nv, kRowCache)), 64, 1024);
       const int64_t blocks = B * R;
-      MOE_REQUIRE(blocks <= kMaxGridX, fmt::format("quantize '{}': {} rows exceed the grid limit", p.name, blocks));
+      MOE_REQUIRE(blocks <= kMaxGridX, detail::grid_limit_message(p, blocks));
       if (vec)
         hipLaunchKernelGGL((dev::row_quant_kernel<D, V, Q, kRowCache>), dim3(static_cast<unsigned>(blocks)),
                            dim3(threads), 0, s, x, q, scales, C, qmax, ws.status());
@@ -136,7 +136,7 @@ void launch(const QuantProblem& p, const void* xv, void* qv, float* scales, Work
         }
         const int64_t chunks = ceil_div(nv, threads);
         const int64_t blocks = B * R * chunks;
-        MOE_REQUIRE(blocks <= kMaxGridX, fmt::format("quantize '{}': {} blocks exceed the grid limit", p.name, blocks));
+        MOE_REQUIRE(blocks <= kMaxGridX, detail::grid_limit_message(p, blocks));
         hipLaunchKernelGGL((dev::group_quant_kernel<D, V, Q>), dim3(static_cast<unsigned>(blocks)), dim3(threads), 0, s,
                            x, q, scales, R, C, G, chunks, col_major, qmax, ws.status());
       } else {
@@ -163,7 +163,7 @@ void launch(const QuantProblem& p, const void* xv, void* qv, float* scales, Work
 
 Workspace::Workspace(int64_t max_batch) : max_batch_(max_batch) {
   MOE_REQUIRE(max_batch >= 1 && max_batch <= 65535,
-              fmt::format("quant::Workspace: max_batch {} must be in [1, 65535]", max_batch));
+              "quant::Workspace: max_batch " + std::to_string(max_batch) + " must be in [1, 65535]");
   status_ = gpu::DeviceBuffer<unsigned long long>(2);
   amax_ = gpu::DeviceBuffer<uint32_t>(static_cast<size_t>(max_batch));
   MOE_GPU_CHECK(hipMemset(status_.data(), 0, status_.bytes()));
@@ -185,19 +185,7 @@ void Workspace::check(const QuantProblem& p, hipStream_t s) {
 
 void quantize(const QuantProblem& p, const void* x, void* q, float* scales, Workspace& ws, hipStream_t s,
               CheckMode mode, const LaunchConfig& cfg) {
-  p.validate();
-  const std::string why = cfg.why_invalid();
-  MOE_REQUIRE(why.empty(), fmt::format("quantize '{}': invalid launch config: {}", p.name, why));
-  MOE_REQUIRE(x != nullptr && q != nullptr && scales != nullptr,
-              fmt::format("quantize '{}': null device pointer (x {}, q {}, scales {})", p.name, x, q,
-                          static_cast<const void*>(scales)));
-  MOE_REQUIRE(mode == CheckMode::Sync || mode == CheckMode::Deferred,
-              fmt::format("quantize '{}': invalid check mode", p.name));
-  if (p.spec.granularity == Granularity::PerTensor) {
-    MOE_REQUIRE(p.shape.batch <= ws.max_batch(),
-                fmt::format("quantize '{}': batch {} exceeds the workspace's max_batch {}", p.name, p.shape.batch,
-                            ws.max_batch()));
-  }
+  detail::validate_launch(p, x, q, scales, ws.max_batch(), mode, cfg);
   if (mode == CheckMode::Sync) ws.clear(s);
   with_dtype(p.in_dtype, [&](auto dt) {
     with_qtype(p.spec.qtype, [&](auto qt) { launch<decltype(dt)::value, decltype(qt)::value>(p, x, q, scales, ws, s, cfg); });
