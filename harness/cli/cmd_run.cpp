@@ -3,6 +3,10 @@
 //
 //   moe-harness run moe_align --in topk_ids=ids.npy --param num_experts=256
 //       --param block_size=128 [--expect sorted_token_ids=theirs.npy ...] --out-dir out/
+//   moe-harness run grouped_topk --model deepseek_v3 --in logits=router_logits.npy
+//       --in bias=e_score_correction_bias.npy --out-dir out/
+// --model NAME fills the routing parameters from configs/model_configs.json
+// (explicit --param values win).
 //
 // Writes out/ref_<output>.npy (CPU reference), out/gpu_<output>.npy (the GPU
 // kernel, in a GPU build with a device present) and out/run.json (what ran and
@@ -11,6 +15,8 @@
 // bf16 inputs: '<u2' arrays of bf16 bit patterns (see moe/npy.hpp).
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -23,8 +29,19 @@
 #include "moe/check.hpp"
 #include "moe/device.hpp"
 #include "moe/error.hpp"
+#include "moe/model_config.hpp"
 #include "moe/npy.hpp"
 #include "moe/report.hpp"
+
+#if __has_include("reference/routing/routing_ref.hpp")
+#include "reference/routing/routing_ref.hpp"
+#define MOE_RUN_HAVE_ROUTING 1
+#else
+#define MOE_RUN_HAVE_ROUTING 0
+#endif
+#if MOE_HAVE_GPU
+#include "moe/gpu.hpp"
+#endif
 
 #if __has_include("reference/moe_align/moe_align_ref.hpp")
 #include "reference/moe_align/moe_align_ref.hpp"
@@ -43,6 +60,7 @@ struct Tensor {
   std::vector<int64_t> shape;
   std::vector<float> f;    // float dtypes, widened
   std::vector<int32_t> i;  // I32
+  std::vector<uint16_t> bits;  // BF16/F16: the raw 16-bit values as read
   int64_t numel() const {
     int64_t n = 1;
     for (auto d : shape) n *= d;
@@ -50,7 +68,8 @@ struct Tensor {
   }
 };
 using Tensors = std::map<std::string, Tensor>;
-using Params = std::map<std::string, int64_t>;
+using Params = std::map<std::string, double>;
+using Checks = std::vector<std::pair<std::string, CheckResult>>;  // (output(s), result)
 
 struct InputSpec {
   std::string name;
@@ -62,8 +81,9 @@ struct InputSpec {
 struct ParamSpec {
   std::string name;
   bool required = false;
-  int64_t dflt = 0;
+  double dflt = 0;
   std::string doc;
+  bool integer = true;
 };
 
 struct RunKernel {
@@ -77,12 +97,15 @@ struct RunKernel {
   std::function<Tensors(const Tensors&, const Params&)> reference;
   // The GPU kernel; null when this build has none for the kernel.
   std::function<Tensors(const Tensors&, const Params&)> device;
-  // Compares one output with the reference output; `external` marks a user
-  // --expect file (may follow a looser layout, documented per kernel).
-  std::function<CheckResult(const std::string& output, const Tensor& got, const Tensor& ref, const Tensors& refs,
-                            const Params&, bool external)>
-      compare;
+  // Compares outputs (all of them from the GPU; the --expect subset from a
+  // user) with the reference; `external` marks user files (may follow a looser
+  // layout, documented per kernel).
+  std::function<Checks(const Tensors& got, const Tensors& ref, const Tensors& in, const Params&, bool external)> check;
+  // Fills parameters from a model config (--model); explicit --param wins.
+  std::function<void(const ModelConfig&, Params&)> from_model;
 };
+
+int32_t ip(const Params& p, const char* k) { return static_cast<int32_t>(p.at(k)); }
 
 Tensor i32_tensor(std::vector<int32_t> v, std::vector<int64_t> shape) {
   Tensor t;
@@ -95,8 +118,8 @@ Tensor i32_tensor(std::vector<int32_t> v, std::vector<int64_t> shape) {
 #if MOE_RUN_HAVE_ALIGN
 align::AlignShape align_shape(const Tensors& in, const Params& p) {
   const auto& ids = in.at("topk_ids");
-  return align::AlignShape{ids.shape[0], static_cast<int32_t>(ids.shape[1]), static_cast<int32_t>(p.at("num_experts")),
-                           static_cast<int32_t>(p.at("block_size"))};
+  MOE_REQUIRE(ids.shape[1] <= align::kMaxTopK, fmt::format("topk_ids has {} columns (top_k <= {})", ids.shape[1], align::kMaxTopK));
+  return align::AlignShape{ids.shape[0], static_cast<int32_t>(ids.shape[1]), ip(p, "num_experts"), ip(p, "block_size")};
 }
 
 // sorted_token_ids: exact for our kernel (the contract orders slots within an
@@ -117,7 +140,7 @@ CheckResult compare_align_output(const std::string& out, const Tensor& got, cons
   std::vector<int32_t> g(got.i.begin(), got.i.begin() + n), e = ref.i;
   if (out == "sorted_token_ids") {
     const auto& eids = refs.at("expert_ids").i;
-    const int64_t bs = p.at("block_size");
+    const int64_t bs = ip(p, "block_size");
     size_t b = 0;
     while (b < eids.size()) {
       size_t b2 = b;
@@ -132,6 +155,105 @@ CheckResult compare_align_output(const std::string& out, const Tensor& got, cons
   if (r.passed && out == "sorted_token_ids") r.message += " (as a set per expert segment)";
   return r;
 }
+
+Checks check_align(const Tensors& got, const Tensors& ref, const Tensors&, const Params& p, bool external) {
+  Checks out;
+  for (const auto& [name, t] : got) out.emplace_back(name, compare_align_output(name, t, ref.at(name), ref, p, external));
+  return out;
+}
+#endif
+
+#if MOE_RUN_HAVE_ROUTING
+const Tensor& logits_of(const Tensors& in) { return in.at("logits"); }
+
+routing::SoftmaxTopkParams softmax_params(const Tensors& in, const Params& p) {
+  const auto& l = logits_of(in);
+  routing::SoftmaxTopkParams sp;
+  sp.tokens = l.shape[0];
+  MOE_REQUIRE(l.shape[1] <= routing::kMaxExperts, fmt::format("logits has {} columns (E <= {})", l.shape[1], routing::kMaxExperts));
+  sp.experts = static_cast<int32_t>(l.shape[1]);
+  sp.top_k = ip(p, "top_k");
+  sp.dtype = l.dtype;
+  sp.renormalize = p.at("renormalize") != 0;
+  return sp;
+}
+
+routing::GroupedTopkParams grouped_params(const Tensors& in, const Params& p) {
+  const auto& l = logits_of(in);
+  routing::GroupedTopkParams gp;
+  gp.tokens = l.shape[0];
+  MOE_REQUIRE(l.shape[1] <= routing::kMaxExperts, fmt::format("logits has {} columns (E <= {})", l.shape[1], routing::kMaxExperts));
+  gp.experts = static_cast<int32_t>(l.shape[1]);
+  gp.n_group = ip(p, "n_group");
+  gp.topk_group = ip(p, "topk_group");
+  gp.top_k = ip(p, "top_k");
+  gp.scoring = p.at("sigmoid") != 0 ? routing::Scoring::Sigmoid : routing::Scoring::Softmax;
+  gp.renormalize = p.at("renormalize") != 0;
+  gp.routed_scaling_factor = static_cast<float>(p.at("routed_scaling_factor"));
+  gp.dtype = l.dtype;
+  return gp;
+}
+
+Tensors topk_tensors(ref::TopkResult r) {
+  Tensors out;
+  Tensor w;
+  w.dtype = DType::F32;
+  w.shape = {r.tokens, r.cols};
+  w.f = std::move(r.weights);
+  out["topk_weights"] = std::move(w);
+  out["topk_ids"] = i32_tensor(std::move(r.ids), {r.tokens, r.cols});
+  return out;
+}
+
+// Routing outputs are checked together (weights with the documented tolerance
+// of kernels/routing/routing.hpp, ids exactly): --expect needs both.
+Checks routing_checks(const ref::RoutingCheck& rc) {
+  CheckResult all;
+  all.passed = rc.passed;
+  all.count = rc.ids.count + rc.weights.count;
+  all.rel_l2 = rc.weights.rel_l2;
+  all.max_abs = rc.weights.max_abs;
+  all.max_rel = rc.weights.max_rel;
+  all.n_outside = rc.weights.n_outside + rc.ids.n_outside;
+  all.n_nonfinite = rc.weights.n_nonfinite;
+  all.first_mismatches = rc.ids.passed ? rc.weights.first_mismatches : rc.ids.first_mismatches;
+  all.message = rc.message;
+  return {{"topk_weights+topk_ids", all}};
+}
+
+void require_both(const Tensors& got) {
+  MOE_REQUIRE(got.count("topk_weights") && got.count("topk_ids"),
+              "routing outputs are checked together: give --expect topk_weights=... and --expect topk_ids=...");
+}
+
+#if MOE_HAVE_GPU
+const void* upload_logits(const Tensor& l, gpu::DeviceBuffer<float>& f32, gpu::DeviceBuffer<uint16_t>& b16) {
+  if (l.dtype == DType::F32) {
+    f32 = gpu::DeviceBuffer<float>(l.f.size());
+    f32.upload(l.f);
+    return f32.data();
+  }
+  b16 = gpu::DeviceBuffer<uint16_t>(l.bits.size());
+  b16.upload(l.bits);
+  return b16.data();
+}
+
+template <typename Launch>
+Tensors run_topk_on_device(int64_t M, int32_t k, Launch&& launch) {
+  gpu::DeviceBuffer<float> w(static_cast<size_t>(M * k));
+  gpu::DeviceBuffer<int32_t> ids(static_cast<size_t>(M * k));
+  w.poison();
+  ids.poison();
+  launch(w.data(), ids.data());
+  MOE_GPU_CHECK(hipDeviceSynchronize());
+  ref::TopkResult r;
+  r.tokens = M;
+  r.cols = k;
+  r.weights = w.download();
+  r.ids = ids.download();
+  return topk_tensors(std::move(r));
+}
+#endif
 #endif
 
 const std::vector<RunKernel>& run_kernels() {
@@ -197,8 +319,102 @@ const std::vector<RunKernel>& run_kernels() {
       return out;
     };
 #endif
-    k.compare = compare_align_output;
+    k.check = check_align;
     t.push_back(std::move(k));
+#endif
+#if MOE_RUN_HAVE_ROUTING
+    {
+      RunKernel s;
+      s.name = "softmax_topk";
+      s.summary = "softmax over experts, top-k (Mixtral, Qwen3, gpt-oss, DeepSeek-V2 routing)";
+      s.inputs = {{"logits", {DType::F32, DType::BF16, DType::F16}, 2, false, "(M, E) router logits"}};
+      s.params = {{"top_k", true, 0, "k"}, {"renormalize", false, 0, "1: divide the k weights by their sum"}};
+      s.outputs = {"topk_weights", "topk_ids"};
+      s.validate = [](const Tensors& in, const Params& p) { softmax_params(in, p).validate(); };
+      s.reference = [](const Tensors& in, const Params& p) {
+        return topk_tensors(ref::softmax_topk(logits_of(in).f, softmax_params(in, p)));
+      };
+#if MOE_HAVE_GPU
+      s.device = [](const Tensors& in, const Params& p) {
+        const auto sp = softmax_params(in, p);
+        gpu::DeviceBuffer<float> f32;
+        gpu::DeviceBuffer<uint16_t> b16;
+        const void* logits = upload_logits(logits_of(in), f32, b16);
+        return run_topk_on_device(sp.tokens, sp.top_k,
+                                  [&](float* w, int32_t* ids) { routing::softmax_topk(logits, w, ids, sp); });
+      };
+#endif
+      s.check = [](const Tensors& got, const Tensors&, const Tensors& in, const Params& p, bool) {
+        require_both(got);
+        const auto sp = softmax_params(in, p);
+        const auto r = ref::softmax_topk(logits_of(in).f, sp);
+        return routing_checks(ref::check_softmax_topk(got.at("topk_weights").f, got.at("topk_ids").i, r, logits_of(in).f, sp));
+      };
+      s.from_model = [](const ModelConfig& m, Params& p) {
+        MOE_REQUIRE(m.routing.type == RoutingType::Softmax,
+                    fmt::format("model {} routes with {}, not softmax top-k", m.name, routing_type_name(m.routing.type)));
+        p.emplace("top_k", m.top_k);
+        p.emplace("renormalize", m.routing.renormalize ? 1 : 0);
+      };
+      t.push_back(std::move(s));
+    }
+    {
+      RunKernel g;
+      g.name = "grouped_topk";
+      g.summary = "grouped top-k with optional score-correction bias (DeepSeek-V3, Kimi-K2 routing)";
+      g.inputs = {{"logits", {DType::F32, DType::BF16, DType::F16}, 2, false, "(M, E) router logits"},
+                  {"bias", {DType::F32}, 1, true, "(E,) e_score_correction_bias (selection only)"}};
+      g.params = {{"top_k", true, 0, "k"},
+                  {"n_group", false, 1, "expert groups"},
+                  {"topk_group", false, 1, "groups kept"},
+                  {"sigmoid", false, 1, "1: sigmoid scores, 0: softmax"},
+                  {"renormalize", false, 1, "1: divide the k weights by their sum"},
+                  {"routed_scaling_factor", false, 1.0, "weights multiplied by this", false}};
+      g.outputs = {"topk_weights", "topk_ids"};
+      g.validate = [](const Tensors& in, const Params& p) {
+        const auto gp = grouped_params(in, p);
+        gp.validate();
+        if (in.count("bias"))
+          MOE_REQUIRE(in.at("bias").shape[0] == gp.experts,
+                      fmt::format("bias has {} entries, logits {} experts", in.at("bias").shape[0], gp.experts));
+      };
+      auto bias_of = [](const Tensors& in) { return in.count("bias") ? std::span<const float>(in.at("bias").f) : std::span<const float>{}; };
+      g.reference = [bias_of](const Tensors& in, const Params& p) {
+        return topk_tensors(ref::grouped_topk(logits_of(in).f, bias_of(in), grouped_params(in, p)));
+      };
+#if MOE_HAVE_GPU
+      g.device = [](const Tensors& in, const Params& p) {
+        const auto gp = grouped_params(in, p);
+        gpu::DeviceBuffer<float> f32, bias;
+        gpu::DeviceBuffer<uint16_t> b16;
+        const void* logits = upload_logits(logits_of(in), f32, b16);
+        if (in.count("bias")) {
+          bias = gpu::DeviceBuffer<float>(in.at("bias").f.size());
+          bias.upload(in.at("bias").f);
+        }
+        const float* bp = in.count("bias") ? bias.data() : nullptr;
+        return run_topk_on_device(gp.tokens, gp.top_k,
+                                  [&](float* w, int32_t* ids) { routing::grouped_topk(logits, bp, w, ids, gp); });
+      };
+#endif
+      g.check = [bias_of](const Tensors& got, const Tensors&, const Tensors& in, const Params& p, bool) {
+        require_both(got);
+        const auto gp = grouped_params(in, p);
+        const auto r = ref::grouped_topk(logits_of(in).f, bias_of(in), gp);
+        return routing_checks(ref::check_grouped_topk(got.at("topk_weights").f, got.at("topk_ids").i, r, logits_of(in).f, gp));
+      };
+      g.from_model = [](const ModelConfig& m, Params& p) {
+        MOE_REQUIRE(m.routing.type == RoutingType::GroupedTopk,
+                    fmt::format("model {} routes with {}, not grouped top-k", m.name, routing_type_name(m.routing.type)));
+        p.emplace("top_k", m.top_k);
+        p.emplace("n_group", m.routing.n_group);
+        p.emplace("topk_group", m.routing.topk_group);
+        p.emplace("sigmoid", m.routing.scoring == "sigmoid" ? 1 : 0);
+        p.emplace("renormalize", m.routing.renormalize ? 1 : 0);
+        p.emplace("routed_scaling_factor", m.routing.routed_scaling_factor);
+      };
+      t.push_back(std::move(g));
+    }
 #endif
     return t;
   }();
@@ -211,6 +427,7 @@ struct Opts {
   std::string kernel;
   std::vector<std::string> in, expect, params;
   std::string out_dir;
+  std::string model, model_configs;
   bool cpu_only = false;
   bool list = false;
 };
@@ -244,8 +461,15 @@ Tensor load_tensor(const std::string& path, const std::string& what, const std::
   Tensor t;
   t.dtype = a.dtype;
   t.shape = a.shape;
-  if (a.dtype == DType::I32) t.i = a.to_i32();
-  else t.f = a.to_f32();
+  if (a.dtype == DType::I32) {
+    t.i = a.to_i32();
+  } else {
+    t.f = a.to_f32();
+    if (a.dtype != DType::F32) {
+      t.bits.resize(a.bytes.size() / 2);
+      std::memcpy(t.bits.data(), a.bytes.data(), a.bytes.size());
+    }
+  }
   return t;
 }
 
@@ -264,7 +488,9 @@ int run_run(const CommonOptions& c) {
         fmt::print("    --in {}=FILE.npy  rank {}, {}{}: {}\n", i.name, i.rank, dtype_list(i.dtypes),
                    i.optional ? ", optional" : "", i.doc);
       for (const auto& p : k.params)
-        fmt::print("    --param {}=N  {}{}\n", p.name, p.doc, p.required ? " (required)" : fmt::format(" (default {})", p.dflt));
+        fmt::print("    --param {}={}  {}{}\n", p.name, p.integer ? "N" : "X", p.doc,
+                   p.required ? " (required)" : fmt::format(" (default {})", p.dflt));
+      if (k.from_model) fmt::print("    --model NAME  parameters from configs/model_configs.json\n");
       fmt::print("    outputs: {}\n", fmt::join(k.outputs, ", "));
     }
     if (table.empty()) fmt::print("  (none: no kernel reference is built in)\n");
@@ -288,15 +514,24 @@ int run_run(const CommonOptions& c) {
     const auto it = std::find_if(k.params.begin(), k.params.end(), [&](const ParamSpec& p) { return p.name == name; });
     MOE_REQUIRE(it != k.params.end(), fmt::format("run {}: unknown --param '{}'", k.name, name));
     MOE_REQUIRE(!params.count(name), fmt::format("run {}: --param {} given twice", k.name, name));
-    int64_t v = 0;
+    double v = 0;
     const auto r = std::from_chars(value.data(), value.data() + value.size(), v);
-    MOE_REQUIRE(r.ec == std::errc() && r.ptr == value.data() + value.size(),
+    MOE_REQUIRE(r.ec == std::errc() && r.ptr == value.data() + value.size() && std::isfinite(v),
+                fmt::format("run {}: --param {}={}: expected a number", k.name, name, value));
+    MOE_REQUIRE(!it->integer || (v == std::floor(v) && std::fabs(v) < 1e15),
                 fmt::format("run {}: --param {}={}: expected an integer", k.name, name, value));
     params[name] = v;
   }
+  if (!o.model.empty()) {
+    MOE_REQUIRE(k.from_model, fmt::format("run {}: --model is not supported for this kernel", k.name));
+    const std::string path =
+        o.model_configs.empty() ? find_config_file("model_configs.json", MOE_SOURCE_DIR) : o.model_configs;
+    k.from_model(find_model(load_model_configs(path), o.model), params);
+  }
   for (const auto& p : k.params) {
     if (params.count(p.name)) continue;
-    MOE_REQUIRE(!p.required, fmt::format("run {}: --param {}=N is required ({})", k.name, p.name, p.doc));
+    MOE_REQUIRE(!p.required, fmt::format("run {}: --param {}=N{} is required ({})", k.name, p.name,
+                                         k.from_model ? " (or --model)" : "", p.doc));
     params[p.name] = p.dflt;
   }
   // Inputs.
@@ -319,7 +554,7 @@ int run_run(const CommonOptions& c) {
   }
   k.validate(in, params);
 
-  nlohmann::json doc{{"tool", "moe-harness run"}, {"version", MOE_VERSION}, {"kernel", k.name},
+  nlohmann::json doc{{"tool", "moe-harness run"}, {"version", MOE_VERSION}, {"kernel", k.name}, {"model", o.model},
                      {"backend", gpu_backend()},  {"params", params},      {"checks", nlohmann::json::array()}};
   for (const auto& [name, t] : in) doc["inputs"][name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}};
 
@@ -341,10 +576,8 @@ int run_run(const CommonOptions& c) {
     MOE_GPU_CHECK(hipSetDevice(c.device));
 #endif
     const Tensors got = k.device(in, params);
-    for (const auto& [name, t] : got) {
-      save_tensor(o.out_dir + "/gpu_" + name + ".npy", t);
-      record("gpu", name, k.compare(name, t, ref.at(name), ref, params, false));
-    }
+    for (const auto& [name, t] : got) save_tensor(o.out_dir + "/gpu_" + name + ".npy", t);
+    for (const auto& [what, r] : k.check(got, ref, in, params, false)) record("gpu", what, r);
     doc["device"] = list_devices().at(static_cast<size_t>(c.device)).to_json();
   } else {
     const std::string why = o.cpu_only ? "--cpu-only" : !k.device ? "this build has no GPU kernel for it" : "no GPU visible";
@@ -352,10 +585,15 @@ int run_run(const CommonOptions& c) {
     doc["gpu_skipped"] = why;
   }
   (void)c;
-  for (const auto& [name, path] : expect_paths) {
-    const auto& r = ref.at(name);
-    Tensor t = load_tensor(path, name, {r.dtype}, static_cast<int>(r.shape.size()));
-    record(path, name, k.compare(name, t, r, ref, params, true));
+  if (!expect_paths.empty()) {
+    Tensors theirs;
+    std::string files;
+    for (const auto& [name, path] : expect_paths) {
+      const auto& r = ref.at(name);
+      theirs[name] = load_tensor(path, name, {r.dtype}, static_cast<int>(r.shape.size()));
+      files += (files.empty() ? "" : "+") + path;
+    }
+    for (const auto& [what, r] : k.check(theirs, ref, in, params, true)) record(files, what, r);
   }
   if (doc["checks"].empty()) fmt::print("run {}: nothing to check against (no GPU run, no --expect); reference outputs written\n", k.name);
   doc["passed"] = failures == 0;
@@ -370,7 +608,9 @@ void register_run(CLI::App& app, std::vector<Command>& out) {
   auto* sub = app.add_subcommand("run", "Run one kernel on .npy inputs, write .npy outputs, check against the reference");
   sub->add_option("kernel", o.kernel, "Kernel (see run --list)");
   sub->add_option("--in", o.in, "Input tensor name=FILE.npy (repeatable); bf16 as '<u2' bit patterns");
-  sub->add_option("--param", o.params, "Integer parameter name=value (repeatable)");
+  sub->add_option("--param", o.params, "Parameter name=value (repeatable)");
+  sub->add_option("--model", o.model, "Take the kernel's parameters from this model's config (see moe-harness list)");
+  sub->add_option("--model-configs", o.model_configs, "Model configs file (default: configs/model_configs.json)");
   sub->add_option("--expect", o.expect, "Output name=FILE.npy to check against the reference (repeatable)");
   sub->add_option("--out-dir", o.out_dir, "Folder for ref_*.npy, gpu_*.npy and run.json");
   sub->add_flag("--cpu-only", o.cpu_only, "Do not run the GPU kernel");

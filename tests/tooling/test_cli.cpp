@@ -3,12 +3,16 @@
 // or a regression, 2 bad input.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "moe/npy.hpp"
 #include "moe/report.hpp"
 #include "reference/moe_align/moe_align_ref.hpp"
+#include "reference/routing/routing_ref.hpp"
 #include "tooling_util.hpp"
 
 using namespace moe;
@@ -62,7 +66,7 @@ TEST_CASE("cli verify --shard and merge") {
   REQUIRE_MESSAGE((r.code == 0 || r.code == 1), r.out);
   const int full_code = r.code;
   for (int i = 0; i < 2; ++i) {
-    r = harness("verify --quick --shard " + std::to_string(i) + "/2 --json " + d.path("s" + std::to_string(i) + ".json"), d);
+    r = harness(fmt::format("verify --quick --shard {}/2 --json {}", i, d.path(fmt::format("s{}.json", i))), d);
     CHECK_MESSAGE((r.code == 0 || r.code == 1), r.out);
   }
   const auto full = read_json_file(d.path("full.json"));
@@ -192,4 +196,84 @@ TEST_CASE("cli run moe_align: reference outputs, --expect checks, input errors")
   r = harness("run --list", d);
   CHECK_MESSAGE(r.code == 0, r.out);
   CHECK(r.out.find("--in topk_ids=FILE.npy") != std::string::npos);
+}
+
+TEST_CASE("cli run routing: softmax_topk (bf16 logits, --model) and grouped_topk with bias") {
+  TempDir d;
+  tooling::Gen gen(91);
+  const int64_t M = 29;
+  const int32_t E = 128;
+  std::vector<float> logits(M * E);
+  std::vector<uint16_t> bits(M * E);
+  for (size_t i = 0; i < logits.size(); ++i) {
+    bits[i] = f32_to_bf16_bits(gen.normal() * 2.0f);
+    logits[i] = bf16_bits_to_f32(bits[i]);
+  }
+  const std::vector<int64_t> shape{M, E};
+  write_npy(d.path("logits.npy"), DType::BF16, shape,
+            std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bits.data()), bits.size() * 2));
+  // Qwen3-235B: softmax, top-8, renormalised.
+  auto r = harness("run softmax_topk --model qwen3_235b --in logits=" + d.path("logits.npy") + " --out-dir " + d.path("s"), d);
+  CHECK_MESSAGE(r.code == 0, r.out);
+  routing::SoftmaxTopkParams sp;
+  sp.tokens = M, sp.experts = E, sp.top_k = 8, sp.dtype = DType::BF16, sp.renormalize = true;
+  const auto want = ref::softmax_topk(logits, sp);
+  CHECK(read_npy(d.path("s/ref_topk_ids.npy")).to_i32() == want.ids);
+  CHECK(read_npy(d.path("s/ref_topk_weights.npy")).to_f32() == want.weights);
+  CHECK(read_npy(d.path("s/ref_topk_ids.npy")).shape == std::vector<int64_t>{M, 8});
+  const auto run = read_json_file(d.path("s/run.json"));
+  CHECK(run["params"]["top_k"] == 8);
+  CHECK(run["params"]["renormalize"] == 1);
+  CHECK(run["inputs"]["logits"]["dtype"] == "bf16");
+
+  // --expect: the reference's own files pass; swapped ids fail (exit 1); one output alone is an input error.
+  const std::string base = "run softmax_topk --model qwen3_235b --cpu-only --in logits=" + d.path("logits.npy");
+  r = harness(base + " --expect topk_weights=" + d.path("s/ref_topk_weights.npy") + " --expect topk_ids=" +
+                  d.path("s/ref_topk_ids.npy") + " --out-dir " + d.path("e1"),
+              d);
+  CHECK_MESSAGE(r.code == 0, r.out);
+  auto ids = want.ids;
+  std::swap(ids[5 * 8 + 0], ids[5 * 8 + 7]);
+  write_npy_i32(d.path("bad_ids.npy"), std::vector<int64_t>{M, 8}, ids);
+  r = harness(base + " --expect topk_weights=" + d.path("s/ref_topk_weights.npy") + " --expect topk_ids=" +
+                  d.path("bad_ids.npy") + " --out-dir " + d.path("e2"),
+              d);
+  CHECK_MESSAGE(r.code == 1, r.out);
+  r = harness(base + " --expect topk_ids=" + d.path("s/ref_topk_ids.npy") + " --out-dir " + d.path("e3"), d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  CHECK(r.out.find("checked together") != std::string::npos);
+  // Wrong routing type for the model, wrong rank, explicit --param beats --model.
+  r = harness("run softmax_topk --model deepseek_v3 --in logits=" + d.path("logits.npy") + " --out-dir " + d.path("x"), d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+  CHECK(r.out.find("not softmax top-k") != std::string::npos);
+  r = harness("run softmax_topk --model qwen3_235b --param top_k=3 --in logits=" + d.path("logits.npy") + " --out-dir " +
+                  d.path("k3"),
+              d);
+  CHECK_MESSAGE(r.code == 0, r.out);
+  CHECK(read_npy(d.path("k3/ref_topk_ids.npy")).shape == std::vector<int64_t>{M, 3});
+  r = harness("run softmax_topk --param top_k=1.5 --in logits=" + d.path("logits.npy") + " --out-dir " + d.path("x"), d);
+  CHECK_MESSAGE(r.code == 2, r.out);
+
+  // DeepSeek-V3 grouped top-k over 256 experts with a score-correction bias.
+  const int32_t E2 = 256;
+  std::vector<float> l2(M * E2), bias(E2);
+  for (auto& v : l2) v = gen.normal();
+  for (auto& v : bias) v = 0.1f * gen.normal();
+  write_npy_f32(d.path("l2.npy"), std::vector<int64_t>{M, E2}, l2);
+  write_npy_f32(d.path("bias.npy"), std::vector<int64_t>{E2}, bias);
+  r = harness("run grouped_topk --model deepseek_v3 --in logits=" + d.path("l2.npy") + " --in bias=" + d.path("bias.npy") +
+                  " --out-dir " + d.path("g"),
+              d);
+  CHECK_MESSAGE(r.code == 0, r.out);
+  routing::GroupedTopkParams gp;
+  gp.tokens = M, gp.experts = E2, gp.n_group = 8, gp.topk_group = 4, gp.top_k = 8;
+  gp.scoring = routing::Scoring::Sigmoid, gp.renormalize = true, gp.routed_scaling_factor = 2.5f;
+  const auto gw = ref::grouped_topk(l2, bias, gp);
+  CHECK(read_npy(d.path("g/ref_topk_ids.npy")).to_i32() == gw.ids);
+  CHECK(read_npy(d.path("g/ref_topk_weights.npy")).to_f32() == gw.weights);
+  write_npy_f32(d.path("bias_short.npy"), std::vector<int64_t>{E2 - 1}, std::vector<float>(bias.begin(), bias.end() - 1));
+  r = harness("run grouped_topk --model deepseek_v3 --in logits=" + d.path("l2.npy") + " --in bias=" + d.path("bias_short.npy") +
+                  " --out-dir " + d.path("g2"),
+              d);
+  CHECK_MESSAGE(r.code == 2, r.out);
 }
