@@ -5,8 +5,9 @@
 //                (launch gaps hidden: the kernel time) - the figure against targets.
 // BM_align_eager the same launches issued back to back without a graph, so the
 //                launch gaps show (DeepSeek-V3 only).
-// BM_align_cfg   forced paths/sizes for tuning (path 1 single block: p5 = warps;
-//                path 2 multi block: p5 = slots per block, p6 = rank warps).
+// BM_align_cfg   forced paths/sizes for tuning (path 1 single block: p5 = warps,
+//                p6 = stage in shared memory; path 2 multi block: p5 = slots per
+//                block, p6 = rank warps).
 // Inputs stay in L2 (the routing kernel has just written them); bytes = ids read
 // once + every output element written once.
 #include <map>
@@ -63,6 +64,8 @@ void run(benchmark::State& state, const AlignShape& s, AlignLaunchConfig cfg, bo
   state.counters["grid"] = cfg.num_blocks;
   state.counters["rank_warps"] = cfg.rank_warps;
   state.counters["launches"] = cfg.path == AlignPath::SingleBlock ? 1 : 2;
+  state.counters["stage"] = cfg.stage ? 1 : 0;
+  state.counters["slots_per_block"] = static_cast<double>(cfg.slots_per_block);
   state.counters["num_post"] = want.num_tokens_post_padded;
 }
 
@@ -88,6 +91,7 @@ void BM_align_cfg(benchmark::State& state) {
   AlignLaunchConfig cfg = AlignLaunchConfig::choose(s, lim, path);
   if (path == AlignPath::SingleBlock) {
     cfg.rank_warps = static_cast<int>(state.range(5));
+    cfg.stage = state.range(6) != 0;
   } else {
     cfg.slots_per_block = state.range(5);
     cfg.num_blocks = static_cast<int>((s.num_slots() + cfg.slots_per_block - 1) / cfg.slots_per_block);
@@ -113,11 +117,12 @@ void eager_args(benchmark::internal::Benchmark* b) {
 
 void cfg_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"M", "E", "k", "block", "path", "p5", "p6"});
-  for (int64_t M : {256, 1024, 4096, 16384}) {
-    for (int64_t w : {4, 8, 16, 32}) b->Args({M, 256, 8, 64, 1, w, 0});
-    for (int64_t spb : {512, 1024, 2048, 4096})
+  for (int64_t M : {64, 256, 1024})
+    for (int64_t w : {8, 16, 32})
+      for (int64_t stage : {0, 1}) b->Args({M, 256, 8, 64, 1, w, stage});
+  for (int64_t M : {256, 1024, 4096, 16384})
+    for (int64_t spb : {256, 512, 1024, 2048})
       for (int64_t w : {8, 16}) b->Args({M, 256, 8, 64, 2, spb, w});
-  }
 }
 
 BENCHMARK(BM_align)->Apply(model_args)->UseManualTime()->Iterations(100)->Unit(benchmark::kMicrosecond);

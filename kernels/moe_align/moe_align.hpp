@@ -71,6 +71,8 @@ constexpr int32_t kMinBlockSize = 16;
 constexpr int32_t kMaxBlockSize = 256;
 // Shared-memory scratch ints of each kernel block (block-scan partials + flags).
 constexpr int kAlignScratchInts = 72;
+// MultiBlock scatter kernel (K2): threads per block at most.
+constexpr int kAlignMultiRankThreadsMax = 512;
 
 struct AlignShape {
   int64_t num_tokens = 0;   // M
@@ -97,13 +99,16 @@ void validate_align_ids(const AlignShape& s, std::span<const int32_t> topk_ids,
 
 // Which code path runs.
 //  SingleBlock: one launch, one thread block: per-warp stable counting sort in
-//    shared memory (histogram, scan over experts, scatter, padding, tail).
+//    shared memory (sentinel pre-fill, histogram, scan over experts, scatter,
+//    expert_ids); optionally the whole output is staged in shared memory and
+//    copied out coalesced.
 //  MultiBlock: two launches. K1 (count): each block histograms a contiguous
-//    chunk of slots into a row of a (blocks x E) table; the last block to finish
-//    (atomic ticket) scans the table over (expert, block) into offsets. K2
-//    (scatter): each block re-ranks its chunk with per-warp counters and writes
-//    the slots at their offsets, then the grid fills padding, tail and
-//    expert_ids.
+//    chunk of slots into one column of an (E+1) x blocks table, and the grid
+//    pre-fills sorted_token_ids with the sentinel. K2 (scatter): every block
+//    reduces the table (all blocks, and the blocks before it), scans the padded
+//    totals, re-ranks its chunk with per-warp counters and writes the slots;
+//    the grid writes expert_ids. No atomics in global memory, no inter-block
+//    waiting: deterministic and safe under any scheduling.
 enum class AlignPath : int { Auto = 0, SingleBlock = 1, MultiBlock = 2 };
 
 }  // namespace moe::align
@@ -128,12 +133,15 @@ struct AlignLaunchConfig {
   int count_threads = 0;       // MultiBlock K1 threads per block
   int num_blocks = 1;          // MultiBlock grid size (SingleBlock: 1)
   int64_t slots_per_block = 0; // MultiBlock contiguous chunk of flat slots per block
+  bool stage = false;          // SingleBlock: build the output in shared memory
   int warp_size = 32;
 
   int rank_threads() const { return rank_warps * warp_size; }
-  // Shared memory of the rank kernel (single-block kernel or K2), bytes.
+  // Dynamic shared memory of the rank kernel (single-block kernel or K2), bytes.
   int64_t rank_smem_bytes(const AlignShape& s) const;
-  // Workspace bytes this configuration needs (status word, ticket, table, starts).
+  // Dynamic shared memory of K1, bytes.
+  int64_t count_smem_bytes(const AlignShape& s) const;
+  // Workspace bytes this configuration needs (status word, table).
   int64_t workspace_bytes(const AlignShape& s) const;
   // Empty when valid for this shape and device, else the reason.
   std::string invalid_reason(const AlignShape& s, const AlignDeviceLimits& lim) const;
@@ -146,9 +154,9 @@ struct AlignLaunchConfig {
 };
 
 // Device scratch: status word (count of out-of-range ids/map entries seen by
-// the last launch), the K1 ticket (zero between launches: the kernels reset it)
-// and the (blocks x (E+1)) table and per-expert starts/counts. Zero-filled when
-// (re)allocated. One workspace per stream: launches sharing one must be ordered.
+// the last launch) and the MultiBlock (E+1) x blocks count table. Zero-filled
+// when (re)allocated. One workspace per stream: launches sharing one must be
+// ordered.
 class AlignWorkspace {
  public:
   AlignWorkspace() = default;
@@ -203,6 +211,9 @@ struct AlignHostResult {
 AlignHostResult run_align_on_device(const AlignShape& shape, std::span<const int32_t> topk_ids,
                                     std::span<const int32_t> expert_map = {},
                                     AlignPath path = AlignPath::Auto);
+// The same with an explicit configuration.
+AlignHostResult run_align_on_device(const AlignShape& shape, std::span<const int32_t> topk_ids,
+                                    std::span<const int32_t> expert_map, const AlignLaunchConfig& config);
 
 }  // namespace moe::align
 #endif  // MOE_HAVE_GPU

@@ -71,10 +71,13 @@ namespace {
 // Path choice and sizes (tuned on H100; see docs/notes/moe_align.md).
 constexpr int64_t kSingleMaxSlots = 4096;      // Auto: one block up to this many slots...
 constexpr int64_t kSingleMaxCapacity = 65536;  // ...and this many output slots to fill
-constexpr int64_t kTableCapInts = 128 * 1024;  // MultiBlock: blocks * (E+1) at most (512 KiB)
-constexpr int64_t kTargetSlotsPerBlock = 2048;
-constexpr int kCountThreads = 512;
-constexpr int kRankThreadsMulti = 512;
+constexpr int64_t kTableCapInts = 128 * 1024;  // MultiBlock: (E+1) * blocks at most (512 KiB)
+constexpr int64_t kTableReadCap = 4 << 20;     // MultiBlock: E * blocks^2 (table reads of K2) at most
+constexpr int64_t kTargetSlotsPerBlock = 1024;
+constexpr int kCountThreads = 256;
+constexpr int kRankThreadsMulti = kAlignMultiRankThreadsMax;
+constexpr int kMinSingleThreads = 256;
+constexpr int kSlotsPerLaneChunk = 8;          // kChunk in moe_align_kernels.cuh
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -102,13 +105,19 @@ AlignDeviceLimits AlignDeviceLimits::current() {
 
 int64_t AlignLaunchConfig::rank_smem_bytes(const AlignShape& s) const {
   const int64_t E = s.num_experts;
-  if (path == AlignPath::SingleBlock) return (int64_t{rank_warps} * E + (E + 1) + E + kAlignScratchInts) * 4;
-  return int64_t{rank_warps} * E * 4;
+  const int64_t W = rank_warps;
+  if (path == AlignPath::SingleBlock) {
+    const int64_t fixed = (W * E + E + 1 + kAlignScratchInts + 3) / 4 * 4;  // stage starts 16-byte aligned
+    return (fixed + (stage ? align_capacity(s) : 0)) * 4;
+  }
+  return (W * E + (E + 1) + E + kAlignScratchInts) * 4;
 }
+
+int64_t AlignLaunchConfig::count_smem_bytes(const AlignShape& s) const { return (int64_t{s.num_experts} + 1) * 4; }
 
 int64_t AlignLaunchConfig::workspace_bytes(const AlignShape& s) const {
   const int64_t E = s.num_experts;
-  return (16 + int64_t{num_blocks} * (E + 1) + (E + 1) + E) * 4;
+  return (16 + (path == AlignPath::MultiBlock ? (E + 1) * int64_t{num_blocks} : 0)) * 4;
 }
 
 std::string AlignLaunchConfig::invalid_reason(const AlignShape& s, const AlignDeviceLimits& lim) const {
@@ -127,10 +136,14 @@ std::string AlignLaunchConfig::invalid_reason(const AlignShape& s, const AlignDe
     if (num_blocks != 1) return fmt::format("SingleBlock needs num_blocks = 1, got {}", num_blocks);
     return {};
   }
+  if (stage) return "stage applies to SingleBlock only";
+  if (rank_threads() > kAlignMultiRankThreadsMax)
+    return fmt::format("MultiBlock rank_warps {} x {} exceeds {} threads", rank_warps, warp_size,
+                       kAlignMultiRankThreadsMax);
   if (count_threads < lim.warp_size || count_threads > 1024 || count_threads % lim.warp_size != 0)
     return fmt::format("count_threads {} must be a multiple of {} in [{}, 1024]", count_threads, lim.warp_size,
                        lim.warp_size);
-  if ((E + 1 + kAlignScratchInts) * 4 > lim.max_smem_per_block) return "count kernel shared memory too large";
+  if (count_smem_bytes(s) > lim.max_smem_per_block) return "count kernel shared memory too large";
   if (num_blocks < 1 || slots_per_block < 1)
     return fmt::format("num_blocks {} and slots_per_block {} must be positive", num_blocks, slots_per_block);
   if (int64_t{num_blocks} * slots_per_block < n)
@@ -148,30 +161,46 @@ AlignLaunchConfig AlignLaunchConfig::choose(const AlignShape& s, const AlignDevi
   s.validate();
   const int64_t n = s.num_slots();
   const int64_t E = s.num_experts;
+  const int64_t cap = align_capacity(s);
   const int ws = lim.warp_size;
   const int max_warps = 1024 / ws;
-  // Warps whose rank table fits beside `extra_ints` other shared ints.
-  auto fit_warps = [&](int64_t extra_ints) {
-    return static_cast<int>(std::max<int64_t>(0, (lim.max_smem_per_block - extra_ints * 4) / (E * 4)));
-  };
-  const int single_fit = std::min(max_warps, fit_warps(2 * E + 1 + kAlignScratchInts));
-  if (path == AlignPath::Auto)
-    path = (n <= kSingleMaxSlots && align_capacity(s) <= kSingleMaxCapacity && single_fit >= 1) ? AlignPath::SingleBlock
-                                                                                               : AlignPath::MultiBlock;
   AlignLaunchConfig c;
-  c.path = path;
   c.warp_size = ws;
-  if (path == AlignPath::SingleBlock) {
-    const int want = static_cast<int>(std::clamp<int64_t>(ceil_div(n, int64_t{ws} * 4), 4, max_warps));
-    c.rank_warps = std::max(1, std::min(want, single_fit));
-    c.num_blocks = 1;
-    c.slots_per_block = n;
-    c.count_threads = 0;
-    return c;
+  // Largest warp count whose configuration fits the shared memory.
+  auto fit = [&](AlignLaunchConfig probe, int want) {
+    for (int w = want; w >= 1; --w) {
+      probe.rank_warps = w;
+      if (probe.rank_smem_bytes(s) <= lim.max_smem_per_block) return w;
+    }
+    return 0;
+  };
+  // SingleBlock: enough warps that each warp's range is one register chunk
+  // (then the ids are read once), at least kMinSingleThreads threads.
+  const int single_want = static_cast<int>(std::clamp<int64_t>(
+      ceil_div(n, int64_t{kSlotsPerLaneChunk} * ws), std::max(1, kMinSingleThreads / ws), max_warps));
+  AlignLaunchConfig single;
+  single.path = AlignPath::SingleBlock;
+  single.warp_size = ws;
+  single.num_blocks = 1;
+  single.slots_per_block = n;
+  single.stage = true;
+  int single_warps = fit(single, single_want);
+  if (single_warps < single_want) {  // the stage does not fit beside the table: write global memory directly
+    single.stage = false;
+    single_warps = fit(single, single_want);
   }
-  c.rank_warps = std::max(1, std::min(kRankThreadsMulti / ws, fit_warps(0)));
+  single.rank_warps = std::max(1, single_warps);
+  if (path == AlignPath::Auto)
+    path = (n <= kSingleMaxSlots && cap <= kSingleMaxCapacity && single_warps >= 1) ? AlignPath::SingleBlock
+                                                                                    : AlignPath::MultiBlock;
+  if (path == AlignPath::SingleBlock) return single;
+
+  c.path = AlignPath::MultiBlock;
   c.count_threads = kCountThreads;
-  const int64_t max_blocks = std::max<int64_t>(1, std::min<int64_t>(int64_t{4} * lim.sm_count, kTableCapInts / (E + 1)));
+  c.rank_warps = std::max(1, fit(c, kRankThreadsMulti / ws));
+  int64_t max_blocks = std::min<int64_t>(int64_t{4} * lim.sm_count, kTableCapInts / (E + 1));
+  while (max_blocks > 1 && E * max_blocks * max_blocks > kTableReadCap) --max_blocks;
+  max_blocks = std::max<int64_t>(1, max_blocks);
   const int64_t blocks = std::clamp<int64_t>(ceil_div(n, kTargetSlotsPerBlock), 1, max_blocks);
   const int64_t quantum = int64_t{ws} * 4;
   c.slots_per_block = ceil_div(ceil_div(n, blocks), quantum) * quantum;
@@ -211,8 +240,15 @@ void moe_align_block_size_checked(const int32_t* topk_ids, const int32_t* expert
 AlignHostResult run_align_on_device(const AlignShape& shape, std::span<const int32_t> topk_ids,
                                     std::span<const int32_t> expert_map, AlignPath path) {
   validate_align_ids(shape, topk_ids, expert_map);
+  return run_align_on_device(shape, topk_ids, expert_map,
+                             AlignLaunchConfig::choose(shape, AlignDeviceLimits::current(), path));
+}
+
+AlignHostResult run_align_on_device(const AlignShape& shape, std::span<const int32_t> topk_ids,
+                                    std::span<const int32_t> expert_map, const AlignLaunchConfig& config) {
+  validate_align_ids(shape, topk_ids, expert_map);
   AlignHostResult r;
-  r.config = AlignLaunchConfig::choose(shape, AlignDeviceLimits::current(), path);
+  r.config = config;
   const int64_t cap = align_capacity(shape), blocks = align_max_blocks(shape);
   gpu::Stream stream;
   gpu::DeviceBuffer<int32_t> ids(topk_ids.size()), map(expert_map.size()), sorted(static_cast<size_t>(cap)),

@@ -1,19 +1,22 @@
 // Device code of moe_align_block_size (see moe_align.hpp for the contract).
 //
 // Deterministic ranks come from a stable counting sort:
-//   * slots are split into contiguous ranges, one per warp (and per block);
-//   * count pass: each warp counts its range per expert into its own column of a
-//     shared-memory table tbl[warp][expert] (shared atomics: the counts do not
-//     depend on their order);
-//   * exclusive scan over (expert, block, warp) gives each warp the first output
-//     position of each expert for its range;
-//   * scatter pass: the warp walks its range again in slot order, kWarp slots at
-//     a time; lanes holding the same expert find each other (match_any), the
-//     lowest lane reads the running offset, each lane adds the number of
-//     matching lanes below it, and the lowest lane advances the offset. So slots
-//     of one expert land in ascending order, independent of scheduling.
-// Shared memory is (warps x E) ints: E=4096 with one warp is 16 KiB; the host
-// picks the warp count that fits (moe_align_host.cpp).
+//   * slots are split into contiguous ranges, one per block and, inside a block,
+//     one per warp;
+//   * count pass: the warp reads kWarp slots at a time; lanes holding the same
+//     expert find each other (match_any) and the lowest of them adds their number
+//     to the warp's own column of a shared table tbl[warp][expert];
+//   * an exclusive scan over (expert, block, warp) gives each warp the first
+//     output position of each expert within its range;
+//   * scatter pass: the warp walks its range again in slot order (from registers
+//     when the range fits in one chunk); the lowest matching lane reads the
+//     running offset, every lane adds the number of matching lanes below it,
+//     and the lowest lane advances the offset. So the slots of one expert land
+//     in ascending order, independent of scheduling: bit-identical every run.
+// Padding and the tail past the end are pre-filled with the sentinel (the
+// scatter overwrites the real slots after a barrier or a kernel boundary).
+// Shared memory is (warps x E) ints plus O(E): E=4096 with one warp is 16 KiB;
+// the host picks the warp count that fits (moe_align_host.cpp).
 //
 // Works for warp size 32 (CUDA) and 64 (HIP gfx9); no inline PTX.
 #pragma once
@@ -37,10 +40,17 @@ constexpr int kWarp = 32;
 #endif
 
 // Shared scratch (kAlignScratchInts ints, moe_align.hpp): [0, warps) block-scan
-// warp sums, then flags.
+// warp sums, then counters.
 constexpr int kScratchInts = kAlignScratchInts;
-constexpr int kScratchBad = 64;   // index of the out-of-range counter
-constexpr int kScratchFlag = 65;  // index of the "last block" flag
+constexpr int kScratchBad = 64;  // out-of-range entries seen by this block
+
+// Slots per lane held in registers per chunk: a warp handles kChunk*kWarp slots
+// per chunk (256 on CUDA), and keeps them between the count and scatter passes
+// when its whole range is one chunk.
+constexpr int kChunk = 8;
+
+// K2 threads per block at most (leaves 128 registers per thread on CUDA).
+constexpr int kMultiRankThreadsMax = kAlignMultiRankThreadsMax;
 
 struct AlignParams {
   const int32_t* topk_ids;
@@ -48,15 +58,13 @@ struct AlignParams {
   int32_t* sorted_ids;
   int32_t* expert_ids;
   int32_t* num_post;
-  int32_t* status;        // out-of-range entries seen
-  unsigned int* ticket;   // K1 completion counter, zero between launches
-  int32_t* table;         // num_blocks x (E + 1): counts, then offsets; column E = out-of-range count
-  int32_t* starts;        // E + 1 padded exclusive starts, starts[E] = total
-  int32_t* counts;        // E slots per expert
-  int64_t n;              // M * top_k
+  int32_t* status;  // out-of-range entries seen
+  int32_t* table;   // MultiBlock: (E + 1) x num_blocks, expert-major; row E = out-of-range counts
+  int64_t n;        // M * top_k
   int64_t capacity;
   int64_t max_blocks;
   int64_t slots_per_block;
+  int32_t num_blocks;
   int32_t num_experts;
   int32_t block_size;
   int32_t log2_bs;
@@ -89,6 +97,20 @@ __device__ __forceinline__ int shfl_up(int v, int delta) {
 #else
   return __shfl_up_sync(0xffffffffu, v, static_cast<unsigned int>(delta));
 #endif
+}
+
+__device__ __forceinline__ int shfl_xor(int v, int mask) {
+#if defined(MOE_BACKEND_HIP)
+  return __shfl_xor(v, mask, kWarp);
+#else
+  return __shfl_xor_sync(0xffffffffu, v, mask);
+#endif
+}
+
+__device__ __forceinline__ int warp_sum(int v) {
+#pragma unroll
+  for (int m = kWarp / 2; m >= 1; m >>= 1) v += shfl_xor(v, m);
+  return v;
 }
 
 __device__ __forceinline__ int popc(lanemask_t m) {
@@ -138,16 +160,6 @@ __device__ __forceinline__ lanemask_t match_any(int v) {
 #endif
 }
 
-// A load from global memory that bypasses the (non-coherent) L1, for data other
-// blocks of the same launch wrote.
-__device__ __forceinline__ int load_coherent(const int32_t* p) {
-#if defined(MOE_BACKEND_HIP)
-  return *reinterpret_cast<const volatile int32_t*>(p);
-#else
-  return __ldcg(p);
-#endif
-}
-
 // ---- building blocks ------------------------------------------------------------
 
 // The (local) expert of slot i, or -1 when the slot is dropped (masked id, remote
@@ -169,43 +181,87 @@ __device__ __forceinline__ int slot_expert(const AlignParams& p, int64_t i, int6
   return m;
 }
 
-constexpr int kUnroll = 4;
+// kChunk*kWarp consecutive slots of one warp: lane l holds slots base + r*kWarp + l.
+struct Chunk {
+  int e[kChunk];
+  lanemask_t peers[kChunk];
+};
 
-// Count pass of one warp over [lo, hi): col[e] += number of slots of expert e.
-__device__ __forceinline__ void warp_count(const AlignParams& p, int64_t lo, int64_t hi, int* col, int& bad) {
+__device__ __forceinline__ void load_chunk(const AlignParams& p, int64_t base, int64_t hi, Chunk& c, int& bad) {
   const int lane = lane_id();
-  for (int64_t base = lo; base < hi; base += int64_t{kUnroll} * kWarp) {
-    int e[kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) e[u] = slot_expert(p, base + u * kWarp + lane, hi, bad);
+  for (int r = 0; r < kChunk; ++r) c.e[r] = slot_expert(p, base + r * kWarp + lane, hi, bad);
+}
+
+// Match masks of one chunk (all lanes of the warp call it).
+__device__ __forceinline__ void match_chunk(int64_t base, int64_t hi, Chunk& c) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u)
-      if (e[u] >= 0) atomicAdd(&col[e[u]], 1);
+  for (int r = 0; r < kChunk; ++r) c.peers[r] = base + r * kWarp < hi ? match_any(c.e[r]) : 0;  // uniform test
+}
+
+// Count pass over one chunk: col[e] += slots of expert e (the lowest matching lane
+// adds for all of them). Keeps the match masks for the scatter pass.
+__device__ __forceinline__ void count_chunk(int64_t base, int64_t hi, Chunk& c, int* col) {
+  const int lane = lane_id();
+  match_chunk(base, hi, c);
+#pragma unroll
+  for (int r = 0; r < kChunk; ++r) {
+    if (base + r * kWarp >= hi) break;  // uniform across the warp
+    if (c.e[r] >= 0 && lane == first_lane(c.peers[r])) col[c.e[r]] += popc(c.peers[r]);
+    warp_sync();
   }
 }
 
-// Scatter pass of one warp over [lo, hi) (same ranges as warp_count): col[e] holds
-// the next output position of expert e for this warp.
-__device__ __forceinline__ void warp_scatter(const AlignParams& p, int64_t lo, int64_t hi, int* col) {
+// Scatter pass over one chunk (after count_chunk on the same Chunk): col[e] is
+// this warp's next output position of expert e; out is global or shared memory.
+__device__ __forceinline__ void scatter_chunk(int64_t base, int64_t hi, const Chunk& c, int* col, int32_t* out) {
   const int lane = lane_id();
   const lanemask_t below = lanemask_lt();
+#pragma unroll
+  for (int r = 0; r < kChunk; ++r) {
+    if (base + r * kWarp >= hi) break;  // uniform across the warp
+    const int e = c.e[r];
+    const lanemask_t peers = c.peers[r];
+    const int leader = first_lane(peers);
+    const bool lead = e >= 0 && lane == leader;
+    int at = lead ? col[e] : 0;
+    at = shfl(at, leader);
+    if (e >= 0) out[at + popc(peers & below)] = static_cast<int32_t>(base + r * kWarp + lane);
+    if (lead) col[e] = at + popc(peers);
+    warp_sync();
+  }
+}
+
+// This warp's part of [lo, hi) split into `warps` contiguous ranges (multiples of kWarp).
+__device__ __forceinline__ void warp_range(int64_t lo, int64_t hi, int warps, int w, int64_t& wlo, int64_t& whi) {
+  const int64_t len = hi > lo ? hi - lo : 0;
+  const int64_t per = ((len + warps - 1) / warps + kWarp - 1) / kWarp * kWarp;
+  wlo = lo + min(len, per * w);
+  whi = lo + min(len, per * (w + 1));
+}
+
+// Count pass of one warp over [wlo, whi) whose first chunk is already loaded
+// into `first` (load_chunk); the first chunk keeps its match masks.
+__device__ __forceinline__ void warp_count(const AlignParams& p, int64_t wlo, int64_t whi, int* col, Chunk& first,
+                                           int& bad) {
+  count_chunk(wlo, whi, first, col);
+  for (int64_t base = wlo + int64_t{kChunk} * kWarp; base < whi; base += int64_t{kChunk} * kWarp) {
+    Chunk c;
+    load_chunk(p, base, whi, c, bad);
+    count_chunk(base, whi, c, col);
+  }
+}
+
+// Scatter pass of one warp over the same range; re-reads chunks after the first.
+__device__ __forceinline__ void warp_scatter(const AlignParams& p, int64_t wlo, int64_t whi, int* col,
+                                             const Chunk& first, int32_t* out) {
+  scatter_chunk(wlo, whi, first, col, out);
   int unused = 0;
-  for (int64_t base = lo; base < hi; base += int64_t{kUnroll} * kWarp) {
-    int e[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) e[u] = slot_expert(p, base + u * kWarp + lane, hi, unused);
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      if (base + u * kWarp >= hi) break;  // uniform across the warp
-      const lanemask_t peers = match_any(e[u]);
-      const int leader = first_lane(peers);
-      const bool lead = e[u] >= 0 && lane == leader;
-      int at = lead ? col[e[u]] : 0;
-      at = shfl(at, leader);
-      if (e[u] >= 0) p.sorted_ids[at + popc(peers & below)] = static_cast<int32_t>(base + u * kWarp + lane);
-      if (lead) col[e[u]] = at + popc(peers);
-      warp_sync();
-    }
+  for (int64_t base = wlo + int64_t{kChunk} * kWarp; base < whi; base += int64_t{kChunk} * kWarp) {
+    Chunk c;
+    load_chunk(p, base, whi, c, unused);
+    match_chunk(base, whi, c);
+    scatter_chunk(base, whi, c, col, out);
   }
 }
 
@@ -250,8 +306,7 @@ __device__ __forceinline__ int block_exclusive_scan(int* a, int n, int* scratch)
 
 // Largest e in [0, E) with starts[e] <= pos (pos < starts[E]): the non-empty
 // expert whose padded segment holds position pos.
-template <typename Ptr>
-__device__ __forceinline__ int find_expert(Ptr starts, int E, int pos) {
+__device__ __forceinline__ int find_expert(const int* starts, int E, int pos) {
   int lo = 0, hi = E;
   while (hi - lo > 1) {
     const int mid = (lo + hi) >> 1;
@@ -260,176 +315,211 @@ __device__ __forceinline__ int find_expert(Ptr starts, int E, int pos) {
   return lo;
 }
 
-// This warp's part of [lo, hi) split into `warps` contiguous ranges (multiples of kWarp).
-__device__ __forceinline__ void warp_range(int64_t lo, int64_t hi, int warps, int w, int64_t& wlo, int64_t& whi) {
-  const int64_t len = hi - lo;
-  const int64_t per = ((len + warps - 1) / warps + kWarp - 1) / kWarp * kWarp;
-  wlo = lo + min(len, per * w);
-  whi = lo + min(len, per * (w + 1));
+// out[begin, end) = v by `nthreads` threads (this one is `t`), 16-byte stores
+// where the pointer alignment allows.
+__device__ __forceinline__ void fill_ints(int32_t* out, int64_t begin, int64_t end, int32_t v, int64_t t,
+                                          int64_t nthreads) {
+  if (begin >= end) return;
+  // First index at a 16-byte boundary (the base may be only 4-byte aligned).
+  const int64_t mis = static_cast<int64_t>((reinterpret_cast<uintptr_t>(out + begin) >> 2) & 3);
+  const int64_t head_end = min(end, begin + ((4 - mis) & 3));
+  if (t < head_end - begin) out[begin + t] = v;
+  const int64_t nvec = (end - head_end) / 4;
+  int4* vec = reinterpret_cast<int4*>(out + head_end);
+  const int4 v4 = make_int4(v, v, v, v);
+  for (int64_t i = t; i < nvec; i += nthreads) vec[i] = v4;
+  const int64_t tail = head_end + nvec * 4;
+  if (t < end - tail) out[tail + t] = v;
+}
+
+// Padded per-warp starting offsets: tbl[w][e] := start of (expert e, warp w),
+// given base[e] (the block's first position of e) in `run0`.
+__device__ __forceinline__ void warp_offsets(int* tbl, int W, int E, int e, int run0) {
+  int run = run0;
+  for (int v = 0; v < W; ++v) {
+    const int c = tbl[v * E + e];
+    tbl[v * E + e] = run;
+    run += c;
+  }
 }
 
 // ---- kernels ------------------------------------------------------------------------
 
-// One launch, one block: everything in shared memory.
-// smem: tbl[W*E] | start[E+1] | cnt[E] | scratch[kScratchInts]
+// SingleBlock: one launch, one block, everything in shared memory. With
+// kStage the whole output is built in shared memory and copied out coalesced.
+// smem: tbl[W*E] | start[E+1] | scratch[kScratchInts] | pad to 16 B | (kStage) stage[capacity]
+template <bool kStage>
 __global__ void __launch_bounds__(1024) align_single_block_kernel(AlignParams p) {
-  extern __shared__ int smem[];
+  extern __shared__ __align__(16) int smem[];
   const int E = p.num_experts, T = static_cast<int>(blockDim.x), tid = static_cast<int>(threadIdx.x);
-  const int W = T / kWarp, w = tid / kWarp, lane = lane_id();
+  const int W = T / kWarp, w = tid / kWarp;
   const int bs_mask = p.block_size - 1;
   int* tbl = smem;
   int* start = tbl + W * E;
-  int* cnt = start + E + 1;
-  int* scratch = cnt + E;
-  for (int i = tid; i < W * E; i += T) tbl[i] = 0;
-  if (tid == 0) scratch[kScratchBad] = 0;
-  __syncthreads();
+  int* scratch = start + E + 1;
+  int32_t* stage = smem + ((W * E + E + 1 + kScratchInts + 3) & ~3);  // 16-byte aligned
+  int32_t* out = kStage ? stage : p.sorted_ids;
 
   int64_t lo, hi;
   warp_range(0, p.n, W, w, lo, hi);
   int bad = 0;
-  warp_count(p, lo, hi, tbl + w * E, bad);
+  Chunk first;
+  load_chunk(p, lo, hi, first, bad);  // in flight during the fills below
+
+  // Sentinel everywhere first; the scatter overwrites the real slots after the
+  // barriers below (shared stage, or global memory ordered by __syncthreads).
+  fill_ints(out, 0, p.capacity, p.sentinel, tid, T);
+  for (int i = tid; i < W * E; i += T) tbl[i] = 0;
+  if (tid == 0) scratch[kScratchBad] = 0;
+  __syncthreads();
+
+  warp_count(p, lo, hi, tbl + w * E, first, bad);
   if (bad) atomicAdd(&scratch[kScratchBad], bad);
   __syncthreads();
 
   for (int e = tid; e < E; e += T) {
     int c = 0;
     for (int v = 0; v < W; ++v) c += tbl[v * E + e];
-    cnt[e] = c;
     start[e] = (c + bs_mask) & ~bs_mask;
   }
   __syncthreads();
   const int total = block_exclusive_scan(start, E, scratch);
   if (tid == 0) start[E] = total;
-  for (int e = tid; e < E; e += T) {
-    int run = start[e];
-    for (int v = 0; v < W; ++v) {
-      const int c = tbl[v * E + e];
-      tbl[v * E + e] = run;
-      run += c;
-    }
-  }
+  for (int e = tid; e < E; e += T) warp_offsets(tbl, W, E, e, start[e]);
   __syncthreads();
-  warp_scatter(p, lo, hi, tbl + w * E);
+  warp_scatter(p, lo, hi, tbl + w * E, first, out);
 
-  // Padding after each expert's slots (< block_size per expert), one warp per expert.
-  for (int e = w; e < E; e += W)
-    for (int j = start[e] + cnt[e] + lane; j < start[e + 1]; j += kWarp) p.sorted_ids[j] = p.sentinel;
-  // Tail past the end.
-  for (int64_t j = total + tid; j < p.capacity; j += T) p.sorted_ids[j] = p.sentinel;
   const int64_t used = total >> p.log2_bs;
   for (int64_t j = tid; j < p.max_blocks; j += T)
     p.expert_ids[j] = j < used ? find_expert(start, E, static_cast<int>(j << p.log2_bs)) : -1;
+  if constexpr (kStage) {
+    __syncthreads();
+    // Copy out: the global pointer's alignment decides the vector width.
+    if ((reinterpret_cast<uintptr_t>(p.sorted_ids) & 15) == 0) {
+      const int64_t nvec = p.capacity / 4;
+      const int4* src = reinterpret_cast<const int4*>(stage);
+      int4* dst = reinterpret_cast<int4*>(p.sorted_ids);
+      for (int64_t i = tid; i < nvec; i += T) dst[i] = src[i];
+      for (int64_t i = nvec * 4 + tid; i < p.capacity; i += T) p.sorted_ids[i] = stage[i];
+    } else {
+      for (int64_t i = tid; i < p.capacity; i += T) p.sorted_ids[i] = stage[i];
+    }
+  }
   if (tid == 0) {
     *p.num_post = total;
     *p.status = scratch[kScratchBad];
   }
 }
 
-// MultiBlock K1: histogram of this block's chunk into table row blockIdx.x; the
-// last block to finish scans the table into offsets.
-// smem: hist[E+1] | scratch[kScratchInts]
+// MultiBlock K1: histogram of this block's chunk into column blockIdx.x of the
+// (E+1) x G table; the grid pre-fills sorted_token_ids with the sentinel.
+// smem: hist[E+1]
 __global__ void __launch_bounds__(1024) align_count_kernel(AlignParams p) {
-  extern __shared__ int smem[];
+  extern __shared__ __align__(16) int smem[];
   const int E = p.num_experts, T = static_cast<int>(blockDim.x), tid = static_cast<int>(threadIdx.x);
-  const int G = static_cast<int>(gridDim.x);
-  const int bs_mask = p.block_size - 1;
+  const int G = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
   int* hist = smem;
-  int* scratch = hist + E + 1;
   for (int i = tid; i <= E; i += T) hist[i] = 0;
   __syncthreads();
 
-  const int64_t lo = static_cast<int64_t>(blockIdx.x) * p.slots_per_block;
+  const int64_t lo = static_cast<int64_t>(b) * p.slots_per_block;
   const int64_t hi = min(p.n, lo + p.slots_per_block);
   int bad = 0;
-  for (int64_t base = lo; base < hi; base += int64_t{kUnroll} * T) {
-    int e[kUnroll];
+  constexpr int U = 4;
+  for (int64_t base = lo; base < hi; base += int64_t{U} * T) {
+    int e[U];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) e[u] = slot_expert(p, base + u * T + tid, hi, bad);
+    for (int u = 0; u < U; ++u) e[u] = slot_expert(p, base + u * T + tid, hi, bad);
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u)
+    for (int u = 0; u < U; ++u)
       if (e[u] >= 0) atomicAdd(&hist[e[u]], 1);
   }
   if (bad) atomicAdd(&hist[E], bad);
+  fill_ints(p.sorted_ids, 0, p.capacity, p.sentinel, static_cast<int64_t>(b) * T + tid, static_cast<int64_t>(G) * T);
   __syncthreads();
-  int32_t* row = p.table + static_cast<int64_t>(blockIdx.x) * (E + 1);
-  for (int i = tid; i <= E; i += T) row[i] = hist[i];
-  __threadfence();
-  __syncthreads();
-  if (tid == 0) scratch[kScratchFlag] = atomicAdd(p.ticket, 1u) == static_cast<unsigned>(G - 1);
-  __syncthreads();
-  if (!scratch[kScratchFlag]) return;
-
-  // Last block: every row is written and fenced.
-  __threadfence();
-  int* start = hist;
-  for (int e = tid; e < E; e += T) {
-    int c = 0;
-    for (int b = 0; b < G; ++b) c += load_coherent(p.table + static_cast<int64_t>(b) * (E + 1) + e);
-    p.counts[e] = c;
-    start[e] = (c + bs_mask) & ~bs_mask;
-  }
-  __syncthreads();
-  const int total = block_exclusive_scan(start, E, scratch);
-  for (int e = tid; e < E; e += T) {
-    int run = start[e];
-    p.starts[e] = run;
-    for (int b = 0; b < G; ++b) {
-      int32_t* cell = p.table + static_cast<int64_t>(b) * (E + 1) + e;
-      const int c = load_coherent(cell);
-      *cell = run;
-      run += c;
-    }
-  }
-  if (tid == 0) {
-    int bad_total = 0;
-    for (int b = 0; b < G; ++b) bad_total += load_coherent(p.table + static_cast<int64_t>(b) * (E + 1) + E);
-    p.starts[E] = total;
-    *p.num_post = total;
-    *p.status = bad_total;
-    *p.ticket = 0u;  // every block has taken its ticket: ready for the next launch
-  }
+  for (int e = tid; e <= E; e += T) p.table[static_cast<int64_t>(e) * G + b] = hist[e];
 }
 
-// MultiBlock K2: re-rank this block's chunk per warp from the block's offsets,
-// scatter; then the grid fills padding, tail and expert_ids.
-// smem: tbl[W*E]
-__global__ void __launch_bounds__(1024) align_scatter_kernel(AlignParams p) {
-  extern __shared__ int smem[];
+// MultiBlock K2: every block reduces the table (totals of all blocks, and of the
+// blocks before it), scans the padded totals, re-ranks its chunk per warp and
+// scatters; the grid writes expert_ids.
+// smem: tbl[W*E] | start[E+1] | base[E] | scratch[kScratchInts]
+__global__ void __launch_bounds__(kMultiRankThreadsMax) align_scatter_kernel(AlignParams p) {
+  extern __shared__ __align__(16) int smem[];
   const int E = p.num_experts, T = static_cast<int>(blockDim.x), tid = static_cast<int>(threadIdx.x);
   const int W = T / kWarp, w = tid / kWarp, lane = lane_id();
+  const int G = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
+  const int bs_mask = p.block_size - 1;
   int* tbl = smem;
+  int* start = tbl + W * E;
+  int* before = start + E + 1;
+  int* scratch = before + E;
   for (int i = tid; i < W * E; i += T) tbl[i] = 0;
   __syncthreads();
 
-  const int64_t lo = static_cast<int64_t>(blockIdx.x) * p.slots_per_block;
+  const int64_t lo = static_cast<int64_t>(b) * p.slots_per_block;
   const int64_t hi = max(lo, min(p.n, lo + p.slots_per_block));  // empty past the end
   int64_t wlo, whi;
   warp_range(lo, hi, W, w, wlo, whi);
   int unused = 0;
-  warp_count(p, wlo, whi, tbl + w * E, unused);
-  __syncthreads();
-  const int32_t* row = p.table + static_cast<int64_t>(blockIdx.x) * (E + 1);
-  for (int e = tid; e < E; e += T) {
-    int run = row[e];
-    for (int v = 0; v < W; ++v) {
-      const int c = tbl[v * E + e];
-      tbl[v * E + e] = run;
-      run += c;
+  Chunk first;
+  load_chunk(p, wlo, whi, first, unused);  // in flight during the table reduction
+
+  // Table reduction, one warp per expert row, kRows rows per round so their
+  // loads are in flight together: totals of all blocks and of the blocks before b.
+  constexpr int kRows = 8;
+  for (int e0 = w; e0 <= E; e0 += kRows * W) {
+    int all[kRows], pre[kRows];
+#pragma unroll
+    for (int k = 0; k < kRows; ++k) all[k] = pre[k] = 0;
+    for (int c0 = 0; c0 < G; c0 += kWarp) {
+      const int c = c0 + lane;
+      int v[kRows];
+#pragma unroll
+      for (int k = 0; k < kRows; ++k) {
+        const int e = e0 + k * W;
+        v[k] = (e <= E && c < G) ? p.table[static_cast<int64_t>(e) * G + c] : 0;
+      }
+#pragma unroll
+      for (int k = 0; k < kRows; ++k) {
+        all[k] += v[k];
+        pre[k] += c < b ? v[k] : 0;
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < kRows; ++k) {
+      const int e = e0 + k * W;  // uniform across the warp
+      if (e > E) break;
+      const int a = warp_sum(all[k]), q = warp_sum(pre[k]);
+      if (lane == 0) {
+        if (e < E) {
+          start[e] = (a + bs_mask) & ~bs_mask;
+          before[e] = q;
+        } else {
+          scratch[kScratchBad] = a;
+        }
+      }
     }
   }
-  __syncthreads();
-  warp_scatter(p, wlo, whi, tbl + w * E);
 
-  const int total = p.starts[E];
-  const int gw = static_cast<int>(blockIdx.x) * W + w, GW = static_cast<int>(gridDim.x) * W;
-  for (int e = gw; e < E; e += GW)
-    for (int j = p.starts[e] + p.counts[e] + lane; j < p.starts[e + 1]; j += kWarp) p.sorted_ids[j] = p.sentinel;
-  const int64_t gt = static_cast<int64_t>(blockIdx.x) * T + tid, GT = static_cast<int64_t>(gridDim.x) * T;
-  for (int64_t j = total + gt; j < p.capacity; j += GT) p.sorted_ids[j] = p.sentinel;
+  // Count pass (first chunk already loaded), then any further chunks.
+  warp_count(p, wlo, whi, tbl + w * E, first, unused);
+  __syncthreads();
+  const int bad_total = scratch[kScratchBad];  // read before the scan reuses nothing past [0, warps)
+  const int total = block_exclusive_scan(start, E, scratch);
+  if (tid == 0) start[E] = total;
+  for (int e = tid; e < E; e += T) warp_offsets(tbl, W, E, e, start[e] + before[e]);
+  __syncthreads();
+  warp_scatter(p, wlo, whi, tbl + w * E, first, p.sorted_ids);
+
   const int64_t used = total >> p.log2_bs;
+  const int64_t gt = static_cast<int64_t>(b) * T + tid, GT = static_cast<int64_t>(G) * T;
   for (int64_t j = gt; j < p.max_blocks; j += GT)
-    p.expert_ids[j] = j < used ? find_expert(p.starts, E, static_cast<int>(j << p.log2_bs)) : -1;
+    p.expert_ids[j] = j < used ? find_expert(start, E, static_cast<int>(j << p.log2_bs)) : -1;
+  if (b == 0 && tid == 0) {
+    *p.num_post = total;
+    *p.status = bad_total;
+  }
 }
 
 }  // namespace moe::align::detail

@@ -45,14 +45,12 @@ void moe_align_block_size(const int32_t* topk_ids, const int32_t* expert_map, co
   p.expert_ids = out.expert_ids;
   p.num_post = out.num_tokens_post_padded;
   p.status = base;
-  p.ticket = reinterpret_cast<unsigned int*>(base + 1);
   p.table = base + 16;
-  p.starts = p.table + static_cast<int64_t>(cfg.num_blocks) * (E + 1);
-  p.counts = p.starts + (E + 1);
   p.n = shape.num_slots();
   p.capacity = align_capacity(shape);
   p.max_blocks = align_max_blocks(shape);
   p.slots_per_block = cfg.slots_per_block;
+  p.num_blocks = cfg.num_blocks;
   p.num_experts = E;
   p.block_size = shape.block_size;
   p.log2_bs = ilog2(shape.block_size);
@@ -60,12 +58,13 @@ void moe_align_block_size(const int32_t* topk_ids, const int32_t* expert_map, co
 
   const int64_t smem = cfg.rank_smem_bytes(shape);
   if (cfg.path == AlignPath::SingleBlock) {
-    allow_smem(detail::align_single_block_kernel, smem);
-    hipLaunchKernelGGL(detail::align_single_block_kernel, dim3(1), dim3(cfg.rank_threads()),
-                       static_cast<unsigned>(smem), stream, p);
+    auto* kernel = cfg.stage ? detail::align_single_block_kernel<true> : detail::align_single_block_kernel<false>;
+    allow_smem(kernel, smem);
+    hipLaunchKernelGGL(kernel, dim3(1), dim3(cfg.rank_threads()), static_cast<unsigned>(smem), stream, p);
     MOE_GPU_CHECK(hipGetLastError());
   } else {
-    const int64_t count_smem = static_cast<int64_t>(E + 1 + kAlignScratchInts) * 4;
+    const int64_t count_smem = cfg.count_smem_bytes(shape);
+    allow_smem(detail::align_count_kernel, count_smem);
     hipLaunchKernelGGL(detail::align_count_kernel, dim3(cfg.num_blocks), dim3(cfg.count_threads),
                        static_cast<unsigned>(count_smem), stream, p);
     MOE_GPU_CHECK(hipGetLastError());

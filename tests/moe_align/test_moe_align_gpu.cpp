@@ -43,14 +43,17 @@ std::string describe(const Case& c, AlignPath path) {
 }
 
 // Runs the kernel on `path` and compares with the reference; returns the device result.
-moe::align::AlignHostResult run_case(const Case& c, AlignPath path) {
+moe::align::AlignHostResult run_case(const Case& c, AlignPath path, int stage = -1) {
   const AlignShape s{c.M, c.k, c.E, c.bs};
   const auto ids = moe::ref::make_align_ids(s, c.ids, c.seed, c.masked);
   const auto map = c.half_remote ? moe::ref::make_half_remote_map(c.E, c.seed) : std::vector<int32_t>{};
   const auto ref = moe::ref::expand_to_capacity(moe::ref::moe_align_block_size(s, ids, map), s);
-  auto got = moe::align::run_align_on_device(s, ids, map, path);
+  auto cfg = moe::align::AlignLaunchConfig::choose(s, moe::align::AlignDeviceLimits::current(), path);
+  if (stage >= 0) cfg.stage = stage != 0;
+  auto got = moe::align::run_align_on_device(s, ids, map, cfg);
   const auto chk = moe::ref::compare_align(ref, got.sorted_token_ids, got.expert_ids, got.num_tokens_post_padded);
-  INFO(describe(c, got.config.path), " blocks=", got.config.num_blocks, " warps=", got.config.rank_warps);
+  INFO(describe(c, got.config.path), " blocks=", got.config.num_blocks, " warps=", got.config.rank_warps,
+       " stage=", got.config.stage);
   INFO(chk.message);
   CHECK(chk.passed);
   CHECK(got.status == 0);
@@ -64,8 +67,10 @@ void run_both(const Case& c) {
   (void)run_case(c, AlignPath::Auto);
   if (s.num_slots() <= 65536) {
     const auto single = moe::align::AlignLaunchConfig::choose(s, lim, AlignPath::SingleBlock);
-    if (single.invalid_reason(s, lim).empty() && moe::align::align_capacity(s) <= (1 << 20))
+    if (single.invalid_reason(s, lim).empty() && moe::align::align_capacity(s) <= (1 << 20)) {
       (void)run_case(c, AlignPath::SingleBlock);
+      if (single.stage) (void)run_case(c, AlignPath::SingleBlock, 0);  // also straight to global memory
+    }
     (void)run_case(c, AlignPath::MultiBlock);
   }
 }
