@@ -12,8 +12,9 @@
 // index first. So a NaN expert is never selected while a non-NaN expert is
 // still available, and a row of NaN selects experts 0, 1, ..., k-1 in that
 // order. ±inf and -1e30 are ordinary numbers in this order.
-// Outputs are in rank order: topk_ids[t, 0] is the best expert of token t, and
-// the weights are non-increasing along a row (ties keep index order).
+// Outputs are in rank order: topk_ids[t, 0] is the best expert of token t.
+// For (a) and (b) the weights are then non-increasing along a row; for (c)
+// the rank is by biased score, and the weights are the unbiased scores.
 // A NaN expert that is selected (only when fewer than k non-NaN experts exist)
 // gets weight NaN.
 //

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""PyTorch side-by-side for bench_routing: the same routing steps, same card, same run.
+
+    python3 bench/torch_routing.py --out torch_routing.json [--ours routing.json --md side_by_side.md]
+
+Models (as in bench/bench_routing.cpp):
+  deepseek_v3       grouped top-k written with torch ops as in vLLM's grouped_topk
+                    (E=256, 8 groups keep 4, k=8, sigmoid + bias, renormalize, x2.5), fp32 logits
+  mixtral_8x7b      torch.topk(torch.softmax(x, -1), 2) then renormalize, fp32 logits
+  qwen3_235b        torch.topk(torch.softmax(x, -1), 8) then renormalize, fp32 logits
+  qwen3_235b_bf16   the same on bf16 logits (softmax computed in fp32: x.float())
+  llama4_scout      logits = x @ w (bf16, (M,5120) @ (5120,16)), topk(1), sigmoid(.float())
+                    (HF Llama-4 router; our kernel also writes the shared-expert column)
+Timing: CUDA events around a CUDA graph of `batch` calls that rotate over enough
+input copies to cover 2x L2, after an L2 flush; median over repetitions.
+With --ours, reads bench_routing's Google Benchmark JSON and writes a
+markdown table of both, with the targets.
+"""
+import argparse
+import json
+import math
+import statistics
+
+import torch
+
+TOKENS = [1, 16, 64, 256, 1024, 4096, 16384, 65536]
+
+
+def grouped_topk(x, bias, n_group=8, topk_group=4, k=8, scale=2.5):
+    M, E = x.shape
+    scores = torch.sigmoid(x)
+    sfc = scores + bias.unsqueeze(0)
+    group_scores = sfc.view(M, n_group, -1).topk(2, dim=-1)[0].sum(dim=-1)
+    group_idx = torch.topk(group_scores, k=topk_group, dim=-1, sorted=False)[1]
+    group_mask = torch.zeros_like(group_scores)
+    group_mask.scatter_(1, group_idx, 1)
+    score_mask = group_mask.unsqueeze(-1).expand(M, n_group, E // n_group).reshape(M, -1)
+    tmp = sfc.masked_fill(~score_mask.bool(), float("-inf"))
+    ids = torch.topk(tmp, k=k, dim=-1, sorted=True)[1]
+    w = scores.gather(1, ids)
+    w = w / w.sum(dim=-1, keepdim=True)
+    return w * scale, ids.to(torch.int32)
+
+
+def softmax_topk(x, k):
+    w, ids = torch.topk(torch.softmax(x.float(), dim=-1), k, dim=-1)
+    w = w / w.sum(dim=-1, keepdim=True)
+    return w, ids.to(torch.int32)
+
+
+def llama4_router(x, w):
+    logits = x @ w
+    top, ids = torch.topk(logits, 1, dim=-1)
+    return torch.sigmoid(top.float()), ids.to(torch.int32)
+
+
+def time_graph(fns, batch, l2_bytes, reps):
+    flush = torch.empty(int(2 * l2_bytes), dtype=torch.uint8, device="cuda")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            for f in fns:
+                f()
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for i in range(batch):
+            fns[i % len(fns)]()
+    g.replay()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for r in range(reps):
+        flush.fill_(r & 0xFF)
+        start.record()
+        g.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1e3 / batch)
+    del g
+    return statistics.median(times), min(times)
+
+
+def copies_for(nbytes, l2_bytes):
+    return max(1, min(256, math.ceil(2 * l2_bytes / max(nbytes, 1))))
+
+
+def run_model(model, M, l2_bytes, reps):
+    gen = torch.Generator(device="cuda").manual_seed(1234 + M)
+    if model == "llama4_scout":
+        K, E = 5120, 16
+        nbytes = M * K * 2 + K * E * 2
+        n = copies_for(nbytes, l2_bytes)
+        xs = [torch.randn(M, K, device="cuda", generator=gen, dtype=torch.bfloat16) for _ in range(n)]
+        ws = [(torch.randn(K, E, device="cuda", generator=gen) / math.sqrt(K)).to(torch.bfloat16) for _ in range(n)]
+        fns = [lambda x=x, w=w: llama4_router(x, w) for x, w in zip(xs, ws)]
+    else:
+        E, k, dt = {"deepseek_v3": (256, 8, torch.float32), "mixtral_8x7b": (8, 2, torch.float32),
+                    "qwen3_235b": (128, 8, torch.float32), "qwen3_235b_bf16": (128, 8, torch.bfloat16)}[model]
+        nbytes = M * E * (2 if dt == torch.bfloat16 else 4)
+        n = copies_for(nbytes, l2_bytes)
+        xs = [torch.randn(M, E, device="cuda", generator=gen).to(dt) for _ in range(n)]
+        if model == "deepseek_v3":
+            bias = torch.randn(E, device="cuda", generator=gen) * 0.1
+            fns = [lambda x=x: grouped_topk(x, bias) for x in xs]
+        else:
+            fns = [lambda x=x, k=k: softmax_topk(x, k) for x in xs]
+    batch = max(20, n)
+    med, mn = time_graph(fns, batch, l2_bytes, reps)
+    return {"model": model, "M": M, "us": med, "us_min": mn, "batch": batch, "copies": n}
+
+
+def load_ours(path):
+    with open(path) as f:
+        doc = json.load(f)
+    rows = {}
+    for b in doc.get("benchmarks", []):
+        parts = b["name"].split("/")
+        model = parts[0][3:] if parts[0].startswith("BM_") else parts[0]
+        M = int(parts[1].split(":")[1])
+        rows[(model, M)] = b
+    return doc.get("context", {}), rows
+
+
+def write_md(ours_path, torch_doc, md_path):
+    ctx, ours = load_ours(ours_path)
+    lines = [f"Card: {ctx.get('moe_device', '?')} (driver {ctx.get('moe_driver_version', '?')}, "
+             f"read {ctx.get('moe_read_gbps', '?')} GB/s measured), git {ctx.get('moe_git_revision', '?')}; "
+             f"torch {torch_doc['torch']}", "",
+             "| model | M | ours µs | floor µs | x floor | target µs | met | torch µs | torch / ours |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    tmap = {(r["model"], r["M"]): r for r in torch_doc["rows"]}
+    for (model, M), b in sorted(ours.items()):
+        t = tmap.get((model, M))
+        us = b.get("us", float("nan"))
+        target = b.get("target_us", 0)
+        met = {1.0: "yes", 0.0: "NO"}.get(b.get("target_met", -1), "-")
+        tus = t["us"] if t else float("nan")
+        lines.append(f"| {model} | {M} | {us:.2f} | {b.get('floor_us', 0):.2f} | {b.get('x_floor', 0):.2f} | "
+                     f"{(f'{target:.2f}' if target else '-')} | {met} | {tus:.2f} | {tus / us:.1f} |")
+    with open(md_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="torch_routing.json")
+    ap.add_argument("--ours", default=None, help="bench_routing --benchmark_out JSON")
+    ap.add_argument("--md", default=None)
+    ap.add_argument("--reps", type=int, default=25)
+    ap.add_argument("--models", default="deepseek_v3,mixtral_8x7b,qwen3_235b,qwen3_235b_bf16,llama4_scout")
+    args = ap.parse_args()
+    props = torch.cuda.get_device_properties(0)
+    l2 = getattr(props, "L2_cache_size", 50 * 1024 * 1024) or 50 * 1024 * 1024
+    doc = {"device": props.name, "torch": torch.__version__, "l2_bytes": l2, "rows": []}
+    for model in args.models.split(","):
+        for M in TOKENS:
+            r = run_model(model, M, l2, args.reps)
+            doc["rows"].append(r)
+            print(f"torch {model:16s} M={M:6d} {r['us']:9.2f} us (batch {r['batch']})", flush=True)
+            torch.cuda.empty_cache()
+    with open(args.out, "w") as f:
+        json.dump(doc, f, indent=1)
+    if args.ours and args.md:
+        write_md(args.ours, doc, args.md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+// Verify family "routing": golden CPU cases (the references against PyTorch
+// outputs in data/routing/golden_routing.json, made by
+// data/routing/make_golden.py) and GPU cases (each kernel against its
+// reference on generated inputs; --quick runs a subset).
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "kernels/routing/routing.hpp"
+#include "moe/error.hpp"
+#include "moe/registry.hpp"
+#include "reference/routing/routing_ref.hpp"
+#include "reference/routing/routing_runner.hpp"
+
+namespace moe {
+
+namespace {
+
+using nlohmann::json;
+namespace rr = ref::routing_run;
+
+DType golden_dtype(const json& c) { return parse_dtype(c.value("dtype", std::string("fp32"))); }
+
+CaseResult run_golden(const json& c) {
+  CaseResult r;
+  const std::string kind = c.at("kind");
+  if (kind == "softmax_topk") {
+    routing::SoftmaxTopkParams p{.tokens = c.at("M"), .experts = c.at("E"), .top_k = c.at("k"),
+                                 .dtype = golden_dtype(c), .renormalize = c.at("renormalize")};
+    const auto logits = c.at("logits").get<std::vector<float>>();
+    const auto gw = c.at("weights").get<std::vector<float>>();
+    const auto gi = c.at("ids").get<std::vector<int32_t>>();
+    const auto ref = ref::softmax_topk(logits, p);
+    const auto chk = ref::check_softmax_topk(gw, gi, ref, logits, p);  // golden in the role of "got"
+    r.passed = chk.passed;
+    r.message = chk.message;
+    r.metrics = {{"max_rel", chk.weights.max_rel}};
+  } else if (kind == "grouped_topk") {
+    routing::GroupedTopkParams p{.tokens = c.at("M"),
+                                 .experts = c.at("E"),
+                                 .n_group = c.at("n_group"),
+                                 .topk_group = c.at("topk_group"),
+                                 .top_k = c.at("k"),
+                                 .scoring = routing::parse_scoring(c.at("scoring")),
+                                 .renormalize = c.at("renormalize"),
+                                 .routed_scaling_factor = c.at("scale"),
+                                 .dtype = golden_dtype(c)};
+    const auto logits = c.at("logits").get<std::vector<float>>();
+    std::vector<float> bias;
+    if (c.contains("bias") && !c.at("bias").is_null()) bias = c.at("bias").get<std::vector<float>>();
+    const auto gw = c.at("weights").get<std::vector<float>>();
+    const auto gi = c.at("ids").get<std::vector<int32_t>>();
+    const auto ref = ref::grouped_topk(logits, bias, p);
+    const auto chk = ref::check_grouped_topk(gw, gi, ref, logits, p);
+    r.passed = chk.passed;
+    r.message = chk.message;
+    r.metrics = {{"max_rel", chk.weights.max_rel}};
+  } else if (kind == "sigmoid_top1") {
+    routing::SigmoidTop1Params p{.tokens = c.at("M"), .hidden = c.at("K"), .experts = c.at("E"),
+                                 .dtype = golden_dtype(c), .shared_expert = c.at("shared_expert")};
+    const auto x = c.at("x").get<std::vector<float>>();
+    const auto w = c.at("w").get<std::vector<float>>();
+    const auto gw = c.at("weights").get<std::vector<float>>();
+    const auto gi = c.at("ids").get<std::vector<int32_t>>();
+    const auto ref = ref::sigmoid_top1(x, w, p);
+    const CheckResult ids = check_exact(gi, ref.out.ids);
+    const CheckResult ws = check_close(gw, ref.out.weights, {.atol = 1e-7, .rtol = 1e-6, .max_rel_l2 = 1e-6});
+    r.passed = ids.passed && ws.passed;
+    r.message = fmt::format("sigmoid_top1: ids {} | weights {}", ids.message, ws.message);
+  } else {
+    r.message = fmt::format("unknown golden kind '{}'", kind);
+  }
+  return r;
+}
+
+VerifyCase gpu_case(std::string name, json params, std::function<rr::RunResult()> fn) {
+  VerifyCase vc;
+  vc.kernel = "routing";
+  vc.name = std::move(name);
+  vc.needs_gpu = true;
+  vc.params = std::move(params);
+  vc.run = [fn = std::move(fn)]() {
+    CaseResult r;
+#if MOE_HAVE_GPU
+    const rr::RunResult rr_ = fn();
+    r.passed = rr_.passed();
+    r.message = rr_.message;
+    r.metrics = {{"near_ties", rr_.check.near_ties}, {"weights_max_rel", rr_.check.weights.max_rel}};
+#else
+    (void)fn;
+    r.skipped = true;
+    r.message = "skipped: built without a GPU backend";
+#endif
+    return r;
+  };
+  return vc;
+}
+
+std::vector<VerifyCase> routing_cases(const VerifyOptions& o) {
+  std::vector<VerifyCase> v;
+  // ---- golden (CPU) ----
+  const std::string path = o.data_dir + "/routing/golden_routing.json";
+  std::ifstream f(path);
+  if (!f) {
+    VerifyCase vc;
+    vc.kernel = "routing";
+    vc.name = "golden/missing";
+    vc.run = [path]() {
+      CaseResult r;
+      r.message = fmt::format("golden file {} not found (run data/routing/make_golden.py where PyTorch is installed)",
+                              path);
+      return r;
+    };
+    v.push_back(std::move(vc));
+  } else {
+    json doc = json::parse(f);
+    for (const json& c : doc.at("cases")) {
+      VerifyCase vc;
+      vc.kernel = "routing";
+      vc.name = "golden/" + c.at("name").get<std::string>();
+      vc.params = {{"kind", c.at("kind")}};
+      vc.run = [c]() { return run_golden(c); };
+      v.push_back(std::move(vc));
+    }
+  }
+
+  // ---- GPU ----
+  const uint64_t s = o.seed;
+#if MOE_HAVE_GPU
+  using routing::Scoring;
+  using routing::Top1Impl;
+  struct Sm {
+    const char* name;
+    int64_t M;
+    int E, k;
+    DType dt;
+    bool renorm;
+    rr::Pattern pat;
+    bool quick;
+  };
+  const std::vector<Sm> sms = {
+      {"softmax/mixtral_e8_k2_bf16", 4097, 8, 2, DType::BF16, false, rr::Pattern::Normal, true},
+      {"softmax/qwen3_e128_k8_fp32", 4097, 128, 8, DType::F32, true, rr::Pattern::Normal, true},
+      {"softmax/e512_k32_fp16", 129, 512, 32, DType::F16, false, rr::Pattern::Normal, false},
+      {"softmax/e3_k3_specials", 200, 3, 3, DType::F32, true, rr::Pattern::Specials, true},
+      {"softmax/e60_k4_ties_bf16", 1000, 60, 4, DType::BF16, false, rr::Pattern::Ties, false},
+      {"softmax/e160_k8_specials_bf16", 333, 160, 8, DType::BF16, true, rr::Pattern::Specials, false},
+  };
+  for (const Sm& c : sms) {
+    if (o.quick && !c.quick) continue;
+    routing::SoftmaxTopkParams p{.tokens = c.M, .experts = c.E, .top_k = c.k, .dtype = c.dt, .renormalize = c.renorm};
+    v.push_back(gpu_case(c.name, {{"M", c.M}, {"E", c.E}, {"k", c.k}, {"dtype", dtype_name(c.dt)}},
+                         [p, s, pat = c.pat]() { return rr::run_softmax_topk(p, {}, s + 11, pat); }));
+  }
+  struct Gr {
+    const char* name;
+    int64_t M;
+    int E, ng, tg, k;
+    Scoring sc;
+    float scale;
+    int bias;
+    DType dt;
+    rr::Pattern pat;
+    bool quick;
+  };
+  const std::vector<Gr> grs = {
+      {"grouped/deepseek_v3_fp32", 4097, 256, 8, 4, 8, Scoring::Sigmoid, 2.5f, 1, DType::F32, rr::Pattern::Normal, true},
+      {"grouped/deepseek_v3_bf16_ties", 1000, 256, 8, 4, 8, Scoring::Sigmoid, 2.5f, 1, DType::BF16, rr::Pattern::Ties,
+       true},
+      {"grouped/deepseek_v3_specials", 333, 256, 8, 4, 8, Scoring::Sigmoid, 2.5f, 2, DType::F32,
+       rr::Pattern::Specials, false},
+      {"grouped/softmax_e64_g8_nobias", 1000, 64, 8, 3, 6, Scoring::Softmax, 1.0f, 0, DType::F32, rr::Pattern::Normal,
+       false},
+      {"grouped/e160_g8_smem_path", 777, 160, 8, 2, 5, Scoring::Sigmoid, 1.0f, 1, DType::F16, rr::Pattern::Normal,
+       true},
+  };
+  for (const Gr& c : grs) {
+    if (o.quick && !c.quick) continue;
+    routing::GroupedTopkParams p{.tokens = c.M, .experts = c.E, .n_group = c.ng, .topk_group = c.tg, .top_k = c.k,
+                                 .scoring = c.sc, .renormalize = true, .routed_scaling_factor = c.scale, .dtype = c.dt};
+    v.push_back(gpu_case(c.name, {{"M", c.M}, {"E", c.E}, {"n_group", c.ng}, {"topk_group", c.tg}, {"k", c.k}},
+                         [p, s, pat = c.pat, b = c.bias]() { return rr::run_grouped_topk(p, {}, s + 13, pat, b); }));
+  }
+  struct T1 {
+    const char* name;
+    int64_t M, K;
+    int E;
+    DType dt;
+    bool shared;
+    Top1Impl impl;
+    rr::Pattern pat;
+    bool quick;
+  };
+  const std::vector<T1> t1s = {
+      {"sigmoid_top1/llama4_scout_m1", 1, 5120, 16, DType::BF16, true, Top1Impl::Auto, rr::Pattern::Normal, true},
+      {"sigmoid_top1/llama4_scout_m129", 129, 5120, 16, DType::BF16, true, Top1Impl::Auto, rr::Pattern::Normal, true},
+      {"sigmoid_top1/llama4_scout_m4097", 4097, 5120, 16, DType::BF16, false, Top1Impl::Auto, rr::Pattern::Normal,
+       false},
+      {"sigmoid_top1/simt_m129", 129, 5120, 16, DType::BF16, true, Top1Impl::Simt, rr::Pattern::Normal, true},
+      {"sigmoid_top1/e160_k1000_fp16", 300, 1000, 160, DType::F16, false, Top1Impl::Auto, rr::Pattern::Normal, false},
+      {"sigmoid_top1/dupcols_ties", 1000, 512, 16, DType::BF16, false, Top1Impl::Auto, rr::Pattern::DupCols, false},
+      {"sigmoid_top1/nan_inf_rows", 200, 256, 16, DType::BF16, true, Top1Impl::Auto, rr::Pattern::Specials, false},
+  };
+  for (const T1& c : t1s) {
+    if (o.quick && !c.quick) continue;
+    routing::SigmoidTop1Params p{.tokens = c.M, .hidden = c.K, .experts = c.E, .dtype = c.dt, .shared_expert = c.shared};
+    v.push_back(gpu_case(c.name, {{"M", c.M}, {"K", c.K}, {"E", c.E}, {"impl", routing::top1_impl_name(c.impl)}},
+                         [p, s, impl = c.impl, pat = c.pat]() {
+                           return rr::run_sigmoid_top1(p, {.impl = impl}, s + 17, pat);
+                         }));
+  }
+#else
+  // Listed so `moe-harness list` shows them; they skip without a GPU.
+  for (const char* n : {"softmax/mixtral_e8_k2_bf16", "grouped/deepseek_v3_fp32", "sigmoid_top1/llama4_scout_m129"})
+    v.push_back(gpu_case(n, json::object(), []() { return rr::RunResult{}; }));
+  (void)s;
+#endif
+  return v;
+}
+
+}  // namespace
+
+KernelFamily make_routing_family() {
+  KernelFamily f;
+  f.name = "routing";
+  f.summary = "MoE routing: softmax top-k, DeepSeek-V3 grouped top-k, sigmoid top-1 fused with the router GEMM";
+  f.impls = {"softmax_topk", "grouped_topk", "sigmoid_top1_tensor_core", "sigmoid_top1_simt"};
+  f.dtypes = {"fp32", "bf16", "fp16"};
+  f.cases = routing_cases;
+  return f;
+}
+
+}  // namespace moe
