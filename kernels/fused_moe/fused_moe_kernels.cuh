@@ -154,10 +154,14 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize)
             const bool ok = a_ok[i] && kbase < K;
             copy16_async(dst, ok ? a_src[i] + kbase : p.a, ok);
           } else {
-            uint16_t v[8];
+            uint32_t v[4];
 #pragma unroll
-            for (int e = 0; e < 8; ++e) v[e] = (a_ok[i] && kbase + e < K) ? a_src[i][kbase + e] : uint16_t(0);
-            *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(v);
+            for (int e = 0; e < 4; ++e) {
+              const uint32_t lo = (a_ok[i] && kbase + 2 * e < K) ? a_src[i][kbase + 2 * e] : 0u;
+              const uint32_t hi = (a_ok[i] && kbase + 2 * e + 1 < K) ? a_src[i][kbase + 2 * e + 1] : 0u;
+              v[e] = lo | (hi << 16);
+            }
+            *reinterpret_cast<uint4*>(dst) = make_uint4(v[0], v[1], v[2], v[3]);
           }
         }
       }
@@ -170,10 +174,14 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize)
             const bool ok = b_ok[i] && kbase < K;
             copy16_async(dst, ok ? b_src[i] + kbase : p.w, ok);
           } else {
-            uint16_t v[8];
+            uint32_t v[4];
 #pragma unroll
-            for (int e = 0; e < 8; ++e) v[e] = (b_ok[i] && kbase + e < K) ? b_src[i][kbase + e] : uint16_t(0);
-            *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(v);
+            for (int e = 0; e < 4; ++e) {
+              const uint32_t lo = (b_ok[i] && kbase + 2 * e < K) ? b_src[i][kbase + 2 * e] : 0u;
+              const uint32_t hi = (b_ok[i] && kbase + 2 * e + 1 < K) ? b_src[i][kbase + 2 * e + 1] : 0u;
+              v[e] = lo | (hi << 16);
+            }
+            *reinterpret_cast<uint4*>(dst) = make_uint4(v[0], v[1], v[2], v[3]);
           }
         }
       }

@@ -196,29 +196,29 @@ TEST_CASE("fused_moe gpu: validation") {
 
   Problem p = l.problem;
   p.top_k = 5;  // > E
-  CHECK_THROWS_AS(fused_moe::fused_moe(p, t, a.view, ws, cfg, stream.get()), moe::InputError);
+  CHECK_THROWS_AS(moe::fused_moe::fused_moe(p, t, a.view, ws, cfg, stream.get()), moe::InputError);
   p = l.problem;
   p.dtype = DType::F32;
-  CHECK_THROWS_AS(fused_moe::fused_moe(p, t, a.view, ws, cfg, stream.get()), moe::InputError);
+  CHECK_THROWS_AS(moe::fused_moe::fused_moe(p, t, a.view, ws, cfg, stream.get()), moe::InputError);
   p = l.problem;
   p.model_dim = 0;
-  CHECK_THROWS_AS(fused_moe::fused_moe(p, t, a.view, ws, cfg, stream.get()), moe::InputError);
+  CHECK_THROWS_AS(moe::fused_moe::fused_moe(p, t, a.view, ws, cfg, stream.get()), moe::InputError);
   LayerConfig bad = cfg;
   bad.stage1.split_k = 2;
-  CHECK_THROWS_AS(fused_moe::fused_moe(l.problem, t, a.view, ws, bad, stream.get()), moe::InputError);
+  CHECK_THROWS_AS(moe::fused_moe::fused_moe(l.problem, t, a.view, ws, bad, stream.get()), moe::InputError);
   bad = cfg;
   bad.stage2.block_m = 999;
-  CHECK_THROWS_AS(fused_moe::fused_moe(l.problem, t, a.view, ws, bad, stream.get()), moe::InputError);
+  CHECK_THROWS_AS(moe::fused_moe::fused_moe(l.problem, t, a.view, ws, bad, stream.get()), moe::InputError);
   AlignedRouting r = a.view;
   r.block_size = 64;  // differs from the tile's block_m
-  CHECK_THROWS_AS(fused_moe::fused_moe(l.problem, t, r, ws, cfg, stream.get()), moe::InputError);
+  CHECK_THROWS_AS(moe::fused_moe::fused_moe(l.problem, t, r, ws, cfg, stream.get()), moe::InputError);
   r = a.view;
   r.sorted_token_ids = nullptr;
-  CHECK_THROWS_AS(fused_moe::fused_moe(l.problem, t, r, ws, cfg, stream.get()), moe::InputError);
+  CHECK_THROWS_AS(moe::fused_moe::fused_moe(l.problem, t, r, ws, cfg, stream.get()), moe::InputError);
   Tensors t2 = t;
   t2.w1 = nullptr;
-  CHECK_THROWS_AS(fused_moe::fused_moe(l.problem, t2, a.view, ws, cfg, stream.get()), moe::InputError);
-  CHECK_THROWS_AS(fused_moe::fused_moe(l.problem, t, a.view, Workspace{}, cfg, stream.get()), moe::InputError);
+  CHECK_THROWS_AS(moe::fused_moe::fused_moe(l.problem, t2, a.view, ws, cfg, stream.get()), moe::InputError);
+  CHECK_THROWS_AS(moe::fused_moe::fused_moe(l.problem, t, a.view, Workspace{}, cfg, stream.get()), moe::InputError);
   stream.sync();
   MOE_GPU_CHECK(hipGetLastError());
 }
