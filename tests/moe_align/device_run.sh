@@ -5,11 +5,11 @@
 # the device tool returns at most 8). Run from the source root:
 #
 #   bash scripts/gpu_host.sh exec bash tests/moe_align/device_run.sh [steps]
-# steps: any of golden,build,cpu,gpu,memcheck,racecheck,synccheck,bench (default all)
+# steps: any of golden,build,cpu,gpu,memcheck,racecheck,synccheck,initcheck,bench (default all)
 set -u
 OUT=${OUT:-out}
 mkdir -p "$OUT"
-steps=${1:-golden,build,cpu,gpu,memcheck,racecheck,synccheck,bench}
+steps=${1:-golden,build,cpu,gpu,memcheck,racecheck,synccheck,initcheck,bench}
 B=build-align-standalone
 log="$OUT/summary.log"
 t0=$(date +%s)
@@ -43,7 +43,7 @@ if want gpu; then
   tail -4 "$OUT/gpu_tests.log" >>"$log"
 fi
 
-for tool in memcheck racecheck synccheck; do
+for tool in memcheck racecheck synccheck initcheck; do
   if want $tool; then
     extra=()
     [ $tool = memcheck ] && extra=(--leak-check full)

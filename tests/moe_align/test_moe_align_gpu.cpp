@@ -139,6 +139,38 @@ TEST_CASE("sanitize: multi-block with several blocks, masked ids and a map") {
     (void)run_case(c, AlignPath::MultiBlock);
 }
 
+TEST_CASE("sanitize: warp ranges longer than one register chunk (ids re-read), forced configs") {
+  const auto lim = moe::align::AlignDeviceLimits::current();
+  for (const Case& c : {Case{1000, 64, 4, 16, AlignIds::Softmax, 0.1, true}, Case{517, 257, 8, 64, AlignIds::Uniform}}) {
+    const AlignShape s{c.M, c.k, c.E, c.bs};
+    const auto ids = moe::ref::make_align_ids(s, c.ids, c.seed, c.masked);
+    const auto map = c.half_remote ? moe::ref::make_half_remote_map(c.E, c.seed) : std::vector<int32_t>{};
+    const auto ref = moe::ref::expand_to_capacity(moe::ref::moe_align_block_size(s, ids, map), s);
+    std::vector<moe::align::AlignLaunchConfig> cfgs;
+    for (int warps : {1, 3}) {
+      for (bool stage : {false, true}) {
+        auto cfg = moe::align::AlignLaunchConfig::choose(s, lim, AlignPath::SingleBlock);
+        cfg.rank_warps = warps;
+        cfg.stage = stage;
+        cfgs.push_back(cfg);
+      }
+      auto cfg = moe::align::AlignLaunchConfig::choose(s, lim, AlignPath::MultiBlock);
+      cfg.rank_warps = warps;
+      cfg.slots_per_block = 1500;
+      cfg.num_blocks = static_cast<int>((s.num_slots() + 1499) / 1500);
+      cfgs.push_back(cfg);
+    }
+    for (const auto& cfg : cfgs) {
+      REQUIRE(cfg.invalid_reason(s, lim).empty());
+      const auto got = moe::align::run_align_on_device(s, ids, map, cfg);
+      const auto chk = moe::ref::compare_align(ref, got.sorted_token_ids, got.expert_ids, got.num_tokens_post_padded);
+      INFO(describe(c, cfg.path), " warps=", cfg.rank_warps, " stage=", cfg.stage, " blocks=", cfg.num_blocks);
+      INFO(chk.message);
+      CHECK(chk.passed);
+    }
+  }
+}
+
 TEST_CASE("align gpu: covering subset of M x E x top_k x block_size") {
   const auto cases = covering_subset();
   MESSAGE("covering subset: " << cases.size() << " shapes");
