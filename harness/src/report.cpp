@@ -849,7 +849,7 @@ std::string render_report_html(const json& rep) {
   // ---- devices
   o += "<section id=\"devices\">\n<h2>Device</h2>\n";
   if (rep["devices"].empty()) {
-    o += "<p class=\"note\">No GPU recorded in the verify results (CPU-only run or a -Dgpu=none build).</p>\n";
+    o += "<p class=\"note\">No GPU in the verify results (none given, a CPU-only run or a -Dgpu=none build).</p>\n";
   } else {
     o += "<table id=\"device-table\">\n<tr><th>#</th><th>name</th><th>arch</th><th>SMs/CUs</th><th>memory GiB</th>"
          "<th>driver</th><th>runtime</th><th>measured ceilings</th></tr>\n";
@@ -865,6 +865,23 @@ std::string render_report_html(const json& rep) {
                        td(d.contains("ceilings") ? params_text(d["ceilings"]) : "-"));
     }
     o += "</table>\n";
+  }
+  // The device each benchmark file ran on (bench_common.hpp's custom context).
+  {
+    std::string rows;
+    for (const auto& in : rep["inputs"]) {
+      if (in["kind"] != "bench" || !in.contains("context") || !in["context"].contains("moe_device")) continue;
+      const auto& cx = in["context"];
+      auto f = [&](const char* k) { return cx.contains(k) ? json_scalar_text(cx[k]) : std::string("-"); };
+      rows += fmt::format("<tr>{}{}{}{}{}{}{}{}{}</tr>\n", td(in.value("path", ""), "mono"), td(f("moe_device")),
+                          td(f("moe_arch")), td(f("moe_sm_count"), "num"), td(f("moe_driver_version")),
+                          td(f("moe_runtime_version")), td(f("moe_read_gbps"), "num"), td(f("moe_bf16_tflops"), "num"),
+                          td(f("moe_backend")));
+    }
+    if (!rows.empty())
+      o += "<table id=\"bench-devices\">\n<tr><th>benchmark file</th><th>device</th><th>arch</th><th>SMs/CUs</th>"
+           "<th>driver</th><th>runtime</th><th>read GB/s</th><th>bf16 TFLOP/s</th><th>backend</th></tr>\n" +
+           rows + "</table>\n";
   }
   for (const auto& in : rep["inputs"]) {
     if (in["kind"] != "bench" || !in.contains("context") || in["context"].empty()) continue;

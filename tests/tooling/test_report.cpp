@@ -224,7 +224,7 @@ TEST_CASE("report: self-contained, escaped HTML with tables and charts; JSON alo
   CHECK(html.find("SYNTHETIC FIXTURE &lt;not a measurement&gt;") != std::string::npos);
   // The parts a reader needs.
   for (const char* part : {"id=\"provenance\"", "id=\"device-table\"", "id=\"model-table\"", "id=\"verify-summary\"",
-                           "class=\"matrix\"", "id=\"verify-cases\"", "id=\"bench-points\"", "id=\"bench-errors\"",
+                           "class=\"matrix\"", "id=\"verify-cases\"", "id=\"bench-points\"", "id=\"bench-errors\"", "id=\"bench-devices\"",
                            "class=\"chart latency\"", "class=\"chart roofline\"", "0123456789abcdef0123456789abcdef01234567",
                            "fixture-0000", "rel_l2", "0/1 (1 fail)"})
     CHECK_MESSAGE(html.find(part) != std::string::npos, part);
