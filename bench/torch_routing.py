@@ -21,7 +21,10 @@ import json
 import math
 import statistics
 
-import torch
+try:
+    import torch
+except ImportError:  # --from-json (tables only) works without PyTorch
+    torch = None
 
 TOKENS = [1, 16, 64, 256, 1024, 4096, 16384, 65536]
 
@@ -54,8 +57,8 @@ def llama4_router(x, w):
     return torch.sigmoid(top.float()), ids.to(torch.int32)
 
 
-def time_graph(fns, batch, l2_bytes, reps):
-    flush = torch.empty(int(2 * l2_bytes), dtype=torch.uint8, device="cuda")
+def time_graph(fns, batch, l2_bytes, reps, flush_l2=True):
+    flush = torch.empty(int(2 * l2_bytes) if flush_l2 else 1, dtype=torch.uint8, device="cuda")
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -73,7 +76,8 @@ def time_graph(fns, batch, l2_bytes, reps):
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     times = []
     for r in range(reps):
-        flush.fill_(r & 0xFF)
+        if flush_l2:
+            flush.fill_(r & 0xFF)
         start.record()
         g.replay()
         end.record()
@@ -87,12 +91,12 @@ def copies_for(nbytes, l2_bytes):
     return max(1, min(256, math.ceil(2 * l2_bytes / max(nbytes, 1))))
 
 
-def run_model(model, M, l2_bytes, reps):
+def run_model(model, M, l2_bytes, reps, warm=False):
     gen = torch.Generator(device="cuda").manual_seed(1234 + M)
     if model == "llama4_scout":
         K, E = 5120, 16
         nbytes = M * K * 2 + K * E * 2
-        n = copies_for(nbytes, l2_bytes)
+        n = 1 if warm else copies_for(nbytes, l2_bytes)
         xs = [torch.randn(M, K, device="cuda", generator=gen, dtype=torch.bfloat16) for _ in range(n)]
         ws = [(torch.randn(K, E, device="cuda", generator=gen) / math.sqrt(K)).to(torch.bfloat16) for _ in range(n)]
         fns = [lambda x=x, w=w: llama4_router(x, w) for x, w in zip(xs, ws)]
@@ -100,49 +104,60 @@ def run_model(model, M, l2_bytes, reps):
         E, k, dt = {"deepseek_v3": (256, 8, torch.float32), "mixtral_8x7b": (8, 2, torch.float32),
                     "qwen3_235b": (128, 8, torch.float32), "qwen3_235b_bf16": (128, 8, torch.bfloat16)}[model]
         nbytes = M * E * (2 if dt == torch.bfloat16 else 4)
-        n = copies_for(nbytes, l2_bytes)
+        n = 1 if warm else copies_for(nbytes, l2_bytes)
         xs = [torch.randn(M, E, device="cuda", generator=gen).to(dt) for _ in range(n)]
         if model == "deepseek_v3":
             bias = torch.randn(E, device="cuda", generator=gen) * 0.1
             fns = [lambda x=x: grouped_topk(x, bias) for x in xs]
         else:
             fns = [lambda x=x, k=k: softmax_topk(x, k) for x in xs]
-    batch = max(20, n)
-    med, mn = time_graph(fns, batch, l2_bytes, reps)
-    return {"model": model, "M": M, "us": med, "us_min": mn, "batch": batch, "copies": n}
+    batch = 20 if warm else max(20, n)
+    med, mn = time_graph(fns, batch, l2_bytes, reps, flush_l2=not warm)
+    return {"model": model + ("_warm" if warm else ""), "M": M, "us": med, "us_min": mn, "batch": batch,
+            "copies": n}
 
 
 def load_ours(path):
-    with open(path) as f:
-        doc = json.load(f)
-    rows = {}
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"torch_routing: cannot read {path}: {e}")
+        return {}, []
+    rows = []
     for b in doc.get("benchmarks", []):
         parts = b["name"].split("/")
         model = parts[0][3:] if parts[0].startswith("BM_") else parts[0]
-        M = int(parts[1].split(":")[1])
-        rows[(model, M)] = b
+        args = {p.split(":")[0]: p.split(":")[1] for p in parts[1:] if ":" in p and not p.startswith("iterations")}
+        rows.append((model, args, b))
     return doc.get("context", {}), rows
 
 
 def write_md(ours_path, torch_doc, md_path):
     ctx, ours = load_ours(ours_path)
-    lines = [f"Card: {ctx.get('moe_device', '?')} (driver {ctx.get('moe_driver_version', '?')}, "
-             f"read {ctx.get('moe_read_gbps', '?')} GB/s measured), git {ctx.get('moe_git_revision', '?')}; "
-             f"torch {torch_doc['torch']}", "",
-             "| model | M | ours µs | floor µs | x floor | target µs | met | torch µs | torch / ours |",
-             "|---|---|---|---|---|---|---|---|---|"]
     tmap = {(r["model"], r["M"]): r for r in torch_doc["rows"]}
-    for (model, M), b in sorted(ours.items()):
-        t = tmap.get((model, M))
+    lines = [f"Card: {ctx.get('moe_device', '?')} (driver {ctx.get('moe_driver_version', '?')}, "
+             f"read {ctx.get('moe_read_gbps', '?')} GB/s, bf16 {ctx.get('moe_bf16_tflops', '?')} TFLOP/s measured), "
+             f"git {ctx.get('moe_git_revision', '?')}; torch {torch_doc['torch']}", "",
+             "| benchmark | M | ours µs | floor µs | x floor | target µs | met | torch µs | torch / ours |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    extra = ["", "| config sweep | args | ours µs | x floor |", "|---|---|---|---|"]
+    for model, args, b in ours:
         us = b.get("us", float("nan"))
+        if model.endswith("_cfg") or model.endswith("_splits"):
+            a = " ".join(f"{k}={v}" for k, v in args.items())
+            extra.append(f"| {model} | {a} | {us:.2f} | {b.get('x_floor', 0):.2f} |")
+            continue
+        M = int(args.get("M", 0))
+        t = tmap.get((model, M))
         target = b.get("target_us", 0)
         met = {1.0: "yes", 0.0: "NO"}.get(b.get("target_met", -1), "-")
         tus = t["us"] if t else float("nan")
         lines.append(f"| {model} | {M} | {us:.2f} | {b.get('floor_us', 0):.2f} | {b.get('x_floor', 0):.2f} | "
                      f"{(f'{target:.2f}' if target else '-')} | {met} | {tus:.2f} | {tus / us:.1f} |")
     with open(md_path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+        f.write("\n".join(lines + extra) + "\n")
+    print("\n".join(lines + extra))
 
 
 def main():
@@ -152,16 +167,24 @@ def main():
     ap.add_argument("--md", default=None)
     ap.add_argument("--reps", type=int, default=25)
     ap.add_argument("--models", default="deepseek_v3,mixtral_8x7b,qwen3_235b,qwen3_235b_bf16,llama4_scout")
+    ap.add_argument("--from-json", default=None, help="skip timing: reuse this torch_routing JSON for the table")
     args = ap.parse_args()
+    if args.from_json:
+        with open(args.from_json) as f:
+            write_md(args.ours, json.load(f), args.md)
+        return
     props = torch.cuda.get_device_properties(0)
     l2 = getattr(props, "L2_cache_size", 50 * 1024 * 1024) or 50 * 1024 * 1024
     doc = {"device": props.name, "torch": torch.__version__, "l2_bytes": l2, "rows": []}
     for model in args.models.split(","):
-        for M in TOKENS:
-            r = run_model(model, M, l2, args.reps)
-            doc["rows"].append(r)
-            print(f"torch {model:16s} M={M:6d} {r['us']:9.2f} us (batch {r['batch']})", flush=True)
-            torch.cuda.empty_cache()
+        for warm in (False, True):
+            for M in TOKENS:
+                if warm and (M > 256 or model == "qwen3_235b_bf16"):
+                    continue
+                r = run_model(model, M, l2, args.reps, warm)
+                doc["rows"].append(r)
+                print(f"torch {r['model']:21s} M={M:6d} {r['us']:9.2f} us (batch {r['batch']})", flush=True)
+                torch.cuda.empty_cache()
     with open(args.out, "w") as f:
         json.dump(doc, f, indent=1)
     if args.ours and args.md:

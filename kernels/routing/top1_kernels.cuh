@@ -97,8 +97,10 @@ __device__ void top1_epilogue(float* tile, const Top1Args& a, int64_t row0, int 
       const int r = idx / a.E, e = idx % a.E;
       const int64_t row = row0 + rbase + r;
       float v = 0.0f;
-      if (row < a.M)
+      if (row < a.M) {
+#pragma unroll 4
         for (int s = 0; s < a.splits; ++s) v += ld_cg(ws + (static_cast<int64_t>(s) * a.M + row) * a.E + e);
+      }
       tile[r * a.E + e] = v;
     }
     __syncthreads();

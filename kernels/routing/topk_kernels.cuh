@@ -111,6 +111,13 @@ __global__ void __launch_bounds__(512) grouped_topk_kernel(const typename Tag::s
 
   float v[V];
   load_run<Tag, V>(logits + (active ? row : 0) * static_cast<int64_t>(a.E) + (n > 0 ? e0 : 0), n, v);
+  float bv[V];  // bias, loaded up front so its latency overlaps the logits'
+  if (bias != nullptr) {
+    load_run<F32In, V>(bias + (n > 0 ? e0 : 0), n, bv);
+  } else {
+#pragma unroll
+    for (int i = 0; i < V; ++i) bv[i] = 0.0f;
+  }
 
   // 1. scores, bit-exact (routing_common.hpp)
   float sc[V];
@@ -146,7 +153,7 @@ __global__ void __launch_bounds__(512) grouped_topk_kernel(const typename Tag::s
 #pragma unroll
   for (int i = 0; i < V; ++i) {
     float b = sc[i];
-    if (bias != nullptr && i < n) b = rt_add(b, __ldg(bias + e0 + i));
+    if (bias != nullptr && i < n) b = rt_add(b, bv[i]);
     bkey[i] = i < n ? order_key(b) : kKeyAbsent;
   }
   const bool top2 = bias != nullptr;

@@ -17,7 +17,7 @@ say() { echo "[$(($(date +%s) - t0))s] $*" | tee -a "$log"; }
 want() { [[ ",$steps," == *",$1,"* ]]; }
 
 say "host: $(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>&1)"
-say "git: $(git describe --always --dirty --abbrev=12 2>/dev/null)"
+say "git: ${MOE_GIT_REV:-$(git describe --always --dirty --abbrev=12 2>/dev/null)}"
 say "nvcc: $(nvcc --version | tail -1); torch: $(python3 -c 'import torch; print(torch.__version__)' 2>&1 | tail -1)"
 
 if want build; then
@@ -27,9 +27,15 @@ if want build; then
 fi
 
 if want golden; then
-  timeout 60 python3 data/routing/make_golden.py --out data/routing/golden_routing.json >>"$log" 2>&1
+  # Regenerate into /tmp and compare with the committed file (same seed, same torch: identical bytes).
+  timeout 60 python3 data/routing/make_golden.py --out /tmp/golden_routing.json >>"$log" 2>&1
   say "golden: rc=$?"
-  cp data/routing/golden_routing.json "$OUT/golden_routing.json" 2>>"$log"
+  if cmp -s /tmp/golden_routing.json data/routing/golden_routing.json; then
+    say "golden: regenerated file identical to the committed one"
+  else
+    say "golden: regenerated file DIFFERS from the committed one (copied to OUT)"
+    cp /tmp/golden_routing.json "$OUT/golden_routing.json"
+  fi
 fi
 
 if want cpu; then

@@ -11,7 +11,7 @@ out=${1:-build-routing-standalone}
 mkdir -p "$out/obj"
 cuda=${CUDA_HOME:-/usr/local/cuda}
 arch=${MOE_NVCC_ARCH:-sm_90}
-rev=$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+rev=${MOE_GIT_REV:-$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)}
 sed "s/@VCS_TAG@/$rev/" harness/git_revision.h.in >"$out/git_revision.h"
 
 defs=(-DMOE_BACKEND_CUDA)
