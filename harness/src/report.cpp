@@ -363,6 +363,12 @@ std::vector<BenchPoint> read_bench_points(const json& doc, const std::string& so
       g.iters.push_back(&e);
     }
   }
+  std::string exe_family;
+  if (doc.contains("context") && doc["context"].is_object() && doc["context"].contains("executable") &&
+      doc["context"]["executable"].is_string()) {
+    const std::string exe = fs::path(doc["context"]["executable"].get<std::string>()).filename().string();
+    if (exe.starts_with("bench_") && exe.size() > 6) exe_family = exe.substr(6);
+  }
   std::vector<BenchPoint> out;
   for (const auto& rn : order) {
     const auto& g = groups[rn];
@@ -409,6 +415,14 @@ std::vector<BenchPoint> read_bench_points(const json& doc, const std::string& so
     const auto kv = parse_label(p.label);
     p.kernel = comps[0];
     std::vector<std::string> rest;
+    // Plain Google Benchmark function names ("BM_deepseek_v3/M:64"): the kernel
+    // family comes from the executable (bench_<family>), the rest of the
+    // function name stands where the model would.
+    if (p.kernel.starts_with("BM_")) {
+      rest.push_back(p.kernel.substr(3));
+      p.kernel = exe_family.empty() ? p.kernel.substr(3) : exe_family;
+      if (exe_family.empty()) rest.clear();
+    }
     for (size_t k = 1; k < comps.size(); ++k) {
       const auto& c = comps[k];
       if (is_gbench_component(c)) continue;

@@ -151,6 +151,20 @@ TEST_CASE("bench points: names, labels, counters, repetitions, units, errors") {
   CHECK(g[0].model == "real");
   CHECK(g[0].variant == "other");
   CHECK(g[0].us == 1e6);
+  // Plain function names: family from the executable, function name as the model.
+  json plain{{"context", {{"executable", "/x/build/bench/bench_routing"}}},
+             {"benchmarks", {{{"name", "BM_deepseek_v3/M:64/manual_time"}, {"real_time", 2.0}, {"time_unit", "us"}},
+                             {{"name", "BM_qwen3_cfg/M:8/lanes:2"}, {"real_time", 2.0}, {"time_unit", "us"}}}}};
+  g = read_bench_points(plain, "p");
+  CHECK(g[0].kernel == "routing");
+  CHECK(g[0].model == "deepseek_v3");
+  CHECK(g[0].m == 64);
+  CHECK(g[1].model == "qwen3_cfg");
+  CHECK(g[1].variant == "lanes:2");
+  plain["context"].erase("executable");
+  g = read_bench_points(plain, "p");
+  CHECK(g[0].kernel == "deepseek_v3");
+  CHECK(g[0].model == "");
   CHECK_THROWS_WITH_AS(read_bench_points(json{{"cases", json::array()}}, "v.json"),
                        "v.json: not a Google Benchmark JSON document (no 'benchmarks' array)", InputError);
   json badunit{{"benchmarks", {{{"name", "a"}, {"real_time", 1.0}, {"time_unit", "fortnight"}}}}};
