@@ -52,10 +52,10 @@ int run_report(const CommonOptions&) {
   }
   in.git_revision_now = git_revision_here();
   in.generated_at = utc_now_iso();
-  const auto rep = build_report_json(in);
-  atomic_write_file(o.out, render_report_html(rep));
   const std::string json_out = o.json_out.empty() ? std::filesystem::path(o.out).replace_extension(".json").string() : o.json_out;
   MOE_REQUIRE(json_out != o.out, "report: --json-out must differ from --out");
+  const auto rep = build_report_json(in);
+  atomic_write_file(o.out, render_report_html(rep));
   atomic_write_file(json_out, rep.dump(2) + "\n");
   fmt::print("report: {} verify case(s), {} benchmark point(s) -> {} (data: {})\n", rep["verify"]["cases"].size(),
              rep["bench"]["points"].size(), o.out, json_out);
