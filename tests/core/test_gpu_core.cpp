@@ -243,6 +243,23 @@ TEST_CASE("runtime: graph capture and replay") {
   MOE_GPU_CHECK(hipGraphDestroy(g));
 }
 
+TEST_CASE("runtime: error codes and enum types of the subset") {
+  // The named codes are real, distinct error values with names.
+  for (hipError_t e : {hipErrorNoDevice, hipErrorInsufficientDriver, hipErrorNotReady}) {
+    CHECK(e != hipSuccess);
+    CHECK(std::string(hipGetErrorName(e)).find("Error") != std::string::npos);
+  }
+  CHECK(hipErrorNoDevice != hipErrorNotReady);
+  const hipMemcpyKind kinds[] = {hipMemcpyHostToDevice, hipMemcpyDeviceToHost, hipMemcpyDeviceToDevice, hipMemcpyDefault};
+  CHECK(kinds[0] != kinds[1]);
+  const hipStreamCaptureMode modes[] = {hipStreamCaptureModeGlobal, hipStreamCaptureModeThreadLocal};
+  CHECK(modes[0] != modes[1]);
+  const hipFuncAttribute fa = hipFuncAttributeMaxDynamicSharedMemorySize;
+  const hipDeviceAttribute_t da = hipDeviceAttributeMultiprocessorCount;
+  CHECK(static_cast<int>(fa) >= 0);
+  CHECK(static_cast<int>(da) >= 0);
+}
+
 TEST_CASE("runtime: function attributes and occupancy") {
   MOE_GPU_CHECK(moe::test::set_add_max_dynamic_smem(48 * 1024));
   int blocks = 0;
