@@ -68,16 +68,19 @@ void validate_align_ids(const AlignShape& s, std::span<const int32_t> topk_ids, 
 namespace moe::align {
 namespace {
 
-// Path choice and sizes (tuned on H100; see docs/notes/moe_align.md).
+// Path choice and sizes, from the H100 sweep (BM_align_cfg rows of
+// reports/moe_align/align.json; docs/notes/moe_align.md).
 constexpr int64_t kSingleMaxSlots = 4096;      // Auto: one block up to this many slots...
 constexpr int64_t kSingleMaxCapacity = 65536;  // ...and this many output slots to fill
+constexpr int64_t kStageMinSlots = 1024;       // SingleBlock: stage the output in shared memory from here
+constexpr int kSingleSlotsPerLane = 4;         // SingleBlock: warps = n / (4 * warp size), clamped
+constexpr int kMinSingleThreads = 256;
 constexpr int64_t kTableCapInts = 128 * 1024;  // MultiBlock: (E+1) * blocks at most (512 KiB)
 constexpr int64_t kTableReadCap = 4 << 20;     // MultiBlock: E * blocks^2 (table reads of K2) at most
-constexpr int64_t kTargetSlotsPerBlock = 1024;
+constexpr int64_t kMinSlotsPerBlock = 256;     // MultiBlock: n/32 slots per block, within [256, 1024]
+constexpr int64_t kMaxSlotsPerBlock = 1024;
 constexpr int kCountThreads = 256;
 constexpr int kRankThreadsMulti = kAlignMultiRankThreadsMax;
-constexpr int kMinSingleThreads = 256;
-constexpr int kSlotsPerLaneChunk = 8;          // kChunk in moe_align_kernels.cuh
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -174,16 +177,16 @@ AlignLaunchConfig AlignLaunchConfig::choose(const AlignShape& s, const AlignDevi
     }
     return 0;
   };
-  // SingleBlock: enough warps that each warp's range is one register chunk
-  // (then the ids are read once), at least kMinSingleThreads threads.
+  // SingleBlock: about 4 slots per lane (each warp's range is then within one
+  // register chunk, so the ids are read once), at least kMinSingleThreads threads.
   const int single_want = static_cast<int>(std::clamp<int64_t>(
-      ceil_div(n, int64_t{kSlotsPerLaneChunk} * ws), std::max(1, kMinSingleThreads / ws), max_warps));
+      ceil_div(n, int64_t{kSingleSlotsPerLane} * ws), std::max(1, kMinSingleThreads / ws), max_warps));
   AlignLaunchConfig single;
   single.path = AlignPath::SingleBlock;
   single.warp_size = ws;
   single.num_blocks = 1;
   single.slots_per_block = n;
-  single.stage = true;
+  single.stage = n >= kStageMinSlots;
   int single_warps = fit(single, single_want);
   if (single_warps < single_want) {  // the stage does not fit beside the table: write global memory directly
     single.stage = false;
@@ -201,7 +204,8 @@ AlignLaunchConfig AlignLaunchConfig::choose(const AlignShape& s, const AlignDevi
   int64_t max_blocks = std::min<int64_t>(int64_t{4} * lim.sm_count, kTableCapInts / (E + 1));
   while (max_blocks > 1 && E * max_blocks * max_blocks > kTableReadCap) --max_blocks;
   max_blocks = std::max<int64_t>(1, max_blocks);
-  const int64_t blocks = std::clamp<int64_t>(ceil_div(n, kTargetSlotsPerBlock), 1, max_blocks);
+  const int64_t target = std::clamp<int64_t>(n / 32, kMinSlotsPerBlock, kMaxSlotsPerBlock);
+  const int64_t blocks = std::clamp<int64_t>(ceil_div(n, target), 1, max_blocks);
   const int64_t quantum = int64_t{ws} * 4;
   c.slots_per_block = ceil_div(ceil_div(n, blocks), quantum) * quantum;
   c.num_blocks = static_cast<int>(ceil_div(n, c.slots_per_block));
