@@ -736,6 +736,14 @@ std::string svg_chart(const std::string& title, const std::string& ylabel, const
         const double v = d * std::pow(10.0, e);
         if (std::log10(v) >= y0 && std::log10(v) <= y1) yt.push_back(v);
       }
+    if (yt.size() < 3) {  // a narrow range: 4 ticks evenly spaced in log space, 2 significant digits
+      yt.clear();
+      for (int j = 0; j < 4; ++j) {
+        const double v = std::pow(10.0, y0 + (y1 - y0) * (0.1 + 0.8 * j / 3.0));
+        const double mag = std::pow(10.0, std::floor(std::log10(v)) - 1);
+        yt.push_back(std::round(v / mag) * mag);
+      }
+    }
     if (yt.size() > 12) {
       std::vector<double> k;
       for (double v : yt)
