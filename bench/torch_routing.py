@@ -136,7 +136,7 @@ def load_ours(path):
 def write_md(ours_path, torch_doc, md_path):
     ctx, ours = load_ours(ours_path)
     tmap = {(r["model"], r["M"]): r for r in torch_doc["rows"]}
-    lines = [f"Card: {ctx.get('moe_device', '?')} (driver {ctx.get('moe_driver_version', '?')}, "
+    lines = [f"Card: {ctx.get('moe_device', '?')} (CUDA driver API {ctx.get('moe_driver_version', '?')}, "
              f"read {ctx.get('moe_read_gbps', '?')} GB/s, bf16 {ctx.get('moe_bf16_tflops', '?')} TFLOP/s measured), "
              f"git {ctx.get('moe_git_revision', '?')}; torch {torch_doc['torch']}", "",
              "| benchmark | M | ours µs | floor µs | x floor | target µs | met | torch µs | torch / ours |",

@@ -192,7 +192,12 @@ SigmoidTop1Plan plan_sigmoid_top1(const SigmoidTop1Params& p, const SigmoidTop1C
     const int64_t target = 2 * std::max(1, sm_count);
     if (base < target) {
       const int64_t want = (target + base - 1) / base;
-      splits = static_cast<int>(std::min<int64_t>(want, std::max(1, kchunks / 2)));
+      // Fitted to the H100 split sweep (K=5120, E=16; docs/notes/routing.md): the
+      // last-arriving block sums the splits with dependent L2 loads, so more than
+      // 8 splits pays only while M is tiny (M <= 16: up to kchunks / 2).
+      const int64_t half = std::max(1, kchunks / 2);
+      const int64_t cap = p.tokens <= 16 ? half : std::min<int64_t>(8, half);
+      splits = static_cast<int>(std::min<int64_t>(want, cap));
     }
   }
   const int per = (kchunks + splits - 1) / splits;

@@ -308,9 +308,11 @@ TEST_CASE("sigmoid_top1 plan: tiles, splits, workspace") {
   CHECK(pl.splits == 1);
   CHECK(pl.direct());
   CHECK(pl.workspace_bytes == 0);
+  p.tokens = 256;
+  CHECK(routing::plan_sigmoid_top1(p, {}, 132, true).splits == 8);  // sweep optimum for 64 <= M <= 1024
   p.tokens = 1;
   pl = routing::plan_sigmoid_top1(p, {}, 132, true);
-  CHECK(pl.splits > 1);
+  CHECK(pl.splits == 20);  // two 128-wide chunks per split at tiny M
   CHECK(pl.k_chunk % 128 == 0);
   CHECK(pl.k_chunk * pl.splits >= p.hidden);
   CHECK(pl.k_chunk * (pl.splits - 1) < p.hidden);
