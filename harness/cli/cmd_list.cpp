@@ -2,6 +2,7 @@
 #include <fmt/ranges.h>
 
 #include "commands.hpp"
+#include "moe/model_config.hpp"
 #include "moe/registry.hpp"
 
 namespace moe::cli {
@@ -17,6 +18,12 @@ void register_list(CLI::App& app, std::vector<Command>& out) {
                    fmt::print("dtypes: bf16, fp16, fp32\n");
                    fmt::print("value distributions: normal, fanin\n");
                    fmt::print("routing distributions: softmax, balanced, zipf, one\n");
+                   const std::string mc = find_config_file("model_configs.json", MOE_SOURCE_DIR);
+                   fmt::print("models ({}):\n", mc);
+                   for (const auto& m : load_model_configs(mc))
+                     fmt::print("  {:<17} model_dim {:>5}  inter_dim {:>5}  experts {:>3}  top_k {}  routing {}{}\n", m.name,
+                                m.model_dim, m.inter_dim, m.experts, m.top_k, routing_type_name(m.routing.type),
+                                m.shared.count ? fmt::format("  shared {} x {}", m.shared.count, m.shared.inter_dim) : "");
                    return 0;
                  }});
 }

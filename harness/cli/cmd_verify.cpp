@@ -9,6 +9,7 @@
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
 #include "moe/registry.hpp"
+#include "moe/report.hpp"
 
 namespace moe::cli {
 namespace {
@@ -18,10 +19,12 @@ struct Opts {
   bool quick = false;
   uint64_t seed = 0;
   std::string json = "moe-verify.json";
+  std::string shard;  // "i/n": only cases with index % n == i
 };
 Opts o;
 
 int run_verify(const CommonOptions& c) {
+  const Shard shard = o.shard.empty() ? Shard{} : parse_shard(o.shard);
   VerifyOptions vo;
   vo.data_dir = resolve_data_dir(c);
   vo.quick = o.quick;
@@ -48,6 +51,13 @@ int run_verify(const CommonOptions& c) {
   for (const auto& f : kernel_families()) {
     if (!o.kernels.empty() && std::find(o.kernels.begin(), o.kernels.end(), f.name) == o.kernels.end()) continue;
     for (auto& vc : f.cases(vo)) cases.push_back(std::move(vc));
+  }
+  std::vector<size_t> global_index;  // position in the unsharded list (for merge)
+  {
+    std::vector<VerifyCase> mine;
+    for (size_t i = 0; i < cases.size(); ++i)
+      if (shard.selects(i)) mine.push_back(std::move(cases[i])), global_index.push_back(i);
+    cases = std::move(mine);
   }
 
   nlohmann::json results = nlohmann::json::array();
@@ -79,7 +89,8 @@ int run_verify(const CommonOptions& c) {
     const double eta = elapsed / double(i + 1) * double(cases.size() - i - 1);
     fmt::print(stderr, "[{}/{}] {} {}/{}: {} (ETA {:.0f}s)\n", i + 1, cases.size(),
                r.skipped ? "SKIP" : r.passed ? "PASS" : "FAIL", vc.kernel, vc.name, r.message, eta);
-    results.push_back({{"kernel", vc.kernel},
+    results.push_back({{"index", global_index[i]},
+                       {"kernel", vc.kernel},
                        {"name", vc.name},
                        {"needs_gpu", vc.needs_gpu},
                        {"params", vc.params},
@@ -95,6 +106,7 @@ int run_verify(const CommonOptions& c) {
                      {"summary", {{"passed", passed}, {"failed", failed}, {"skipped", skipped}}},
                      {"cases", results}};
   for (const auto& d : devs) doc["devices"].push_back(d.to_json());
+  if (!o.shard.empty()) doc["shard"] = shard.to_json();
   if (!o.json.empty()) write_file_atomic(o.json, doc.dump(2) + "\n");
   if (cases.empty()) fmt::print(stderr, "moe-harness: no verification cases selected\n");
   fmt::print("verify: {} passed, {} failed, {} skipped{}\n", passed, failed, skipped,
@@ -110,6 +122,7 @@ void register_verify(CLI::App& app, std::vector<Command>& out) {
   sub->add_flag("--quick", o.quick, "A short subset of cases");
   sub->add_option("--seed", o.seed, "RNG seed for generated inputs");
   sub->add_option("--json", o.json, "Results file, written atomically ('' to skip)")->capture_default_str();
+  sub->add_option("--shard", o.shard, "Only cases with index % n == i, as i/n (merge shards with moe-harness merge)");
   out.push_back({sub, run_verify});
 }
 

@@ -31,11 +31,15 @@ std::string resolve_data_dir(const CommonOptions& c) {
 }
 
 void add_commands(CLI::App& app, CommonOptions& common, std::vector<Command>& out) {
-  app.add_option("--device", common.device, "GPU index")->check(CLI::Range(0, 1023));
+  app.add_option("--device", common.device, "GPU index")->check(CLI::TypeValidator<int>(""))->check(CLI::Range(0, 1023));
   app.add_option("--data-dir", common.data_dir, "Folder with golden vectors (default: ./data, else the source tree's)");
   register_devices(app, out);
   register_list(app, out);
   register_verify(app, out);
+  register_report(app, out);
+  register_compare(app, out);
+  register_run(app, out);
+  register_merge(app, out);
 }
 
 }  // namespace moe::cli

@@ -21,6 +21,10 @@ struct Command {
 void register_devices(CLI::App& app, std::vector<Command>& out);
 void register_list(CLI::App& app, std::vector<Command>& out);
 void register_verify(CLI::App& app, std::vector<Command>& out);
+void register_report(CLI::App& app, std::vector<Command>& out);
+void register_compare(CLI::App& app, std::vector<Command>& out);
+void register_run(CLI::App& app, std::vector<Command>& out);
+void register_merge(CLI::App& app, std::vector<Command>& out);
 
 // Registers every subcommand on `app` (commands.cpp holds the list).
 void add_commands(CLI::App& app, CommonOptions& common, std::vector<Command>& out);

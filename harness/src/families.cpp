@@ -4,8 +4,17 @@
 
 namespace moe {
 
+KernelFamily make_moe_align_family();
+KernelFamily make_quant_family();
+KernelFamily make_fused_moe_family();
+KernelFamily make_routing_family();
+
 std::vector<KernelFamily> families_list() {
   std::vector<KernelFamily> v;
+  v.push_back(make_moe_align_family());
+  v.push_back(make_quant_family());
+  v.push_back(make_fused_moe_family());
+  v.push_back(make_routing_family());
   return v;
 }
 

@@ -2,7 +2,7 @@
 // runtime. Debian's HIP 5.2 NVIDIA headers do not compile against CUDA 13
 // (removed cudaDeviceProp fields, texture API, new cudaMemPrefetchAsync), so we
 // keep our own. Only names listed here may be used by kernels and host code;
-// tests/test_hip_compat.cpp exercises each one on a GPU.
+// tests/core/test_gpu_core.cpp exercises each one on a GPU.
 #pragma once
 #include <cuda_runtime.h>
 
