@@ -157,6 +157,10 @@ void set_floor_counters(benchmark::State& state, const Point& pt, const bench::W
 }
 
 void run_point(benchmark::State& state, const Model& m, int64_t M, Part part, int shape) {
+  if (shape >= 0 && kTileShapes[shape].wgmma && !device_limits().wgmma) {
+    state.SkipWithError("wgmma shape: not an sm_90a build");
+    return;
+  }
   Point pt(m, M, shape);
   const double act_bytes = static_cast<double>(M) * static_cast<double>(m.H) * 2.0;  // hidden or out
   const double inter_bytes = static_cast<double>(pt.p.slots()) * static_cast<double>(m.I) * 2.0;

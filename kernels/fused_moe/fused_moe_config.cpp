@@ -46,7 +46,7 @@ int find_tile_shape(const TileConfig& c) {
   for (int i = 0; i < kNumTileShapes; ++i) {
     const TileShape& t = kTileShapes[i];
     if (t.block_m == c.block_m && t.block_n == c.block_n && t.block_k == c.block_k && t.warps() == c.warps &&
-        t.stages == c.stages)
+        t.stages == c.stages && t.wgmma == c.wgmma)
       return i;
   }
   return -1;
@@ -57,18 +57,21 @@ std::string TileConfig::why_invalid(int stage) const {
   if (find_tile_shape(*this) < 0) {
     std::string shapes;
     for (const auto& t : kTileShapes)
-      shapes += fmt::format(" {}x{}x{}/w{}/s{}", t.block_m, t.block_n, t.block_k, t.warps(), t.stages);
+      shapes += fmt::format(" {}x{}x{}/w{}/s{}{}", t.block_m, t.block_n, t.block_k, t.warps(), t.stages,
+                            t.wgmma ? "/wgmma" : "");
     return fmt::format("tile {} is not a compiled shape (block_m x block_n x block_k / warps / stages):{}",
                        to_string(), shapes);
   }
   if (split_k < 1 || split_k > 64) return fmt::format("split_k must be in [1, 64], got {}", split_k);
+  // (Whether a wgmma shape can run is a property of the build: the launch checks
+  // DeviceLimits::wgmma and throws InputError when it is absent.)
   if (stage == 1 && split_k != 1) return "split_k applies to stage 2 only (stage 1 is followed by a nonlinearity)";
   return {};
 }
 
 std::string TileConfig::to_string() const {
-  return fmt::format("{}x{}x{}/w{}/s{}/sk{}{}", block_m, block_n, block_k, warps, stages, split_k,
-                     persistent ? "/persistent" : "");
+  return fmt::format("{}x{}x{}/w{}/s{}/sk{}{}{}", block_m, block_n, block_k, warps, stages, split_k,
+                     wgmma ? "/wgmma" : "", persistent ? "/persistent" : "");
 }
 
 std::string LayerConfig::why_invalid() const {
@@ -96,6 +99,7 @@ TileConfig from_shape(const TileShape& t) {
   c.block_k = t.block_k;
   c.warps = t.warps();
   c.stages = t.stages;
+  c.wgmma = t.wgmma;
   return c;
 }
 
@@ -139,22 +143,29 @@ LayerConfig config_for_shape(const Problem& p, const DeviceLimits& dev, int shap
 LayerConfig choose_config(const Problem& p, const DeviceLimits& dev) {
   p.validate();
   const double rows = expected_rows_per_expert(p);
-  // Wanted block_m: smallest compiled block that holds the expected rows, capped
-  // at 128 (beyond that larger blocks add padding, not reuse).
-  int want = rows <= 16 ? 16 : rows <= 32 ? 32 : rows <= 96 ? 64 : 128;
+  // Wanted block_m: the smallest compiled block that holds the expected rows of an
+  // expert (decode: 16-row blocks stream the weights), 128 beyond ~192 rows.
+  const int want = rows <= 16 ? 16 : rows <= 40 ? 32 : rows <= 192 ? 64 : 128;
+  auto usable = [&](const TileShape& t) {
+    return tile_smem_bytes(t) <= dev.max_smem_per_block && (!t.wgmma || dev.wgmma);
+  };
   int best = -1;
   for (int i = 0; i < kNumTileShapes; ++i) {
     const TileShape& t = kTileShapes[i];
-    if (tile_smem_bytes(t) > dev.max_smem_per_block) continue;
-    if (t.block_m != want) continue;
-    // Among equal block_m, the first listed (the narrower N tile) unless rows are large.
-    if (best < 0 || (rows > 512 && t.block_n > kTileShapes[best].block_n)) best = i;
+    if (!usable(t) || t.block_m != want) continue;
+    if (best < 0) {
+      best = i;
+      continue;
+    }
+    // Prefer the warpgroup MMA, then the wider N tile (more reuse of A).
+    const TileShape& b = kTileShapes[best];
+    if ((t.wgmma && !b.wgmma) || (t.wgmma == b.wgmma && t.block_n > b.block_n)) best = i;
   }
   if (best < 0) {
-    // Fall back to the largest block_m that fits.
+    // Fall back to the largest usable block_m below the wanted one.
     for (int i = 0; i < kNumTileShapes; ++i)
-      if (tile_smem_bytes(kTileShapes[i]) <= dev.max_smem_per_block &&
-          (best < 0 || kTileShapes[i].block_m <= want))
+      if (usable(kTileShapes[i]) && kTileShapes[i].block_m <= want &&
+          (best < 0 || kTileShapes[i].block_m > kTileShapes[best].block_m))
         best = i;
   }
   MOE_REQUIRE(best >= 0, "fused_moe: no compiled tile shape fits the device's shared memory");

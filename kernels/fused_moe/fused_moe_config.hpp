@@ -12,6 +12,7 @@ namespace moe::fused_moe {
 struct DeviceLimits {
   int sm_count = 132;                    // SMs / CUs
   int64_t max_smem_per_block = 232448;   // opt-in dynamic shared memory (bytes)
+  bool wgmma = false;                    // the wgmma tile shapes were compiled (sm_90a build)
 };
 
 // Expected rows per routed (non-empty) expert: M*k / min(E, M*k).

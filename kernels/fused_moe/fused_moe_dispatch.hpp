@@ -21,6 +21,9 @@ struct KernelEntry {
 const KernelEntry& stage1_kernel(DType dtype, int shape);
 const KernelEntry& stage2_kernel(DType dtype, int shape);
 void launch_reduce_kernel(const ReduceParams& p, DType dtype, int grid, int threads, hipStream_t s);
+// Whether the wgmma main loop was compiled for the device (sm_90a build); probed
+// once with a one-thread kernel.
+bool wgmma_compiled();
 
 }  // namespace moe::fused_moe::detail
 #endif

@@ -23,6 +23,13 @@ void validate_common(const Problem& p, const Tensors& t, const AlignedRouting& r
   p.validate();
   if (auto why = cfg.why_invalid(stage); !why.empty())
     throw_input_error(fmt::format("fused_moe stage {}: invalid tile config: {}", stage, why));
+  MOE_REQUIRE(!cfg.wgmma || device_limits().wgmma,
+              fmt::format("fused_moe stage {}: tile {} needs the wgmma kernels of an sm_90a build "
+                          "(meson -Dnvcc_arch=sm_90a) on a Hopper GPU",
+                          stage, cfg.to_string()));
+  MOE_REQUIRE(tile_smem_bytes(kTileShapes[find_tile_shape(cfg)]) <= device_limits().max_smem_per_block,
+              fmt::format("fused_moe stage {}: tile {} needs more shared memory than the device allows", stage,
+                          cfg.to_string()));
   MOE_REQUIRE(r.sorted_token_ids && r.expert_ids && r.num_tokens_post_padded,
               "fused_moe: aligned routing arrays (sorted_token_ids, expert_ids, num_tokens_post_padded) must be set");
   MOE_REQUIRE(r.block_size == cfg.block_m,
@@ -97,6 +104,7 @@ DeviceLimits device_limits() {
   l.sm_count = v;
   MOE_GPU_CHECK(hipDeviceGetAttribute(&v, hipDeviceAttributeMaxSharedMemoryPerBlock, dev));
   l.max_smem_per_block = v;
+  l.wgmma = detail::wgmma_compiled();
   cache.push_back(Cached{dev, l});
   return l;
 }

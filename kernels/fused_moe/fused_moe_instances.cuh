@@ -18,7 +18,8 @@ struct Instance {
   static constexpr int kSmem = static_cast<int>(tile_smem_bytes(t));
   using Kernel = void (*)(const GemmParams);
   static Kernel kernel() {
-    return &dev::fused_moe_gemm_kernel<Elem, t.block_m, t.block_n, t.block_k, t.warps_m, t.warps_n, t.stages, STAGE>;
+    return &dev::fused_moe_gemm_kernel<Elem, t.block_m, t.block_n, t.block_k, t.warps_m, t.warps_n, t.stages, STAGE,
+                                          t.wgmma>;
   }
   static void prepare() {
     static const bool once = [] {

@@ -18,13 +18,14 @@
 
 #include "kernels/fused_moe/fused_moe_params.hpp"
 #include "kernels/fused_moe/mma_atom.cuh"
+#include "kernels/fused_moe/wgmma.cuh"
 
 namespace moe::fused_moe::dev {
 
 using detail::GemmParams;
 using detail::ReduceParams;
 
-template <class Elem, int BM, int BN, int BK, int WM, int WN, int STAGES, int STAGE>
+template <class Elem, int BM, int BN, int BK, int WM, int WN, int STAGES, int STAGE, bool WGMMA>
 struct GemmTile {
   using Atom = MmaAtom;
   static constexpr int kThreads = WM * WN * kWarpSize;
@@ -37,24 +38,34 @@ struct GemmTile {
   static constexpr int B_CHUNKS = BN * KCH;
   static constexpr int A_ITERS = (A_CHUNKS + kThreads - 1) / kThreads;
   static constexpr int B_ITERS = (B_CHUNKS + kThreads - 1) / kThreads;
-  static constexpr int kSmemBytes = STAGES * (BM + BN) * BK * 2;
+  static constexpr int kSmemBytes = STAGES * (BM + BN) * BK * 2 + (WGMMA ? 1024 : 0);
   static_assert(MT * Atom::M == WTM && MT >= 1, "block_m / warps_m must be a multiple of the atom M");
   static_assert(NT * Atom::N == WTN && NT % 2 == 0, "block_n / warps_n must be an even number of atom N");
   static_assert(BK % Atom::K == 0 && BK % 8 == 0, "block_k must be a multiple of the atom K");
   static_assert(kThreads % KCH == 0, "threads must cover whole tile rows");
   static_assert(STAGES >= 2, "at least two pipeline stages");
+  // wgmma: warp w covers rows 16w.. (warpgroup w/4 issues m64nBNk16 on rows 64(w/4)..),
+  // 128-byte rows (BK = 64) so the tiles are the hardware's 128B-swizzled layout.
+  static_assert(!WGMMA || (BK == 64 && WN == 1 && WM * 16 == BM && BM % 64 == 0 && (BN == 128 || BN == 256) &&
+                           STAGES >= 3),
+                "wgmma tiles: block_k 64, one warp column, 16 rows per warp, block_n 128 or 256, >= 3 stages");
 };
 
-template <class Elem, int BM, int BN, int BK, int WM, int WN, int STAGES, int STAGE>
+template <class Elem, int BM, int BN, int BK, int WM, int WN, int STAGES, int STAGE, bool WGMMA>
 __global__ void __launch_bounds__(WM* WN* kWarpSize)
     fused_moe_gemm_kernel(const GemmParams p) {
-  using G = GemmTile<Elem, BM, BN, BK, WM, WN, STAGES, STAGE>;
+  using G = GemmTile<Elem, BM, BN, BK, WM, WN, STAGES, STAGE, WGMMA>;
   using Atom = typename G::Atom;
   constexpr int kThreads = G::kThreads;
   constexpr int MT = G::MT, NT = G::NT, KCH = G::KCH;
 
   extern __shared__ uint4 fmoe_smem[];
-  uint16_t* const sA = reinterpret_cast<uint16_t*>(fmoe_smem);
+  unsigned char* smem_base = reinterpret_cast<unsigned char*>(fmoe_smem);
+  if constexpr (WGMMA) {  // swizzle atoms must start 1024-byte aligned
+    const uint32_t a = smem_u32(smem_base);
+    smem_base += ((a + 1023u) & ~1023u) - a;
+  }
+  uint16_t* const sA = reinterpret_cast<uint16_t*>(smem_base);
   uint16_t* const sB = sA + STAGES * BM * BK;
   __shared__ int32_t s_row[BM];  // slot id of each tile row, -1 for padding
   __shared__ float s_w[BM];      // routed weight of each tile row (scale modes only)
@@ -113,11 +124,19 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize)
       const int64_t arow = id < 0 ? 0 : (STAGE == 1 ? static_cast<int64_t>(id / p.top_k) : static_cast<int64_t>(id));
       a_src[i] = p.a + arow * K;
     }
-    const uint16_t* b_src[G::B_ITERS];
-    bool b_ok[G::B_ITERS];
+    // Weight rows of this thread's chunks. When consecutive chunks are a fixed
+    // number of weight rows apart (always in stage 2; in stage 1 when the row step
+    // covers whole gate/up atom pairs) keep one pointer and step it, else a table.
+    constexpr int kRowStep = G::kThreads / KCH;
+    constexpr bool kAffineB = (STAGE == 2) || (kRowStep % (2 * Atom::N) == 0);
+    constexpr int kColStep = STAGE == 2 ? kRowStep : kRowStep / 2;
+    constexpr int kBTable = kAffineB ? 1 : G::B_ITERS;
+    const uint16_t* b_src[kBTable];
+    bool b_ok[kBTable];
+    int64_t b_col0 = 0;
     const uint16_t* w_expert = p.w + static_cast<int64_t>(expert_ok ? expert : 0) * p.w_rows * K;
 #pragma unroll
-    for (int i = 0; i < G::B_ITERS; ++i) {
+    for (int i = 0; i < kBTable; ++i) {
       const int r = row0 + i * row_step;
       int64_t col, wrow;
       if constexpr (STAGE == 1) {
@@ -130,9 +149,20 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize)
         col = static_cast<int64_t>(n_tile) * BN + r;
         wrow = col;
       }
+      if (i == 0) b_col0 = col;
       b_ok[i] = r < BN && col < p.n;
-      b_src[i] = w_expert + (b_ok[i] ? wrow : 0) * K;
+      b_src[i] = w_expert + ((b_ok[i] || kAffineB) ? wrow : 0) * K;
     }
+    auto b_chunk = [&](int i, const uint16_t*& src, bool& ok) {
+      if constexpr (kAffineB) {
+        const int r = row0 + i * row_step;
+        ok = r < BN && b_col0 + static_cast<int64_t>(i) * kColStep < p.n;
+        src = b_src[0] + static_cast<int64_t>(i) * kColStep * K;
+      } else {
+        src = b_src[i];
+        ok = b_ok[i];
+      }
+    };
 
     // ---- K range of this split
     int64_t kt_begin = static_cast<int64_t>(split) * p.k_tiles_per_split;
@@ -170,15 +200,18 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize)
         const int r = row0 + i * row_step;
         if (G::B_CHUNKS % kThreads == 0 || r < BN) {
           uint16_t* dst = b_dst + swz_offset<BK>(r, kc * 8);
+          const uint16_t* bsrc;
+          bool bok;
+          b_chunk(i, bsrc, bok);
           if (p.aligned) {
-            const bool ok = b_ok[i] && kbase < K;
-            copy16_async(dst, ok ? b_src[i] + kbase : p.w, ok);
+            const bool ok = bok && kbase < K;
+            copy16_async(dst, ok ? bsrc + kbase : p.w, ok);
           } else {
             uint32_t v[4];
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-              const uint32_t lo = (b_ok[i] && kbase + 2 * e < K) ? b_src[i][kbase + 2 * e] : 0u;
-              const uint32_t hi = (b_ok[i] && kbase + 2 * e + 1 < K) ? b_src[i][kbase + 2 * e + 1] : 0u;
+              const uint32_t lo = (bok && kbase + 2 * e < K) ? bsrc[kbase + 2 * e] : 0u;
+              const uint32_t hi = (bok && kbase + 2 * e + 1 < K) ? bsrc[kbase + 2 * e + 1] : 0u;
               v[e] = lo | (hi << 16);
             }
             *reinterpret_cast<uint4*>(dst) = make_uint4(v[0], v[1], v[2], v[3]);
@@ -195,37 +228,74 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize)
 #pragma unroll
         for (int e = 0; e < Atom::kAcc; ++e) acc[mi][nj][e] = 0.0f;
 
-    // ---- pipeline prologue: STAGES-1 slices in flight
+    if constexpr (!WGMMA) {
+      // ---- pipeline prologue: STAGES-1 slices in flight
 #pragma unroll
-    for (int s = 0; s < STAGES - 1; ++s) {
-      if (s < nk) load_stage(s, kt_begin + s);
-      cp_async_commit();
-    }
-    for (int it = 0; it < nk; ++it) {
-      cp_async_wait<STAGES - 2>();
-      __syncthreads();  // slice `it` visible to all; slot (it-1)%STAGES free
-      const int pre = it + STAGES - 1;
-      if (pre < nk) load_stage(pre % STAGES, kt_begin + pre);
-      cp_async_commit();
-
-      const uint16_t* a_s = sA + (it % STAGES) * BM * BK;
-      const uint16_t* b_s = sB + (it % STAGES) * BN * BK;
-#pragma unroll
-      for (int kk = 0; kk < BK; kk += Atom::K) {
-        typename Atom::AFrag af[MT];
-        typename Atom::BFrag bf[NT];
-#pragma unroll
-        for (int mi = 0; mi < MT; ++mi) Atom::template load_a<BK>(af[mi], a_s, wm * G::WTM + mi * Atom::M, kk, lane);
-#pragma unroll
-        for (int pj = 0; pj < NT / 2; ++pj)
-          Atom::template load_b_pair<BK>(bf[2 * pj], bf[2 * pj + 1], b_s, wn * G::WTN + pj * 2 * Atom::N, kk, lane);
-#pragma unroll
-        for (int mi = 0; mi < MT; ++mi)
-#pragma unroll
-          for (int nj = 0; nj < NT; ++nj) Atom::template mma<Elem>(acc[mi][nj], af[mi], bf[nj]);
+      for (int s = 0; s < STAGES - 1; ++s) {
+        if (s < nk) load_stage(s, kt_begin + s);
+        cp_async_commit();
       }
+      for (int it = 0; it < nk; ++it) {
+        cp_async_wait<STAGES - 2>();
+        __syncthreads();  // slice `it` visible to all; slot (it-1)%STAGES free
+        const int pre = it + STAGES - 1;
+        if (pre < nk) load_stage(pre % STAGES, kt_begin + pre);
+        cp_async_commit();
+
+        const uint16_t* a_s = sA + (it % STAGES) * BM * BK;
+        const uint16_t* b_s = sB + (it % STAGES) * BN * BK;
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += Atom::K) {
+          typename Atom::AFrag af[MT];
+          typename Atom::BFrag bf[NT];
+#pragma unroll
+          for (int mi = 0; mi < MT; ++mi)
+            Atom::template load_a<BK>(af[mi], a_s, wm * G::WTM + mi * Atom::M, kk, lane);
+#pragma unroll
+          for (int pj = 0; pj < NT / 2; ++pj)
+            Atom::template load_b_pair<BK>(bf[2 * pj], bf[2 * pj + 1], b_s, wn * G::WTN + pj * 2 * Atom::N, kk, lane);
+#pragma unroll
+          for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+            for (int nj = 0; nj < NT; ++nj) Atom::template mma<Elem>(acc[mi][nj], af[mi], bf[nj]);
+        }
+      }
+      cp_async_wait<0>();
+    } else {
+#if FMOE_HAVE_WGMMA
+      // ---- wgmma main loop: STAGES-2 slices of loads in flight plus one batch of
+      // wgmma (wait_group 1), so slot (it-2)%STAGES is free at iteration it: every
+      // thread passed wait_group 1 of iteration it-1 before the barrier.
+      const int wg = warp / 4;
+#pragma unroll
+      for (int s = 0; s < STAGES - 2; ++s) {
+        if (s < nk) load_stage(s, kt_begin + s);
+        cp_async_commit();
+      }
+      for (int it = 0; it < nk; ++it) {
+        cp_async_wait<STAGES - 3>();
+        fence_proxy_async();
+        __syncthreads();
+        const int pre = it + STAGES - 2;
+        if (pre < nk) load_stage(pre % STAGES, kt_begin + pre);
+        cp_async_commit();
+        const uint32_t a_addr = smem_u32(sA + (it % STAGES) * BM * BK + wg * 64 * BK);
+        const uint32_t b_addr = smem_u32(sB + (it % STAGES) * BN * BK);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; ++kk)
+          wgmma_m64k16<BN, Elem>(&acc[0][0][0], wgmma_desc(a_addr + kk * 32), wgmma_desc(b_addr + kk * 32));
+        wgmma_commit();
+        wgmma_wait<1>();
+      }
+      wgmma_wait<0>();
+      cp_async_wait<0>();
+#else
+#if defined(__CUDA_ARCH__)
+      __trap();  // not an sm_90a build: the host never launches wgmma shapes here
+#endif
+#endif
     }
-    cp_async_wait<0>();
     __syncthreads();  // all smem reads of this tile done before the next tile's loads
 
     // ---- epilogue

@@ -63,6 +63,7 @@ struct Problem {
 //   stages     shared-memory pipeline depth
 //   split_k    stage 2 only: K split into split_k slices, each writing its own
 //              fp32 partial rows, summed in fixed order by the reduce kernel
+//   wgmma      Hopper warpgroup MMA instead of the mma.sync / MFMA atom
 //   persistent grid = SMs x resident blocks, each block walks the tile list
 //              (tile count read from the device's num_tokens_post_padded);
 //              otherwise one block per tile of the worst-case block count.
@@ -74,6 +75,7 @@ struct TileConfig {
   int stages = 4;
   int split_k = 1;
   bool persistent = false;
+  bool wgmma = false;  // warpgroup-MMA main loop (sm_90a builds)
 
   // Empty when valid; else one line saying why not. `stage` is 1 or 2.
   std::string why_invalid(int stage) const;
@@ -98,33 +100,39 @@ struct LayerConfig {
 // when its (block_m, block_n, block_k, warps, stages) is one of these.
 struct TileShape {
   int block_m, block_n, block_k, warps_m, warps_n, stages;
+  bool wgmma;  // Hopper warpgroup MMA main loop (sm_90a builds only); else the MMA atom
   constexpr int warps() const { return warps_m * warps_n; }
 };
 #if defined(MOE_BACKEND_HIP)
 // gfx90a: 64-wide wavefronts, MFMA 16x16x16 atoms, 64 KiB LDS; loads are synchronous
 // so two stages suffice.
 inline constexpr TileShape kTileShapes[] = {
-    {16, 64, 128, 1, 2, 2},
-    {32, 64, 128, 1, 2, 2},
-    {64, 128, 64, 2, 2, 2},
-    {128, 128, 32, 2, 2, 2},
+    {16, 64, 128, 1, 2, 2, false},
+    {32, 64, 128, 1, 2, 2, false},
+    {64, 128, 64, 2, 2, 2, false},
+    {128, 128, 32, 2, 2, 2, false},
 };
 #else
-// sm_90 (mma.sync m16n8k16 atoms, cp.async pipeline, up to 227 KiB shared memory).
+// sm_90: mma.sync m16n8k16 atoms with a cp.async pipeline (any sm_80+ build), and
+// wgmma shapes (one warpgroup per 64 rows, 128-byte swizzled K-major tiles) that
+// exist only in -Dnvcc_arch=sm_90a builds (DeviceLimits::wgmma says so at run time).
 inline constexpr TileShape kTileShapes[] = {
-    {16, 64, 128, 1, 4, 4},    // decode: weight streaming, 80 KiB
-    {32, 64, 128, 1, 4, 4},    // 96 KiB
-    {64, 128, 64, 2, 2, 4},    // 96 KiB
-    {128, 128, 64, 2, 4, 4},   // 128 KiB
-    {128, 256, 64, 2, 4, 3},   // 144 KiB
+    {16, 64, 128, 1, 4, 4, false},    // decode: weight streaming, 80 KiB, 2 blocks/SM
+    {32, 64, 128, 1, 4, 4, false},    // 96 KiB
+    {64, 128, 64, 2, 2, 4, false},    // 96 KiB
+    {128, 128, 64, 2, 4, 4, false},   // 128 KiB
+    {64, 256, 64, 4, 1, 4, true},     // wgmma m64n256, 1 warpgroup, 161 KiB
+    {128, 256, 64, 8, 1, 4, true},    // wgmma m64n256, 2 warpgroups, 193 KiB
+    {128, 128, 64, 8, 1, 4, true},    // wgmma m64n128, 2 warpgroups, 129 KiB
 };
 #endif
 inline constexpr int kNumTileShapes = static_cast<int>(sizeof(kTileShapes) / sizeof(kTileShapes[0]));
 // Index of the shape matching cfg, or -1.
 int find_tile_shape(const TileConfig& cfg);
 // Dynamic shared memory of a shape (bytes).
+// (wgmma tiles add 1 KiB to align the swizzle atoms to 1024 bytes.)
 constexpr int64_t tile_smem_bytes(const TileShape& t) {
-  return int64_t{t.stages} * (t.block_m + t.block_n) * t.block_k * 2;
+  return int64_t{t.stages} * (t.block_m + t.block_n) * t.block_k * 2 + (t.wgmma ? 1024 : 0);
 }
 
 // Upper bound on the number of aligned blocks: every block holds at least one

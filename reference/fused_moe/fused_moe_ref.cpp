@@ -248,11 +248,20 @@ FusedMoeRefResult fused_moe_ref(const Problem& p, const FusedMoeRefInputs& in, c
   return opt.fp64 ? run<double>(p, in, opt, std::move(sel)) : run<float>(p, in, opt, std::move(sel));
 }
 
+namespace {
+
+// Relative fp32 accumulation error over a reduction of length K (see the header).
+double acc_error(int64_t K) {
+  const double k = static_cast<double>(K);
+  return unit_roundoff(DType::F32) * (std::sqrt(k) + k / 8.0);
+}
+
+}  // namespace
+
 Tolerance fused_moe_out_tolerance(const Problem& p, DType inter_dtype, DType out_dtype, double out_rms) {
-  const double u32 = unit_roundoff(DType::F32);
   const double uh = inter_dtype == DType::F32 ? 0.0 : unit_roundoff(inter_dtype);
   const double uo = out_dtype == DType::F32 ? 0.0 : unit_roundoff(out_dtype);
-  const double acc = 4.0 * u32 * std::sqrt(static_cast<double>(p.model_dim + p.inter_dim));
+  const double acc = 4.0 * acc_error(p.model_dim + p.inter_dim);
   Tolerance t;
   t.rtol = uo;
   t.atol = out_rms * (8.0 * uh + acc);
@@ -261,9 +270,8 @@ Tolerance fused_moe_out_tolerance(const Problem& p, DType inter_dtype, DType out
 }
 
 Tolerance fused_moe_inter_tolerance(const Problem& p, DType inter_dtype, double inter_rms) {
-  const double u32 = unit_roundoff(DType::F32);
   const double uh = inter_dtype == DType::F32 ? 0.0 : unit_roundoff(inter_dtype);
-  const double acc = 4.0 * u32 * std::sqrt(static_cast<double>(p.model_dim));
+  const double acc = 4.0 * acc_error(p.model_dim);
   Tolerance t;
   t.rtol = 2.0 * uh;
   t.atol = inter_rms * acc;

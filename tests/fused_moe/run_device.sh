@@ -13,7 +13,7 @@ res=${OUT:-out}          # what comes back: at most 8 files
 mkdir -p "$res"
 out=/tmp/fmoe_logs       # every log; tarred into $res/logs.tgz after each step
 mkdir -p "$out"
-build=${MOE_BUILD:-build-gpu}
+build=${MOE_BUILD:-build-fmoe}   # own build dir: sm_90a (wgmma) by default
 prefix=${MOE_PREFIX:-/tmp/moe-prefix}
 has() { [[ ",$steps," == *",$1,"* ]]; }
 t0=$(date +%s)
@@ -29,7 +29,7 @@ git describe --always --dirty --abbrev=12 2>/dev/null | tee "$out/git_rev.txt" |
 if has build; then
   stamp build
   if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" -Dgpu=cuda -Dnvcc_arch="${MOE_NVCC_ARCH:-sm_90}" \
+    meson setup "$build" -Dgpu=cuda -Dnvcc_arch="${MOE_NVCC_ARCH:-sm_90a}" \
       -Dextra_rpath="$prefix/usr/lib/x86_64-linux-gnu" > "$out/setup.log" 2>&1 || { tail -30 "$out/setup.log"; exit 1; }
   fi
   ninja -C "$build" tests/test_fused_moe tests/gpu_test_fused_moe bench/bench_fused_moe > "$out/build.log" 2>&1 \
