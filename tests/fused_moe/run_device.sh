@@ -24,7 +24,7 @@ stamp() {
 }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$out/gpu.txt"
-git describe --always --dirty --abbrev=12 2>/dev/null | tee "$out/git_rev.txt" || true
+echo "${FMOE_GIT_REV:-$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)}" | tee "$out/git_rev.txt"
 
 if has build; then
   stamp build
@@ -42,7 +42,7 @@ if has cpu; then
   "$build/tests/test_fused_moe" > "$out/test_cpu.log" 2>&1; echo "cpu tests rc=$?"; tail -3 "$out/test_cpu.log"
 fi
 
-gpu_tc="fused_moe gpu: validation,fused_moe gpu: seed odd shapes,fused_moe gpu: tile shapes,fused_moe gpu: routing distributions,fused_moe gpu: full layer*,fused_moe gpu: models small M"
+gpu_tc="fused_moe gpu: build*,fused_moe gpu: validation,fused_moe gpu: seed odd shapes,fused_moe gpu: tile shapes,fused_moe gpu: routing distributions,fused_moe gpu: full layer*,fused_moe gpu: models small M"
 if has gpu; then
   stamp gpu tests
   timeout 200 "$build/tests/gpu_test_fused_moe" -tc="$gpu_tc" > "$out/test_gpu.log" 2>&1; echo "gpu tests rc=$?"
@@ -52,7 +52,7 @@ fi
 if has sanitize; then
   stamp sanitize
   timeout 120 compute-sanitizer --tool memcheck --error-exitcode 9 "$build/tests/gpu_test_fused_moe" \
-    -tc="fused_moe gpu: validation,fused_moe gpu: full layer*" > "$out/memcheck.log" 2>&1
+    -tc="fused_moe gpu: validation,fused_moe gpu: full layer*,fused_moe gpu: build*" > "$out/memcheck.log" 2>&1
   echo "memcheck rc=$?"; grep -E "ERROR SUMMARY|test cases" "$out/memcheck.log" | head -5
 fi
 
