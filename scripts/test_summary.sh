@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
-# Sums the results of the last `meson test` in each build folder given and
-# prints "N passed, N failed, N skipped" (from meson-logs/testlog.json).
+# Sums the results of the last `meson test` in each build folder given (from
+# meson-logs/testlog.json), names each skipped test with its reason (the first
+# line it printed), and ends with "N passed, N failed, N skipped".
 #   scripts/test_summary.sh BUILD [BUILD...]
 set -euo pipefail
-pass=0 fail=0 skip=0
-for b in "$@"; do
-  log="$b/meson-logs/testlog.json"
-  [ -f "$log" ] || { echo "test_summary: no $log" >&2; fail=$((fail + 1)); continue; }
-  while read -r result; do
-    case "$result" in
-      OK|EXPECTEDFAIL) pass=$((pass + 1)) ;;
-      SKIP) skip=$((skip + 1)) ;;
-      *) fail=$((fail + 1)) ;;
-    esac
-  done < <(grep -o '"result": *"[A-Z]*"' "$log" | sed 's/.*"\([A-Z]*\)"$/\1/')
-done
-echo "$pass passed, $fail failed, $skip skipped"
+exec python3 - "$@" <<'PY'
+import json, os, sys
+passed = failed = skipped = 0
+for build in sys.argv[1:]:
+    log = os.path.join(build, "meson-logs", "testlog.json")
+    if not os.path.exists(log):
+        print(f"test_summary: no {log} (meson test did not run there)")
+        failed += 1
+        continue
+    with open(log) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            t = json.loads(line)
+            r = t.get("result", "")
+            if r in ("OK", "EXPECTEDFAIL"):
+                passed += 1
+            elif r == "SKIP":
+                skipped += 1
+                why = next((l for l in (t.get("stdout") or "").splitlines() if l.strip()), "no reason printed")
+                print(f"  skipped in {build}: {t.get('name', '?')}: {why.strip()}")
+            else:
+                failed += 1
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+PY
