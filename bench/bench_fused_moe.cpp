@@ -24,6 +24,7 @@
 #include "kernels/fused_moe/fused_moe.hpp"
 #include "kernels/moe_align/moe_align.hpp"
 #include "moe/inputs.hpp"
+#include "reference/moe_align/moe_align_ref.hpp"
 
 namespace {
 
@@ -119,7 +120,14 @@ struct Point {
                        cfg.block_size()};
     align_now(nullptr);
     MOE_GPU_CHECK(hipDeviceSynchronize());
+    // Timings are meaningless on wrong routing: check the align kernel once.
+    const auto want = ref::expand_to_capacity(ref::moe_align_block_size(ashape, routing.topk_ids), ashape);
+    const auto chk = ref::compare_align(want, sorted.download(), expert_ids.download(), num_post.download()[0]);
+    align_ok = chk.passed;
+    align_msg = chk.message;
   }
+  bool align_ok = false;
+  std::string align_msg;
   void align_now(hipStream_t s) {
     align::moe_align_block_size(topk_ids.data(), nullptr, ashape,
                                 align::AlignOutputs{sorted.data(), expert_ids.data(), num_post.data()}, aws, s, acfg);
@@ -162,6 +170,10 @@ void run_point(benchmark::State& state, const Model& m, int64_t M, Part part, in
     return;
   }
   Point pt(m, M, shape);
+  if (!pt.align_ok) {
+    state.SkipWithError(("moe_align output differs from its reference: " + pt.align_msg).c_str());
+    return;
+  }
   const double act_bytes = static_cast<double>(M) * static_cast<double>(m.H) * 2.0;  // hidden or out
   const double inter_bytes = static_cast<double>(pt.p.slots()) * static_cast<double>(m.I) * 2.0;
   const double partial_bytes = static_cast<double>(pt.p.slots()) * static_cast<double>(m.H) * 4.0 * pt.cfg.stage2.split_k;

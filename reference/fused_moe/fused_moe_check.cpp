@@ -93,6 +93,14 @@ DeviceAlign align_on_device(const DeviceLayer& l, int32_t block_size, hipStream_
   align::moe_align_block_size(l.topk_ids.data(), nullptr, shape,
                               align::AlignOutputs{a.sorted.data(), a.expert_ids.data(), a.num_post.data()}, ws, s);
   MOE_GPU_CHECK(hipStreamSynchronize(s));
+  // The layer's result is only as good as its routing: check the align kernel
+  // against its own CPU reference here, so a failure names the right kernel.
+  const auto want = ref::expand_to_capacity(ref::moe_align_block_size(shape, l.routing.topk_ids), shape);
+  const auto got_post = a.num_post.download(s);
+  const auto chk = ref::compare_align(want, a.sorted.download(s), a.expert_ids.download(s), got_post[0]);
+  if (!chk.passed)
+    throw Error("moe_align GPU kernel output differs from its CPU reference (not a fused_moe failure): " +
+                chk.message);
   set_view(a, block_size);
   return a;
 }
