@@ -5,6 +5,8 @@
 //                (launch gaps hidden: the kernel time) - the figure against targets.
 // BM_align_eager the same launches issued back to back without a graph, so the
 //                launch gaps show (DeepSeek-V3 only).
+// BM_align_path  each path's own default configuration (choose(s, lim, path)):
+//                path 1 SingleBlock, 2 MultiBlock, 3 Fused, at the model shapes.
 // BM_align_cfg   forced paths/sizes for tuning (path 1 single block: p5 = warps,
 //                p6 = stage in shared memory; path 2 multi block: p5 = slots per
 //                block, p6 = rank warps).
@@ -63,7 +65,7 @@ void run(benchmark::State& state, const AlignShape& s, AlignLaunchConfig cfg, bo
   state.counters["path"] = static_cast<int>(cfg.path);
   state.counters["grid"] = cfg.num_blocks;
   state.counters["rank_warps"] = cfg.rank_warps;
-  state.counters["launches"] = cfg.path == AlignPath::SingleBlock ? 1 : 2;
+  state.counters["launches"] = cfg.path == AlignPath::MultiBlock ? 2 : 1;
   state.counters["stage"] = cfg.stage ? 1 : 0;
   state.counters["slots_per_block"] = static_cast<double>(cfg.slots_per_block);
   state.counters["num_post"] = want.num_tokens_post_padded;
@@ -84,6 +86,13 @@ void BM_align_eager(benchmark::State& state) {
   run(state, s, AlignLaunchConfig::choose(s, moe::align::AlignDeviceLimits::current()), false);
 }
 
+void BM_align_path(benchmark::State& state) {
+  const AlignShape s = shape_of(state);
+  run(state, s, AlignLaunchConfig::choose(s, moe::align::AlignDeviceLimits::current(),
+                                          static_cast<AlignPath>(state.range(4))),
+      true);
+}
+
 void BM_align_cfg(benchmark::State& state) {
   const AlignShape s = shape_of(state);
   const auto lim = moe::align::AlignDeviceLimits::current();
@@ -92,7 +101,7 @@ void BM_align_cfg(benchmark::State& state) {
   if (path == AlignPath::SingleBlock) {
     cfg.rank_warps = static_cast<int>(state.range(5));
     cfg.stage = state.range(6) != 0;
-  } else {
+  } else {  // MultiBlock and Fused
     cfg.slots_per_block = state.range(5);
     cfg.num_blocks = static_cast<int>((s.num_slots() + cfg.slots_per_block - 1) / cfg.slots_per_block);
     cfg.rank_warps = static_cast<int>(state.range(6));
@@ -115,6 +124,16 @@ void eager_args(benchmark::internal::Benchmark* b) {
   for (int64_t M : kMs) b->Args({M, 256, 8, 64});
 }
 
+void path_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "E", "k", "block", "path"});
+  for (auto [E, k] : kModels)
+    for (int64_t M : {1, 16, 64, 256, 1024, 4096, 16384})
+      for (int64_t path : {1, 2, 3}) {
+        if (path == 1 && M * k > 4096) continue;
+        b->Args({M, E, k, 64, path});
+      }
+}
+
 void cfg_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"M", "E", "k", "block", "path", "p5", "p6"});
   for (int64_t M : {64, 256, 1024})
@@ -123,10 +142,14 @@ void cfg_args(benchmark::internal::Benchmark* b) {
   for (int64_t M : {256, 1024, 4096, 16384})
     for (int64_t spb : {256, 512, 1024, 2048})
       for (int64_t w : {8, 16}) b->Args({M, 256, 8, 64, 2, spb, w});
+  for (int64_t M : {64, 256, 1024, 4096})
+    for (int64_t spb : {128, 512, 1024, 2048})
+      for (int64_t w : {4, 8, 16}) b->Args({M, 256, 8, 64, 3, spb, w});
 }
 
 BENCHMARK(BM_align)->Apply(model_args)->UseManualTime()->Iterations(100)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_align_eager)->Apply(eager_args)->UseManualTime()->Iterations(100)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_align_path)->Apply(path_args)->UseManualTime()->Iterations(100)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_align_cfg)->Apply(cfg_args)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 
 }  // namespace

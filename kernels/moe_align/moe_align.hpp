@@ -109,7 +109,11 @@ void validate_align_ids(const AlignShape& s, std::span<const int32_t> topk_ids,
 //    totals, re-ranks its chunk with per-warp counters and writes the slots;
 //    the grid writes expert_ids. No atomics in global memory, no inter-block
 //    waiting: deterministic and safe under any scheduling.
-enum class AlignPath : int { Auto = 0, SingleBlock = 1, MultiBlock = 2 };
+//  Fused: one launch, several blocks. Every block histograms all slots itself
+//    (so no table and no second launch), ranks and scatters its own contiguous
+//    chunk, and writes the sentinel only into the padding of its share of the
+//    experts and its share of the tail: no two blocks write one element.
+enum class AlignPath : int { Auto = 0, SingleBlock = 1, MultiBlock = 2, Fused = 3 };
 
 }  // namespace moe::align
 
@@ -131,8 +135,8 @@ struct AlignLaunchConfig {
   AlignPath path = AlignPath::SingleBlock;
   int rank_warps = 0;          // warps per block that own a column of the per-warp rank table
   int count_threads = 0;       // MultiBlock K1 threads per block
-  int num_blocks = 1;          // MultiBlock grid size (SingleBlock: 1)
-  int64_t slots_per_block = 0; // MultiBlock contiguous chunk of flat slots per block
+  int num_blocks = 1;          // MultiBlock/Fused grid size (SingleBlock: 1)
+  int64_t slots_per_block = 0; // MultiBlock/Fused contiguous chunk of flat slots per block
   bool stage = false;          // SingleBlock: build the output in shared memory
   int warp_size = 32;
 

@@ -80,6 +80,8 @@ constexpr int64_t kTableReadCap = 4 << 20;     // MultiBlock: E * blocks^2 (tabl
 constexpr int64_t kMinSlotsPerBlock = 256;     // MultiBlock: n/32 slots per block, within [256, 1024]
 constexpr int64_t kMaxSlotsPerBlock = 1024;
 constexpr int kCountThreads = 256;
+constexpr int64_t kFusedMaxSlots = 32768;      // Auto: Fused (one launch, several blocks) up to this many slots
+constexpr int64_t kFusedFillInts = 4096;       // Fused: one block per this many output elements at least
 constexpr int kRankThreadsMulti = kAlignMultiRankThreadsMax;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -109,6 +111,7 @@ AlignDeviceLimits AlignDeviceLimits::current() {
 int64_t AlignLaunchConfig::rank_smem_bytes(const AlignShape& s) const {
   const int64_t E = s.num_experts;
   const int64_t W = rank_warps;
+  if (path == AlignPath::Fused) return (W * E + (E + 1) + E + (E + 1) + kAlignScratchInts) * 4;
   if (path == AlignPath::SingleBlock) {
     const int64_t fixed = (W * E + E + 1 + kAlignScratchInts + 3) / 4 * 4;  // stage starts 16-byte aligned
     return (fixed + (stage ? align_capacity(s) : 0)) * 4;
@@ -126,7 +129,8 @@ int64_t AlignLaunchConfig::workspace_bytes(const AlignShape& s) const {
 std::string AlignLaunchConfig::invalid_reason(const AlignShape& s, const AlignDeviceLimits& lim) const {
   const int64_t n = s.num_slots();
   const int64_t E = s.num_experts;
-  if (path != AlignPath::SingleBlock && path != AlignPath::MultiBlock) return "path must be SingleBlock or MultiBlock";
+  if (path != AlignPath::SingleBlock && path != AlignPath::MultiBlock && path != AlignPath::Fused)
+    return "path must be SingleBlock, MultiBlock or Fused";
   if (warp_size != lim.warp_size)
     return fmt::format("configured for warp size {}, the device has {}", warp_size, lim.warp_size);
   const int max_warps = 1024 / lim.warp_size;
@@ -140,6 +144,14 @@ std::string AlignLaunchConfig::invalid_reason(const AlignShape& s, const AlignDe
     return {};
   }
   if (stage) return "stage applies to SingleBlock only";
+  if (path == AlignPath::Fused) {
+    if (num_blocks < 1 || slots_per_block < 1)
+      return fmt::format("num_blocks {} and slots_per_block {} must be positive", num_blocks, slots_per_block);
+    if (int64_t{num_blocks} * slots_per_block < n)
+      return fmt::format("num_blocks {} x slots_per_block {} does not cover M*top_k = {}", num_blocks,
+                         slots_per_block, n);
+    return {};
+  }
   if (rank_threads() > kAlignMultiRankThreadsMax)
     return fmt::format("MultiBlock rank_warps {} x {} exceeds {} threads", rank_warps, warp_size,
                        kAlignMultiRankThreadsMax);
@@ -193,10 +205,27 @@ AlignLaunchConfig AlignLaunchConfig::choose(const AlignShape& s, const AlignDevi
     single_warps = fit(single, single_want);
   }
   single.rank_warps = std::max(1, single_warps);
+  // Fused: 8 warps (16 from 4096 slots: the all-slot histogram is per block),
+  // own chunks as MultiBlock's, and at least one block per kFusedFillInts
+  // output elements so the padding is written by several SMs.
+  AlignLaunchConfig fused;
+  fused.path = AlignPath::Fused;
+  fused.warp_size = ws;
+  const int fused_warps = fit(fused, std::min(max_warps, (n >= 4096 ? 512 : 256) / ws));
+  fused.rank_warps = std::max(1, fused_warps);
+  {
+    const int64_t target = std::clamp<int64_t>(n / 32, kMinSlotsPerBlock, kMaxSlotsPerBlock);
+    const int64_t blocks = std::clamp<int64_t>(std::max(ceil_div(n, target), ceil_div(cap, kFusedFillInts)), 1,
+                                               std::min<int64_t>(lim.sm_count, n));
+    fused.slots_per_block = ceil_div(ceil_div(n, blocks), ws) * ws;
+    fused.num_blocks = static_cast<int>(ceil_div(n, fused.slots_per_block));
+  }
   if (path == AlignPath::Auto)
-    path = (n <= kSingleMaxSlots && cap <= kSingleMaxCapacity && single_warps >= 1) ? AlignPath::SingleBlock
-                                                                                    : AlignPath::MultiBlock;
+    path = (n <= kFusedMaxSlots && fused_warps >= 1) ? AlignPath::Fused
+           : (n <= kSingleMaxSlots && cap <= kSingleMaxCapacity && single_warps >= 1) ? AlignPath::SingleBlock
+                                                                                      : AlignPath::MultiBlock;
   if (path == AlignPath::SingleBlock) return single;
+  if (path == AlignPath::Fused) return fused;
 
   c.path = AlignPath::MultiBlock;
   c.count_threads = kCountThreads;

@@ -52,6 +52,10 @@ constexpr int kChunk = 8;
 // K2 threads per block at most (leaves 128 registers per thread on CUDA).
 constexpr int kMultiRankThreadsMax = kAlignMultiRankThreadsMax;
 
+// K2 reduces the count table with one thread per row up to this many blocks
+// (columns), with one warp per row above.
+constexpr int kRowPerThreadMaxBlocks = 64;
+
 struct AlignParams {
   const int32_t* topk_ids;
   const int32_t* expert_map;  // nullptr: identity
@@ -69,6 +73,7 @@ struct AlignParams {
   int32_t block_size;
   int32_t log2_bs;
   int32_t sentinel;
+  int32_t key_bits;  // bit width of num_experts: match keys e+1 lie in [0, 2^key_bits)
 };
 
 // ---- warp primitives (CUDA / HIP) --------------------------------------------
@@ -143,21 +148,19 @@ __device__ __forceinline__ void warp_sync() {
 #endif
 }
 
-// Lanes whose v equals this lane's v (the whole warp must call it).
-__device__ __forceinline__ lanemask_t match_any(int v) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
-  return __match_any_sync(0xffffffffu, v);
-#else
-  lanemask_t todo = ballot(true);
-  lanemask_t mine = 0;
-  while (todo) {
-    const int lv = shfl(v, first_lane(todo));
-    const lanemask_t m = ballot(v == lv);
-    if (v == lv) mine = m;
-    todo &= ~m;
+// Lanes whose v equals this lane's v (the whole warp must call it), for v in
+// [-1, 2^bits - 1): one ballot per bit of the key v+1 (bits = 9 for E = 256).
+// Cost is independent of the number of distinct values in the warp, unlike
+// __match_any_sync (serialised per distinct value) or a ballot-per-value loop.
+__device__ __forceinline__ lanemask_t match_any(int v, int bits) {
+  const unsigned key = static_cast<unsigned>(v + 1);
+  lanemask_t mine = ballot(true);
+  for (int b = 0; b < bits; ++b) {
+    const bool set = (key >> b) & 1u;
+    const lanemask_t m = ballot(set);
+    mine &= set ? m : ~m;
   }
   return mine;
-#endif
 }
 
 // ---- building blocks ------------------------------------------------------------
@@ -194,16 +197,16 @@ __device__ __forceinline__ void load_chunk(const AlignParams& p, int64_t base, i
 }
 
 // Match masks of one chunk (all lanes of the warp call it).
-__device__ __forceinline__ void match_chunk(int64_t base, int64_t hi, Chunk& c) {
+__device__ __forceinline__ void match_chunk(int64_t base, int64_t hi, Chunk& c, int bits) {
 #pragma unroll
-  for (int r = 0; r < kChunk; ++r) c.peers[r] = base + r * kWarp < hi ? match_any(c.e[r]) : 0;  // uniform test
+  for (int r = 0; r < kChunk; ++r) c.peers[r] = base + r * kWarp < hi ? match_any(c.e[r], bits) : 0;  // uniform test
 }
 
 // Count pass over one chunk: col[e] += slots of expert e (the lowest matching lane
 // adds for all of them). Keeps the match masks for the scatter pass.
-__device__ __forceinline__ void count_chunk(int64_t base, int64_t hi, Chunk& c, int* col) {
+__device__ __forceinline__ void count_chunk(int64_t base, int64_t hi, Chunk& c, int* col, int bits) {
   const int lane = lane_id();
-  match_chunk(base, hi, c);
+  match_chunk(base, hi, c, bits);
 #pragma unroll
   for (int r = 0; r < kChunk; ++r) {
     if (base + r * kWarp >= hi) break;  // uniform across the warp
@@ -244,11 +247,11 @@ __device__ __forceinline__ void warp_range(int64_t lo, int64_t hi, int warps, in
 // into `first` (load_chunk); the first chunk keeps its match masks.
 __device__ __forceinline__ void warp_count(const AlignParams& p, int64_t wlo, int64_t whi, int* col, Chunk& first,
                                            int& bad) {
-  count_chunk(wlo, whi, first, col);
+  count_chunk(wlo, whi, first, col, p.key_bits);
   for (int64_t base = wlo + int64_t{kChunk} * kWarp; base < whi; base += int64_t{kChunk} * kWarp) {
     Chunk c;
     load_chunk(p, base, whi, c, bad);
-    count_chunk(base, whi, c, col);
+    count_chunk(base, whi, c, col, p.key_bits);
   }
 }
 
@@ -260,7 +263,7 @@ __device__ __forceinline__ void warp_scatter(const AlignParams& p, int64_t wlo, 
   for (int64_t base = wlo + int64_t{kChunk} * kWarp; base < whi; base += int64_t{kChunk} * kWarp) {
     Chunk c;
     load_chunk(p, base, whi, c, unused);
-    match_chunk(base, whi, c);
+    match_chunk(base, whi, c, p.key_bits);
     scatter_chunk(base, whi, c, col, out);
   }
 }
@@ -465,38 +468,59 @@ __global__ void __launch_bounds__(kMultiRankThreadsMax) align_scatter_kernel(Ali
   Chunk first;
   load_chunk(p, wlo, whi, first, unused);  // in flight during the table reduction
 
-  // Table reduction, one warp per expert row, kRows rows per round so their
-  // loads are in flight together: totals of all blocks and of the blocks before b.
-  constexpr int kRows = 8;
-  for (int e0 = w; e0 <= E; e0 += kRows * W) {
-    int all[kRows], pre[kRows];
-#pragma unroll
-    for (int k = 0; k < kRows; ++k) all[k] = pre[k] = 0;
-    for (int c0 = 0; c0 < G; c0 += kWarp) {
-      const int c = c0 + lane;
-      int v[kRows];
-#pragma unroll
-      for (int k = 0; k < kRows; ++k) {
-        const int e = e0 + k * W;
-        v[k] = (e <= E && c < G) ? p.table[static_cast<int64_t>(e) * G + c] : 0;
+  // Table reduction: totals of all blocks, and of the blocks before b.
+  if (G <= kRowPerThreadMaxBlocks) {
+    // One thread per expert row: G independent loads in flight, no shuffles
+    // (a warp per row cost a round of L2 latency plus shuffle chains per 8 rows).
+    for (int e = tid; e <= E; e += T) {
+      const int32_t* row = p.table + static_cast<int64_t>(e) * G;
+      int a = 0, q = 0;
+#pragma unroll 8
+      for (int c = 0; c < G; ++c) {
+        const int v = row[c];
+        a += v;
+        q += c < b ? v : 0;
       }
-#pragma unroll
-      for (int k = 0; k < kRows; ++k) {
-        all[k] += v[k];
-        pre[k] += c < b ? v[k] : 0;
+      if (e < E) {
+        start[e] = (a + bs_mask) & ~bs_mask;
+        before[e] = q;
+      } else {
+        scratch[kScratchBad] = a;
       }
     }
+  } else {
+    // One warp per expert row, kRows rows per round so their loads are in flight together.
+    constexpr int kRows = 8;
+    for (int e0 = w; e0 <= E; e0 += kRows * W) {
+      int all[kRows], pre[kRows];
 #pragma unroll
-    for (int k = 0; k < kRows; ++k) {
-      const int e = e0 + k * W;  // uniform across the warp
-      if (e > E) break;
-      const int a = warp_sum(all[k]), q = warp_sum(pre[k]);
-      if (lane == 0) {
-        if (e < E) {
-          start[e] = (a + bs_mask) & ~bs_mask;
-          before[e] = q;
-        } else {
-          scratch[kScratchBad] = a;
+      for (int k = 0; k < kRows; ++k) all[k] = pre[k] = 0;
+      for (int c0 = 0; c0 < G; c0 += kWarp) {
+        const int c = c0 + lane;
+        int v[kRows];
+#pragma unroll
+        for (int k = 0; k < kRows; ++k) {
+          const int e = e0 + k * W;
+          v[k] = (e <= E && c < G) ? p.table[static_cast<int64_t>(e) * G + c] : 0;
+        }
+#pragma unroll
+        for (int k = 0; k < kRows; ++k) {
+          all[k] += v[k];
+          pre[k] += c < b ? v[k] : 0;
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < kRows; ++k) {
+        const int e = e0 + k * W;  // uniform across the warp
+        if (e > E) break;
+        const int a = warp_sum(all[k]), q = warp_sum(pre[k]);
+        if (lane == 0) {
+          if (e < E) {
+            start[e] = (a + bs_mask) & ~bs_mask;
+            before[e] = q;
+          } else {
+            scratch[kScratchBad] = a;
+          }
         }
       }
     }
@@ -519,6 +543,82 @@ __global__ void __launch_bounds__(kMultiRankThreadsMax) align_scatter_kernel(Ali
   if (b == 0 && tid == 0) {
     *p.num_post = total;
     *p.status = bad_total;
+  }
+}
+
+// Fused: one launch, several blocks, no inter-block communication. Every block
+// histograms ALL slots itself (shared atomics; split into the slots before its
+// own range and the rest), so every block knows every expert's padded start and
+// the count of its earlier blocks; it then ranks and scatters its own range
+// like K2. The sentinel goes only where no slot lands: block b pads the experts
+// of its share [b*E/G, (b+1)*E/G) and a share of the tail [total, capacity), so
+// no write of one block can race with another's and no pre-fill is needed.
+// smem: tbl[W*E] | start[E+1] | before[E] | cnt[E+1] | scratch[kScratchInts]
+__global__ void __launch_bounds__(1024) align_fused_kernel(AlignParams p) {
+  extern __shared__ __align__(16) int smem[];
+  const int E = p.num_experts, T = static_cast<int>(blockDim.x), tid = static_cast<int>(threadIdx.x);
+  const int W = T / kWarp, w = tid / kWarp, lane = lane_id();
+  const int G = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
+  const int bs_mask = p.block_size - 1;
+  int* tbl = smem;
+  int* start = tbl + W * E;
+  int* before = start + E + 1;
+  int* cnt = before + E;  // [E] = out-of-range entries of all slots
+  int* scratch = cnt + E + 1;
+  for (int i = tid; i < W * E; i += T) tbl[i] = 0;
+  for (int i = tid; i < E; i += T) before[i] = 0;
+  for (int i = tid; i <= E; i += T) cnt[i] = 0;
+
+  const int64_t lo = min(p.n, static_cast<int64_t>(b) * p.slots_per_block);
+  const int64_t hi = min(p.n, lo + p.slots_per_block);
+  int64_t wlo, whi;
+  warp_range(lo, hi, W, w, wlo, whi);
+  int unused = 0;
+  Chunk first;
+  load_chunk(p, wlo, whi, first, unused);
+  __syncthreads();
+
+  // Histogram of all slots: [0, lo) into before, [lo, n) into cnt.
+  int bad = 0;
+  constexpr int U = 8;
+  for (int64_t base = 0; base < p.n; base += int64_t{U} * T) {
+    int e[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) e[u] = slot_expert(p, base + u * T + tid, p.n, bad);
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (e[u] >= 0) atomicAdd(base + u * T + tid < lo ? &before[e[u]] : &cnt[e[u]], 1);
+  }
+  if (bad) atomicAdd(&cnt[E], bad);
+  warp_count(p, wlo, whi, tbl + w * E, first, unused);
+  __syncthreads();
+  for (int e = tid; e < E; e += T) {
+    const int a = before[e] + cnt[e];
+    cnt[e] = a;
+    start[e] = (a + bs_mask) & ~bs_mask;
+  }
+  __syncthreads();
+  const int total = block_exclusive_scan(start, E, scratch);
+  if (tid == 0) start[E] = total;
+  for (int e = tid; e < E; e += T) warp_offsets(tbl, W, E, e, start[e] + before[e]);
+  __syncthreads();
+  warp_scatter(p, wlo, whi, tbl + w * E, first, p.sorted_ids);
+
+  // Padding of this block's experts (fewer than block_size slots each), a warp per expert.
+  const int e_lo = static_cast<int>(static_cast<int64_t>(E) * b / G);
+  const int e_hi = static_cast<int>(static_cast<int64_t>(E) * (b + 1) / G);
+  for (int e = e_lo + w; e < e_hi; e += W)
+    for (int j = start[e] + cnt[e] + lane; j < start[e + 1]; j += kWarp) p.sorted_ids[j] = p.sentinel;
+  // Tail past the end, shared by the grid.
+  const int64_t gt = static_cast<int64_t>(b) * T + tid, GT = static_cast<int64_t>(G) * T;
+  fill_ints(p.sorted_ids, total, p.capacity, p.sentinel, gt, GT);
+
+  const int64_t used = total >> p.log2_bs;
+  for (int64_t j = gt; j < p.max_blocks; j += GT)
+    p.expert_ids[j] = j < used ? find_expert(start, E, static_cast<int>(j << p.log2_bs)) : -1;
+  if (b == 0 && tid == 0) {
+    *p.num_post = total;
+    *p.status = cnt[E];
   }
 }
 

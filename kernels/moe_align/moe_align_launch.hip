@@ -55,9 +55,15 @@ void moe_align_block_size(const int32_t* topk_ids, const int32_t* expert_map, co
   p.block_size = shape.block_size;
   p.log2_bs = ilog2(shape.block_size);
   p.sentinel = shape.sentinel();
+  p.key_bits = ilog2(E + 1);  // bit width of E: keys e+1 in [0, E] fit
 
   const int64_t smem = cfg.rank_smem_bytes(shape);
-  if (cfg.path == AlignPath::SingleBlock) {
+  if (cfg.path == AlignPath::Fused) {
+    allow_smem(detail::align_fused_kernel, smem);
+    hipLaunchKernelGGL(detail::align_fused_kernel, dim3(cfg.num_blocks), dim3(cfg.rank_threads()),
+                       static_cast<unsigned>(smem), stream, p);
+    MOE_GPU_CHECK(hipGetLastError());
+  } else if (cfg.path == AlignPath::SingleBlock) {
     auto* kernel = cfg.stage ? detail::align_single_block_kernel<true> : detail::align_single_block_kernel<false>;
     allow_smem(kernel, smem);
     hipLaunchKernelGGL(kernel, dim3(1), dim3(cfg.rank_threads()), static_cast<unsigned>(smem), stream, p);

@@ -38,7 +38,7 @@ if want cpu; then
 fi
 
 if want gpu; then
-  timeout 150 "$B/gpu_test_moe_align" --duration=true >"$OUT/gpu_tests.log" 2>&1
+  timeout ${T_GPU:-150} "$B/gpu_test_moe_align" --duration=true >"$OUT/gpu_tests.log" 2>&1
   say "gpu tests: rc=$?"
   tail -4 "$OUT/gpu_tests.log" >>"$log"
 fi
@@ -48,7 +48,7 @@ for tool in memcheck racecheck synccheck initcheck; do
     extra=()
     [ $tool = memcheck ] && extra=(--leak-check full)
     [ $tool = racecheck ] && extra=(--racecheck-report all)
-    timeout 90 compute-sanitizer --tool $tool "${extra[@]}" --error-exitcode 9 "$B/gpu_test_moe_align" -tc='sanitize:*' \
+    timeout ${T_SAN:-90} compute-sanitizer --tool $tool "${extra[@]}" --error-exitcode 9 "$B/gpu_test_moe_align" -tc='sanitize:*' \
       >>"$OUT/sanitizer.log" 2>&1
     say "compute-sanitizer $tool: rc=$?"
     grep -E "ERROR SUMMARY|RACECHECK SUMMARY|test cases:" "$OUT/sanitizer.log" | tail -2 >>"$log"
@@ -56,7 +56,7 @@ for tool in memcheck racecheck synccheck initcheck; do
 done
 
 if want bench; then
-  timeout 170 "$B/bench_moe_align" --benchmark_out="$OUT/align.json" --benchmark_out_format=json \
+  timeout ${T_BENCH:-170} "$B/bench_moe_align" --benchmark_filter="${BENCH_FILTER:-.}" --benchmark_out="$OUT/align.json" --benchmark_out_format=json \
     --benchmark_counters_tabular=true >"$OUT/bench.log" 2>&1
   say "bench: rc=$?"
 fi

@@ -11,7 +11,7 @@ out=${1:-build-align-standalone}
 mkdir -p "$out/obj"
 cuda=${CUDA_HOME:-/usr/local/cuda}
 arch=${MOE_NVCC_ARCH:-sm_90}
-rev=$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+rev=${MOE_GIT_REVISION:-$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)}
 sed "s/@VCS_TAG@/$rev/" harness/git_revision.h.in >"$out/git_revision.h"
 
 cxx_flags=(-std=c++20 -O2 -DMOE_BACKEND_CUDA -isystem "$cuda/include" -Iharness/include -I. -I"$out")

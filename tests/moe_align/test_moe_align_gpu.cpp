@@ -60,7 +60,7 @@ moe::align::AlignHostResult run_case(const Case& c, AlignPath path, int stage = 
   return got;
 }
 
-// Both paths where the single block can hold the shape, else Auto (MultiBlock).
+// Every path where it can hold the shape (Fused where its shared memory fits), else Auto.
 void run_both(const Case& c) {
   const AlignShape s{c.M, c.k, c.E, c.bs};
   const auto lim = moe::align::AlignDeviceLimits::current();
@@ -72,6 +72,8 @@ void run_both(const Case& c) {
       if (single.stage) (void)run_case(c, AlignPath::SingleBlock, 0);  // also straight to global memory
     }
     (void)run_case(c, AlignPath::MultiBlock);
+    const auto fused = moe::align::AlignLaunchConfig::choose(s, lim, AlignPath::Fused);
+    if (fused.invalid_reason(s, lim).empty()) (void)run_case(c, AlignPath::Fused);
   }
 }
 
@@ -111,7 +113,7 @@ std::vector<Case> covering_subset() {
 TEST_CASE("sanitize: worked example and small shapes on both paths") {
   const AlignShape s{3, 2, 4, 16};
   const std::vector<int32_t> ids = {2, 0, 2, 3, -1, 2};
-  for (auto path : {AlignPath::SingleBlock, AlignPath::MultiBlock}) {
+  for (auto path : {AlignPath::SingleBlock, AlignPath::MultiBlock, AlignPath::Fused}) {
     const auto got = moe::align::run_align_on_device(s, ids, {}, path);
     const int32_t S = 6;
     std::vector<int32_t> want = {1};
@@ -135,8 +137,10 @@ TEST_CASE("sanitize: worked example and small shapes on both paths") {
 
 TEST_CASE("sanitize: multi-block with several blocks, masked ids and a map") {
   for (const Case& c : {Case{2256, 64, 4, 16, AlignIds::Softmax, 0.1, true}, Case{700, 1024, 16, 128},
-                        Case{1500, 8, 2, 32, AlignIds::FewExperts}})
+                        Case{1500, 8, 2, 32, AlignIds::FewExperts}}) {
     (void)run_case(c, AlignPath::MultiBlock);
+    (void)run_case(c, AlignPath::Fused);
+  }
 }
 
 TEST_CASE("sanitize: warp ranges longer than one register chunk (ids re-read), forced configs") {
@@ -159,6 +163,15 @@ TEST_CASE("sanitize: warp ranges longer than one register chunk (ids re-read), f
       cfg.slots_per_block = 1500;
       cfg.num_blocks = static_cast<int>((s.num_slots() + 1499) / 1500);
       cfgs.push_back(cfg);
+      // Fused: ranges over one chunk, several blocks, more blocks than slot
+      // chunks need (empty ranges that only pad), and a single block.
+      for (int64_t spb : {int64_t{1500}, int64_t{96}, s.num_slots()}) {
+        auto f = moe::align::AlignLaunchConfig::choose(s, lim, AlignPath::Fused);
+        f.rank_warps = warps;
+        f.slots_per_block = spb;
+        f.num_blocks = static_cast<int>((s.num_slots() + spb - 1) / spb) + (spb == 96 ? 3 : 0);
+        cfgs.push_back(f);
+      }
     }
     for (const auto& cfg : cfgs) {
       REQUIRE(cfg.invalid_reason(s, lim).empty());
@@ -215,7 +228,7 @@ TEST_CASE("align gpu: run-to-run and path-to-path bit-identical") {
     CHECK(b.expert_ids == a.expert_ids);
     CHECK(b.num_tokens_post_padded == a.num_tokens_post_padded);
   }
-  for (auto path : {AlignPath::SingleBlock, AlignPath::MultiBlock}) {
+  for (auto path : {AlignPath::SingleBlock, AlignPath::MultiBlock, AlignPath::Fused}) {
     const auto b = moe::align::run_align_on_device(s, ids, {}, path);
     CHECK(b.sorted_token_ids == a.sorted_token_ids);
     CHECK(b.expert_ids == a.expert_ids);
@@ -229,8 +242,9 @@ TEST_CASE("align gpu: run-to-run and path-to-path bit-identical") {
       eids(static_cast<size_t>(moe::align::align_max_blocks(s))), num(1);
   d_ids.upload(ids, stream.get());
   moe::align::AlignWorkspace ws;
-  for (int64_t spb : {128, 1024, 4096, 32768}) {
-    auto cfg = moe::align::AlignLaunchConfig::choose(s, lim, AlignPath::MultiBlock);
+  for (int64_t spb : {128, 1024, 4096, 32768, -128, -1024, -32768}) {  // negative: Fused
+    auto cfg = moe::align::AlignLaunchConfig::choose(s, lim, spb > 0 ? AlignPath::MultiBlock : AlignPath::Fused);
+    spb = spb > 0 ? spb : -spb;
     cfg.slots_per_block = spb;
     cfg.num_blocks = static_cast<int>((s.num_slots() + spb - 1) / spb);
     for (int rep = 0; rep < 2; ++rep) {
@@ -282,7 +296,7 @@ TEST_CASE("sanitize: validation errors are thrown on the host, bad ids never fau
   int expected_bad = static_cast<int>(poke.size());
   for (size_t i = 0; i < ids.size(); ++i) expected_bad += ids[i] == ids[20];
   const auto lim = moe::align::AlignDeviceLimits::current();
-  for (auto path : {AlignPath::SingleBlock, AlignPath::MultiBlock}) {
+  for (auto path : {AlignPath::SingleBlock, AlignPath::MultiBlock, AlignPath::Fused}) {
     moe::gpu::Stream stream;
     moe::gpu::DeviceBuffer<int32_t> d_ids(ids.size()), d_map(map.size()),
         sorted(static_cast<size_t>(moe::align::align_capacity(s))),
@@ -292,7 +306,7 @@ TEST_CASE("sanitize: validation errors are thrown on the host, bad ids never fau
     sorted.poison(0xA5, stream.get());
     eids.poison(0xA5, stream.get());
     auto cfg = moe::align::AlignLaunchConfig::choose(s, lim, path);
-    if (path == AlignPath::MultiBlock) {  // several blocks
+    if (path != AlignPath::SingleBlock) {  // several blocks
       cfg.slots_per_block = 64;
       cfg.num_blocks = 4;
     }
@@ -339,7 +353,7 @@ TEST_CASE("align gpu: default configs of the model shapes fit and choose one lau
         CAPTURE(M);
         CAPTURE(E);
         CHECK(cfg.invalid_reason(s, lim).empty());
-        if (M <= 256 && E <= 256) CHECK(cfg.path == AlignPath::SingleBlock);
+        if (M <= 256 && E <= 256) CHECK(cfg.path != AlignPath::MultiBlock);  // one launch
       }
     }
   }
