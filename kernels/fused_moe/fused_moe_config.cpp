@@ -143,29 +143,34 @@ LayerConfig config_for_shape(const Problem& p, const DeviceLimits& dev, int shap
 LayerConfig choose_config(const Problem& p, const DeviceLimits& dev) {
   p.validate();
   const double rows = expected_rows_per_expert(p);
-  // Wanted block_m: the smallest compiled block that holds the expected rows of an
-  // expert (decode: 16-row blocks stream the weights), 128 beyond ~192 rows.
-  const int want = rows <= 16 ? 16 : rows <= 40 ? 32 : rows <= 192 ? 64 : 128;
   auto usable = [&](const TileShape& t) {
     return tile_smem_bytes(t) <= dev.max_smem_per_block && (!t.wgmma || dev.wgmma);
   };
-  int best = -1;
-  for (int i = 0; i < kNumTileShapes; ++i) {
-    const TileShape& t = kTileShapes[i];
-    if (!usable(t) || t.block_m != want) continue;
-    if (best < 0) {
-      best = i;
-      continue;
+  auto find = [&](int bm, int bn, bool wgmma) {
+    for (int i = 0; i < kNumTileShapes; ++i) {
+      const TileShape& t = kTileShapes[i];
+      if (t.block_m == bm && t.block_n == bn && t.wgmma == wgmma && usable(t)) return i;
     }
-    // Prefer the warpgroup MMA, then the wider N tile (more reuse of A).
-    const TileShape& b = kTileShapes[best];
-    if ((t.wgmma && !b.wgmma) || (t.wgmma == b.wgmma && t.block_n > b.block_n)) best = i;
+    return -1;
+  };
+  // From the H100 sweep of every compiled shape at 18 model points (docs/notes/fused_moe.md):
+  //   <= 12 rows per expert: 16-row blocks (weight streaming); <= 24: 32-row blocks;
+  //   <= 48: 64x128 mma.sync; beyond: 128x256 wgmma (best at every such point), or
+  //   without wgmma 64x128 up to 96 rows, then 128x128.
+  int best = -1;
+  if (rows <= 12) best = find(16, 64, false);
+  else if (rows <= 24) best = find(32, 64, false);
+  else if (rows <= 48) best = find(64, 128, false);
+  else {
+    best = find(128, 256, true);
+    if (best < 0) best = rows <= 96 ? find(64, 128, false) : find(128, 128, false);
   }
   if (best < 0) {
-    // Fall back to the largest usable block_m below the wanted one.
+    // Another backend's table: the largest usable block_m not above the rows.
     for (int i = 0; i < kNumTileShapes; ++i)
-      if (usable(kTileShapes[i]) && kTileShapes[i].block_m <= want &&
-          (best < 0 || kTileShapes[i].block_m > kTileShapes[best].block_m))
+      if (usable(kTileShapes[i]) &&
+          (best < 0 || (kTileShapes[i].block_m <= std::max(16.0, rows) &&
+                        kTileShapes[i].block_m > kTileShapes[best].block_m)))
         best = i;
   }
   MOE_REQUIRE(best >= 0, "fused_moe: no compiled tile shape fits the device's shared memory");

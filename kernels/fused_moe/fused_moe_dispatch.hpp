@@ -5,10 +5,15 @@
 
 #include "kernels/fused_moe/fused_moe_params.hpp"
 #include "kernels/fused_moe/fused_moe_types.hpp"
+#include "moe/gpu.hpp"
 #include "moe/gpu_runtime.hpp"
 
 #if MOE_HAVE_GPU
 namespace moe::fused_moe::detail {
+
+// Programmatic dependent launch between the layer's kernels: on for CUDA
+// compute capability >= 9.0 unless MOE_FUSED_MOE_PDL=0 in the environment.
+bool pdl_enabled();
 
 struct KernelEntry {
   void (*launch)(const GemmParams& p, int grid, hipStream_t s) = nullptr;
@@ -21,6 +26,35 @@ struct KernelEntry {
 const KernelEntry& stage1_kernel(DType dtype, int shape);
 const KernelEntry& stage2_kernel(DType dtype, int shape);
 void launch_reduce_kernel(const ReduceParams& p, DType dtype, int grid, int threads, hipStream_t s);
+#if defined(__CUDACC__) || defined(__HIPCC__)
+// Launches `kernel(p)`. On CUDA with programmatic dependent launch allowed
+// (pdl_enabled()), with the programmatic-stream-serialization attribute: the
+// kernel may start while the previous kernel in the stream finishes and waits
+// for it with griddepcontrol.wait (its first statement that reads upstream
+// data). Elsewhere an ordinary launch.
+template <class P>
+void launch_maybe_pdl(void (*kernel)(const P), int grid, int threads, int smem, hipStream_t s, const P& p) {
+#if defined(MOE_HIP_COMPAT_CUDA)
+  if (pdl_enabled()) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(static_cast<unsigned>(grid));
+    cfg.blockDim = dim3(static_cast<unsigned>(threads));
+    cfg.dynamicSmemBytes = static_cast<size_t>(smem);
+    cfg.stream = s;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    MOE_GPU_CHECK(cudaLaunchKernelEx(&cfg, kernel, p));
+    return;
+  }
+#endif
+  hipLaunchKernelGGL(kernel, dim3(static_cast<unsigned>(grid)), dim3(threads), static_cast<unsigned>(smem), s, p);
+  MOE_GPU_CHECK(hipGetLastError());
+}
+#endif
+
 // Whether the wgmma main loop was compiled for the device (sm_90a build); probed
 // once with a one-thread kernel.
 bool wgmma_compiled();

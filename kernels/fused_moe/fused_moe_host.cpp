@@ -19,6 +19,21 @@ namespace {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
+// Tile order: big tiles group the blocks of one expert (each expert's weights
+// then stream from DRAM about once) in windows whose A rows (block_m x K x 2 B
+// each) fit ~36 MB of the L2; decode tiles keep fixed groups of 8.
+void set_grouping(GemmParams& g, const TileShape& ts) {
+  if (ts.block_m >= 64) {
+    const int64_t per_block = int64_t{ts.block_m} * g.k * 2;
+    const int64_t fit = (int64_t{36} << 20) / std::max<int64_t>(1, per_block);
+    g.group_mode = 1;
+    g.group_m = static_cast<int32_t>(std::clamp<int64_t>(fit, 1, kMaxGroupM));
+  } else {
+    g.group_mode = 0;
+    g.group_m = 8;
+  }
+}
+
 void validate_common(const Problem& p, const Tensors& t, const AlignedRouting& r, const TileConfig& cfg, int stage) {
   p.validate();
   if (auto why = cfg.why_invalid(stage); !why.empty())
@@ -142,6 +157,7 @@ void launch_stage1(const Problem& p, const Tensors& t, const AlignedRouting& r, 
   MOE_REQUIRE(k_tiles < (int64_t{1} << 31), "fused_moe stage 1: model_dim too large");
   g.k_tiles_per_split = static_cast<int32_t>(k_tiles);
   g.persistent = cfg.persistent ? 1 : 0;
+  detail::set_grouping(g, ts);
   const auto grid = detail::size_grid(p, r, cfg, g.n_tiles, 1, k);
   g.max_m_blocks = grid.max_m_blocks;
   if (grid.max_m_blocks == 0) return;
@@ -182,6 +198,7 @@ void launch_stage2(const Problem& p, const Tensors& t, const AlignedRouting& r, 
   g.split_k = cfg.split_k;
   g.k_tiles_per_split = static_cast<int32_t>((k_tiles + cfg.split_k - 1) / cfg.split_k);
   g.persistent = cfg.persistent ? 1 : 0;
+  detail::set_grouping(g, ts);
   const auto grid = detail::size_grid(p, r, cfg, g.n_tiles, g.split_k, k);
   g.max_m_blocks = grid.max_m_blocks;
   if (grid.max_m_blocks == 0) {

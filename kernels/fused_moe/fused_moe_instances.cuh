@@ -31,9 +31,7 @@ struct Instance {
   }
   static void launch(const GemmParams& p, int grid, hipStream_t s) {
     prepare();
-    Kernel k = kernel();
-    hipLaunchKernelGGL(k, dim3(static_cast<unsigned>(grid)), dim3(kThreads), kSmem, s, p);
-    MOE_GPU_CHECK(hipGetLastError());
+    launch_maybe_pdl(kernel(), grid, kThreads, kSmem, s, p);
   }
   static int resident() {
     prepare();

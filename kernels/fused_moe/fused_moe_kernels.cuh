@@ -24,6 +24,7 @@ namespace moe::fused_moe::dev {
 
 using detail::GemmParams;
 using detail::ReduceParams;
+using detail::kMaxGroupM;
 
 template <class Elem, int BM, int BN, int BK, int WM, int WN, int STAGES, int STAGE, bool WGMMA>
 struct GemmTile {
@@ -46,9 +47,8 @@ struct GemmTile {
   static_assert(STAGES >= 2, "at least two pipeline stages");
   // wgmma: warp w covers rows 16w.. (warpgroup w/4 issues m64nBNk16 on rows 64(w/4)..),
   // 128-byte rows (BK = 64) so the tiles are the hardware's 128B-swizzled layout.
-  static_assert(!WGMMA || (BK == 64 && WN == 1 && WM * 16 == BM && BM % 64 == 0 && (BN == 128 || BN == 256) &&
-                           STAGES >= 3),
-                "wgmma tiles: block_k 64, one warp column, 16 rows per warp, block_n 128 or 256, >= 3 stages");
+  static_assert(!WGMMA || (BK == 64 && WM % 4 == 0 && WM * 16 == BM && (WTN == 128 || WTN == 256) && STAGES >= 3),
+                "wgmma tiles: block_k 64, warpgroups of 4 warps x 16 rows along M, 128 or 256 columns each, >= 3 stages");
 };
 
 template <class Elem, int BM, int BN, int BK, int WM, int WN, int STAGES, int STAGE, bool WGMMA>
@@ -69,16 +69,24 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize)
   uint16_t* const sB = sA + STAGES * BM * BK;
   __shared__ int32_t s_row[BM];  // slot id of each tile row, -1 for padding
   __shared__ float s_w[BM];      // routed weight of each tile row (scale modes only)
+  __shared__ int32_t s_win[kMaxGroupM];  // expert ids of the current group window (group_mode 1)
 
   const int tid = static_cast<int>(threadIdx.x);
   const int lane = tid % kWarpSize;
   const int warp = tid / kWarpSize;
-  const int wm = warp / WN;
-  const int wn = warp % WN;
+  // Warp grid: the MMA-atom path puts neighbouring warps along N; the wgmma path
+  // needs the 4 warps of a warpgroup along M (one m64 slab), warpgroups along N next.
+  const int wm = WGMMA ? warp % WM : warp / WN;
+  const int wn = WGMMA ? warp / WM : warp % WN;
   const int kc = tid % KCH;            // this thread's 16-byte chunk of every row it loads
   const int row_step = kThreads / KCH;  // rows between this thread's successive chunks
   const int row0 = tid / KCH;
 
+  // Programmatic dependent launch (CUDA, sm_90): let the next kernel's blocks be
+  // scheduled once all of ours run, and wait for the previous kernel's results
+  // before the first read of anything it wrote (no-ops without the launch attribute).
+  pdl_launch_dependents();
+  pdl_wait();
   const int64_t num_post = *p.num_post;
   const int64_t post_blocks = num_post > 0 ? num_post / BM : 0;
   const int valid_m = static_cast<int>(post_blocks < p.max_m_blocks ? post_blocks : p.max_m_blocks);
@@ -89,18 +97,41 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize)
   const int64_t k_tiles = (K + BK - 1) / BK;
 
   for (int64_t tile = blockIdx.x; tile < total; tile += gridDim.x) {
-    // ---- tile -> (split, m-block, n-tile); grouped order: within a group of
-    // group_m m-blocks the m-block varies fastest, so the blocks of one expert
-    // (adjacent m-blocks) share each weight tile in L2 and A stays in L2 across n.
+    // ---- tile -> (split, m-block, n-tile). Grouped order: within a group of
+    // m-blocks the m-block varies fastest, so the blocks of a group share each
+    // weight tile in L2 and their A rows stay in L2 across the n sweep.
+    // group_mode 0: fixed groups of group_m blocks.
+    // group_mode 1: groups are the runs of blocks of one expert, cut at windows
+    //   of group_m blocks, so each expert's weights stream from DRAM about once
+    //   (for big tiles, where an expert spans several blocks).
     const int split = static_cast<int>(tile / tiles_per_split);
     const int64_t rest = tile % tiles_per_split;
-    const int64_t group_span = static_cast<int64_t>(p.group_m) * p.n_tiles;
-    const int first_m = static_cast<int>(rest / group_span) * p.group_m;
-    const int gsize = (num_m - first_m) < p.group_m ? (num_m - first_m) : p.group_m;
-    const int in_g = static_cast<int>(rest % group_span);
-    const int m_blk = first_m + in_g % gsize;
-    const int n_tile = in_g / gsize;
-    if (m_blk >= valid_m) continue;  // uniform across the block
+    int m_blk, n_tile;
+    if (p.group_mode == 0) {
+      const int64_t group_span = static_cast<int64_t>(p.group_m) * p.n_tiles;
+      const int first_m = static_cast<int>(rest / group_span) * p.group_m;
+      const int gsize = (num_m - first_m) < p.group_m ? (num_m - first_m) : p.group_m;
+      const int in_g = static_cast<int>(rest % group_span);
+      m_blk = first_m + in_g % gsize;
+      n_tile = in_g / gsize;
+      if (m_blk >= valid_m) continue;  // uniform across the block
+    } else {
+      // Tiles of blocks [g0, g1) are exactly [g0 * n_tiles, g1 * n_tiles).
+      const int q = static_cast<int>(rest / p.n_tiles);
+      if (q >= valid_m) continue;
+      const int w0 = (q / p.group_m) * p.group_m;
+      const int wn_end = (w0 + p.group_m) < valid_m ? (w0 + p.group_m) : valid_m;
+      __syncthreads();  // previous tile's readers of s_win are done
+      for (int t = tid; t < wn_end - w0; t += kThreads) s_win[t] = p.expert_ids[w0 + t];
+      __syncthreads();
+      const int eq = s_win[q - w0];
+      int g0 = q, g1 = q + 1;
+      while (g0 > w0 && s_win[g0 - 1 - w0] == eq) --g0;
+      while (g1 < wn_end && s_win[g1 - w0] == eq) ++g1;
+      const int local = static_cast<int>(rest - static_cast<int64_t>(g0) * p.n_tiles);
+      m_blk = g0 + local % (g1 - g0);
+      n_tile = local / (g1 - g0);
+    }
 
     const int expert = p.expert_ids[m_blk];
     const bool expert_ok = expert >= 0 && expert < p.experts;
@@ -266,7 +297,7 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize)
       // ---- wgmma main loop: STAGES-2 slices of loads in flight plus one batch of
       // wgmma (wait_group 1), so slot (it-2)%STAGES is free at iteration it: every
       // thread passed wait_group 1 of iteration it-1 before the barrier.
-      const int wg = warp / 4;
+      const int wg_m = wm / 4;  // this warpgroup's m64 slab; its columns start at wn * WTN
 #pragma unroll
       for (int s = 0; s < STAGES - 2; ++s) {
         if (s < nk) load_stage(s, kt_begin + s);
@@ -279,12 +310,12 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize)
         const int pre = it + STAGES - 2;
         if (pre < nk) load_stage(pre % STAGES, kt_begin + pre);
         cp_async_commit();
-        const uint32_t a_addr = smem_u32(sA + (it % STAGES) * BM * BK + wg * 64 * BK);
-        const uint32_t b_addr = smem_u32(sB + (it % STAGES) * BN * BK);
+        const uint32_t a_addr = smem_u32(sA + (it % STAGES) * BM * BK + wg_m * 64 * BK);
+        const uint32_t b_addr = smem_u32(sB + (it % STAGES) * BN * BK + wn * G::WTN * BK);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BK / 16; ++kk)
-          wgmma_m64k16<BN, Elem>(&acc[0][0][0], wgmma_desc(a_addr + kk * 32), wgmma_desc(b_addr + kk * 32));
+          wgmma_m64k16<G::WTN, Elem>(&acc[0][0][0], wgmma_desc(a_addr + kk * 32), wgmma_desc(b_addr + kk * 32));
         wgmma_commit();
         wgmma_wait<1>();
       }
@@ -367,6 +398,8 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize)
 // summed in fixed (s, j) order: bitwise reproducible run to run.
 template <class Elem>
 __global__ void fused_moe_reduce_kernel(const ReduceParams p) {
+  pdl_launch_dependents();
+  pdl_wait();
   const int64_t cols = p.vec4 ? p.n / 4 : p.n;
   const int64_t total = p.tokens * cols;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;

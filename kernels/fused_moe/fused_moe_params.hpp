@@ -5,6 +5,8 @@
 
 namespace moe::fused_moe::detail {
 
+inline constexpr int kMaxGroupM = 64;
+
 // One grouped GEMM stage over the aligned blocks:
 //   C[row id, n] = sum_k A[arow(id), k] * W[expert, wrow(n), k]
 // stage 1: A = hidden (arow = id / top_k), W = w1, gate and up rows of the same
@@ -34,7 +36,8 @@ struct GemmParams {
   int32_t k_tiles_per_split = 0;
   int32_t max_m_blocks = 0;             // grid bound; num_post/block_m is clamped to it
   int32_t persistent = 0;
-  int32_t group_m = 8;                  // m-blocks per tile-order group (L2 reuse)
+  int32_t group_m = 8;                  // m-blocks per tile-order group (L2 reuse), <= kMaxGroupM
+  int32_t group_mode = 0;               // 0 fixed groups; 1 runs of one expert cut at group_m windows
 };
 
 struct ReduceParams {

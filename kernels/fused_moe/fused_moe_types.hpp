@@ -114,16 +114,16 @@ inline constexpr TileShape kTileShapes[] = {
 };
 #else
 // sm_90: mma.sync m16n8k16 atoms with a cp.async pipeline (any sm_80+ build), and
-// wgmma shapes (one warpgroup per 64 rows, 128-byte swizzled K-major tiles) that
-// exist only in -Dnvcc_arch=sm_90a builds (DeviceLimits::wgmma says so at run time).
+// wgmma shapes (warpgroups of 4 warps x 16 rows = m64 slabs; warps_n warpgroup
+// columns; 128-byte swizzled K-major tiles) that exist only in -Dnvcc_arch=sm_90a
+// builds (DeviceLimits::wgmma says so at run time).
 inline constexpr TileShape kTileShapes[] = {
     {16, 64, 128, 1, 4, 4, false},    // decode: weight streaming, 80 KiB, 2 blocks/SM
     {32, 64, 128, 1, 4, 4, false},    // 96 KiB
     {64, 128, 64, 2, 2, 4, false},    // 96 KiB
     {128, 128, 64, 2, 4, 4, false},   // 128 KiB
-    {64, 256, 64, 4, 1, 4, true},     // wgmma m64n256, 1 warpgroup, 161 KiB
-    {128, 256, 64, 8, 1, 4, true},    // wgmma m64n256, 2 warpgroups, 193 KiB
-    {128, 128, 64, 8, 1, 4, true},    // wgmma m64n128, 2 warpgroups, 129 KiB
+    {64, 256, 64, 4, 2, 4, true},     // wgmma: 2 warpgroups side by side, m64n128 each, 161 KiB
+    {128, 256, 64, 8, 1, 4, true},    // wgmma: 2 warpgroups stacked, m64n256 each, 193 KiB
 };
 #endif
 inline constexpr int kNumTileShapes = static_cast<int>(sizeof(kTileShapes) / sizeof(kTileShapes[0]));

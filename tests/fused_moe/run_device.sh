@@ -4,7 +4,7 @@
 # the torch anchor side by side, writing logs/JSON under $OUT.
 #
 #   bash scripts/gpu_host.sh exec bash tests/fused_moe/run_device.sh [steps]
-#   steps: comma list of build,cpu,gpu,sanitize,bench,sweep,torch,report,big (default: all but sweep)
+#   steps: comma list of build,cpu,gpu,sanitize,bench,sweep,nopdl,torch,report,big (default: all but sweep, nopdl)
 # Env: FMOE_BENCH_FILTER (regex for bench_fused_moe), FMOE_TORCH_ARGS.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -63,6 +63,12 @@ if has bench || has sweep; then
   timeout 300 "$build/bench/bench_fused_moe" --benchmark_filter="$filt" --benchmark_out="$out/bench_fused_moe.json" \
     --benchmark_out_format=json > "$out/bench.log" 2>&1; echo "bench rc=$?"
   grep -E "layer" "$out/bench.log" | awk '{print $1, $2}' | head -20
+fi
+
+if has nopdl; then
+  stamp "bench without programmatic dependent launch"
+  MOE_FUSED_MOE_PDL=0 timeout 120 "$build/bench/bench_fused_moe" --benchmark_filter='BM_fused_moe_layer/' \
+    --benchmark_out="$out/bench_nopdl.json" --benchmark_out_format=json > "$out/bench_nopdl.log" 2>&1; echo "nopdl rc=$?"
 fi
 
 if has torch; then
