@@ -80,7 +80,10 @@ constexpr int64_t kTableReadCap = 4 << 20;     // MultiBlock: E * blocks^2 (tabl
 constexpr int64_t kMinSlotsPerBlock = 256;     // MultiBlock: n/32 slots per block, within [256, 1024]
 constexpr int64_t kMaxSlotsPerBlock = 1024;
 constexpr int kCountThreads = 256;
-constexpr int64_t kFusedMaxSlots = 32768;      // Auto: Fused (one launch, several blocks) up to this many slots
+constexpr int64_t kSingleManyExpertsMaxSlots = 2048;  // Auto: one block below this many slots when E >= kManyExperts
+constexpr int64_t kManyExperts = 64;
+constexpr int64_t kFusedMaxSlots = 8192;       // Auto: Fused (one launch, several blocks) up to this many slots...
+constexpr int64_t kFusedMinExperts = 256;      // ...with at least this many experts
 constexpr int64_t kFusedFillInts = 4096;       // Fused: one block per this many output elements at least
 constexpr int kRankThreadsMulti = kAlignMultiRankThreadsMax;
 
@@ -220,10 +223,18 @@ AlignLaunchConfig AlignLaunchConfig::choose(const AlignShape& s, const AlignDevi
     fused.slots_per_block = ceil_div(ceil_div(n, blocks), ws) * ws;
     fused.num_blocks = static_cast<int>(ceil_div(n, fused.slots_per_block));
   }
-  if (path == AlignPath::Auto)
-    path = (n <= kFusedMaxSlots && fused_warps >= 1) ? AlignPath::Fused
-           : (n <= kSingleMaxSlots && cap <= kSingleMaxCapacity && single_warps >= 1) ? AlignPath::SingleBlock
-                                                                                      : AlignPath::MultiBlock;
+  // Auto, from the H100 per-path rows at 82701ba (BM_align_path in
+  // reports/moe_align/align.json): one block below 2048 slots (and up to 4096
+  // with few experts), MultiBlock from 2048 slots with E >= 64 (M=256, top_k=8:
+  // 6.88 vs 8.13 us single block at E=256), Fused in (4096, 8192] slots with
+  // E >= 256 (M=1024: 9.09 vs 11.00 us MultiBlock); its per-block histogram of
+  // all slots makes it lose above (M=4096: 21.4 vs 13.0 us).
+  if (path == AlignPath::Auto) {
+    const bool single_ok = cap <= kSingleMaxCapacity && single_warps >= 1 &&
+                           (n < kSingleManyExpertsMaxSlots || (n <= kSingleMaxSlots && E < kManyExperts));
+    const bool fused_ok = fused_warps >= 1 && n > kSingleMaxSlots && n <= kFusedMaxSlots && E >= kFusedMinExperts;
+    path = single_ok ? AlignPath::SingleBlock : fused_ok ? AlignPath::Fused : AlignPath::MultiBlock;
+  }
   if (path == AlignPath::SingleBlock) return single;
   if (path == AlignPath::Fused) return fused;
 

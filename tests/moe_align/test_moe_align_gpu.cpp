@@ -353,7 +353,8 @@ TEST_CASE("align gpu: default configs of the model shapes fit and choose one lau
         CAPTURE(M);
         CAPTURE(E);
         CHECK(cfg.invalid_reason(s, lim).empty());
-        if (M <= 256 && E <= 256) CHECK(cfg.path != AlignPath::MultiBlock);  // one launch
+        if (M <= 64 && E <= 256) CHECK(cfg.path == AlignPath::SingleBlock);  // one launch
+        if (M == 1024 && E == 256 && k == 8) CHECK(cfg.path == AlignPath::Fused);  // one launch
       }
     }
   }
