@@ -30,6 +30,7 @@ const char* path_name(align::AlignPath p) {
     case align::AlignPath::Auto: return "auto";
     case align::AlignPath::SingleBlock: return "single_block";
     case align::AlignPath::MultiBlock: return "multi_block";
+    case align::AlignPath::Fused: return "fused";
   }
   return "?";
 }
