@@ -111,32 +111,53 @@ int blocks_resident(const TileShape& t, const DeviceLimits& dev) {
 
 }  // namespace
 
-LayerConfig config_for_shape(const Problem& p, const DeviceLimits& dev, int shape_index) {
-  MOE_REQUIRE(shape_index >= 0 && shape_index < kNumTileShapes,
-              fmt::format("tile shape index {} out of range [0, {})", shape_index, kNumTileShapes));
-  const TileShape& t = kTileShapes[shape_index];
-  LayerConfig cfg;
-  cfg.stage1 = from_shape(t);
-  cfg.stage2 = from_shape(t);
+namespace {
 
-  // Expected non-empty blocks: each routed expert holds ~rows slots.
+// Tiles of one stage for a shape, from the expected non-empty blocks.
+double est_tiles(const Problem& p, const TileShape& t, int stage) {
+  const double rows = expected_rows_per_expert(p);
+  const double nonempty = std::min<double>(static_cast<double>(p.experts), static_cast<double>(p.slots()));
+  const double blocks = nonempty * std::ceil(rows / t.block_m);
+  const double n = stage == 1 ? static_cast<double>(p.inter_dim) / (t.block_n / 2) : static_cast<double>(p.model_dim) / t.block_n;
+  return blocks * std::ceil(n);
+}
+
+// Wave-quantisation cost of running `tiles` equal tiles on `slots` resident
+// blocks: ceil(w)/w for w = tiles/slots waves (1 = no idle slots in the last wave).
+double wave_cost(double tiles, double slots) {
+  const double w = std::max(1e-9, tiles / slots);
+  return std::ceil(w) / w;
+}
+
+TileConfig stage_config(const Problem& p, const DeviceLimits& dev, int shape_index, int stage) {
+  const TileShape& t = kTileShapes[shape_index];
+  TileConfig c = from_shape(t);
   const double rows = expected_rows_per_expert(p);
   const double nonempty = std::min<double>(static_cast<double>(p.experts), static_cast<double>(p.slots()));
   const double est_blocks = nonempty * std::ceil(rows / t.block_m);
   const int64_t bound_blocks = max_aligned_blocks(p.slots(), p.experts, t.block_m);
   const double slots_on_device = static_cast<double>(dev.sm_count) * blocks_resident(t, dev);
-
   // Persistent when the worst-case grid would be mostly empty blocks.
-  const bool persistent = static_cast<double>(bound_blocks) > 2.0 * est_blocks;
-  cfg.stage1.persistent = persistent;
-  cfg.stage2.persistent = persistent;
+  c.persistent = static_cast<double>(bound_blocks) > 2.0 * est_blocks;
+  if (stage == 2) {
+    // Split-K: aim for >= 2 waves of tiles, keep >= 4 k-tiles per split.
+    const double tiles2 = est_tiles(p, t, 2);
+    const int64_t k_tiles = (p.inter_dim + t.block_k - 1) / t.block_k;
+    int split = 1;
+    while (split < 8 && tiles2 * split < 2.0 * slots_on_device && k_tiles / (2 * split) >= 4) split *= 2;
+    c.split_k = split;
+  }
+  return c;
+}
 
-  // Stage 2 split-K: aim for >= 2 waves of tiles, keep >= 4 k-tiles per split.
-  const double tiles2 = est_blocks * std::ceil(static_cast<double>(p.model_dim) / t.block_n);
-  const int64_t k_tiles = (p.inter_dim + t.block_k - 1) / t.block_k;
-  int split = 1;
-  while (split < 8 && tiles2 * split < 2.0 * slots_on_device && k_tiles / (2 * split) >= 4) split *= 2;
-  cfg.stage2.split_k = split;
+}  // namespace
+
+LayerConfig config_for_shape(const Problem& p, const DeviceLimits& dev, int shape_index) {
+  MOE_REQUIRE(shape_index >= 0 && shape_index < kNumTileShapes,
+              fmt::format("tile shape index {} out of range [0, {})", shape_index, kNumTileShapes));
+  LayerConfig cfg;
+  cfg.stage1 = stage_config(p, dev, shape_index, 1);
+  cfg.stage2 = stage_config(p, dev, shape_index, 2);
   return cfg;
 }
 
@@ -153,17 +174,19 @@ LayerConfig choose_config(const Problem& p, const DeviceLimits& dev) {
     }
     return -1;
   };
-  // From the H100 sweep of every compiled shape at 18 model points (docs/notes/fused_moe.md):
-  //   <= 12 rows per expert: 16-row blocks (weight streaming); <= 24: 32-row blocks;
-  //   <= 48: 64x128 mma.sync; beyond: 128x256 wgmma (best at every such point), or
-  //   without wgmma 64x128 up to 96 rows, then 128x128.
+  // From the H100 sweeps of every compiled shape at the 18 model points
+  // (docs/notes/fused_moe.md): <= 12 rows per expert: 16-row blocks (weight
+  // streaming); <= 24: 32-row blocks; <= 96: 64x256 wgmma (2 warpgroups side by
+  // side), else 64x128 mma.sync; beyond: 128x256 wgmma, else 128x128 mma.sync.
   int best = -1;
   if (rows <= 12) best = find(16, 64, false);
   else if (rows <= 24) best = find(32, 64, false);
-  else if (rows <= 48) best = find(64, 128, false);
-  else {
+  else if (rows <= 96) {
+    best = find(64, 256, true);
+    if (best < 0) best = find(64, 128, false);
+  } else {
     best = find(128, 256, true);
-    if (best < 0) best = rows <= 96 ? find(64, 128, false) : find(128, 128, false);
+    if (best < 0) best = find(128, 128, false);
   }
   if (best < 0) {
     // Another backend's table: the largest usable block_m not above the rows.
@@ -174,7 +197,31 @@ LayerConfig choose_config(const Problem& p, const DeviceLimits& dev) {
         best = i;
   }
   MOE_REQUIRE(best >= 0, "fused_moe: no compiled tile shape fits the device's shared memory");
-  return config_for_shape(p, dev, best);
+  LayerConfig cfg = config_for_shape(p, dev, best);
+  // Decode: per stage, among the shapes with the same tile but another pipeline
+  // depth (fewer stages, more resident blocks), take the one whose tiles fill
+  // the device's resident slots best (wave quantisation; the weight streams of a
+  // partial last wave run slower).
+  const TileShape& b = kTileShapes[best];
+  if (b.block_m == 16) {
+    for (int stage = 1; stage <= 2; ++stage) {
+      TileConfig& cur = stage == 1 ? cfg.stage1 : cfg.stage2;
+      double best_cost = wave_cost(est_tiles(p, b, stage) * cur.split_k, dev.sm_count * blocks_resident(b, dev));
+      for (int i = 0; i < kNumTileShapes; ++i) {
+        const TileShape& t = kTileShapes[i];
+        if (i == best || !usable(t) || t.block_m != b.block_m || t.block_n != b.block_n || t.block_k != b.block_k ||
+            t.wgmma != b.wgmma)
+          continue;
+        const TileConfig alt = stage_config(p, dev, i, stage);
+        const double cost = wave_cost(est_tiles(p, t, stage) * alt.split_k, dev.sm_count * blocks_resident(t, dev));
+        if (cost < best_cost - 0.05) {
+          best_cost = cost;
+          cur = alt;
+        }
+      }
+    }
+  }
+  return cfg;
 }
 
 WorkspaceBytes workspace_bytes(const Problem& p, const LayerConfig& cfg) {

@@ -1,6 +1,7 @@
 // Host side of the fused MoE layer: validation, grid sizing and dispatch to the
 // compiled kernels (g++; the kernels live in the .hip TUs).
 #include <algorithm>
+#include <cstdlib>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -19,11 +20,17 @@ namespace {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-// Tile order: big tiles group the blocks of one expert (each expert's weights
-// then stream from DRAM about once) in windows whose A rows (block_m x K x 2 B
-// each) fit ~36 MB of the L2; decode tiles keep fixed groups of 8.
+// Tile order: fixed groups of 8 m-blocks, m fastest (group_mode 0). The kernel
+// also implements groups that follow the runs of one expert's blocks
+// (group_mode 1, windows of A rows fitting ~36 MB of L2); on the H100 that was
+// 1-12 % slower at every large-M point (docs/notes/fused_moe.md, v3), so it is
+// off unless MOE_FUSED_MOE_GROUP_BY_EXPERT=1.
 void set_grouping(GemmParams& g, const TileShape& ts) {
-  if (ts.block_m >= 64) {
+  static const bool by_expert = [] {
+    const char* env = std::getenv("MOE_FUSED_MOE_GROUP_BY_EXPERT");
+    return env && env[0] == '1';
+  }();
+  if (by_expert && ts.block_m >= 64) {
     const int64_t per_block = int64_t{ts.block_m} * g.k * 2;
     const int64_t fit = (int64_t{36} << 20) / std::max<int64_t>(1, per_block);
     g.group_mode = 1;

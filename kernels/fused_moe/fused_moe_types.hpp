@@ -120,6 +120,7 @@ inline constexpr TileShape kTileShapes[] = {
 inline constexpr TileShape kTileShapes[] = {
     {16, 64, 128, 1, 4, 4, false},    // decode: weight streaming, 80 KiB, 2 blocks/SM
     {32, 64, 128, 1, 4, 4, false},    // 96 KiB
+    {16, 64, 128, 1, 4, 3, false},    // decode, 3 stages: 60 KiB, 3 blocks/SM (fewer, fuller waves)
     {64, 128, 64, 2, 2, 4, false},    // 96 KiB
     {128, 128, 64, 2, 4, 4, false},   // 128 KiB
     {64, 256, 64, 4, 2, 4, true},     // wgmma: 2 warpgroups side by side, m64n128 each, 161 KiB

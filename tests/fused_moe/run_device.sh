@@ -4,11 +4,11 @@
 # the torch anchor side by side, writing logs/JSON under $OUT.
 #
 #   bash scripts/gpu_host.sh exec bash tests/fused_moe/run_device.sh [steps]
-#   steps: comma list of build,cpu,gpu,sanitize,bench,sweep,nopdl,torch,report,big (default: all but sweep, nopdl)
+#   steps: comma list of build,cpu,gpu,verify,sanitize,bench,sweep,nopdl,torch,report,big (default: all but sweep, nopdl)
 # Env: FMOE_BENCH_FILTER (regex for bench_fused_moe), FMOE_TORCH_ARGS.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-steps=${1:-build,cpu,gpu,sanitize,bench,torch,report,big}
+steps=${1:-build,cpu,gpu,verify,sanitize,bench,torch,report,big}
 res=${OUT:-out}          # what comes back: at most 8 files
 mkdir -p "$res"
 out=/tmp/fmoe_logs       # every log; tarred into $res/logs.tgz after each step
@@ -32,7 +32,8 @@ if has build; then
     meson setup "$build" -Dgpu=cuda -Dnvcc_arch="${MOE_NVCC_ARCH:-sm_90a}" \
       -Dextra_rpath="$prefix/usr/lib/x86_64-linux-gnu" > "$out/setup.log" 2>&1 || { tail -30 "$out/setup.log"; exit 1; }
   fi
-  ninja -C "$build" tests/test_fused_moe tests/gpu_test_fused_moe bench/bench_fused_moe > "$out/build.log" 2>&1 \
+  ninja -C "$build" tests/test_fused_moe tests/gpu_test_fused_moe bench/bench_fused_moe harness/cli/moe-harness \
+    > "$out/build.log" 2>&1 \
     || { grep -E "error|FAILED" "$out/build.log" | head -40; exit 1; }
   stamp built
 fi
@@ -47,6 +48,12 @@ if has gpu; then
   stamp gpu tests
   timeout 200 "$build/tests/gpu_test_fused_moe" -tc="$gpu_tc" > "$out/test_gpu.log" 2>&1; echo "gpu tests rc=$?"
   grep -E "ERROR|error|test cases|assertions" "$out/test_gpu.log" | head -30
+fi
+
+if has verify; then
+  stamp "verify family (quick)"
+  timeout 150 "$build/harness/cli/moe-harness" verify --kernel fused_moe --quick --json "$out/verify_fused_moe.json" \
+    > "$out/verify.log" 2>&1; echo "verify rc=$?"; tail -2 "$out/verify.log"
 fi
 
 if has sanitize; then
