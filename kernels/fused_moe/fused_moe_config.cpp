@@ -122,13 +122,6 @@ double est_tiles(const Problem& p, const TileShape& t, int stage) {
   return blocks * std::ceil(n);
 }
 
-// Wave-quantisation cost of running `tiles` equal tiles on `slots` resident
-// blocks: ceil(w)/w for w = tiles/slots waves (1 = no idle slots in the last wave).
-double wave_cost(double tiles, double slots) {
-  const double w = std::max(1e-9, tiles / slots);
-  return std::ceil(w) / w;
-}
-
 TileConfig stage_config(const Problem& p, const DeviceLimits& dev, int shape_index, int stage) {
   const TileShape& t = kTileShapes[shape_index];
   TileConfig c = from_shape(t);
@@ -167,21 +160,24 @@ LayerConfig choose_config(const Problem& p, const DeviceLimits& dev) {
   auto usable = [&](const TileShape& t) {
     return tile_smem_bytes(t) <= dev.max_smem_per_block && (!t.wgmma || dev.wgmma);
   };
-  auto find = [&](int bm, int bn, bool wgmma) {
+  auto find = [&](int bm, int bn, bool wgmma, int stages = 0) {
     for (int i = 0; i < kNumTileShapes; ++i) {
       const TileShape& t = kTileShapes[i];
-      if (t.block_m == bm && t.block_n == bn && t.wgmma == wgmma && usable(t)) return i;
+      if (t.block_m == bm && t.block_n == bn && t.wgmma == wgmma && (stages == 0 || t.stages == stages) && usable(t))
+        return i;
     }
     return -1;
   };
   // From the H100 sweeps of every compiled shape at the 18 model points
-  // (docs/notes/fused_moe.md): <= 12 rows per expert: 16-row blocks (weight
-  // streaming); <= 24: 32-row blocks; <= 96: 64x256 wgmma (2 warpgroups side by
-  // side), else 64x128 mma.sync; beyond: 128x256 wgmma, else 128x128 mma.sync.
+  // (docs/notes/fused_moe.md, runs 3-5): <= 24 rows per expert: 16-row blocks with
+  // the 3-stage pipeline (3 blocks per SM; best or within 1.5 % of best at every
+  // decode point); <= 96: 64x256 wgmma (2 warpgroups side by side), else 64x128
+  // mma.sync; beyond: 128x256 wgmma, else 128x128 mma.sync.
   int best = -1;
-  if (rows <= 12) best = find(16, 64, false);
-  else if (rows <= 24) best = find(32, 64, false);
-  else if (rows <= 96) {
+  if (rows <= 24) {
+    best = find(16, 64, false, 3);
+    if (best < 0) best = find(16, 64, false);
+  } else if (rows <= 96) {
     best = find(64, 256, true);
     if (best < 0) best = find(64, 128, false);
   } else {
@@ -197,31 +193,7 @@ LayerConfig choose_config(const Problem& p, const DeviceLimits& dev) {
         best = i;
   }
   MOE_REQUIRE(best >= 0, "fused_moe: no compiled tile shape fits the device's shared memory");
-  LayerConfig cfg = config_for_shape(p, dev, best);
-  // Decode: per stage, among the shapes with the same tile but another pipeline
-  // depth (fewer stages, more resident blocks), take the one whose tiles fill
-  // the device's resident slots best (wave quantisation; the weight streams of a
-  // partial last wave run slower).
-  const TileShape& b = kTileShapes[best];
-  if (b.block_m == 16) {
-    for (int stage = 1; stage <= 2; ++stage) {
-      TileConfig& cur = stage == 1 ? cfg.stage1 : cfg.stage2;
-      double best_cost = wave_cost(est_tiles(p, b, stage) * cur.split_k, dev.sm_count * blocks_resident(b, dev));
-      for (int i = 0; i < kNumTileShapes; ++i) {
-        const TileShape& t = kTileShapes[i];
-        if (i == best || !usable(t) || t.block_m != b.block_m || t.block_n != b.block_n || t.block_k != b.block_k ||
-            t.wgmma != b.wgmma)
-          continue;
-        const TileConfig alt = stage_config(p, dev, i, stage);
-        const double cost = wave_cost(est_tiles(p, t, stage) * alt.split_k, dev.sm_count * blocks_resident(t, dev));
-        if (cost < best_cost - 0.05) {
-          best_cost = cost;
-          cur = alt;
-        }
-      }
-    }
-  }
-  return cfg;
+  return config_for_shape(p, dev, best);
 }
 
 WorkspaceBytes workspace_bytes(const Problem& p, const LayerConfig& cfg) {
