@@ -9,7 +9,7 @@
 #                                            (e.g. exec build-gpu/bench/bench_memory)
 #
 # Env: MOE_PREFIX (default /tmp/moe-prefix), MOE_BUILD (default build-gpu),
-#      MOE_NVCC_ARCH (default sm_90), MOE_LOG_DIR (logs; default $OUT or ./out).
+#      MOE_NVCC_ARCH (default sm_90a: the wgmma tiles of fused_moe need it), MOE_LOG_DIR (logs; default $OUT or ./out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step=${1:-all}
@@ -41,7 +41,7 @@ fi
 
 if [ "$step" = build ] || [ "$step" = all ] || [ ! -f "$build/build.ninja" ]; then
   if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" -Dgpu=cuda -Dnvcc_arch="${MOE_NVCC_ARCH:-sm_90}" -Dextra_rpath="$prefix/usr/lib/x86_64-linux-gnu" 2>&1 | tee "$logs/meson-setup.log"
+    meson setup "$build" -Dgpu=cuda -Dnvcc_arch="${MOE_NVCC_ARCH:-sm_90a}" -Dextra_rpath="$prefix/usr/lib/x86_64-linux-gnu" 2>&1 | tee "$logs/meson-setup.log"
   fi
   ninja -C "$build" 2>&1 | tee "$logs/build.log" | tail -3
 fi
