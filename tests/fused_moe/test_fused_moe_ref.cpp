@@ -354,7 +354,11 @@ TEST_CASE("fused_moe config: validity, chooser and sizes") {
     const LayerConfig cfg = choose_config(p, h100a);
     CAPTURE(cfg.to_string());
     CHECK(cfg.is_valid());
+#if defined(MOE_BACKEND_HIP)
+    CHECK_FALSE(cfg.stage1.wgmma);  // the HIP tile table has no wgmma shapes
+#else
     CHECK(cfg.stage1.wgmma == (tokens >= 1024));
+#endif
     CHECK_FALSE(choose_config(p, h100).stage1.wgmma);
   }
   Problem p;
