@@ -69,9 +69,9 @@ if [ $skip_bench = 0 ]; then
   done
 fi
 
-if [ $skip_torch = 0 ] && [ -f bench/torch_moe_layer.py ]; then
+if [ $skip_torch = 0 ] && [ -f bench/anchors/torch_moe_layer.py ]; then
   step torch anchor
-  PYTHONUNBUFFERED=1 timeout 400 python3 bench/torch_moe_layer.py > "$run_dir/torch_moe_layer.log" 2>&1 || status=1
+  PYTHONUNBUFFERED=1 timeout 400 python3 bench/anchors/torch_moe_layer.py > "$run_dir/torch_moe_layer.log" 2>&1 || status=1
   tail -5 "$run_dir/torch_moe_layer.log"
 fi
 
