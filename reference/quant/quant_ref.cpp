@@ -88,23 +88,31 @@ QuantResult quantize(const quant::QuantProblem& p, std::span<const float> x, std
   return r;
 }
 
+void dequantize_rows(const quant::QuantProblem& p, std::span<const uint8_t> q, std::span<const float> scales,
+                     int64_t b, int64_t row0, int64_t nrows, double* out) {
+  const int64_t R = p.shape.rows, C = p.shape.cols;
+  MOE_REQUIRE(b >= 0 && b < p.shape.batch && row0 >= 0 && nrows >= 0 && row0 + nrows <= R,
+              fmt::format("dequantize '{}': rows [{}, {}) of batch entry {} outside ({}, {})", p.name, row0,
+                          row0 + nrows, b, p.shape.batch, R));
+  const bool int8 = p.spec.qtype == QType::INT8;
+  const Fp8Format f = quant::fp8_format_of(p.spec.qtype);
+  for (int64_t r = row0; r < row0 + nrows; ++r)
+    for (int64_t c = 0; c < C; ++c) {
+      const uint8_t code = q[static_cast<size_t>((b * R + r) * C + c)];
+      const double v = int8 ? static_cast<double>(static_cast<int8_t>(code)) : static_cast<double>(fp8_decode(code, f));
+      *out++ = v * static_cast<double>(scales[static_cast<size_t>(p.scale_index(b, r, c))]);
+    }
+}
+
 std::vector<double> dequantize(const quant::QuantProblem& p, std::span<const uint8_t> q,
                                std::span<const float> scales) {
   p.validate();
   MOE_REQUIRE(static_cast<int64_t>(q.size()) == p.numel() && static_cast<int64_t>(scales.size()) == p.num_scales(),
               fmt::format("dequantize '{}': {} codes and {} scales for {} elements and {} scales", p.name, q.size(),
                           scales.size(), p.numel(), p.num_scales()));
-  const int64_t R = p.shape.rows, C = p.shape.cols;
   std::vector<double> out(q.size());
-  for (int64_t b = 0; b < p.shape.batch; ++b)
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t c = 0; c < C; ++c) {
-        const size_t i = static_cast<size_t>((b * R + r) * C + c);
-        const double s = scales[static_cast<size_t>(p.scale_index(b, r, c))];
-        const double v = p.spec.qtype == QType::INT8 ? static_cast<double>(static_cast<int8_t>(q[i]))
-                                                     : static_cast<double>(fp8_decode(q[i], quant::fp8_format_of(p.spec.qtype)));
-        out[i] = v * s;
-      }
+  const int64_t per_batch = p.shape.rows * p.shape.cols;
+  for (int64_t b = 0; b < p.shape.batch; ++b) dequantize_rows(p, q, scales, b, 0, p.shape.rows, out.data() + b * per_batch);
   return out;
 }
 

@@ -46,6 +46,11 @@ QuantResult quantize(const quant::QuantProblem& p, std::span<const float> x,
 std::vector<double> dequantize(const quant::QuantProblem& p, std::span<const uint8_t> q,
                                std::span<const float> scales);
 
+// decode(q) * scale in double for rows [row0, row0 + nrows) of batch entry b
+// (q and scales: the whole tensor), row-major into out (nrows * cols values).
+void dequantize_rows(const quant::QuantProblem& p, std::span<const uint8_t> q, std::span<const float> scales,
+                     int64_t b, int64_t row0, int64_t nrows, double* out);
+
 // The error model above for one element quantized with scale s.
 double quant_error_bound(quant::QType t, double x, double s);
 

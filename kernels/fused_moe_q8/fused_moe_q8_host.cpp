@@ -1,0 +1,262 @@
+// Host side of the quantized fused MoE layer: validation, scale strides, grid
+// sizing, the quantizer calls and the layer sequence (g++; kernels in .hip TUs).
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "kernels/fused_moe_q8/fused_moe_q8.hpp"
+#include "kernels/fused_moe_q8/q8_dispatch.hpp"
+#include "moe/error.hpp"
+#include "moe/gpu.hpp"
+
+namespace moe::fused_moe_q8 {
+
+Q8WorkspaceSizes workspace_sizes(const Q8Problem& p, const Q8LayerConfig& cfg) {
+  Q8WorkspaceSizes w;
+  w.a1 = p.base.tokens * p.base.model_dim;
+  w.a1_scale = p.a1_quant().num_scales();
+  w.intermediate = p.base.slots() * p.base.inter_dim;
+  w.a2 = w.intermediate;
+  w.a2_scale = p.a2_quant().num_scales();
+  w.partial = int64_t{cfg.stage2.split_k} * p.base.slots() * p.base.model_dim;
+  return w;
+}
+
+#if MOE_HAVE_GPU
+namespace detail {
+
+const Q8KernelEntry& q8_kernel(Variant v, int stage, int shape) {
+  switch (v) {
+    case Variant::Fp8: return stage == 1 ? q8_stage1_fp8(shape) : q8_stage2_fp8(shape);
+    case Variant::Int8: return stage == 1 ? q8_stage1_int8(shape) : q8_stage2_int8(shape);
+    case Variant::Fp8Block: return stage == 1 ? q8_stage1_block(shape) : q8_stage2_block(shape);
+  }
+  throw_input_error("fused_moe_q8: bad variant");
+}
+
+namespace {
+
+bool aligned16(const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15u) == 0; }
+
+// Scale strides of the A operand (activations: rows x K) and the weights (E, rows, K).
+void set_scales(const Q8Problem& p, Q8GemmParams& g, int64_t a_rows, int64_t w_rows, int64_t K) {
+  const int64_t groups = (K + kGroup - 1) / kGroup;
+  (void)a_rows;
+  switch (p.scheme) {
+    case Scheme::Fp8Tensor:
+      g.a_rs = g.a_gs = 0;
+      g.w_es = 1;
+      g.w_rs = g.w_gs = 0;
+      break;
+    case Scheme::Fp8Token:
+    case Scheme::Int8Token:
+      g.a_rs = 1;
+      g.a_gs = 0;
+      g.w_es = w_rows;
+      g.w_rs = 1;
+      g.w_gs = 0;
+      break;
+    case Scheme::Fp8Block:
+      g.a_rs = groups;
+      g.a_gs = 1;
+      g.w_es = ((w_rows + kGroup - 1) / kGroup) * groups;
+      g.w_rshift = 7;
+      g.w_rs = groups;
+      g.w_gs = 1;
+      break;
+  }
+}
+
+void validate(const Q8Problem& p, const Q8Tensors& t, const fused_moe::AlignedRouting& r, const Q8TileConfig& cfg,
+              int stage, const void* a, const float* a_scale) {
+  p.validate();
+  if (auto why = cfg.why_invalid(stage, p.scheme); !why.empty())
+    throw_input_error(fmt::format("fused_moe_q8 stage {}: invalid tile config: {}", stage, why));
+  const Q8DeviceLimits lim = q8_device_limits();
+  MOE_REQUIRE(!cfg.wgmma || lim.wgmma,
+              fmt::format("fused_moe_q8 stage {}: tile {} needs the wgmma kernels of an sm_90a build on a Hopper GPU",
+                          stage, cfg.to_string()));
+  MOE_REQUIRE(is_int8(p.scheme) || lim.fp8_mma,
+              "fused_moe_q8: the fp8 kernels need e4m3 MMA (sm_89+ build and device)");
+  MOE_REQUIRE(q8_tile_smem_bytes(kQ8TileShapes[find_q8_tile_shape(cfg)]) <= lim.max_smem_per_block,
+              fmt::format("fused_moe_q8 stage {}: tile {} needs more shared memory than the device allows", stage,
+                          cfg.to_string()));
+  MOE_REQUIRE(r.sorted_token_ids && r.expert_ids && r.num_tokens_post_padded,
+              "fused_moe_q8: aligned routing arrays must be set");
+  MOE_REQUIRE(r.block_size == cfg.block_m,
+              fmt::format("fused_moe_q8 stage {}: routing block_size {} differs from the tile block_m {}", stage,
+                          r.block_size, cfg.block_m));
+  MOE_REQUIRE(r.capacity >= r.block_size && r.capacity % r.block_size == 0,
+              "fused_moe_q8: sorted_token_ids capacity must be a positive multiple of block_size");
+  MOE_REQUIRE(a && a_scale, fmt::format("fused_moe_q8 stage {}: quantized activations and scales must be set", stage));
+  const void* w = stage == 1 ? static_cast<const void*>(t.w1) : static_cast<const void*>(t.w2);
+  const float* ws = stage == 1 ? t.w1_scale : t.w2_scale;
+  MOE_REQUIRE(w && ws, fmt::format("fused_moe_q8 stage {}: weights and weight scales must be set", stage));
+  MOE_REQUIRE(aligned16(a) && aligned16(w), "fused_moe_q8: code tensors must be 16-byte aligned");
+  const bool need_w = stage == 1 ? p.base.router_weight == fused_moe::RouterWeight::OnInput
+                                 : p.base.router_weight == fused_moe::RouterWeight::OnOutput;
+  MOE_REQUIRE(t.topk_weights || !need_w, "fused_moe_q8: topk_weights must be set");
+}
+
+struct Grid {
+  int grid = 0;
+  int max_m_blocks = 0;
+};
+
+Grid size_grid(const Q8Problem& p, const fused_moe::AlignedRouting& r, const Q8TileConfig& cfg, int64_t n_tiles,
+               int split_k, const Q8KernelEntry& k) {
+  Grid g;
+  const int64_t bound = std::min<int64_t>(fused_moe::max_aligned_blocks(p.base.slots(), p.base.experts, cfg.block_m),
+                                          r.capacity / cfg.block_m);
+  MOE_REQUIRE(bound < (int64_t{1} << 31), "fused_moe_q8: too many aligned blocks");
+  g.max_m_blocks = static_cast<int>(bound);
+  const int64_t total = bound * n_tiles * split_k;
+  if (cfg.persistent) {
+    static std::mutex mu;
+    static std::vector<std::pair<const Q8KernelEntry*, int>> cache;
+    int resident = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto& c : cache)
+        if (c.first == &k) resident = c.second;
+      if (resident == 0) {
+        resident = std::max(1, k.resident_blocks_per_sm());
+        cache.emplace_back(&k, resident);
+      }
+    }
+    g.grid = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(total, int64_t{q8_device_limits().sm_count} * resident)));
+  } else {
+    MOE_REQUIRE(total < (int64_t{1} << 31), "fused_moe_q8: too many tiles for one grid; use a persistent config");
+    g.grid = static_cast<int>(total);
+  }
+  return g;
+}
+
+// Common parameters of both stages.
+Q8GemmParams base_params(const Q8Problem& p, const fused_moe::AlignedRouting& r, const Q8Tensors& t) {
+  Q8GemmParams g;
+  g.topk_weights = t.topk_weights;
+  g.sorted_ids = r.sorted_token_ids;
+  g.expert_ids = r.expert_ids;
+  g.num_post = r.num_tokens_post_padded;
+  g.num_valid = p.base.slots();
+  g.top_k = p.base.top_k;
+  g.experts = p.base.experts;
+  g.act = static_cast<int32_t>(p.base.act);
+  g.out_f16 = p.base.dtype == DType::F16 ? 1 : 0;
+  return g;
+}
+
+}  // namespace
+}  // namespace detail
+
+Q8DeviceLimits q8_device_limits() {
+  static std::mutex mu;
+  static std::vector<std::pair<int, Q8DeviceLimits>> cache;
+  int dev = 0;
+  MOE_GPU_CHECK(hipGetDevice(&dev));
+  std::lock_guard<std::mutex> lock(mu);
+  for (const auto& c : cache)
+    if (c.first == dev) return c.second;
+  const fused_moe::DeviceLimits b = fused_moe::device_limits();
+  Q8DeviceLimits l;
+  l.sm_count = b.sm_count;
+  l.max_smem_per_block = b.max_smem_per_block;
+  l.wgmma = b.wgmma;
+  l.fp8_mma = detail::q8_fp8_compiled();
+#if defined(MOE_HIP_COMPAT_CUDA)
+  int major = 0, minor = 0;
+  MOE_GPU_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  MOE_GPU_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  l.fp8_mma = l.fp8_mma && (major * 10 + minor >= 89);
+#endif
+  cache.emplace_back(dev, l);
+  return l;
+}
+
+void launch_q8_stage1(const Q8Problem& p, const uint8_t* a1, const float* a1_scale, const Q8Tensors& t,
+                      const fused_moe::AlignedRouting& r, void* intermediate, const Q8TileConfig& cfg, hipStream_t s) {
+  detail::validate(p, t, r, cfg, 1, a1, a1_scale);
+  MOE_REQUIRE(intermediate, "fused_moe_q8 stage 1: intermediate must be set");
+  const int shape = find_q8_tile_shape(cfg);
+  const Q8TileShape& ts = kQ8TileShapes[shape];
+  const auto& k = detail::q8_kernel(detail::variant_of(p.scheme), 1, shape);
+  MOE_REQUIRE(k.launch, fmt::format("fused_moe_q8: tile {} is not compiled for {}", cfg.to_string(), scheme_name(p.scheme)));
+  detail::Q8GemmParams g = detail::base_params(p, r, t);
+  g.a = a1;
+  g.w = t.w1;
+  g.out = intermediate;
+  g.a_scale = a1_scale;
+  g.w_scale = t.w1_scale;
+  g.n = p.base.inter_dim;
+  g.k = p.base.model_dim;
+  g.w_rows = 2 * p.base.inter_dim;
+  detail::set_scales(p, g, p.base.tokens, g.w_rows, g.k);
+  g.scale_mode = p.base.router_weight == fused_moe::RouterWeight::OnInput ? 1 : 0;
+  const int64_t n_tiles = (p.base.inter_dim + ts.block_n / 2 - 1) / (ts.block_n / 2);
+  g.n_tiles = static_cast<int32_t>(n_tiles);
+  g.split_k = 1;
+  g.k_tiles_per_split = static_cast<int32_t>((g.k + ts.block_k - 1) / ts.block_k);
+  g.persistent = cfg.persistent ? 1 : 0;
+  const auto grid = detail::size_grid(p, r, cfg, n_tiles, 1, k);
+  g.max_m_blocks = grid.max_m_blocks;
+  if (grid.max_m_blocks == 0) return;
+  k.launch(g, grid.grid, s);
+}
+
+void launch_q8_stage2(const Q8Problem& p, const uint8_t* a2, const float* a2_scale, const Q8Tensors& t,
+                      const fused_moe::AlignedRouting& r, float* partial, const Q8TileConfig& cfg, hipStream_t s) {
+  detail::validate(p, t, r, cfg, 2, a2, a2_scale);
+  MOE_REQUIRE(partial, "fused_moe_q8 stage 2: partial must be set");
+  const int shape = find_q8_tile_shape(cfg);
+  const Q8TileShape& ts = kQ8TileShapes[shape];
+  const auto& k = detail::q8_kernel(detail::variant_of(p.scheme), 2, shape);
+  MOE_REQUIRE(k.launch, fmt::format("fused_moe_q8: tile {} is not compiled for {}", cfg.to_string(), scheme_name(p.scheme)));
+  detail::Q8GemmParams g = detail::base_params(p, r, t);
+  g.a = a2;
+  g.w = t.w2;
+  g.out = partial;
+  g.a_scale = a2_scale;
+  g.w_scale = t.w2_scale;
+  g.n = p.base.model_dim;
+  g.k = p.base.inter_dim;
+  g.w_rows = p.base.model_dim;
+  g.split_stride = p.base.slots() * p.base.model_dim;
+  detail::set_scales(p, g, p.base.slots(), g.w_rows, g.k);
+  g.scale_mode = p.base.router_weight == fused_moe::RouterWeight::OnOutput ? 2 : 0;
+  const int64_t n_tiles = (p.base.model_dim + ts.block_n - 1) / ts.block_n;
+  g.n_tiles = static_cast<int32_t>(n_tiles);
+  const int64_t k_tiles = (g.k + ts.block_k - 1) / ts.block_k;
+  g.split_k = cfg.split_k;
+  g.k_tiles_per_split = static_cast<int32_t>((k_tiles + cfg.split_k - 1) / cfg.split_k);
+  g.persistent = cfg.persistent ? 1 : 0;
+  const auto grid = detail::size_grid(p, r, cfg, n_tiles, g.split_k, k);
+  g.max_m_blocks = grid.max_m_blocks;
+  if (grid.max_m_blocks == 0) {
+    MOE_GPU_CHECK(hipMemsetAsync(partial, 0, static_cast<size_t>(g.split_stride) * cfg.split_k * 4, s));
+    return;
+  }
+  k.launch(g, grid.grid, s);
+}
+
+void fused_moe_q8(const Q8Problem& p, const Q8Tensors& t, const fused_moe::AlignedRouting& r, const Q8Workspace& ws,
+                  quant::Workspace& qws, const Q8LayerConfig& cfg, hipStream_t s, quant::CheckMode mode) {
+  p.validate();
+  if (auto why = cfg.why_invalid(p.scheme); !why.empty()) throw_input_error("fused_moe_q8: invalid layer config: " + why);
+  MOE_REQUIRE(t.hidden && t.out && t.topk_ids, "fused_moe_q8: hidden, out and topk_ids must be set");
+  MOE_REQUIRE(ws.a1 && ws.a1_scale && ws.intermediate && ws.a2 && ws.a2_scale && ws.partial,
+              "fused_moe_q8: every workspace buffer must be set");
+  quant::quantize(p.a1_quant(), t.hidden, ws.a1, ws.a1_scale, qws, s, mode);
+  launch_q8_stage1(p, ws.a1, ws.a1_scale, t, r, ws.intermediate, cfg.stage1, s);
+  quant::quantize(p.a2_quant(), ws.intermediate, ws.a2, ws.a2_scale, qws, s, mode);
+  launch_q8_stage2(p, ws.a2, ws.a2_scale, t, r, ws.partial, cfg.stage2, s);
+  fused_moe::Tensors ft;
+  ft.topk_ids = t.topk_ids;
+  ft.out = t.out;
+  fused_moe::launch_reduce(p.base, ft, ws.partial, cfg.stage2.split_k, s);
+}
+#endif  // MOE_HAVE_GPU
+
+}  // namespace moe::fused_moe_q8

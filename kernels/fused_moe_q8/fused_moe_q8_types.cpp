@@ -1,0 +1,193 @@
+// Host-only parts of the quantized fused MoE family: names, validation, quantizer
+// problems of each scheme, tile-config checks and the heuristic chooser.
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "kernels/fused_moe_q8/fused_moe_q8_types.hpp"
+#include "moe/error.hpp"
+
+namespace moe::fused_moe_q8 {
+
+std::string_view scheme_name(Scheme s) {
+  switch (s) {
+    case Scheme::Fp8Tensor: return "fp8_tensor";
+    case Scheme::Fp8Token: return "fp8_token";
+    case Scheme::Fp8Block: return "fp8_block";
+    case Scheme::Int8Token: return "int8_token";
+  }
+  return "?";
+}
+
+Scheme parse_scheme(std::string_view s) {
+  for (Scheme x : kAllSchemes)
+    if (scheme_name(x) == s) return x;
+  throw_input_error(fmt::format("unknown quantized MoE scheme '{}' (fp8_tensor, fp8_token, fp8_block, int8_token)", s));
+}
+
+void Q8Problem::validate() const {
+  base.validate();
+  MOE_REQUIRE(base.dtype == DType::BF16 || base.dtype == DType::F16,
+              fmt::format("fused_moe_q8: hidden/out dtype must be bf16 or fp16, got {}", dtype_name(base.dtype)));
+  MOE_REQUIRE(base.model_dim % 16 == 0 && base.inter_dim % 16 == 0,
+              fmt::format("fused_moe_q8: model_dim ({}) and inter_dim ({}) must be multiples of 16 (16-byte rows of "
+                          "8-bit codes)",
+                          base.model_dim, base.inter_dim));
+}
+
+namespace {
+quant::QuantProblem act_quant(const Q8Problem& p, int64_t rows, int64_t cols, const char* name) {
+  const DType in = p.base.dtype;
+  switch (p.scheme) {
+    case Scheme::Fp8Tensor: return quant::fp8_per_tensor(rows, cols, in, p.fp8, name);
+    case Scheme::Fp8Token: return quant::fp8_per_token(rows, cols, in, p.fp8, name);
+    case Scheme::Fp8Block:
+      return quant::fp8_per_token_group(rows, cols, in, p.fp8, kGroup, quant::GroupScaleLayout::RowMajor, name);
+    case Scheme::Int8Token: return quant::int8_per_token(rows, cols, in, name);
+  }
+  throw_input_error("fused_moe_q8: bad scheme");
+}
+quant::QuantProblem weight_quant(const Q8Problem& p, int64_t n, int64_t k, DType in, const char* name) {
+  const int64_t E = p.base.experts;
+  switch (p.scheme) {
+    case Scheme::Fp8Tensor: return quant::weight_per_expert(E, n, k, in, p.qtype(), name);
+    case Scheme::Fp8Token:
+    case Scheme::Int8Token: return quant::weight_per_channel(E, n, k, in, p.qtype(), name);
+    case Scheme::Fp8Block: return quant::weight_per_block(E, n, k, in, p.qtype(), kGroup, kGroup, name);
+  }
+  throw_input_error("fused_moe_q8: bad scheme");
+}
+}  // namespace
+
+quant::QuantProblem Q8Problem::a1_quant() const { return act_quant(*this, base.tokens, base.model_dim, "hidden"); }
+quant::QuantProblem Q8Problem::a2_quant() const {
+  return act_quant(*this, base.slots(), base.inter_dim, "intermediate");
+}
+quant::QuantProblem Q8Problem::w1_quant(DType in) const {
+  return weight_quant(*this, 2 * base.inter_dim, base.model_dim, in, "w1");
+}
+quant::QuantProblem Q8Problem::w2_quant(DType in) const {
+  return weight_quant(*this, base.model_dim, base.inter_dim, in, "w2");
+}
+
+std::string Q8Problem::summary() const {
+  return fmt::format("{} M={} model_dim={} inter={} E={} top_k={} {} {}", scheme_name(scheme), base.tokens,
+                     base.model_dim, base.inter_dim, base.experts, base.top_k, dtype_name(base.dtype),
+                     fused_moe::activation_name(base.act));
+}
+
+double Q8Problem::weight_bytes(int64_t hit) const {
+  const double per_expert = 3.0 * static_cast<double>(base.inter_dim) * static_cast<double>(base.model_dim);
+  const double s1 = static_cast<double>(w1_quant().num_scales()) / base.experts;
+  const double s2 = static_cast<double>(w2_quant().num_scales()) / base.experts;
+  return static_cast<double>(hit) * (per_expert + 4.0 * (s1 + s2));
+}
+
+int find_q8_tile_shape(const Q8TileConfig& c) {
+  for (int i = 0; i < kNumQ8TileShapes; ++i) {
+    const Q8TileShape& t = kQ8TileShapes[i];
+    if (t.block_m == c.block_m && t.block_n == c.block_n && t.block_k == c.block_k && t.warps() == c.warps &&
+        t.stages == c.stages && t.wgmma == c.wgmma)
+      return i;
+  }
+  return -1;
+}
+
+Q8TileConfig q8_config_of_shape(int shape) {
+  MOE_REQUIRE(shape >= 0 && shape < kNumQ8TileShapes, "fused_moe_q8: tile shape index out of range");
+  const Q8TileShape& t = kQ8TileShapes[shape];
+  Q8TileConfig c;
+  c.block_m = t.block_m;
+  c.block_n = t.block_n;
+  c.block_k = t.block_k;
+  c.warps = t.warps();
+  c.stages = t.stages;
+  c.wgmma = t.wgmma;
+  return c;
+}
+
+std::string Q8TileConfig::to_string() const {
+  return fmt::format("bm{} bn{} bk{} w{} s{} split{}{}{}", block_m, block_n, block_k, warps, stages, split_k,
+                     persistent ? " persistent" : "", wgmma ? " wgmma" : "");
+}
+
+std::string Q8TileConfig::why_invalid(int stage, Scheme scheme) const {
+  if (stage != 1 && stage != 2) return "stage must be 1 or 2";
+  const int shape = find_q8_tile_shape(*this);
+  if (shape < 0) return fmt::format("tile {} is not one of the compiled shapes", to_string());
+  if (split_k < 1 || split_k > 64) return fmt::format("split_k {} outside [1, 64]", split_k);
+  if (stage == 1 && split_k != 1) return "split_k applies to stage 2 only";
+  const Q8TileShape& t = kQ8TileShapes[shape];
+  if (is_block(scheme) && t.wgmma && t.block_n / t.warps_n > 128)
+    return "the block scheme keeps a second accumulator set: wgmma tiles of at most 128 columns per warpgroup";
+  return {};
+}
+
+std::string Q8LayerConfig::why_invalid(Scheme scheme) const {
+  if (auto w = stage1.why_invalid(1, scheme); !w.empty()) return "stage 1: " + w;
+  if (auto w = stage2.why_invalid(2, scheme); !w.empty()) return "stage 2: " + w;
+  if (stage1.block_m != stage2.block_m) return "stage 1 and stage 2 must share block_m (the align block size)";
+  return {};
+}
+
+std::string Q8LayerConfig::to_string() const { return "s1[" + stage1.to_string() + "] s2[" + stage2.to_string() + "]"; }
+
+namespace {
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+void finish(const Q8Problem& p, const Q8DeviceLimits& dev, Q8LayerConfig& c) {
+  const Q8TileShape& t = kQ8TileShapes[find_q8_tile_shape(c.stage2)];
+  const int64_t blocks = fused_moe::max_aligned_blocks(p.base.slots(), p.base.experts, t.block_m);
+  const int64_t tiles = blocks * ceil_div(p.base.model_dim, t.block_n);
+  const int64_t k_tiles = ceil_div(p.base.inter_dim, t.block_k);
+  int split = 1;
+  while (tiles * split * 2 < 2 * dev.sm_count && split * 2 <= 16 && k_tiles / (split * 2) >= 2) split *= 2;
+  c.stage2.split_k = split;
+  for (Q8TileConfig* s : {&c.stage1, &c.stage2}) {
+    const Q8TileShape& ts = kQ8TileShapes[find_q8_tile_shape(*s)];
+    // the worst-case block count launches mostly empty blocks when few experts are hit
+    const int64_t bound = fused_moe::max_aligned_blocks(p.base.slots(), p.base.experts, ts.block_m);
+    const int64_t expected = ceil_div(p.base.slots(), ts.block_m) + std::min<int64_t>(p.base.experts, p.base.slots());
+    s->persistent = bound > 4 * expected;
+  }
+}
+}  // namespace
+
+Q8LayerConfig q8_config_for_shape(const Q8Problem& p, const Q8DeviceLimits& dev, int shape) {
+  Q8LayerConfig c;
+  c.stage1 = c.stage2 = q8_config_of_shape(shape);
+  finish(p, dev, c);
+  return c;
+}
+
+Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {
+  const double rows = static_cast<double>(p.base.slots()) /
+                      static_cast<double>(std::min<int64_t>(p.base.experts, p.base.slots()));
+  auto pick = [&](int bm, int bn, bool wg, int stages) {
+    for (int i = 0; i < kNumQ8TileShapes; ++i) {
+      const Q8TileShape& t = kQ8TileShapes[i];
+      if (t.block_m == bm && t.block_n == bn && t.wgmma == wg && (stages == 0 || t.stages == stages) &&
+          q8_tile_smem_bytes(t) <= dev.max_smem_per_block && q8_config_of_shape(i).is_valid(1, p.scheme))
+        return i;
+    }
+    return -1;
+  };
+  int shape = -1;
+#if defined(MOE_BACKEND_HIP)
+  if (rows <= 12) shape = pick(16, 64, false, 0);
+  else if (rows <= 24) shape = pick(32, 64, false, 0);
+  else if (rows <= 96) shape = pick(64, 128, false, 0);
+  else shape = pick(128, 128, false, 0);
+#else
+  if (rows <= 24) shape = pick(16, 64, false, 3);
+  else if (rows <= 40) shape = pick(32, 64, false, 0);
+  else if (dev.wgmma && rows <= 96) shape = pick(64, 256, true, 0);
+  else if (dev.wgmma) shape = is_block(p.scheme) ? pick(128, 128, true, 0) : pick(128, 256, true, 0);
+  else shape = pick(64, 128, false, 0);
+#endif
+  if (shape < 0) shape = 0;
+  return q8_config_for_shape(p, dev, shape);
+}
+
+}  // namespace moe::fused_moe_q8

@@ -1,0 +1,265 @@
+// CPU tests of the quantized fused MoE reference, its tolerances and the tile
+// configs: hand-checkable cases, all-zero input, +-448 / +-127 saturation,
+// Inf/NaN errors, the quantization-step bound against the unquantized layer.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/fused_moe_q8/fused_moe_q8_types.hpp"
+#include "moe/check.hpp"
+#include "moe/error.hpp"
+#include "reference/fused_moe/fused_moe_ref.hpp"
+#include "reference/fused_moe_q8/fused_moe_q8_ref.hpp"
+
+using moe::DType;
+using moe::fused_moe_q8::Q8Problem;
+using moe::fused_moe_q8::Scheme;
+
+namespace {
+
+Q8Problem make_problem(Scheme s, int64_t M, int64_t H, int64_t I, int32_t E, int32_t k) {
+  Q8Problem p;
+  p.scheme = s;
+  p.base.tokens = M;
+  p.base.model_dim = H;
+  p.base.inter_dim = I;
+  p.base.experts = E;
+  p.base.top_k = k;
+  p.base.dtype = DType::BF16;
+  return p;
+}
+
+// A host layer: float hidden (bf16-rounded), float weights, their quantized codes, routing.
+struct HostQ8 {
+  Q8Problem p;
+  std::vector<float> hidden, w1, w2, topk_w;
+  std::vector<int32_t> topk_ids;
+  moe::ref::QuantResult q1, q2;
+  moe::ref::Q8RefInputs inputs() const {
+    moe::ref::Q8RefInputs in;
+    in.w1 = moe::ref::q8_weights_from_host(p.w1_quant(), q1.q, q1.scales);
+    in.w2 = moe::ref::q8_weights_from_host(p.w2_quant(), q2.q, q2.scales);
+    in.topk_weights = topk_w;
+    in.topk_ids = topk_ids;
+    return in;
+  }
+};
+
+HostQ8 make_host(const Q8Problem& p, uint64_t seed) {
+  HostQ8 h;
+  h.p = p;
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const auto& b = p.base;
+  h.hidden.resize(static_cast<size_t>(b.tokens * b.model_dim));
+  for (float& v : h.hidden) v = moe::round_to(DType::BF16, nd(rng));
+  h.w1.resize(static_cast<size_t>(b.experts * 2 * b.inter_dim * b.model_dim));
+  for (float& v : h.w1) v = nd(rng) / std::sqrt(static_cast<float>(b.model_dim));
+  h.w2.resize(static_cast<size_t>(b.experts * b.model_dim * b.inter_dim));
+  for (float& v : h.w2) v = nd(rng) / std::sqrt(static_cast<float>(b.inter_dim));
+  std::uniform_int_distribution<int32_t> pick(0, b.experts - 1);
+  for (int64_t t = 0; t < b.tokens; ++t) {
+    std::vector<int32_t> chosen;
+    while (static_cast<int32_t>(chosen.size()) < b.top_k) {
+      const int32_t e = pick(rng);
+      if (std::find(chosen.begin(), chosen.end(), e) == chosen.end()) chosen.push_back(e);
+    }
+    for (int32_t e : chosen) {
+      h.topk_ids.push_back(e);
+      h.topk_w.push_back(1.0f / static_cast<float>(b.top_k));
+    }
+  }
+  h.q1 = moe::ref::quantize(p.w1_quant(), h.w1);
+  h.q2 = moe::ref::quantize(p.w2_quant(), h.w2);
+  return h;
+}
+
+double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+}  // namespace
+
+TEST_CASE("fused_moe_q8 ref: hand-checkable fp8 per-tensor layer") {
+  // hidden all 0.875 -> scale 0.875/448 = 2^-9, codes 448 (0x7E), dequantized exactly 0.875.
+  // w1/w2 codes 0x38 (= 1.0) with scale 1/16: g = u = 16 * 0.875 / 16 = 0.875.
+  // h = silu(0.875) * 0.875 rounded to bf16; a2 per tensor: all equal -> code 448,
+  // deq(h) = 448 * fl32(h/448); out = sum_16 deq(h) / 16 * w (w = 1, k = 1).
+  Q8Problem p = make_problem(Scheme::Fp8Tensor, 1, 16, 16, 1, 1);
+  std::vector<float> hidden(16, 0.875f);
+  std::vector<uint8_t> w1q(2 * 16 * 16, 0x38), w2q(16 * 16, 0x38);
+  std::vector<float> w1s{1.0f / 16}, w2s{1.0f / 16}, tw{1.0f};
+  std::vector<int32_t> ids{0};
+  moe::ref::Q8RefInputs in;
+  in.w1 = moe::ref::q8_weights_from_host(p.w1_quant(), w1q, w1s);
+  in.w2 = moe::ref::q8_weights_from_host(p.w2_quant(), w2q, w2s);
+  in.topk_weights = tw;
+  in.topk_ids = ids;
+  const auto r = moe::ref::q8_ref_layer(p, hidden, in);
+  CHECK(r.a1.scales[0] == std::ldexp(1.0f, -9));
+  CHECK(r.a1.q[0] == 0x7E);
+  const double g = 0.875;
+  const float h = moe::round_to(DType::BF16, static_cast<float>(g / (1 + std::exp(-g)) * g));
+  for (float v : r.stage1.intermediate) CHECK(v == h);
+  CHECK(r.a2.q[0] == 0x7E);
+  const double deq_h = 448.0 * static_cast<double>(h / 448.0f);
+  for (float v : r.stage2.out) CHECK(v == doctest::Approx(deq_h).epsilon(1e-7));
+  CHECK(std::fabs(deq_h - h) <= h * 0x1p-22);
+}
+
+TEST_CASE("fused_moe_q8 ref: hand-checkable int8 per-token layer, +-127 codes") {
+  // token 0: +-2 alternating -> scale 2/127, codes +-127; w codes +1, channel scales 1/16.
+  Q8Problem p = make_problem(Scheme::Int8Token, 1, 16, 16, 1, 1);
+  std::vector<float> hidden(16);
+  for (int c = 0; c < 16; ++c) hidden[c] = (c % 2) ? -2.0f : 2.0f;
+  std::vector<uint8_t> w1q(2 * 16 * 16, 1), w2q(16 * 16, 1);
+  std::vector<float> w1s(32, 1.0f / 16), w2s(16, 1.0f / 16), tw{0.5f};
+  std::vector<int32_t> ids{0};
+  moe::ref::Q8RefInputs in;
+  in.w1 = moe::ref::q8_weights_from_host(p.w1_quant(), w1q, w1s);
+  in.w2 = moe::ref::q8_weights_from_host(p.w2_quant(), w2q, w2s);
+  in.topk_weights = tw;
+  in.topk_ids = ids;
+  const auto r = moe::ref::q8_ref_layer(p, hidden, in);
+  CHECK(static_cast<int8_t>(r.a1.q[0]) == 127);
+  CHECK(static_cast<int8_t>(r.a1.q[1]) == -127);
+  // alternating signs cancel: g = u = 0 -> h = 0 -> a2 scale 0, out 0 (no NaN)
+  for (float v : r.stage1.intermediate) CHECK(v == 0.0f);
+  CHECK(r.a2.scales[0] == 0.0f);
+  for (float v : r.stage2.out) CHECK(v == 0.0f);
+}
+
+TEST_CASE("fused_moe_q8 ref: all-zero hidden gives scale 0 and a zero output, never NaN") {
+  for (Scheme s : moe::fused_moe_q8::kAllSchemes) {
+    CAPTURE(std::string(moe::fused_moe_q8::scheme_name(s)));
+    Q8Problem p = make_problem(s, 3, 144, 80, 4, 2);
+    HostQ8 h = make_host(p, 7);
+    std::fill(h.hidden.begin(), h.hidden.end(), 0.0f);
+    const auto r = moe::ref::q8_ref_layer(p, h.hidden, h.inputs());
+    for (float sc : r.a1.scales) CHECK(sc == 0.0f);
+    for (float v : r.stage2.out) CHECK(v == 0.0f);
+    for (float sc : r.a2.scales) CHECK(sc == 0.0f);
+  }
+}
+
+TEST_CASE("fused_moe_q8 ref: +-448 saturation codes and a finite layer") {
+  Q8Problem p = make_problem(Scheme::Fp8Token, 2, 32, 16, 2, 1);
+  HostQ8 h = make_host(p, 3);
+  h.hidden[5] = 1000.0f;   // row 0 amax -> code 0x7E (+448)
+  h.hidden[40] = -1000.0f; // row 1 amax -> code 0xFE (-448)
+  const auto r = moe::ref::q8_ref_layer(p, h.hidden, h.inputs());
+  CHECK(r.a1.q[5] == 0x7E);
+  CHECK(r.a1.q[40] == 0xFE);
+  CHECK(r.a1.scales[0] == 1000.0f / 448.0f);
+  for (float v : r.stage2.out) CHECK(std::isfinite(v));
+}
+
+TEST_CASE("fused_moe_q8 ref: Inf/NaN hidden raises InputError naming the tensor") {
+  for (Scheme s : moe::fused_moe_q8::kAllSchemes) {
+    Q8Problem p = make_problem(s, 3, 144, 80, 4, 2);
+    HostQ8 h = make_host(p, 11);
+    h.hidden[200] = std::numeric_limits<float>::infinity();
+    CHECK_THROWS_AS(moe::ref::q8_ref_layer(p, h.hidden, h.inputs()), moe::InputError);
+    h.hidden[200] = std::nanf("");
+    try {
+      (void)moe::ref::q8_ref_layer(p, h.hidden, h.inputs());
+      FAIL("no InputError");
+    } catch (const moe::InputError& e) {
+      CHECK(std::string(e.what()).find("hidden") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("fused_moe_q8 ref: quantized layer within the step model of the unquantized fp64 layer") {
+  for (Scheme s : moe::fused_moe_q8::kAllSchemes) {
+    for (int act = 0; act < 2; ++act) {
+      CAPTURE(std::string(moe::fused_moe_q8::scheme_name(s)));
+      Q8Problem p = make_problem(s, 5, 272, 144, 8, 3);  // dims not multiples of 128
+      p.base.act = static_cast<moe::fused_moe::Activation>(act);
+      p.base.router_weight = act ? moe::fused_moe::RouterWeight::OnInput : moe::fused_moe::RouterWeight::OnOutput;
+      HostQ8 h = make_host(p, 100 + act);
+      const auto q = moe::ref::q8_ref_layer(p, h.hidden, h.inputs());
+      moe::ref::FusedMoeRefOptions o;
+      o.inter_dtype = DType::F32;
+      const auto exact = moe::ref::fused_moe_ref(
+          p.base, moe::ref::ref_inputs_from_host(h.hidden, h.w1, h.w2, h.topk_w, h.topk_ids), o);
+      const double e = rel_l2(q.stage2.out, exact.out);
+      CAPTURE(e);
+      CHECK(e <= moe::ref::q8_vs_exact_rel_l2(p));
+      CHECK(e > 0.0);
+      // the fp8 layer is measurably quantized but far inside the bound
+      CHECK(e < 0.5 * moe::ref::q8_vs_exact_rel_l2(p));
+    }
+  }
+}
+
+TEST_CASE("fused_moe_q8 ref: staged evaluation on a token subset equals the full run") {
+  Q8Problem p = make_problem(Scheme::Fp8Block, 9, 400, 272, 6, 2);
+  HostQ8 h = make_host(p, 5);
+  const auto full = moe::ref::q8_ref_layer(p, h.hidden, h.inputs());
+  const std::vector<int64_t> sub{8, 0, 4};
+  const auto s1 = moe::ref::q8_ref_stage1(p, full.a1.q, full.a1.scales, h.inputs(), {}, sub);
+  const auto s2 = moe::ref::q8_ref_stage2(p, full.a2.q, full.a2.scales, h.inputs(), {}, sub);
+  const int64_t I = p.base.inter_dim, H = p.base.model_dim, k = p.base.top_k;
+  for (size_t ti = 0; ti < s1.tokens.size(); ++ti) {
+    const int64_t t = s1.tokens[ti];
+    for (int64_t c = 0; c < k * I; ++c)
+      REQUIRE(s1.intermediate[ti * k * I + c] == full.stage1.intermediate[t * k * I + c]);
+    for (int64_t c = 0; c < H; ++c) REQUIRE(s2.out[ti * H + c] == full.stage2.out[t * H + c]);
+  }
+}
+
+TEST_CASE("fused_moe_q8 ref: tolerances pass a float-perturbed result and fail a dropped slot") {
+  Q8Problem p = make_problem(Scheme::Fp8Token, 7, 256, 128, 4, 2);
+  HostQ8 h = make_host(p, 9);
+  const auto r = moe::ref::q8_ref_layer(p, h.hidden, h.inputs());
+  const auto tol = moe::ref::q8_out_tolerance(p, r.stage2.out_rms);
+  std::vector<float> got = r.stage2.out;
+  for (float& v : got) v = moe::round_to(DType::BF16, v);  // the kernel's output rounding
+  CHECK(moe::check_close(got, r.stage2.out, tol).passed);
+  for (int64_t c = 0; c < p.base.model_dim; ++c) got[static_cast<size_t>(3 * p.base.model_dim + c)] *= 0.5f;
+  CHECK_FALSE(moe::check_close(got, r.stage2.out, tol).passed);
+  const auto ti = moe::ref::q8_inter_tolerance(p, r.stage1.inter_rms);
+  CHECK(ti.rtol > 2 * moe::unit_roundoff(DType::BF16));
+}
+
+TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model configs") {
+  using namespace moe::fused_moe_q8;
+  for (int i = 0; i < kNumQ8TileShapes; ++i) {
+    const Q8TileConfig c = q8_config_of_shape(i);
+    CHECK(find_q8_tile_shape(c) == i);
+    CHECK(c.is_valid(1, Scheme::Fp8Tensor));
+    const bool wide = kQ8TileShapes[i].wgmma && kQ8TileShapes[i].block_n / kQ8TileShapes[i].warps_n > 128;
+    CHECK(c.is_valid(2, Scheme::Fp8Block) == !wide);
+  }
+  Q8TileConfig bad;
+  bad.block_m = 48;
+  CHECK_FALSE(bad.why_invalid(1, Scheme::Fp8Tensor).empty());
+  Q8TileConfig split = q8_config_of_shape(0);
+  split.split_k = 2;
+  CHECK_FALSE(split.is_valid(1, Scheme::Fp8Tensor));
+  CHECK(split.is_valid(2, Scheme::Fp8Tensor));
+  for (int64_t M : {1, 16, 64, 256, 1024, 4096})
+    for (Scheme s : kAllSchemes)
+      for (bool wg : {false, true}) {
+        Q8Problem p = make_problem(s, M, 7168, 2048, 256, 8);
+        Q8DeviceLimits d;
+        d.wgmma = wg;
+        const Q8LayerConfig c = choose_q8_config(p, d);
+        CAPTURE(c.to_string());
+        CHECK(c.is_valid(s));
+        CHECK((!c.stage1.wgmma || wg));
+      }
+  Q8Problem bad_p = make_problem(Scheme::Fp8Tensor, 1, 100, 64, 2, 1);
+  CHECK_THROWS_AS(bad_p.validate(), moe::InputError);
+}
