@@ -13,6 +13,15 @@
 //   pct_read_bw     GBps as % of this device's measured read bandwidth
 //   pct_bf16_flops  TFLOPs as % of this device's measured dense bf16 GEMM rate
 // Benchmarks add their own (M, E, top_k, ...) with state.counters.
+//
+// Environment (set by `moe-harness bench`, usable by hand):
+//   MOE_DEVICE=N             GPU index (default 0)
+//   MOE_BENCH_NO_CEILINGS=1  skip the ceiling measurement (% counters are 0)
+//   MOE_BENCH_FLUSH_L2=0|1   override every benchmark's flush_l2 choice
+//                            (1: evict L2 before each timed replay; 0: never)
+//   MOE_TUNED_CONFIG=PATH    tuned-config table (configs/tuned_fmoe.csv format)
+//                            used by fused_moe::select_config; unset or empty:
+//                            the heuristic only. Recorded in the JSON context.
 #pragma once
 #include <algorithm>
 #include <cstdio>
@@ -26,6 +35,7 @@
 #include <fmt/format.h>
 
 #include "git_revision.h"
+#include "kernels/fused_moe/fused_moe_config.hpp"
 #include "moe/device.hpp"
 #include "moe/gpu.hpp"
 
@@ -78,11 +88,21 @@ class L2Flusher {
   int v_ = 0;
 };
 
+inline void run_gpu_benchmark_impl(benchmark::State& state, const std::function<void(hipStream_t)>& launch,
+                                   const Work& work, const TimingOptions& opt, const DeviceContext& ctx);
+
 // Runs the Google Benchmark loop for `launch`, which enqueues one kernel
 // invocation (or one whole layer) on the given stream.
 inline void run_gpu_benchmark(benchmark::State& state, const std::function<void(hipStream_t)>& launch,
                               const Work& work, const TimingOptions& opt = {}) {
   const DeviceContext& ctx = device_context();
+  TimingOptions topt = opt;
+  if (const char* f = std::getenv("MOE_BENCH_FLUSH_L2"); f && *f) topt.flush_l2 = std::string(f) == "1";
+  return run_gpu_benchmark_impl(state, launch, work, topt, ctx);
+}
+
+inline void run_gpu_benchmark_impl(benchmark::State& state, const std::function<void(hipStream_t)>& launch,
+                                   const Work& work, const TimingOptions& opt, const DeviceContext& ctx) {
   gpu::Stream stream;
   hipStream_t s = stream.get();
   const int batch = std::max(1, opt.batch);
@@ -150,8 +170,33 @@ inline void run_gpu_benchmark(benchmark::State& state, const std::function<void(
 // main() for bench executables: adds device, ceilings and git revision to the
 // JSON context; exits 77 with a reason when there is no GPU.
 inline int bench_main(int argc, char** argv) {
+  // --benchmark_list_tests needs no device (moe-harness bench lists first).
+  bool listing = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--benchmark_list_tests" || a == "--benchmark_list_tests=true" || a == "--benchmark_list_tests=1")
+      listing = true;
+  }
   benchmark::Initialize(&argc, argv);
+  if (listing) {
+    benchmark::RunSpecifiedBenchmarks();
+    return 0;
+  }
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  try {
+    // The tuned table first: a bad file is bad input (exit 2), not a skip.
+    const char* tc = std::getenv("MOE_TUNED_CONFIG");
+    const std::string tuned = tc ? tc : "";
+    if (!tuned.empty())
+      fused_moe::set_tuned_table(
+          std::make_shared<const TunedTable>(TunedTable::load_or_empty(tuned, fused_moe::tuned_impls())));
+    benchmark::AddCustomContext("moe_tuned_config", tuned.empty() ? "none (heuristic)" : tuned);
+    const char* fl = std::getenv("MOE_BENCH_FLUSH_L2");
+    benchmark::AddCustomContext("moe_flush_l2", fl && *fl ? fl : "per benchmark");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
   try {
     const DeviceContext& ctx = device_context();
     benchmark::AddCustomContext("moe_device", ctx.info.name);

@@ -1,4 +1,5 @@
-// moe-harness merge: combine verify results of shards (--shard i/n) into one file.
+// moe-harness merge: combine verify results of shards (verify --shard i/n), or
+// benchmark results of shards (bench --shard i/n), into one file.
 #include <fmt/format.h>
 
 #include "commands.hpp"
@@ -18,6 +19,18 @@ Opts o;
 int run_merge(const CommonOptions&) {
   std::vector<std::pair<std::string, nlohmann::json>> docs;
   for (const auto& p : o.inputs) docs.emplace_back(p, read_json_file(p));
+  size_t benches = 0;
+  for (const auto& [p, d] : docs) benches += is_bench_doc(d) && !d.contains("cases") ? 1 : 0;
+  if (benches > 0) {
+    MOE_REQUIRE(benches == docs.size(), "merge: mixing benchmark (bench --json) and verify result files");
+    const auto merged = merge_bench_docs(docs, o.allow_partial);
+    atomic_write_file(o.out, merged.dump(2) + "\n");
+    int errors = 0;
+    for (const auto& b : merged["benchmarks"]) errors += b.value("error_occurred", false) ? 1 : 0;
+    fmt::print("merge: {} benchmark file(s), {} entries ({} reported an error) -> {}\n", docs.size(),
+               merged["benchmarks"].size(), errors, o.out);
+    return 0;
+  }
   const auto merged = merge_verify_docs(docs, o.allow_partial);
   atomic_write_file(o.out, merged.dump(2) + "\n");
   const auto& s = merged["summary"];
@@ -29,8 +42,8 @@ int run_merge(const CommonOptions&) {
 }  // namespace
 
 void register_merge(CLI::App& app, std::vector<Command>& out) {
-  auto* sub = app.add_subcommand("merge", "Merge verify results of shards; exit 1 if any case failed");
-  sub->add_option("inputs", o.inputs, "Verify result files (one per shard)")->required()->check(CLI::ExistingFile);
+  auto* sub = app.add_subcommand("merge", "Merge verify results of shards (exit 1 if any case failed), or bench results of shards (bench --shard)");
+  sub->add_option("inputs", o.inputs, "Verify result files, or bench result files (one per shard)")->required()->check(CLI::ExistingFile);
   sub->add_option("--out", o.out, "Merged results file (written atomically)")->required();
   sub->add_flag("--allow-partial", o.allow_partial, "Merge even if some shards are missing");
   out.push_back({sub, run_merge});

@@ -428,6 +428,7 @@ struct Opts {
   std::vector<std::string> in, expect, params;
   std::string out_dir;
   std::string model, model_configs;
+  std::string tuned_config;
   bool cpu_only = false;
   bool list = false;
 };
@@ -553,10 +554,13 @@ int run_run(const CommonOptions& c) {
     expect_paths[name] = path;
   }
   k.validate(in, params);
+  // Kernels with tuned configs (fused_moe) look them up in this table.
+  const nlohmann::json tuned = activate_tuned_config(o.tuned_config);
 
   nlohmann::json doc{{"tool", "moe-harness run"}, {"version", MOE_VERSION}, {"kernel", k.name}, {"model", o.model},
                      {"backend", gpu_backend()},  {"params", params},      {"checks", nlohmann::json::array()}};
   for (const auto& [name, t] : in) doc["inputs"][name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}};
+  doc["tuned_config"] = tuned;
 
   const Tensors ref = k.reference(in, params);
   for (const auto& [name, t] : ref) save_tensor(o.out_dir + "/ref_" + name + ".npy", t);
@@ -613,6 +617,7 @@ void register_run(CLI::App& app, std::vector<Command>& out) {
   sub->add_option("--model-configs", o.model_configs, "Model configs file (default: configs/model_configs.json)");
   sub->add_option("--expect", o.expect, "Output name=FILE.npy to check against the reference (repeatable)");
   sub->add_option("--out-dir", o.out_dir, "Folder for ref_*.npy, gpu_*.npy and run.json");
+  add_tuned_config_option(sub, o.tuned_config);
   sub->add_flag("--cpu-only", o.cpu_only, "Do not run the GPU kernel");
   sub->add_flag("--list", o.list, "List the runnable kernels, their inputs and parameters");
   out.push_back({sub, run_run});

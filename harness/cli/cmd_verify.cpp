@@ -20,11 +20,17 @@ struct Opts {
   uint64_t seed = 0;
   std::string json = "moe-verify.json";
   std::string shard;  // "i/n": only cases with index % n == i
+  std::string tuned_config;
 };
 Opts o;
 
 int run_verify(const CommonOptions& c) {
-  const Shard shard = o.shard.empty() ? Shard{} : parse_shard(o.shard);
+  // Under mpirun every rank takes shard rank/size on GPU local_rank; rank 0 merges.
+  const MpiWorld world = mpi_world();
+  const std::string shard_text = world.launched() ? mpi_shard_for(world, o.shard) : o.shard;
+  const Shard shard = shard_text.empty() ? Shard{} : parse_shard(shard_text);
+  const std::string tag = world.launched() ? fmt::format("[rank {}/{}] ", world.rank, world.size) : "";
+  const nlohmann::json tuned = activate_tuned_config(o.tuned_config);
   VerifyOptions vo;
   vo.data_dir = resolve_data_dir(c);
   vo.quick = o.quick;
@@ -32,13 +38,15 @@ int run_verify(const CommonOptions& c) {
   const auto devs = list_devices();
   vo.gpu_available = !devs.empty();
   if (vo.gpu_available) {
-    MOE_REQUIRE(c.device < static_cast<int>(devs.size()),
-                fmt::format("--device {} but only {} GPU(s) visible", c.device, devs.size()));
+    const int dev = world.launched() ? world.local_rank % static_cast<int>(devs.size()) : c.device;
+    MOE_REQUIRE(dev < static_cast<int>(devs.size()),
+                fmt::format("--device {} but only {} GPU(s) visible", dev, devs.size()));
 #if MOE_HAVE_GPU
-    MOE_GPU_CHECK(hipSetDevice(c.device));
+    MOE_GPU_CHECK(hipSetDevice(dev));
 #endif
   } else {
-    fmt::print(stderr, "moe-harness: no GPU on this machine ({}); running the CPU references against the golden data in {}\n",
+    if (world.rank == 0)
+      fmt::print(stderr, "moe-harness: no GPU on this machine ({}); running the CPU references against the golden data in {}\n",
                std::string(gpu_backend()) == "none" ? "built with -Dgpu=none" : "the runtime sees no device",
                vo.data_dir);
   }
@@ -87,7 +95,7 @@ int run_verify(const CommonOptions& c) {
     (r.skipped ? skipped : r.passed ? passed : failed)++;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double eta = elapsed / double(i + 1) * double(cases.size() - i - 1);
-    fmt::print(stderr, "[{}/{}] {} {}/{}: {} (ETA {:.0f}s)\n", i + 1, cases.size(),
+    fmt::print(stderr, "{}[{}/{}] {} {}/{}: {} (ETA {:.0f}s)\n", tag, i + 1, cases.size(),
                r.skipped ? "SKIP" : r.passed ? "PASS" : "FAIL", vc.kernel, vc.name, r.message, eta);
     results.push_back({{"index", global_index[i]},
                        {"kernel", vc.kernel},
@@ -106,7 +114,25 @@ int run_verify(const CommonOptions& c) {
                      {"summary", {{"passed", passed}, {"failed", failed}, {"skipped", skipped}}},
                      {"cases", results}};
   for (const auto& d : devs) doc["devices"].push_back(d.to_json());
-  if (!o.shard.empty()) doc["shard"] = shard.to_json();
+  doc["tuned_config"] = tuned;
+  if (!shard_text.empty()) doc["shard"] = shard.to_json();
+  if (world.launched()) {
+    // Every rank sends its document; rank 0 merges and writes the file.
+    const auto docs = mpi_gather_to_root(doc.dump());
+    fmt::print("{}verify: {} passed, {} failed, {} skipped\n", tag, passed, failed, skipped);
+    if (world.rank != 0) return failed > 0 ? 1 : 0;
+    std::vector<std::pair<std::string, nlohmann::json>> parts;
+    for (size_t r = 0; r < docs.size(); ++r) parts.emplace_back(fmt::format("rank {}", r), nlohmann::json::parse(docs[r]));
+    nlohmann::json merged = merge_verify_docs(parts);
+    merged["tuned_config"] = tuned;
+    merged["mpi"] = {{"ranks", world.size}};
+    if (!o.json.empty()) write_file_atomic(o.json, merged.dump(2) + "\n");
+    const auto& s = merged["summary"];
+    fmt::print("verify (merged over {} ranks): {} passed, {} failed, {} skipped{}\n", world.size,
+               s["passed"].get<int>(), s["failed"].get<int>(), s["skipped"].get<int>(),
+               o.json.empty() ? "" : fmt::format(" (results in {})", o.json));
+    return s["failed"].get<int>() > 0 ? 1 : 0;
+  }
   if (!o.json.empty()) write_file_atomic(o.json, doc.dump(2) + "\n");
   if (cases.empty()) fmt::print(stderr, "moe-harness: no verification cases selected\n");
   fmt::print("verify: {} passed, {} failed, {} skipped{}\n", passed, failed, skipped,
@@ -122,7 +148,10 @@ void register_verify(CLI::App& app, std::vector<Command>& out) {
   sub->add_flag("--quick", o.quick, "A short subset of cases");
   sub->add_option("--seed", o.seed, "RNG seed for generated inputs");
   sub->add_option("--json", o.json, "Results file, written atomically ('' to skip)")->capture_default_str();
-  sub->add_option("--shard", o.shard, "Only cases with index % n == i, as i/n (merge shards with moe-harness merge)");
+  sub->add_option("--shard", o.shard,
+                  "Only cases with index % n == i, as i/n (merge shards with moe-harness merge); under mpirun each "
+                  "rank takes rank/size on GPU local_rank and rank 0 writes the merged --json");
+  add_tuned_config_option(sub, o.tuned_config);
   out.push_back({sub, run_verify});
 }
 

@@ -5,7 +5,10 @@
 
 #include <fmt/format.h>
 
+#include "kernels/fused_moe/fused_moe_config.hpp"
 #include "moe/error.hpp"
+#include "moe/model_config.hpp"
+#include "moe/registry.hpp"
 
 namespace moe::cli {
 namespace fs = std::filesystem;
@@ -30,6 +33,32 @@ std::string resolve_data_dir(const CommonOptions& c) {
   return std::string(MOE_SOURCE_DIR) + "/data";
 }
 
+std::string default_tuned_config() { return find_config_file("tuned_fmoe.csv", MOE_SOURCE_DIR); }
+
+void add_tuned_config_option(CLI::App* sub, std::string& path) {
+  sub->add_option("--tuned-config", path,
+                  "Tuned-config table for the fused MoE configs (default: configs/tuned_fmoe.csv; a missing default "
+                  "file means the heuristic only)");
+}
+
+std::set<std::string> tuned_impl_names() {
+  std::set<std::string> impls = fused_moe::tuned_impls();
+  for (const auto& f : kernel_families()) impls.insert(f.impls.begin(), f.impls.end());
+  return impls;
+}
+
+std::shared_ptr<const TunedTable> load_tuned_config(const std::string& path) {
+  if (path.empty()) return std::make_shared<const TunedTable>(TunedTable::load_or_empty(default_tuned_config(), tuned_impl_names()));
+  return std::make_shared<const TunedTable>(TunedTable::load(path, tuned_impl_names()));
+}
+
+nlohmann::json activate_tuned_config(const std::string& path) {
+  auto t = load_tuned_config(path);
+  fused_moe::set_tuned_table(t);
+  return {{"file", t->file().empty() ? (path.empty() ? default_tuned_config() : path) : t->file()},
+          {"rows", t->rows().size()}};
+}
+
 void add_commands(CLI::App& app, CommonOptions& common, std::vector<Command>& out) {
   app.add_option("--device", common.device, "GPU index")->check(CLI::TypeValidator<int>(""))->check(CLI::Range(0, 1023));
   app.add_option("--data-dir", common.data_dir, "Folder with golden vectors (default: ./data, else the source tree's)");
@@ -40,6 +69,8 @@ void add_commands(CLI::App& app, CommonOptions& common, std::vector<Command>& ou
   register_compare(app, out);
   register_run(app, out);
   register_merge(app, out);
+  register_bench(app, out);
+  register_tune(app, out);
 }
 
 }  // namespace moe::cli

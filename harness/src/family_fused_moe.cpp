@@ -227,7 +227,9 @@ std::vector<VerifyCase> fused_moe_cases(const VerifyOptions& o) {
       spec.routing = c.routing;
       spec.seed = seed;
       const fused_moe::check::DeviceLayer l(spec, c.act, c.rw);
-      const auto cfg = fused_moe::choose_config(l.problem, fused_moe::device_limits());
+      // Tuned table (--tuned-config) row for this device and shape, else the heuristic.
+      const auto chosen = fused_moe::select_config(l.problem, fused_moe::device_limits());
+      const auto& cfg = chosen.cfg;
       gpu::Stream stream;
       const auto a = fused_moe::check::align_on_device(l, cfg.block_size(), stream.get());
       const auto got = fused_moe::check::run_layer(l, a, cfg, stream.get(), true);
@@ -238,10 +240,13 @@ std::vector<VerifyCase> fused_moe_cases(const VerifyOptions& o) {
       cr.passed = cmp.passed();
       cr.message = cmp.message();
       cr.metrics = {{"config", cfg.to_string()},
+                    {"config_source", chosen.source},
                     {"rel_l2", cmp.out.rel_l2},
                     {"max_abs", cmp.out.max_abs},
                     {"inter_rel_l2", cmp.inter.rel_l2},
                     {"experts_touched", want.experts_touched}};
+      if (!chosen.row.empty()) cr.metrics["tuned_row"] = chosen.row;
+      if (!chosen.note.empty()) cr.metrics["tuned_note"] = chosen.note;
 #else
       (void)c;
       (void)seed;

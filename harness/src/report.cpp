@@ -256,6 +256,112 @@ json merge_verify_docs(const std::vector<std::pair<std::string, json>>& docs, bo
   return out;
 }
 
+// ---- moe-harness bench documents -------------------------------------------------------
+
+std::string bench_entry_family(const json& doc, const json& entry) {
+  if (entry.is_object() && entry.contains("moe_family") && entry["moe_family"].is_string())
+    return entry["moe_family"].get<std::string>();
+  if (doc.contains("context") && doc["context"].is_object() && doc["context"].contains("executable") &&
+      doc["context"]["executable"].is_string()) {
+    const std::string exe = fs::path(doc["context"]["executable"].get<std::string>()).filename().string();
+    if (exe.starts_with("bench_") && exe.size() > 6) return exe.substr(6);
+  }
+  return "";
+}
+
+bool is_bench_doc(const json& doc) { return doc.is_object() && doc.contains("benchmarks") && doc["benchmarks"].is_array(); }
+
+json merge_bench_docs(const std::vector<std::pair<std::string, json>>& docs, bool allow_partial) {
+  if (docs.empty()) throw InputError("merge: no input files");
+  int shard_count = -1;
+  std::map<int, std::string> seen_shard;
+  size_t with_shard = 0;
+  for (const auto& [path, d] : docs) {
+    if (!is_bench_doc(d)) throw InputError(fmt::format("{}: not a Google Benchmark JSON document (no 'benchmarks' array)", path));
+    read_bench_points(d, path);  // validates the entries
+    if (!d.contains("shard")) continue;
+    const auto& sh = d["shard"];
+    if (!sh.is_object() || !sh.contains("index") || !sh.contains("count") || !sh["index"].is_number_integer() ||
+        !sh["count"].is_number_integer())
+      throw InputError(fmt::format("{}: shard: expected {{\"index\": i, \"count\": n}}", path));
+    ++with_shard;
+    const int n = sh["count"].get<int>(), i = sh["index"].get<int>();
+    if (shard_count >= 0 && n != shard_count)
+      throw InputError(fmt::format("merge: {} is shard {}/{} but an earlier input has n = {}", path, i, n, shard_count));
+    shard_count = n;
+    if (seen_shard.count(i))
+      throw InputError(fmt::format("merge: {} and {} are both shard {}/{}", seen_shard[i], path, i, n));
+    seen_shard[i] = path;
+  }
+  if (with_shard > 0 && with_shard != docs.size())
+    throw InputError("merge: some inputs carry a shard index and some do not");
+  if (shard_count > 0 && static_cast<int>(seen_shard.size()) != shard_count && !allow_partial) {
+    std::string m;
+    for (int i = 0; i < shard_count; ++i)
+      if (!seen_shard.count(i)) m += fmt::format("{}{}/{}", m.empty() ? "" : ", ", i, shard_count);
+    throw InputError(fmt::format("merge: missing shard(s) {} (pass --allow-partial to merge anyway)", m));
+  }
+  const bool by_index = with_shard > 0;
+  json out = json::object();
+  out["context"] = docs[0].second.value("context", json::object());
+  json contexts = json::object();
+  std::vector<std::pair<int64_t, json>> entries;
+  std::map<int64_t, std::string> where_index;
+  std::map<std::string, std::string> where_name;
+  json from = json::array();
+  int64_t order = 0;
+  for (const auto& [path, d] : docs) {
+    json f{{"path", path}, {"benchmarks", d["benchmarks"].size()}};
+    if (d.contains("shard")) f["shard"] = d["shard"];
+    from.push_back(f);
+    if (d.contains("contexts") && d["contexts"].is_object())
+      for (auto it = d["contexts"].begin(); it != d["contexts"].end(); ++it)
+        if (!contexts.contains(it.key())) contexts[it.key()] = it.value();
+    std::set<int64_t> mine;
+    std::set<std::string> mine_names;
+    for (const auto& e : d["benchmarks"]) {
+      json entry = e;
+      const std::string fam = bench_entry_family(d, e);
+      if (!fam.empty()) {
+        entry["moe_family"] = fam;
+        if (!contexts.contains(fam) && d.contains("context")) contexts[fam] = d["context"];
+      }
+      const std::string rn = e.contains("run_name") && e["run_name"].is_string() ? e["run_name"].get<std::string>()
+                                                                                : e["name"].get<std::string>();
+      int64_t key = order++;
+      if (by_index) {
+        if (!e.contains("moe_index") || !e["moe_index"].is_number_integer())
+          throw InputError(fmt::format("{}: benchmark '{}' has no moe_index (not written by moe-harness bench --shard)", path, rn));
+        key = e["moe_index"].get<int64_t>();
+        if (auto w = where_index.find(key); w != where_index.end() && w->second != path)
+          throw InputError(fmt::format("merge: benchmark index {} ({}) is in both {} and {}", key, rn, w->second, path));
+        mine.insert(key);
+      } else {
+        const std::string nk = fam + "\t" + rn;
+        if (auto w = where_name.find(nk); w != where_name.end() && w->second != path)
+          throw InputError(fmt::format("merge: benchmark {} is in both {} and {}", rn, w->second, path));
+        mine_names.insert(nk);
+      }
+      entries.emplace_back(key, std::move(entry));
+    }
+    for (int64_t k : mine) where_index[k] = path;
+    for (const auto& k : mine_names) where_name[k] = path;
+  }
+  if (by_index)
+    std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  json arr = json::array();
+  for (auto& [k, e] : entries) arr.push_back(std::move(e));
+  out["contexts"] = contexts;
+  if (docs[0].second.contains("moe_bench")) {
+    out["moe_bench"] = docs[0].second["moe_bench"];
+    out["moe_bench"].erase("shard");
+  }
+  out["merged_from"] = from;
+  if (shard_count > 0) out["shards"] = {{"count", shard_count}, {"present", seen_shard.size()}};
+  out["benchmarks"] = std::move(arr);
+  return out;
+}
+
 // ---- benchmark documents -------------------------------------------------------------
 
 json BenchPoint::to_json() const {
@@ -290,7 +396,8 @@ bool is_gbench_component(std::string_view c) {
 
 const std::set<std::string>& gbench_numeric_keys() {
   static const std::set<std::string> k{"family_index", "per_family_instance_index", "repetitions", "repetition_index",
-                                       "threads",      "iterations",                "real_time",   "cpu_time"};
+                                       "threads",      "iterations",                "real_time",   "cpu_time",
+                                       "moe_index"};
   return k;
 }
 
@@ -346,8 +453,10 @@ std::vector<BenchPoint> read_bench_points(const json& doc, const std::string& so
     const auto& e = arr[i];
     if (!e.is_object() || !e.contains("name") || !e["name"].is_string())
       throw InputError(fmt::format("{}: benchmarks[{}]: missing 'name'", source, i));
-    const std::string rn = e.contains("run_name") && e["run_name"].is_string() ? e["run_name"].get<std::string>()
-                                                                              : e["name"].get<std::string>();
+    // Grouped per family too: a merged `moe-harness bench` document holds several executables.
+    const std::string rn = bench_entry_family(doc, e) + "\t" +
+                           (e.contains("run_name") && e["run_name"].is_string() ? e["run_name"].get<std::string>()
+                                                                                : e["name"].get<std::string>());
     if (!groups.count(rn)) order.push_back(rn);
     auto& g = groups[rn];
     if (e.value("error_occurred", false)) {
@@ -363,21 +472,17 @@ std::vector<BenchPoint> read_bench_points(const json& doc, const std::string& so
       g.iters.push_back(&e);
     }
   }
-  std::string exe_family;
-  if (doc.contains("context") && doc["context"].is_object() && doc["context"].contains("executable") &&
-      doc["context"]["executable"].is_string()) {
-    const std::string exe = fs::path(doc["context"]["executable"].get<std::string>()).filename().string();
-    if (exe.starts_with("bench_") && exe.size() > 6) exe_family = exe.substr(6);
-  }
   std::vector<BenchPoint> out;
-  for (const auto& rn : order) {
-    const auto& g = groups[rn];
+  for (const auto& key : order) {
+    const auto& g = groups[key];
+    const std::string rn = key.substr(key.find('\t') + 1);
     BenchPoint p;
     p.name = rn;
     p.source = source;
     const json* any = g.mean ? g.mean : !g.iters.empty() ? g.iters[0] : g.error;
     if (!any) continue;  // only cv/median aggregates: nothing to use
     p.label = any->value("label", std::string());
+    const std::string exe_family = bench_entry_family(doc, *any);
     if (g.error) {
       p.error = true;
       p.error_message = g.error->value("error_message", std::string("error"));

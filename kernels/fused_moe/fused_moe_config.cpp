@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 
 #include <fmt/format.h>
 
@@ -154,12 +155,14 @@ LayerConfig config_for_shape(const Problem& p, const DeviceLimits& dev, int shap
   return cfg;
 }
 
+bool shape_usable(const TileShape& t, const DeviceLimits& dev) {
+  return tile_smem_bytes(t) <= dev.max_smem_per_block && (!t.wgmma || dev.wgmma);
+}
+
 LayerConfig choose_config(const Problem& p, const DeviceLimits& dev) {
   p.validate();
   const double rows = expected_rows_per_expert(p);
-  auto usable = [&](const TileShape& t) {
-    return tile_smem_bytes(t) <= dev.max_smem_per_block && (!t.wgmma || dev.wgmma);
-  };
+  auto usable = [&](const TileShape& t) { return shape_usable(t, dev); };
   auto find = [&](int bm, int bn, bool wgmma, int stages = 0) {
     for (int i = 0; i < kNumTileShapes; ++i) {
       const TileShape& t = kTileShapes[i];
@@ -194,6 +197,151 @@ LayerConfig choose_config(const Problem& p, const DeviceLimits& dev) {
   }
   MOE_REQUIRE(best >= 0, "fused_moe: no compiled tile shape fits the device's shared memory");
   return config_for_shape(p, dev, best);
+}
+
+// ---- tuned table ---------------------------------------------------------------
+
+const std::set<std::string>& tuned_impls() {
+  static const std::set<std::string> s{kImplMmaSync, kImplWgmma};
+  return s;
+}
+
+TunedKey tuned_key(const Problem& p, int cu_num) {
+  TunedKey k;
+  k.cu_num = cu_num;
+  k.token = p.tokens;
+  k.model_dim = p.model_dim;
+  k.inter_dim = p.inter_dim;
+  k.expert = p.experts;
+  k.topk = p.top_k;
+  k.act_type = p.act == Activation::SiLU ? "SiLu" : "GeLu";
+  k.dtype = std::string(dtype_name(p.dtype));
+  return k;
+}
+
+TunedRow tuned_row(const Problem& p, int cu_num, const LayerConfig& cfg) {
+  TunedRow r;
+  r.key = tuned_key(p, cu_num);
+  r.impl = cfg.stage1.wgmma ? kImplWgmma : kImplMmaSync;
+  r.split_k = cfg.stage2.split_k;
+  r.block_m = cfg.stage1.block_m;
+  r.block_n = cfg.stage1.block_n;
+  r.block_k = cfg.stage1.block_k;
+  r.warps = cfg.stage1.warps;
+  r.stages = cfg.stage1.stages;
+  r.persistent = cfg.stage1.persistent;
+  return r;
+}
+
+nlohmann::json ChosenConfig::to_json() const {
+  nlohmann::json j{{"config", cfg.to_string()}, {"source", source}};
+  if (!row.empty()) j["row"] = row;
+  if (!note.empty()) j["note"] = note;
+  return j;
+}
+
+std::string config_from_row(const TunedRow& row, const Problem& p, const DeviceLimits& dev, bool exact,
+                            LayerConfig& out) {
+  if (!tuned_impls().count(row.impl))
+    return fmt::format("impl '{}' is not a fused_moe impl ({} or {})", row.impl, kImplMmaSync, kImplWgmma);
+  if (!row.block_m || !row.block_n || !row.block_k || !row.warps || !row.stages)
+    return "the row has no tile columns (block_m, block_n, block_k, warps, stages)";
+  TileConfig t;
+  t.block_m = *row.block_m;
+  t.block_n = *row.block_n;
+  t.block_k = *row.block_k;
+  t.warps = *row.warps;
+  t.stages = *row.stages;
+  t.wgmma = row.impl == kImplWgmma;
+  const int shape = find_tile_shape(t);
+  if (shape < 0) return fmt::format("tile {} is not a compiled shape of this build", t.to_string());
+  if (kTileShapes[shape].wgmma && !dev.wgmma) return "wgmma tile, but this is not an sm_90a build on a Hopper GPU";
+  if (tile_smem_bytes(kTileShapes[shape]) > dev.max_smem_per_block)
+    return fmt::format("tile {} needs more shared memory than the device allows", t.to_string());
+  LayerConfig c = config_for_shape(p, dev, shape);
+  if (exact) {
+    if (row.split_k >= 1) c.stage2.split_k = row.split_k;
+    if (row.persistent) c.stage1.persistent = c.stage2.persistent = *row.persistent;
+  }
+  if (auto w = c.why_invalid(); !w.empty()) return w;
+  if (c.stage2.split_k > 1 && (p.inter_dim + c.stage2.block_k - 1) / c.stage2.block_k < c.stage2.split_k)
+    return fmt::format("split_k {} exceeds the {} k-tiles of stage 2", c.stage2.split_k,
+                       (p.inter_dim + c.stage2.block_k - 1) / c.stage2.block_k);
+  out = c;
+  return {};
+}
+
+ChosenConfig select_config(const Problem& p, const DeviceLimits& dev, const TunedTable* table) {
+  p.validate();
+  ChosenConfig ch;
+  if (table) {
+    const TunedLookup lk = table->lookup(tuned_key(p, dev.sm_count), [](const TunedKey&) { return TunedRow{}; });
+    if (lk.source != "heuristic") {
+      LayerConfig c;
+      const std::string where = fmt::format("{}:{}", lk.file, lk.row.line);
+      const std::string why = config_from_row(lk.row, p, dev, lk.source == "exact", c);
+      if (why.empty()) {
+        ch.cfg = c;
+        ch.source = "tuned:" + lk.source;
+        ch.row = where;
+        return ch;
+      }
+      ch.note = fmt::format("tuned row {} ({}) not used: {}", where, lk.source, why);
+    }
+  }
+  ch.cfg = choose_config(p, dev);
+  ch.source = "heuristic";
+  return ch;
+}
+
+namespace {
+std::mutex g_table_mu;
+std::shared_ptr<const TunedTable> g_table;
+}  // namespace
+
+void set_tuned_table(std::shared_ptr<const TunedTable> table) {
+  std::lock_guard<std::mutex> lock(g_table_mu);
+  g_table = std::move(table);
+}
+
+std::shared_ptr<const TunedTable> tuned_table() {
+  std::lock_guard<std::mutex> lock(g_table_mu);
+  return g_table;
+}
+
+ChosenConfig select_config(const Problem& p, const DeviceLimits& dev) {
+  const auto t = tuned_table();
+  return select_config(p, dev, t.get());
+}
+
+std::vector<LayerConfig> tune_candidates(const Problem& p, const DeviceLimits& dev, const TuneSpace& space) {
+  p.validate();
+  std::vector<LayerConfig> out;
+  auto add = [&](const LayerConfig& c) {
+    if (!c.is_valid()) return;
+    for (const auto& o : out)
+      if (o.stage1 == c.stage1 && o.stage2 == c.stage2) return;
+    out.push_back(c);
+  };
+  for (int s = 0; s < kNumTileShapes; ++s) {
+    if (!shape_usable(kTileShapes[s], dev)) continue;
+    const LayerConfig base = config_for_shape(p, dev, s);
+    const int64_t k_tiles = (p.inter_dim + base.stage2.block_k - 1) / base.stage2.block_k;
+    for (bool pers : space.persistent)
+      for (int sk : space.split_k) {
+        if (sk < 1 || sk > k_tiles) continue;
+        LayerConfig c = base;
+        c.stage1.persistent = c.stage2.persistent = pers;
+        c.stage2.split_k = sk;
+        add(c);
+      }
+  }
+  // The heuristic's choice is always a candidate.
+  const LayerConfig h = choose_config(p, dev);
+  bool have = false;
+  for (const auto& o : out) have = have || (o.stage1 == h.stage1 && o.stage2 == h.stage2);
+  if (!have) out.push_back(h);
+  return out;
 }
 
 WorkspaceBytes workspace_bytes(const Problem& p, const LayerConfig& cfg) {

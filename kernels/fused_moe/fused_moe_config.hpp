@@ -4,8 +4,15 @@
 // fallback when no tuned entry matches.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "kernels/fused_moe/fused_moe_types.hpp"
+#include "moe/tuned_config.hpp"
 
 namespace moe::fused_moe {
 
@@ -27,5 +34,61 @@ LayerConfig choose_config(const Problem& p, const DeviceLimits& dev);
 // The same config with a given tile shape (index into kTileShapes) for both
 // stages; split-K and persistence chosen as choose_config does.
 LayerConfig config_for_shape(const Problem& p, const DeviceLimits& dev, int shape_index);
+
+// Whether a compiled shape can run on `dev` (shared memory, wgmma availability).
+bool shape_usable(const TileShape& t, const DeviceLimits& dev);
+
+// ---- the tuned-config table (configs/tuned_fmoe.csv) ------------------------
+// Rows of this family: impl "mma_sync_tiles" (mma.sync / MFMA atom) or
+// "wgmma_tiles" (Hopper warpgroup MMA); block_m, block_n, block_k, warps, stages
+// name one compiled tile shape used by both stages; splitK is stage 2's split;
+// persistent applies to both stages.
+inline constexpr const char* kImplMmaSync = "mma_sync_tiles";
+inline constexpr const char* kImplWgmma = "wgmma_tiles";
+const std::set<std::string>& tuned_impls();
+
+// The table key of a problem on a device with `cu_num` SMs/CUs
+// (act_type SiLu / GeLu, dtype bf16 / fp16).
+TunedKey tuned_key(const Problem& p, int cu_num);
+// The table row describing `cfg` for `p` (us/err left unset).
+TunedRow tuned_row(const Problem& p, int cu_num, const LayerConfig& cfg);
+
+// A config chosen for a problem and where it came from.
+struct ChosenConfig {
+  LayerConfig cfg;
+  std::string source;  // "tuned:exact" | "tuned:nearest" | "heuristic"
+  std::string row;     // "file:line" of the tuned row used ("" for heuristic)
+  std::string note;    // why a matching row was not used, if one was rejected
+  nlohmann::json to_json() const;
+};
+
+// The config of a tuned row for `p`: the row's tile shape for both stages; with
+// exact=true the row's split-K and persistence (where set), else (nearest token
+// bucket) split-K and persistence recomputed for p.tokens as config_for_shape
+// does. Returns an empty string and sets `out`, or says why the row cannot be
+// used here (not a compiled shape, wgmma without an sm_90a build, shared memory).
+std::string config_from_row(const TunedRow& row, const Problem& p, const DeviceLimits& dev, bool exact,
+                            LayerConfig& out);
+
+// TunedTable lookup for (dev.sm_count, p): the exact row, else the nearest token
+// bucket, else choose_config (the heuristic). A row that cannot run here falls
+// back to the heuristic and says why in `note`. table == nullptr: heuristic.
+ChosenConfig select_config(const Problem& p, const DeviceLimits& dev, const TunedTable* table);
+
+// The process-wide table used by select_config(p, dev) (set by the CLI's
+// --tuned-config, and by bench executables from $MOE_TUNED_CONFIG).
+void set_tuned_table(std::shared_ptr<const TunedTable> table);
+std::shared_ptr<const TunedTable> tuned_table();
+ChosenConfig select_config(const Problem& p, const DeviceLimits& dev);
+
+// ---- tuner candidates ------------------------------------------------------
+struct TuneSpace {
+  std::vector<int> split_k{1, 2, 4, 8};      // stage-2 splits tried (each must leave >= 1 k-tile per split)
+  std::vector<bool> persistent{false, true};  // grid kinds tried
+};
+// Every candidate for `p` on `dev`: each usable compiled shape (index order) x
+// persistent x split-K, de-duplicated, all valid (LayerConfig::is_valid()).
+// The heuristic's choice is always among them.
+std::vector<LayerConfig> tune_candidates(const Problem& p, const DeviceLimits& dev, const TuneSpace& space = {});
 
 }  // namespace moe::fused_moe

@@ -80,6 +80,27 @@ struct BenchPoint {
 // is not one.
 std::vector<BenchPoint> read_bench_points(const nlohmann::json& doc, const std::string& source);
 
+// ---- moe-harness bench documents -------------------------------------------------
+// `moe-harness bench --json` writes one Google Benchmark document for every
+// family it ran: {"context": <the first executable's context>, "contexts":
+// {family: context}, "benchmarks": [... each entry with "moe_family" and
+// "moe_index" (position in the full, deterministic benchmark list)],
+// "moe_bench": {...}, "shard": {"index", "count"} with --shard}. It is still a
+// Google Benchmark document: report --bench and compare read it.
+//
+// The family of a Google Benchmark document entry: "moe_family", else
+// bench_<family> of the context's executable, else "".
+std::string bench_entry_family(const nlohmann::json& doc, const nlohmann::json& entry);
+// True when `doc` looks like a Google Benchmark document (a "benchmarks" array).
+bool is_bench_doc(const nlohmann::json& doc);
+// Merges bench documents. Shards (inputs carrying "shard", from bench --shard
+// i/n) must share n and cover 0..n-1 once unless allow_partial; benchmarks are
+// ordered by moe_index and an index in two files is an error. Other inputs are
+// concatenated in order and a run_name in two files is an error. Plain Google
+// Benchmark documents are accepted (their family comes from the executable).
+nlohmann::json merge_bench_docs(const std::vector<std::pair<std::string, nlohmann::json>>& docs,
+                                bool allow_partial = false);
+
 // ---- compare ------------------------------------------------------------------
 struct CompareRow {
   std::string name;

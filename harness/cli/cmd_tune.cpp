@@ -1,0 +1,288 @@
+// moe-harness tune: benchmarks the fused MoE tile configs on the present GPU for
+// models x token counts x dtype, checks every candidate's output against the CPU
+// reference before accepting it, and writes the fastest passing config of each
+// point as a row of the tuned-config CSV (configs/tuned_fmoe.csv format).
+//
+// Candidates: fused_moe::tune_candidates (every compiled tile shape usable on
+// this device x persistent x split-K). Each point's row is written as soon as
+// the point is done, with update_tuned_file (re-read, upsert, temporary file,
+// fsync, rename): an interrupted tuner leaves the old or the new table, never a
+// torn one. The first Ctrl-C stops after the current candidate; a second one
+// kills the process (the file is still intact).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "kernels/fused_moe/fused_moe.hpp"
+#include "moe/device.hpp"
+#include "moe/error.hpp"
+#include "moe/gpu.hpp"
+#include "moe/model_config.hpp"
+#include "moe/tuned_config.hpp"
+#if MOE_HAVE_GPU
+#include "reference/fused_moe/fused_moe_check.hpp"
+#endif
+
+namespace moe::cli {
+namespace {
+using json = nlohmann::json;
+using fused_moe::LayerConfig;
+using fused_moe::Problem;
+
+struct Opts {
+  std::vector<std::string> models{"mixtral_8x7b", "deepseek_v3", "qwen3_235b"};
+  std::vector<int64_t> tokens{1, 16, 64, 256, 1024, 4096};
+  std::string dtype = "bf16";
+  std::string tuned_config;
+  std::string model_configs;
+  std::vector<int> split_k{1, 2, 4, 8};
+  std::string persistent = "both";
+  int iters = 20;
+  int warmup = 3;
+  int64_t check_tokens = 16;
+  uint64_t seed = 0;
+  bool dry_run = false;
+  int cu_num = 0;
+  bool wgmma = false;
+};
+Opts o;
+
+std::atomic<int> g_interrupts{0};
+extern "C" void on_sigint(int) {
+  if (g_interrupts.fetch_add(1) >= 1) {
+    std::signal(SIGINT, SIG_DFL);
+    std::raise(SIGINT);
+  }
+}
+
+struct Point {
+  const ModelConfig* model;
+  Problem problem;
+  std::vector<LayerConfig> candidates;
+};
+
+#if MOE_HAVE_GPU
+struct Measured {
+  double us = 0;
+  double err = 0;
+};
+
+// Median per-launch time of the layer (stages + reduce; routing aligned once).
+double time_layer(const fused_moe::check::DeviceLayer& l, const fused_moe::check::DeviceAlign& a,
+                  const LayerConfig& cfg, hipStream_t s) {
+  const auto wsb = fused_moe::workspace_bytes(l.problem, cfg);
+  gpu::DeviceBuffer<uint16_t> inter(static_cast<size_t>(wsb.intermediate / 2));
+  gpu::DeviceBuffer<float> partial(static_cast<size_t>(std::max<int64_t>(wsb.partial / 4, 1)));
+  gpu::DeviceBuffer<uint16_t> out(static_cast<size_t>(l.problem.tokens * l.problem.model_dim));
+  const fused_moe::Workspace ws{inter.data(), partial.data()};
+  const auto t = l.tensors(out.data());
+  for (int i = 0; i < o.warmup; ++i) fused_moe::fused_moe(l.problem, t, a.view, ws, cfg, s);
+  MOE_GPU_CHECK(hipStreamSynchronize(s));
+  gpu::Event start, stop;
+  std::vector<double> us;
+  for (int i = 0; i < std::max(1, o.iters); ++i) {
+    start.record(s);
+    fused_moe::fused_moe(l.problem, t, a.view, ws, cfg, s);
+    stop.record(s);
+    stop.sync();
+    us.push_back(static_cast<double>(stop.ms_since(start)) * 1e3);
+  }
+  MOE_GPU_CHECK(hipGetLastError());
+  std::sort(us.begin(), us.end());
+  return us[us.size() / 2];
+}
+#endif
+
+int run_tune(const CommonOptions& c) {
+  const DType dt = parse_dtype(o.dtype);
+  MOE_REQUIRE(dt == DType::BF16 || dt == DType::F16, fmt::format("--dtype must be bf16 or fp16, got '{}'", o.dtype));
+  MOE_REQUIRE(o.persistent == "both" || o.persistent == "on" || o.persistent == "off",
+              fmt::format("--persistent must be both, on or off, got '{}'", o.persistent));
+  MOE_REQUIRE(!o.tokens.empty(), "--tokens: at least one token count");
+  for (int64_t m : o.tokens) MOE_REQUIRE(m > 0, fmt::format("--tokens: token counts must be positive, got {}", m));
+  for (int s : o.split_k) MOE_REQUIRE(s >= 1 && s <= 64, fmt::format("--split-k: values must be in [1, 64], got {}", s));
+  const std::string path = o.tuned_config.empty() ? default_tuned_config() : o.tuned_config;
+  // The table must be readable (a malformed file is bad input before any work).
+  const auto impls = tuned_impl_names();
+  const TunedTable before = TunedTable::load_or_empty(path, impls);
+
+  const auto all = load_model_configs(o.model_configs.empty() ? find_config_file("model_configs.json", MOE_SOURCE_DIR)
+                                                              : o.model_configs);
+  std::vector<const ModelConfig*> models;
+  for (const auto& n : o.models) {
+    const ModelConfig& m = find_model(all, n);
+    MOE_REQUIRE(m.activation == "silu" || m.activation == "gelu",
+                fmt::format("model {}: activation '{}' has no fused_moe kernel (silu or gelu)", m.name, m.activation));
+    models.push_back(&m);
+  }
+
+  fused_moe::DeviceLimits dev;
+  const auto devs = list_devices();
+  const bool have_gpu = !devs.empty();
+  if (!o.dry_run) {
+    if (std::string(gpu_backend()) == "none")
+      throw InputError("tune: this moe-harness was built without a GPU backend (-Dgpu=none); --dry-run lists the "
+                       "candidates");
+    if (!have_gpu) throw InputError("tune: no GPU visible (--dry-run lists the candidates without one)");
+  }
+#if MOE_HAVE_GPU
+  if (have_gpu) {
+    MOE_REQUIRE(c.device < static_cast<int>(devs.size()),
+                fmt::format("--device {} but only {} GPU(s) visible", c.device, devs.size()));
+    MOE_GPU_CHECK(hipSetDevice(c.device));
+    dev = fused_moe::device_limits();
+  }
+#else
+  (void)c;
+#endif
+  if (!have_gpu) {
+    dev.wgmma = o.wgmma;
+    if (o.cu_num > 0) dev.sm_count = o.cu_num;
+  }
+
+  fused_moe::TuneSpace space;
+  space.split_k = o.split_k;
+  space.persistent = o.persistent == "both" ? std::vector<bool>{false, true}
+                                            : std::vector<bool>{o.persistent == "on"};
+  std::vector<Point> points;
+  size_t total = 0;
+  for (const ModelConfig* m : models)
+    for (int64_t M : o.tokens) {
+      Point pt{m, {}, {}};
+      pt.problem.tokens = M;
+      pt.problem.model_dim = m->model_dim;
+      pt.problem.inter_dim = m->inter_dim;
+      pt.problem.experts = m->experts;
+      pt.problem.top_k = m->top_k;
+      pt.problem.dtype = dt;
+      pt.problem.act = m->activation == "silu" ? fused_moe::Activation::SiLU : fused_moe::Activation::GeluTanh;
+      pt.candidates = fused_moe::tune_candidates(pt.problem, dev, space);
+      total += pt.candidates.size();
+      points.push_back(std::move(pt));
+    }
+
+  if (o.dry_run) {
+    fmt::print("tune --dry-run: {} point(s), {} candidate(s), cu_num {}{}, table {} ({} rows)\n", points.size(), total,
+               dev.sm_count, have_gpu ? "" : " (no GPU: assumed; --cu-num, --wgmma)", path, before.rows().size());
+    for (const auto& pt : points) {
+      const auto ch = fused_moe::select_config(pt.problem, dev, &before);
+      fmt::print("{} M={} {}: {} candidate(s); now {} ({})\n", pt.model->name, pt.problem.tokens, o.dtype,
+                 pt.candidates.size(), ch.cfg.to_string(), ch.source);
+      for (size_t i = 0; i < pt.candidates.size(); ++i) fmt::print("  [{}] {}\n", i, pt.candidates[i].to_string());
+    }
+    return 0;
+  }
+
+#if MOE_HAVE_GPU
+  fmt::print(stderr, "tune: {} point(s), {} candidate(s) on {} (cu_num {}); rows go to {}\n", points.size(), total,
+             devs[static_cast<size_t>(c.device)].name, dev.sm_count, path);
+  g_interrupts = 0;
+  auto old = std::signal(SIGINT, on_sigint);
+  size_t done = 0;
+  int written = 0, no_pass = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  gpu::Stream stream;
+  for (const auto& pt : points) {
+    if (g_interrupts) break;
+    InputSpec spec;
+    spec.shape = {pt.problem.tokens, pt.problem.model_dim, pt.problem.inter_dim, pt.problem.experts, pt.problem.top_k};
+    spec.dtype = dt;
+    spec.values = ValueDist::FanIn;
+    spec.routing = RoutingDist::Softmax;
+    spec.seed = o.seed;
+    const fused_moe::check::DeviceLayer l(spec, pt.problem.act, pt.problem.router_weight);
+    const int64_t M = pt.problem.tokens;
+    const auto tokens = o.check_tokens > 0 && o.check_tokens < M ? fused_moe::check::pick_tokens(M, o.check_tokens, o.seed + 7)
+                                                                  : std::vector<int64_t>{};
+    const auto want = fused_moe::check::reference_for(l, tokens, /*device_weights=*/true);
+    std::map<int, fused_moe::check::DeviceAlign> aligns;
+    const LayerConfig* best = nullptr;
+    Measured best_m;
+    for (const auto& cand : pt.candidates) {
+      if (g_interrupts) break;
+      std::string verdict;
+      try {
+        const int bs = cand.block_size();
+        if (!aligns.count(bs)) aligns.emplace(bs, fused_moe::check::align_on_device(l, bs, stream.get()));
+        const auto& a = aligns.at(bs);
+        const auto got = fused_moe::check::run_layer(l, a, cand, stream.get(), false);
+        const auto cmp = fused_moe::check::compare(l, got, want);
+        if (!cmp.passed()) {
+          verdict = "REJECTED (differs from the reference): " + cmp.message();
+        } else {
+          const double us = time_layer(l, a, cand, stream.get());
+          verdict = fmt::format("{:.2f} us, rel_l2 {:.2e}", us, cmp.out.rel_l2);
+          if (!best || us < best_m.us) {
+            best = &cand;
+            best_m = {us, cmp.out.rel_l2};
+          }
+        }
+      } catch (const std::exception& e) {
+        (void)hipGetLastError();
+        verdict = fmt::format("ERROR: {}", e.what());
+      }
+      ++done;
+      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      fmt::print(stderr, "[{}/{}] {} M={} {}: {} (ETA {:.0f}s)\n", done, total, pt.model->name, M, cand.to_string(),
+                 verdict, el / double(done) * double(total - done));
+    }
+    if (g_interrupts) break;  // a partly measured point is not written
+    if (!best) {
+      ++no_pass;
+      fmt::print(stderr, "tune: {} M={}: no candidate passed the reference check; no row written\n", pt.model->name, M);
+      continue;
+    }
+    TunedRow row = fused_moe::tuned_row(pt.problem, dev.sm_count, *best);
+    row.us = best_m.us;
+    row.err = best_m.err;
+    update_tuned_file(path, row, impls);
+    ++written;
+    fmt::print("tune: {} M={} {}: {} {:.2f} us -> {}\n", pt.model->name, M, o.dtype, best->to_string(), best_m.us, path);
+  }
+  std::signal(SIGINT, old);
+  if (g_interrupts) {
+    fmt::print(stderr, "tune: interrupted; {} row(s) written, {} intact\n", written, path);
+    return 130;
+  }
+  fmt::print("tune: {} row(s) written to {}{}\n", written, path,
+             no_pass ? fmt::format(", {} point(s) without a passing candidate", no_pass) : "");
+  return no_pass > 0 ? 1 : 0;
+#else
+  return 2;
+#endif
+}
+
+}  // namespace
+
+void register_tune(CLI::App& app, std::vector<Command>& out) {
+  auto* sub = app.add_subcommand(
+      "tune",
+      "Benchmark the fused MoE tile configs on this GPU, check each against the CPU reference, write the fastest "
+      "passing one per (model, M, dtype) into the tuned-config CSV (one row at a time, atomically)");
+  sub->add_option("--model", o.models, "Models of configs/model_configs.json (repeatable)")->capture_default_str();
+  sub->add_option("--tokens,-M", o.tokens, "Token counts M (repeatable)")->capture_default_str();
+  sub->add_option("--dtype", o.dtype, "bf16 or fp16")->capture_default_str();
+  add_tuned_config_option(sub, o.tuned_config);
+  sub->add_option("--split-k", o.split_k, "Stage-2 split-K values tried (repeatable)")->capture_default_str();
+  sub->add_option("--persistent", o.persistent, "Grid kinds tried: both, on, off")->capture_default_str();
+  sub->add_option("--iters", o.iters, "Timed launches per candidate (median)")->capture_default_str()->check(CLI::Range(1, 100000));
+  sub->add_option("--warmup", o.warmup, "Untimed launches per candidate")->capture_default_str()->check(CLI::Range(0, 1000));
+  sub->add_option("--check-tokens", o.check_tokens,
+                  "Tokens compared with the CPU reference per point (0: all)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--seed", o.seed, "RNG seed of the inputs")->capture_default_str();
+  sub->add_option("--model-configs", o.model_configs, "Model configs (default: configs/model_configs.json)");
+  sub->add_flag("--dry-run", o.dry_run, "Only list the points and their candidates (no GPU needed)");
+  sub->add_option("--cu-num", o.cu_num, "--dry-run without a GPU: the SM/CU count to assume (default 132)");
+  sub->add_flag("--wgmma", o.wgmma, "--dry-run without a GPU: assume an sm_90a build on Hopper (wgmma tiles)");
+  out.push_back({sub, run_tune});
+}
+
+}  // namespace moe::cli
