@@ -96,7 +96,14 @@ struct Point {
     p.inter_dim = m.I;
     p.experts = m.E;
     p.top_k = m.k;
-    cfg = shape < 0 ? choose_config(p, device_limits()) : config_for_shape(p, device_limits(), shape);
+    // Default points: the tuned table ($MOE_TUNED_CONFIG, see bench_common.hpp), else the heuristic.
+    if (shape < 0) {
+      const ChosenConfig ch = select_config(p, device_limits());
+      cfg = ch.cfg;
+      source = ch.source;
+    } else {
+      cfg = config_for_shape(p, device_limits(), shape);
+    }
     const Routing routing = make_routing(s);
     experts_hit = static_cast<int64_t>(std::set<int32_t>(routing.topk_ids.begin(), routing.topk_ids.end()).size());
     hidden = gpu::DeviceBuffer<uint16_t>(static_cast<size_t>(s.hidden_elems()));
@@ -126,6 +133,7 @@ struct Point {
     align_ok = chk.passed;
     align_msg = chk.message;
   }
+  std::string source = "sweep";  // config source: tuned:exact | tuned:nearest | heuristic | sweep
   bool align_ok = false;
   std::string align_msg;
   void align_now(hipStream_t s) {
@@ -161,7 +169,7 @@ void set_floor_counters(benchmark::State& state, const Point& pt, const bench::W
   state.counters["block_m"] = pt.cfg.block_size();
   state.counters["split_k"] = pt.cfg.stage2.split_k;
   state.counters["persistent"] = pt.cfg.stage1.persistent ? 1 : 0;
-  state.SetLabel(pt.cfg.to_string());
+  state.SetLabel(pt.cfg.to_string() + " source=" + pt.source);
 }
 
 void run_point(benchmark::State& state, const Model& m, int64_t M, Part part, int shape) {
