@@ -102,6 +102,7 @@ double time_layer(const fused_moe::check::DeviceLayer& l, const fused_moe::check
 #endif
 
 int run_tune(const CommonOptions& c) {
+  MOE_REQUIRE(o.dtype == "bf16" || o.dtype == "fp16", fmt::format("--dtype must be bf16 or fp16, got '{}'", o.dtype));
   const DType dt = parse_dtype(o.dtype);
   MOE_REQUIRE(dt == DType::BF16 || dt == DType::F16, fmt::format("--dtype must be bf16 or fp16, got '{}'", o.dtype));
   MOE_REQUIRE(o.persistent == "both" || o.persistent == "on" || o.persistent == "off",

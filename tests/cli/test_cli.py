@@ -123,6 +123,155 @@ with tempfile.TemporaryDirectory() as tmp:
     check("verify --json: second run replaces the file", rc2 == rc and os.listdir(os.path.dirname(vj)) == ["out.json"],
           err2[-2000:])
 
+# ---- bench, merge of bench shards, report/compare of the merged file ---------------
+# The bench executables are stood in for by tests/cli/fake_bench.py (same flags
+# and JSON as Google Benchmark), so the driver is tested without a GPU.
+HERE = os.path.dirname(os.path.abspath(__file__))
+rc, out, err = run(["bench", "--help"])
+check("bench --help: lists its options", rc == 0 and all(
+    o in out for o in ("--kernel", "--model", "--filter", "--repetitions", "--flush-l2", "--json", "--shard",
+                       "--tuned-config", "--bench-dir")), out)
+for cmd in ("verify", "run", "tune"):
+    rc, out, err = run([cmd, "--help"])
+    check(f"{cmd} --help: lists --tuned-config", rc == 0 and "--tuned-config" in out, out)
+rc, out, err = run(["merge", "--help"])
+check("merge --help: mentions bench shards", rc == 0 and "bench" in out, out)
+
+with tempfile.TemporaryDirectory() as tmp:
+    # Without a GPU backend (and no --bench-dir): one line, exit 2.
+    env_backend = subprocess.run([EXE, "list"], capture_output=True, text=True).stdout
+    rc, out, err = run(["bench", "--json", os.path.join(tmp, "x.json")], cwd=tmp)
+    if "backend: none" in env_backend or "backend none" in env_backend or rc == 2:
+        check("bench without a GPU backend or executables: exit 2, one line",
+              rc == 2 and len(err_lines(err)) == 1 and out == "", f"rc={rc} out={out!r} err={err!r}")
+    # An empty bench folder: Google Benchmark not built.
+    empty = os.path.join(tmp, "empty")
+    os.mkdir(empty)
+    expect_usage_error("bench: no executables", ["bench", "--bench-dir", empty], "no bench_* executables")
+    fb = os.path.join(tmp, "fb")
+    os.mkdir(fb)
+    for fam in ("fakea", "fakeb"):
+        dst = os.path.join(fb, "bench_" + fam)
+        with open(os.path.join(HERE, "fake_bench.py")) as f, open(dst, "w") as g:
+            g.write(f.read())
+        os.chmod(dst, 0o755)
+
+    def bench(args, name):
+        rc, out, err = run(["bench", "--bench-dir", fb] + args, cwd=tmp)
+        check(f"bench {name}: exit 0", rc == 0, f"rc={rc} out={out!r} err={err[-3000:]!r}")
+        return out, err
+
+    full = os.path.join(tmp, "full.json")
+    out, err = bench(["--json", full], "all")
+    doc = json.load(open(full))
+    names = [b["name"] for b in doc["benchmarks"]]
+    check("bench: every benchmark of both executables, families tagged",
+          len(names) == 12 and {b["moe_family"] for b in doc["benchmarks"]} == {"fakea", "fakeb"} and
+          sorted(doc["contexts"]) == ["fakea", "fakeb"], str(names))
+    check("bench: global indices 0..n-1 in order", [b["moe_index"] for b in doc["benchmarks"]] == list(range(12)),
+          str([b.get("moe_index") for b in doc["benchmarks"]]))
+    check("bench: progress lines with count and ETA", "[12/12]" in err and "ETA" in err, err[-2000:])
+    check("bench: tuned table passed on (default table)",
+          doc["contexts"]["fakea"]["moe_tuned_config"].endswith("tuned_fmoe.csv") and
+          doc["moe_bench"]["tuned_config"]["file"].endswith("tuned_fmoe.csv"), json.dumps(doc["contexts"]["fakea"]))
+    shards = []
+    for i in range(3):
+        sp = os.path.join(tmp, f"s{i}.json")
+        bench(["--shard", f"{i}/3", "--json", sp], f"--shard {i}/3")
+        shards.append(sp)
+        sd = json.load(open(sp))
+        check(f"bench --shard {i}/3: its indices only",
+              all(b["moe_index"] % 3 == i for b in sd["benchmarks"]) and sd["shard"] == {"index": i, "count": 3},
+              str([b["moe_index"] for b in sd["benchmarks"]]))
+    merged = os.path.join(tmp, "merged.json")
+    rc, out, err = run(["merge"] + shards[::-1] + ["--out", merged], cwd=tmp)
+    check("merge of bench shards: exit 0", rc == 0, out + err)
+    md = json.load(open(merged))
+    check("merge of bench shards: equals the unsharded run (names, order, times)",
+          [(b["name"], b["real_time"]) for b in md["benchmarks"]] ==
+          [(b["name"], b["real_time"]) for b in doc["benchmarks"]], json.dumps(md["benchmarks"])[:1000])
+    expect_usage_error("merge of bench shards: a missing shard", ["merge", shards[0], shards[1], "--out", merged],
+                       "missing shard")
+    expect_usage_error("merge: verify and bench files mixed",
+                       ["merge", shards[0], "tests/tooling/data/sample_verify.json", "--out", merged], "mixing")
+    rc, out, err = run(["compare", full, merged], cwd=tmp)
+    check("compare accepts bench's merged JSON (same run: exit 0, no regression)",
+          rc == 0 and "0 regression" in out, out + err)
+    rc, out, err = run(["report", "--bench", merged, "--out", os.path.join(tmp, "r.html")], cwd=tmp)
+    check("report --bench accepts bench's merged JSON", rc == 0 and "12 benchmark point" in out, out + err)
+    rj = json.load(open(os.path.join(tmp, "r.json")))
+    check("report: families from moe_family", {"fakea", "fakeb"} <= {p["kernel"] for p in rj["bench"]["points"]}
+          if "bench" in rj and "points" in rj["bench"] else True, json.dumps(rj)[:800])
+    # Selection options.
+    out, err = bench(["--model", "deepseek_v3", "--list"], "--model --list")
+    listed = [l.split()[2] for l in out.splitlines() if l.strip()]
+    check("bench --model: name match and E:/k: match (moe_align style)",
+          len(listed) == 7 and all("deepseek_v3" in n or "E:256/k:8" in n for n in listed), out)
+    fj = os.path.join(tmp, "f.json")
+    out, err = bench(["--kernel", "fakeb", "--filter", "M:4096", "--repetitions", "3", "--flush-l2", "on",
+                      "--json", fj], "--kernel --filter --repetitions --flush-l2")
+    fd = json.load(open(fj))
+    runs = {b["run_name"] for b in fd["benchmarks"]}
+    check("bench --kernel/--filter: only the matching benchmarks", len(runs) == 2 and all("M:4096" in r for r in runs),
+          str(runs))
+    check("bench --repetitions: Google Benchmark's aggregates kept",
+          sum(1 for b in fd["benchmarks"] if b.get("aggregate_name") == "mean") == 2, str(len(fd["benchmarks"])))
+    check("bench --flush-l2 on: MOE_BENCH_FLUSH_L2=1 for the executables",
+          fd["contexts"]["fakeb"]["moe_flush_l2"] == "1", json.dumps(fd["contexts"]))
+    expect_usage_error("bench --kernel nosuch", ["bench", "--bench-dir", fb, "--kernel", "nosuch"], "nosuch")
+    expect_usage_error("bench --shard 3/3", ["bench", "--bench-dir", fb, "--shard", "3/3"], "shard")
+    expect_usage_error("bench --flush-l2 maybe", ["bench", "--bench-dir", fb, "--flush-l2", "maybe"], "--flush-l2")
+    expect_usage_error("bench --filter bad regex", ["bench", "--bench-dir", fb, "--filter", "(("], "--filter")
+    # The executables say there is no GPU (exit 77): one line, exit 2.
+    p = subprocess.run([EXE, "bench", "--bench-dir", fb, "--json", ""], capture_output=True, text=True, cwd=tmp,
+                       env=dict(os.environ, FAKE_BENCH_EXIT="77"))
+    check("bench: an executable's SKIP (no GPU) is exit 2 with its reason on the last line",
+          p.returncode == 2 and "no GPU visible" in err_lines(p.stderr)[-1], p.stderr[-1000:])
+
+    # --tuned-config: a bad table is exit 2 naming file and line; a missing named file too.
+    bad = os.path.join(tmp, "bad.csv")
+    with open(bad, "w") as f:
+        f.write("cu_num,token,model_dim,inter_dim,expert,topk,act_type,dtype,impl,splitK,pad_m,pad_n\n"
+                "132,64,7168,2048,256,8,SiLu,bf16,nosuch_impl,1,0,0\n")
+    for cmd in (["verify", "--quick", "--kernel", "moe_align", "--json", ""],
+                ["bench", "--bench-dir", fb, "--json", ""],
+                ["tune", "--dry-run", "--model", "deepseek_v3", "-M", "1"]):
+        rc, out, err = run(cmd + ["--tuned-config", bad], cwd=tmp)
+        lines = err_lines(err)
+        check(f"{cmd[0]} --tuned-config bad.csv: exit 2 naming file:line and field",
+              rc == 2 and lines and "bad.csv:2" in lines[-1] and "impl" in lines[-1], f"rc={rc} {err[-600:]!r}")
+    expect_usage_error("verify --tuned-config missing file",
+                       ["verify", "--quick", "--kernel", "moe_align", "--json", "", "--tuned-config",
+                        os.path.join(tmp, "nope.csv")], "nope.csv")
+    # verify records the table it used.
+    good = os.path.join(tmp, "good.csv")
+    with open(good, "w") as f:
+        f.write("cu_num,token,model_dim,inter_dim,expert,topk,act_type,dtype,impl,splitK,pad_m,pad_n,"
+                "block_m,block_n,block_k,warps,stages,persistent,us,err\n"
+                "132,64,7168,2048,256,8,SiLu,bf16,mma_sync_tiles,2,0,0,16,64,128,4,4,1,12.5,0.001\n")
+    vj = os.path.join(tmp, "v.json")
+    rc, out, err = run(["verify", "--quick", "--kernel", "moe_align", "--json", vj, "--tuned-config", good], cwd=tmp)
+    vd = json.load(open(vj))
+    check("verify --tuned-config: the table is recorded in the results",
+          vd.get("tuned_config", {}).get("file") == good and vd["tuned_config"].get("rows") == 1, str(vd.get("tuned_config")))
+
+    # tune: --dry-run lists candidates (no GPU needed); without a GPU backend a real run is exit 2.
+    rc, out, err = run(["tune", "--dry-run", "--model", "deepseek_v3", "-M", "64", "-M", "100",
+                        "--tuned-config", good], cwd=tmp)
+    check("tune --dry-run: exit 0, points and candidates listed",
+          rc == 0 and "deepseek_v3 M=64 bf16" in out and "[0] s1 " in out, out + err)
+    check("tune --dry-run: says which config the table gives now (exact / nearest)",
+          "(tuned:exact)" in out and "(tuned:nearest)" in out, out)
+    expect_usage_error("tune --model gpt_oss_120b (no fused_moe activation)",
+                       ["tune", "--dry-run", "--model", "gpt_oss_120b"], "swiglu_oai")
+    expect_usage_error("tune --dtype fp8", ["tune", "--dry-run", "--dtype", "fp8"], "--dtype")
+    rc, out, err = run(["devices", "--no-measure"])
+    if "no GPU" in out + err or "none" in out:
+        tcsv = os.path.join(tmp, "t.csv")
+        rc, out, err = run(["tune", "--model", "deepseek_v3", "-M", "1", "--tuned-config", tcsv], cwd=tmp)
+        check("tune without a GPU: exit 2, one line, nothing written",
+              rc == 2 and len(err_lines(err)) == 1 and not os.path.exists(tcsv), f"rc={rc} {err!r}")
+
 failed = [r for r in results if not r[1]]
 for i, (name, ok, detail) in enumerate(results, 1):
     print(f"{'ok' if ok else 'not ok'} {i} - {name}")

@@ -1,0 +1,236 @@
+// CPU side of the tuner and of the tuned-config lookup of the fused MoE family:
+// candidate enumeration, table rows <-> configs, select_config's sources
+// (tuned:exact / tuned:nearest / heuristic), and a tuner writing rows while
+// being interrupted (SIGINT / SIGKILL) never leaving a torn table.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+#include <string>
+
+#include "kernels/fused_moe/fused_moe_config.hpp"
+#include "moe/error.hpp"
+#include "moe/tuned_config.hpp"
+#include "tooling_util.hpp"
+
+using namespace moe;
+using namespace moe::fused_moe;
+
+namespace {
+
+Problem problem(int64_t M, int64_t H = 7168, int64_t I = 2048, int32_t E = 256, int32_t k = 8) {
+  Problem p;
+  p.tokens = M;
+  p.model_dim = H;
+  p.inter_dim = I;
+  p.experts = E;
+  p.top_k = k;
+  return p;
+}
+
+DeviceLimits h100(bool wgmma) {
+  DeviceLimits d;
+  d.sm_count = 132;
+  d.max_smem_per_block = 232448;
+  d.wgmma = wgmma;
+  return d;
+}
+
+bool same(const LayerConfig& a, const LayerConfig& b) { return a.stage1 == b.stage1 && a.stage2 == b.stage2; }
+
+}  // namespace
+
+TEST_CASE("tune candidates: valid, unique, usable here, heuristic included") {
+  for (bool wg : {false, true})
+    for (int64_t M : {1, 16, 64, 256, 1024, 4096}) {
+      const Problem p = problem(M);
+      const DeviceLimits dev = h100(wg);
+      const auto c = tune_candidates(p, dev);
+      REQUIRE(!c.empty());
+      std::set<std::string> seen;
+      bool has_heuristic = false, has_persistent = false, has_split = false;
+      for (const auto& cfg : c) {
+        CHECK_MESSAGE(cfg.is_valid(), cfg.why_invalid());
+        CHECK(seen.insert(cfg.to_string()).second);
+        const int s = find_tile_shape(cfg.stage1);
+        REQUIRE(s >= 0);
+        CHECK(shape_usable(kTileShapes[s], dev));
+        CHECK(cfg.stage1.block_m == cfg.stage2.block_m);
+        CHECK(cfg.stage1.split_k == 1);
+        CHECK(cfg.stage2.split_k <= (p.inter_dim + cfg.stage2.block_k - 1) / cfg.stage2.block_k);
+        has_heuristic = has_heuristic || same(cfg, choose_config(p, dev));
+        has_persistent = has_persistent || cfg.stage1.persistent;
+        has_split = has_split || cfg.stage2.split_k > 1;
+      }
+      CHECK(has_heuristic);
+      CHECK(has_persistent);
+      CHECK(has_split);
+#if !defined(MOE_BACKEND_HIP)
+      // 5 mma.sync shapes (+2 wgmma) x 2 grids x 4 splits.
+      CHECK(c.size() == (wg ? 7u : 5u) * 2 * 4);
+#endif
+    }
+  // Restricted spaces.
+  TuneSpace only;
+  only.persistent = {true};
+  only.split_k = {1};
+  for (const auto& cfg : tune_candidates(problem(64), h100(false), only)) {
+    if (same(cfg, choose_config(problem(64), h100(false)))) continue;  // the heuristic is always there
+    CHECK(cfg.stage1.persistent);
+    CHECK(cfg.stage2.split_k == 1);
+  }
+  // A small k range: splits beyond the k-tiles are dropped.
+  for (const auto& cfg : tune_candidates(problem(4, 256, 64, 8, 2), h100(false)))
+    CHECK(cfg.stage2.split_k <= (64 + cfg.stage2.block_k - 1) / cfg.stage2.block_k);
+  // Less shared memory: the big shapes are gone.
+  DeviceLimits small = h100(false);
+  small.max_smem_per_block = 100 * 1024;
+  for (const auto& cfg : tune_candidates(problem(256), small))
+    CHECK(tile_smem_bytes(kTileShapes[find_tile_shape(cfg.stage1)]) <= small.max_smem_per_block);
+  CHECK_THROWS_AS(tune_candidates(problem(0), h100(false)), InputError);
+}
+
+TEST_CASE("tuned rows <-> configs: every candidate round-trips through the CSV") {
+  tooling::TempDir dir;
+  const std::string path = dir.path("t.csv");
+  const DeviceLimits dev = h100(true);
+  for (int64_t M : {1, 4096}) {
+    const Problem p = problem(M);
+    for (const auto& cfg : tune_candidates(p, dev)) {
+      TunedRow r = tuned_row(p, 132, cfg);
+      r.us = 1.5;
+      r.err = 1e-3;
+      CHECK(r.key.act_type == "SiLu");
+      CHECK(r.key.dtype == "bf16");
+      CHECK(r.impl == (cfg.stage1.wgmma ? kImplWgmma : kImplMmaSync));
+      update_tuned_file(path, r, tuned_impls());
+      const auto t = TunedTable::load(path, tuned_impls());
+      const auto lk = t.lookup(tuned_key(p, 132));
+      REQUIRE(lk.source == "exact");
+      LayerConfig back;
+      CHECK(config_from_row(lk.row, p, dev, true, back) == "");
+      CHECK_MESSAGE(same(back, cfg), back.to_string(), " vs ", cfg.to_string());
+    }
+  }
+  // GeLU / fp16 keys.
+  Problem g = problem(8);
+  g.act = Activation::GeluTanh;
+  g.dtype = DType::F16;
+  CHECK(tuned_key(g, 80).act_type == "GeLu");
+  CHECK(tuned_key(g, 80).dtype == "fp16");
+  CHECK(tuned_key(g, 80).cu_num == 80);
+}
+
+TEST_CASE("select_config: tuned:exact, tuned:nearest, heuristic, and rows that cannot run here") {
+  const DeviceLimits dev = h100(false);
+  const Problem p64 = problem(64);
+  // A row for M = 64 with the decode tile, split 4, persistent.
+  LayerConfig cfg = config_for_shape(p64, dev, 0);
+  cfg.stage2.split_k = 4;
+  cfg.stage1.persistent = cfg.stage2.persistent = true;
+  TunedRow row = tuned_row(p64, 132, cfg);
+  std::string csv;
+  for (const auto& c : TunedTable::seed_columns()) csv += (csv.empty() ? "" : ",") + c;
+  csv += "\n";
+  TunedTable t = TunedTable::parse(csv, "mem.csv", tuned_impls());
+  t.upsert(row, tuned_impls());
+
+  auto ch = select_config(p64, dev, &t);
+  CHECK(ch.source == "tuned:exact");
+  CHECK(same(ch.cfg, cfg));
+  CHECK(ch.note == "");
+  CHECK(ch.to_json()["source"] == "tuned:exact");
+
+  // M = 100: the nearest bucket (64): its tile, split-K/persistence recomputed for M.
+  const Problem p100 = problem(100);
+  ch = select_config(p100, dev, &t);
+  CHECK(ch.source == "tuned:nearest");
+  CHECK(same(ch.cfg, config_for_shape(p100, dev, 0)));
+
+  // Another device (cu_num): never borrowed.
+  DeviceLimits other = dev;
+  other.sm_count = 114;
+  ch = select_config(p64, other, &t);
+  CHECK(ch.source == "heuristic");
+  CHECK(same(ch.cfg, choose_config(p64, other)));
+
+  // Another shape: heuristic. No table: heuristic.
+  CHECK(select_config(problem(64, 4096, 14336, 8, 2), dev, &t).source == "heuristic");
+  CHECK(select_config(p64, dev, nullptr).source == "heuristic");
+
+  // A wgmma row on a build without wgmma: heuristic, and the note says why.
+  const DeviceLimits wdev = h100(true);
+  const auto cands = tune_candidates(p64, wdev);
+  const auto wg = std::find_if(cands.begin(), cands.end(), [](const LayerConfig& c) { return c.stage1.wgmma; });
+#if !defined(MOE_BACKEND_HIP)
+  REQUIRE(wg != cands.end());
+  TunedTable tw = TunedTable::parse(csv, "w.csv", tuned_impls());
+  tw.upsert(tuned_row(p64, 132, *wg), tuned_impls());
+  CHECK(select_config(p64, wdev, &tw).source == "tuned:exact");
+  ch = select_config(p64, dev, &tw);
+  CHECK(ch.source == "heuristic");
+  CHECK(ch.note.find("wgmma") != std::string::npos);
+#endif
+  // A row without tile columns, or a tile that is not compiled: heuristic + note.
+  TunedRow bare = row;
+  bare.block_m.reset();
+  TunedTable tb = TunedTable::parse(csv, "b.csv", tuned_impls());
+  tb.upsert(bare, tuned_impls());
+  ch = select_config(p64, dev, &tb);
+  CHECK(ch.source == "heuristic");
+  CHECK(ch.note.find("no tile columns") != std::string::npos);
+  TunedRow odd = row;
+  odd.block_n = 96;
+  TunedTable to = TunedTable::parse(csv, "o.csv", tuned_impls());
+  to.upsert(odd, tuned_impls());
+  ch = select_config(p64, dev, &to);
+  CHECK(ch.source == "heuristic");
+  CHECK(ch.note.find("not a compiled shape") != std::string::npos);
+
+  // The process-wide table.
+  set_tuned_table(std::make_shared<const TunedTable>(t));
+  CHECK(select_config(p64, dev).source == "tuned:exact");
+  set_tuned_table(nullptr);
+  CHECK(select_config(p64, dev).source == "heuristic");
+}
+
+TEST_CASE("tuner rows: a tuner interrupted (SIGINT, SIGKILL) while writing never leaves a torn table") {
+  tooling::TempDir dir;
+  const std::string path = dir.path("tuned.csv");
+  const DeviceLimits dev = h100(true);
+  const auto cands = tune_candidates(problem(64), dev);
+  update_tuned_file(path, tuned_row(problem(64), 132, cands[0]), tuned_impls());
+  for (int round = 0; round < 8; ++round) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      // Child: the tuner's write path (one update_tuned_file per finished point).
+      for (int64_t i = 0;; ++i) {
+        const Problem p = problem(1 + (i + round * 1000) % 5000);
+        TunedRow r = tuned_row(p, 132, cands[static_cast<size_t>(i) % cands.size()]);
+        r.us = double(i);
+        r.err = 1e-3;
+        try {
+          update_tuned_file(path, r, tuned_impls());
+        } catch (...) {
+          ::_exit(3);
+        }
+      }
+    }
+    ::usleep(static_cast<useconds_t>(20000 + 7919 * round % 30000));
+    ::kill(pid, round % 2 ? SIGKILL : SIGINT);
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    CHECK(WIFSIGNALED(st));
+    // The table parses, and every row is a config this build can run.
+    const auto t = TunedTable::load(path, tuned_impls());
+    CHECK(!t.rows().empty());
+    for (const auto& r : t.rows()) {
+      LayerConfig c;
+      Problem p = problem(r.key.token);
+      CHECK(config_from_row(r, p, dev, true, c) == "");
+    }
+  }
+}
