@@ -693,6 +693,30 @@ json build_report_json(const ReportInputs& in) {
   rep["inputs"] = inputs;
   rep["devices"] = devices;
   rep["configs"] = {{"model_configs_path", in.model_configs_path}, {"models", in.models}, {"tuned_config", in.tuned}};
+  // Where the fused MoE configs came from (tuned:exact | tuned:nearest |
+  // heuristic | sweep): verify case metrics "config_source", bench labels
+  // "source=...". And the tuned tables the inputs say they used.
+  {
+    std::map<std::string, std::pair<int, int>> sources;  // source -> (verify cases, benchmarks)
+    for (const auto& c : cases)
+      if (c.contains("metrics") && c["metrics"].is_object() && c["metrics"].contains("config_source") &&
+          c["metrics"]["config_source"].is_string())
+        sources[c["metrics"]["config_source"].get<std::string>()].first++;
+    for (const auto& p : points) {
+      const auto kv = parse_label(p.value("label", std::string()));
+      if (auto it = kv.find("source"); it != kv.end()) sources[it->second].second++;
+    }
+    json src = json::array();
+    for (const auto& [k, n] : sources) src.push_back({{"source", k}, {"verify_cases", n.first}, {"benchmarks", n.second}});
+    rep["configs"]["config_sources"] = src;
+    json used = json::array();
+    for (const auto& [path, d] : in.verify)
+      if (d.contains("tuned_config")) used.push_back({{"input", path}, {"table", d["tuned_config"]}});
+    for (const auto& [path, d] : in.bench)
+      if (d.contains("moe_bench") && d["moe_bench"].is_object() && d["moe_bench"].contains("tuned_config"))
+        used.push_back({{"input", path}, {"table", d["moe_bench"]["tuned_config"]}});
+    rep["configs"]["tuned_tables_used"] = used;
+  }
   rep["verify"] = {{"summary", {{"passed", passed}, {"failed", failed}, {"skipped", skipped}}},
                    {"kernels", kernels},
                    {"cases", cases}};
@@ -1055,6 +1079,22 @@ std::string render_report_html(const json& rep) {
     for (auto it = cfg["tuned_config"].begin(); it != cfg["tuned_config"].end(); ++it)
       rows.emplace_back(it.key(), json_scalar_text(it.value()));
     o += "<h4>Tuned config table</h4>\n" + kv_table("tuned-table", rows);
+  }
+  if (cfg.contains("tuned_tables_used") && !cfg["tuned_tables_used"].empty()) {
+    std::vector<std::pair<std::string, std::string>> rows;
+    for (const auto& u : cfg["tuned_tables_used"])
+      rows.emplace_back(json_scalar_text(u["input"]),
+                        fmt::format("{} ({} rows)", json_scalar_text(u["table"].value("file", json(""))),
+                                    json_scalar_text(u["table"].value("rows", json(0)))));
+    o += "<h4>Tuned tables the inputs used</h4>\n" + kv_table("tuned-used", rows);
+  }
+  if (cfg.contains("config_sources") && !cfg["config_sources"].empty()) {
+    std::vector<std::pair<std::string, std::string>> rows;
+    for (const auto& x : cfg["config_sources"])
+      rows.emplace_back(x["source"].get<std::string>(),
+                        fmt::format("{} verify case(s), {} benchmark(s)", x["verify_cases"].get<int>(),
+                                    x["benchmarks"].get<int>()));
+    o += "<h4>Fused MoE config source (tuned:exact, tuned:nearest, heuristic)</h4>\n" + kv_table("config-sources", rows);
   }
   o += "</section>\n";
 
