@@ -138,11 +138,18 @@ rc, out, err = run(["merge", "--help"])
 check("merge --help: mentions bench shards", rc == 0 and "bench" in out, out)
 
 with tempfile.TemporaryDirectory() as tmp:
-    # Without a GPU backend (and no --bench-dir): one line, exit 2.
-    env_backend = subprocess.run([EXE, "list"], capture_output=True, text=True).stdout
-    rc, out, err = run(["bench", "--json", os.path.join(tmp, "x.json")], cwd=tmp)
-    if "backend: none" in env_backend or "backend none" in env_backend or rc == 2:
-        check("bench without a GPU backend or executables: exit 2, one line",
+    # What this build and machine have (devices --json): the backend and the GPUs.
+    dj = os.path.join(tmp, "dev.json")
+    run(["devices", "--no-measure", "--json", dj])
+    devinfo = json.load(open(dj)) if os.path.exists(dj) else {"backend": "?", "devices": [1]}
+    no_gpu = devinfo.get("backend") == "none" or not devinfo.get("devices")
+    if devinfo.get("backend") == "none":
+        # Without a GPU backend (and no --bench-dir): one line, exit 2.
+        expect_usage_error("bench in a -Dgpu=none build", ["bench", "--json", os.path.join(tmp, "x.json")],
+                           "without a GPU backend")
+    elif no_gpu:
+        rc, out, err = run(["bench", "--json", os.path.join(tmp, "x.json")], cwd=tmp)
+        check("bench in a GPU build without a GPU (or without Google Benchmark): exit 2, one line",
               rc == 2 and len(err_lines(err)) == 1 and out == "", f"rc={rc} out={out!r} err={err!r}")
     # An empty bench folder: Google Benchmark not built.
     empty = os.path.join(tmp, "empty")
@@ -265,8 +272,7 @@ with tempfile.TemporaryDirectory() as tmp:
     expect_usage_error("tune --model gpt_oss_120b (no fused_moe activation)",
                        ["tune", "--dry-run", "--model", "gpt_oss_120b"], "swiglu_oai")
     expect_usage_error("tune --dtype fp8", ["tune", "--dry-run", "--dtype", "fp8"], "--dtype")
-    rc, out, err = run(["devices", "--no-measure"])
-    if "no GPU" in out + err or "none" in out:
+    if no_gpu:
         tcsv = os.path.join(tmp, "t.csv")
         rc, out, err = run(["tune", "--model", "deepseek_v3", "-M", "1", "--tuned-config", tcsv], cwd=tmp)
         check("tune without a GPU: exit 2, one line, nothing written",
