@@ -8,6 +8,7 @@ KernelFamily make_moe_align_family();
 KernelFamily make_quant_family();
 KernelFamily make_fused_moe_family();
 KernelFamily make_routing_family();
+KernelFamily make_fused_moe_q8_family();
 
 std::vector<KernelFamily> families_list() {
   std::vector<KernelFamily> v;
@@ -15,6 +16,7 @@ std::vector<KernelFamily> families_list() {
   v.push_back(make_quant_family());
   v.push_back(make_fused_moe_family());
   v.push_back(make_routing_family());
+  v.push_back(make_fused_moe_q8_family());
   return v;
 }
 

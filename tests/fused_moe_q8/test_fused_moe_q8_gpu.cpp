@@ -1,0 +1,224 @@
+// GPU tests of the quantized fused MoE kernels against the CPU reference
+// (staged check, reference/fused_moe_q8/fused_moe_q8_check.hpp). Every output
+// (a1, a2, scales, intermediate, partial rows, out) is poisoned before each run.
+//
+// Test cases (doctest names, filter with -tc=...):
+//   "fused_moe_q8 gpu: build reports its MMA paths"
+//   "fused_moe_q8 gpu: odd shapes"            every scheme x {stage1, stage2, layer} x odd (M, H, I, E, k)
+//   "fused_moe_q8 gpu: tile shapes"           every compiled tile x scheme, persistent, split-K, gelu, weight on input
+//   "fused_moe_q8 gpu: all-zero hidden and saturation"
+//   "fused_moe_q8 gpu: Inf/NaN hidden raises InputError"
+//   "fused_moe_q8 gpu: validation"            InputError before any launch
+//   "fused_moe_q8 gpu: models M 1 and 16"     Mixtral / DeepSeek-V3 / Qwen3, every scheme
+//   "fused_moe_q8 gpu big: models M 256 and 1024"
+//   "sanitize: fused_moe_q8 small"            compute-sanitizer memcheck subset
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "kernels/fused_moe_q8/fused_moe_q8.hpp"
+#include "moe/error.hpp"
+#include "moe/gpu.hpp"
+#include "reference/fused_moe_q8/fused_moe_q8_check.hpp"
+
+using moe::DType;
+using namespace moe::fused_moe_q8;
+using namespace moe::fused_moe_q8::check;
+
+namespace {
+
+Q8Problem make_problem(Scheme s, int64_t M, int64_t H, int64_t I, int32_t E, int32_t k) {
+  Q8Problem p;
+  p.scheme = s;
+  p.base.tokens = M;
+  p.base.model_dim = H;
+  p.base.inter_dim = I;
+  p.base.experts = E;
+  p.base.top_k = k;
+  p.base.dtype = DType::BF16;
+  return p;
+}
+
+bool runnable(const Q8LayerConfig& c, Scheme s) {
+  const Q8DeviceLimits d = q8_device_limits();
+  if (!is_int8(s) && !d.fp8_mma) return false;
+  if ((c.stage1.wgmma || c.stage2.wgmma) && !d.wgmma) return false;
+  return c.is_valid(s);
+}
+
+void check_one(const Q8DeviceLayer& l, const Q8LayerConfig& cfg, Part part, int64_t max_tokens, moe::gpu::Stream& st) {
+  if (!runnable(cfg, l.problem.scheme)) return;
+  const Q8CheckResult r = run_and_check(l, cfg, part, max_tokens, st.get());
+  INFO(r.detail);
+  CHECK_MESSAGE(r.passed(), r.message());
+}
+
+struct Model {
+  const char* name;
+  int64_t H, I;
+  int32_t E, k;
+};
+constexpr Model kModels[] = {
+    {"mixtral_8x7b", 4096, 14336, 8, 2},
+    {"deepseek_v3", 7168, 2048, 256, 8},
+    {"qwen3_235b", 4096, 1536, 128, 8},
+};
+
+void check_models(std::initializer_list<int64_t> Ms, moe::gpu::Stream& st) {
+  for (const Model& m : kModels)
+    for (int64_t M : Ms)
+      for (Scheme s : kAllSchemes) {
+        const Q8Problem p = make_problem(s, M, m.H, m.I, m.E, m.k);
+        const Q8DeviceLayer l(p, q8_spec(p, 3));
+        const Q8LayerConfig cfg = choose_q8_config(p, q8_device_limits());
+        INFO(m.name, " M=", M);
+        check_one(l, cfg, Part::Layer, 8, st);
+      }
+}
+
+}  // namespace
+
+TEST_CASE("fused_moe_q8 gpu: build reports its MMA paths") {
+  const Q8DeviceLimits d = q8_device_limits();
+  MESSAGE(fmt::format("SMs {}, smem/block {}, wgmma {}, fp8 mma {}", d.sm_count, d.max_smem_per_block, d.wgmma,
+                      d.fp8_mma));
+  CHECK(d.sm_count > 0);
+}
+
+TEST_CASE("fused_moe_q8 gpu: odd shapes") {
+  moe::gpu::Stream st;
+  struct S {
+    int64_t M, H, I;
+    int32_t E, k;
+  };
+  // model_dim / inter not multiples of 128 (multiples of 16: 16-byte code rows); E 1..256, top_k 1..8
+  const S shapes[] = {{1, 144, 80, 1, 1},   {3, 272, 144, 8, 2},  {16, 256, 208, 8, 8},
+                      {64, 400, 112, 256, 4}, {255, 144, 272, 8, 3}, {16, 1040, 48, 4, 1}};
+  for (const S& sh : shapes)
+    for (Scheme s : kAllSchemes) {
+      const Q8Problem p = make_problem(s, sh.M, sh.H, sh.I, sh.E, sh.k);
+      const Q8DeviceLayer l(p, q8_spec(p, 11));
+      const Q8LayerConfig cfg = choose_q8_config(p, q8_device_limits());
+      for (Part part : {Part::Stage1, Part::Stage2, Part::Layer}) check_one(l, cfg, part, 1 << 20, st);
+    }
+}
+
+TEST_CASE("fused_moe_q8 gpu: tile shapes") {
+  moe::gpu::Stream st;
+  for (Scheme s : kAllSchemes) {
+    Q8Problem p = make_problem(s, 96, 528, 400, 6, 3);
+    for (int variant = 0; variant < 2; ++variant) {
+      p.base.act = variant ? moe::fused_moe::Activation::GeluTanh : moe::fused_moe::Activation::SiLU;
+      p.base.router_weight = variant ? moe::fused_moe::RouterWeight::OnInput : moe::fused_moe::RouterWeight::OnOutput;
+      const Q8DeviceLayer l(p, q8_spec(p, 21 + variant));
+      for (int shape = 0; shape < kNumQ8TileShapes; ++shape) {
+        Q8LayerConfig cfg = q8_config_for_shape(p, q8_device_limits(), shape);
+        INFO("shape ", shape, " variant ", variant);
+        check_one(l, cfg, Part::Layer, 1 << 20, st);
+        cfg.stage1.persistent = cfg.stage2.persistent = !cfg.stage1.persistent;
+        cfg.stage2.split_k = 2;
+        check_one(l, cfg, Part::Layer, 1 << 20, st);
+      }
+    }
+  }
+}
+
+TEST_CASE("fused_moe_q8 gpu: all-zero hidden and saturation") {
+  moe::gpu::Stream st;
+  for (Scheme s : kAllSchemes) {
+    const Q8Problem p = make_problem(s, 5, 272, 144, 4, 2);
+    Q8DeviceLayer l(p, q8_spec(p, 5));
+    const Q8LayerConfig cfg = choose_q8_config(p, q8_device_limits());
+    if (!runnable(cfg, s)) continue;
+    MOE_GPU_CHECK(hipMemset(l.hidden.data(), 0, l.hidden.bytes()));
+    const Q8CheckResult r = run_and_check(l, cfg, Part::Layer, 64, st.get());
+    CHECK_MESSAGE(r.passed(), r.message());
+    CHECK(r.out.n_nonfinite == 0);
+    // saturation: one huge element per row -> its code is +-max, the rest tiny
+    std::vector<uint16_t> h(static_cast<size_t>(p.base.tokens * p.base.model_dim), moe::f32_to_bf16_bits(0.01f));
+    for (int64_t t = 0; t < p.base.tokens; ++t)
+      h[static_cast<size_t>(t * p.base.model_dim + t)] = moe::f32_to_bf16_bits(t % 2 ? -3.0e4f : 3.0e4f);
+    l.hidden.upload(h);
+    const Q8CheckResult r2 = run_and_check(l, cfg, Part::Layer, 64, st.get());
+    CHECK_MESSAGE(r2.passed(), r2.message());
+  }
+}
+
+TEST_CASE("fused_moe_q8 gpu: Inf/NaN hidden raises InputError") {
+  moe::gpu::Stream st;
+  for (Scheme s : kAllSchemes) {
+    const Q8Problem p = make_problem(s, 4, 144, 80, 2, 1);
+    Q8DeviceLayer l(p, q8_spec(p, 5));
+    const Q8LayerConfig cfg = choose_q8_config(p, q8_device_limits());
+    if (!runnable(cfg, s)) continue;
+    auto h = l.hidden.download();
+    h[100] = moe::f32_to_bf16_bits(std::numeric_limits<float>::quiet_NaN());
+    l.hidden.upload(h);
+    try {
+      (void)run_and_check(l, cfg, Part::Layer, 64, st.get());
+      FAIL("no InputError");
+    } catch (const moe::InputError& e) {
+      CHECK(std::string(e.what()).find("hidden") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("fused_moe_q8 gpu: validation") {
+  moe::gpu::Stream st;
+  const Q8Problem p = make_problem(Scheme::Fp8Token, 4, 144, 80, 2, 1);
+  const Q8DeviceLayer l(p, q8_spec(p, 5));
+  const Q8LayerConfig cfg = choose_q8_config(p, q8_device_limits());
+  const Q8Align a = align_on_host(l, cfg.block_size());
+  const Q8WorkspaceSizes sz = workspace_sizes(p, cfg);
+  moe::gpu::DeviceBuffer<uint8_t> a1(sz.a1), a2(sz.a2);
+  moe::gpu::DeviceBuffer<float> a1s(sz.a1_scale), a2s(sz.a2_scale), partial(sz.partial);
+  moe::gpu::DeviceBuffer<uint16_t> inter(sz.intermediate), out(static_cast<size_t>(p.base.tokens * p.base.model_dim));
+  const Q8Workspace ws{a1.data(), a1s.data(), inter.data(), a2.data(), a2s.data(), partial.data()};
+  moe::quant::Workspace qws(1);
+  const Q8Tensors t = l.tensors(out.data());
+  Q8LayerConfig bad = cfg;
+  bad.stage1.block_m = 48;
+  CHECK_THROWS_AS(fused_moe_q8(p, t, a.view, ws, qws, bad, st.get()), moe::InputError);
+  bad = cfg;
+  bad.stage1.split_k = 2;
+  CHECK_THROWS_AS(fused_moe_q8(p, t, a.view, ws, qws, bad, st.get()), moe::InputError);
+  moe::fused_moe::AlignedRouting r = a.view;
+  r.block_size = cfg.block_size() * 2;
+  CHECK_THROWS_AS(fused_moe_q8(p, t, r, ws, qws, cfg, st.get()), moe::InputError);
+  Q8Tensors t2 = t;
+  t2.w1_scale = nullptr;
+  CHECK_THROWS_AS(fused_moe_q8(p, t2, a.view, ws, qws, cfg, st.get()), moe::InputError);
+  CHECK_THROWS_AS(fused_moe_q8(p, t, a.view, Q8Workspace{}, qws, cfg, st.get()), moe::InputError);
+  Q8Problem odd = p;
+  odd.base.model_dim = 100;
+  CHECK_THROWS_AS(fused_moe_q8(odd, t, a.view, ws, qws, cfg, st.get()), moe::InputError);
+  st.sync();
+  MOE_GPU_CHECK(hipGetLastError());
+}
+
+TEST_CASE("fused_moe_q8 gpu: models M 1 and 16") {
+  moe::gpu::Stream st;
+  check_models({1, 16}, st);
+}
+
+TEST_CASE("fused_moe_q8 gpu big: models M 256 and 1024") {
+  moe::gpu::Stream st;
+  check_models({256, 1024}, st);
+}
+
+TEST_CASE("sanitize: fused_moe_q8 small") {
+  moe::gpu::Stream st;
+  for (Scheme s : kAllSchemes) {
+    const Q8Problem p = make_problem(s, 7, 144, 80, 4, 2);
+    const Q8DeviceLayer l(p, q8_spec(p, 9));
+    for (int shape : {0, kNumQ8TileShapes - 2}) {
+      const Q8LayerConfig cfg = q8_config_for_shape(p, q8_device_limits(), shape);
+      for (Part part : {Part::Stage1, Part::Stage2, Part::Layer}) check_one(l, cfg, part, 64, st);
+    }
+  }
+}
