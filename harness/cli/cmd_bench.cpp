@@ -287,7 +287,9 @@ int run_bench(const CommonOptions& c) {
     if (index_of.empty()) continue;
     const auto& e = exes[ei];
     const fs::path out = tmpdir / ("bench_" + e.family + ".json");
-    std::string cmd = env + shell_quote(e.path.string()) + " --benchmark_filter=" + shell_quote("^(" + alt + ")$") +
+    // Line-buffered child stdout (Google Benchmark's console rows are the progress lines).
+    static const std::string linebuf = fs::exists("/usr/bin/stdbuf") ? "/usr/bin/stdbuf -oL " : "";
+    std::string cmd = env + linebuf + shell_quote(e.path.string()) + " --benchmark_filter=" + shell_quote("^(" + alt + ")$") +
                       " --benchmark_out=" + shell_quote(out.string()) +
                       " --benchmark_out_format=json --benchmark_color=false";
     if (o.repetitions > 0) cmd += fmt::format(" --benchmark_repetitions={}", o.repetitions);

@@ -271,7 +271,8 @@ void register_tune(CLI::App& app, std::vector<Command>& out) {
   sub->add_option("--model", o.models, "Models of configs/model_configs.json (repeatable)")->capture_default_str();
   sub->add_option("--tokens,-M", o.tokens, "Token counts M (repeatable)")->capture_default_str();
   sub->add_option("--dtype", o.dtype, "bf16 or fp16")->capture_default_str();
-  add_tuned_config_option(sub, o.tuned_config);
+  add_tuned_config_option(sub, o.tuned_config,
+                          "Tuned-config CSV to update, row by row (default: configs/tuned_fmoe.csv; created if missing)");
   sub->add_option("--split-k", o.split_k, "Stage-2 split-K values tried (repeatable)")->capture_default_str();
   sub->add_option("--persistent", o.persistent, "Grid kinds tried: both, on, off")->capture_default_str();
   sub->add_option("--iters", o.iters, "Timed launches per candidate (median)")->capture_default_str()->check(CLI::Range(1, 100000));

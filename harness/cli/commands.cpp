@@ -35,10 +35,11 @@ std::string resolve_data_dir(const CommonOptions& c) {
 
 std::string default_tuned_config() { return find_config_file("tuned_fmoe.csv", MOE_SOURCE_DIR); }
 
-void add_tuned_config_option(CLI::App* sub, std::string& path) {
+void add_tuned_config_option(CLI::App* sub, std::string& path, const std::string& what) {
   sub->add_option("--tuned-config", path,
-                  "Tuned-config table for the fused MoE configs (default: configs/tuned_fmoe.csv; a missing default "
-                  "file means the heuristic only)");
+                  what.empty() ? "Tuned-config table for the fused MoE configs (default: configs/tuned_fmoe.csv; a "
+                                 "missing default file means the heuristic only)"
+                               : what);
 }
 
 std::set<std::string> tuned_impl_names() {

@@ -43,7 +43,7 @@ std::string resolve_data_dir(const CommonOptions& c);
 
 // ---- --tuned-config (verify, bench, run, tune) ----------------------------------
 // Adds `--tuned-config PATH` to `sub`, bound to `path` (empty = the default).
-void add_tuned_config_option(CLI::App* sub, std::string& path);
+void add_tuned_config_option(CLI::App* sub, std::string& path, const std::string& what = "");
 // configs/tuned_fmoe.csv under the current folder, else the source tree's.
 std::string default_tuned_config();
 // The table at `path` (empty: the default; a missing default file is an empty
