@@ -1,86 +1,153 @@
 #!/usr/bin/env bash
-# The whole GPU-host job in one call: build, every test (GPU + CPU), sanitizer
-# passes on reduced subsets, `devices`, a verification sweep, every benchmark,
-# the torch anchor side by side, and the HTML/JSON report. Logs and results go
-# to $MOE_LOG_DIR (default $OUT, else ./out) and are bundled into results.tar.gz.
+# The GPU-host job, in steps that can be split over several calls of one warm
+# machine (each call of the device tool may run 10 minutes at most):
 #
-#   scripts/gpu_full_run.sh [--skip-tests] [--skip-sanitizer] [--skip-bench] [--skip-torch]
+#   scripts/gpu_full_run.sh [STEPS]     STEPS: comma list, default all of
+#     build     unpack .debs, configure and build build-gpu (sm_90a) with every target
+#     tests     CPU tests (meson test --suite cpu) and every GPU test binary
+#               (fused_moe without its M >= 1024 / 40000 cases: step big)
+#     big       the big fused_moe cases (M = 1024/4096 subsets, DeepSeek-V3 M = 40000)
+#     sanitize  compute-sanitizer memcheck / racecheck on small subsets (align, routing, fused_moe)
+#     q8        tests/fused_moe_q8/device_run.sh (tests, memcheck, verify, benchmark)
+#     tooling   scripts/tooling_device_check.sh (bench, shards, merge, tune, --tuned-config)
+#     verify    moe-harness devices + verify --quick (every family)
+#     bench     every bench_* executable (fused_moe: the layer benchmarks, not the sweep)
+#     torch     bench/anchors/torch_moe_layer.py on the same card
+#     report    moe-harness report over verify + every bench JSON
+#
+# Logs go to /tmp/moe-run (kept between calls of a warm machine) and are bundled
+# after every step into $OUT/results.tar.gz, so a call stopped at its limit still
+# returns what it did. Exit status: 0 when every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-logs=${MOE_LOG_DIR:-${OUT:-out}}
-mkdir -p "$logs/run"
-run_dir="$logs/run"
+steps=${1:-build,tests,sanitize,q8,tooling,verify,bench,torch,report}
+out=${OUT:-out}
+run_dir=${MOE_RUN_DIR:-/tmp/moe-run}
+mkdir -p "$out" "$run_dir"
 build=${MOE_BUILD:-build-gpu}
-skip_tests=0; skip_san=0; skip_bench=0; skip_torch=0
-for a in "$@"; do
-  case "$a" in
-    --skip-tests) skip_tests=1 ;;
-    --skip-sanitizer) skip_san=1 ;;
-    --skip-bench) skip_bench=1 ;;
-    --skip-torch) skip_torch=1 ;;
-    *) echo "gpu_full_run: unknown option $a" >&2; exit 2 ;;
-  esac
-done
-status=0
-step() { echo "=== $* ($(date +%H:%M:%S))"; }
-
-step build
-MOE_LOG_DIR="$run_dir" bash scripts/gpu_host.sh build || { echo "build failed"; tar -czf "$logs/results.tar.gz" -C "$run_dir" .; exit 1; }
 H="$build/harness/cli/moe-harness"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv > "$run_dir/nvidia-smi.csv" 2>&1
-git rev-parse HEAD > "$run_dir/git-revision.txt" 2>/dev/null || true
+has() { [[ ",$steps," == *",$1,"* ]]; }
+status=0
+t0=$(date +%s)
+step() {
+  tar -czf "$out/results.tar.gz" -C "$run_dir" . 2>/dev/null
+  echo "=== [+$(( $(date +%s) - t0 ))s $(date +%H:%M:%S)] $*" | tee -a "$run_dir/steps.log"
+}
+note() { echo "$*" | tee -a "$run_dir/steps.log"; }
 
-step devices
-"$H" devices --json "$run_dir/devices.json" | tee "$run_dir/devices.log"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv > "$run_dir/nvidia-smi.csv" 2>&1
+echo "${MOE_GIT_REVISION:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}" > "$run_dir/git-revision.txt"
 
-if [ $skip_tests = 0 ]; then
-  step tests
-  MOE_LOG_DIR="$run_dir" bash scripts/gpu_host.sh test --num-processes 1 || status=1
-  cp "$build/meson-logs/testlog.txt" "$run_dir/testlog.txt" 2>/dev/null
+if has build; then
+  step build
+  MOE_LOG_DIR="$run_dir" bash scripts/gpu_host.sh build > "$run_dir/build-console.log" 2>&1 \
+    || { note "build failed"; grep -E "error|FAILED" "$run_dir/build.log" | head -30; step end; exit 1; }
+  tail -2 "$run_dir/build.log"
 fi
 
-if [ $skip_san = 0 ]; then
-  step sanitizer
-  # Reduced subsets: each GPU test binary honours MOE_SANITIZER_SUBSET=1 or a doctest filter.
-  for t in "$build"/tests/*/gpu_test_* "$build"/tests/gpu_test_*; do
+run_test() {  # log-name timeout binary args...
+  local name=$1 limit=$2
+  shift 2
+  timeout "$limit" "$@" > "$run_dir/$name.log" 2>&1
+  local rc=$?
+  note "$name rc=$rc $(grep -E '^\[doctest\] (test cases|Status)' "$run_dir/$name.log" | tr '\n' ' ')"
+  [ $rc = 0 ] || status=1
+}
+
+if has tests; then
+  step "cpu tests"
+  MOE_LOG_DIR="$run_dir" bash scripts/gpu_host.sh exec meson test -C "$build" --suite cpu --num-processes 4 \
+    > "$run_dir/cpu-tests.log" 2>&1 || status=1
+  grep -E "^(Ok|Fail|Skipped):" "$run_dir/cpu-tests.log" | tr -s ' ' | tr '\n' ' ' | tee -a "$run_dir/steps.log"; echo
+  step "gpu tests"
+  for t in "$build"/tests/gpu_test_*; do
     [ -x "$t" ] || continue
     n=$(basename "$t")
-    for tool in memcheck racecheck; do
-      MOE_SANITIZER_SUBSET=1 timeout 300 compute-sanitizer --tool $tool --error-exitcode 9 "$t" -tce='*large*,*huge*,*40000*' \
-        > "$run_dir/sanitizer-$tool-$n.log" 2>&1
-      rc=$?
-      echo "$tool $n rc=$rc $(grep -E 'ERROR SUMMARY' "$run_dir/sanitizer-$tool-$n.log" | tail -1)"
-      [ $rc = 0 ] || status=1
-    done
+    case "$n" in
+      gpu_test_fused_moe) run_test "$n" 400 "$t" -tce='fused_moe gpu big*' ;;
+      gpu_test_fused_moe_q8) ;;  # step q8
+      *) run_test "$n" 300 "$t" ;;
+    esac
   done
 fi
 
-step verify
-"$H" verify --json "$run_dir/verify.json" > "$run_dir/verify.log" 2>&1 || status=1
-tail -3 "$run_dir/verify.log"
+if has big; then
+  step "big fused_moe cases"
+  run_test gpu_test_fused_moe_big 500 "$build/tests/gpu_test_fused_moe" -tc='fused_moe gpu big*'
+fi
 
-if [ $skip_bench = 0 ]; then
+if has sanitize; then
+  step sanitize
+  # Small subsets per binary (the q8 family's memcheck runs in step q8).
+  san() {  # tool binary doctest-filter
+    local tool=$1 n=$2 filt=$3
+    timeout 150 compute-sanitizer --tool "$tool" --error-exitcode 9 "$build/tests/$n" -tc="$filt" \
+      > "$run_dir/sanitizer-$tool-$n.log" 2>&1
+    local rc=$?
+    note "$tool $n rc=$rc $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$run_dir/sanitizer-$tool-$n.log" | tail -1)"
+    [ $rc = 0 ] || status=1
+  }
+  san memcheck gpu_test_moe_align 'sanitize:*'
+  san racecheck gpu_test_moe_align 'sanitize:*'
+  san memcheck gpu_test_routing 'sanitize:*'
+  san racecheck gpu_test_routing 'sanitize:*'
+  san memcheck gpu_test_fused_moe 'fused_moe gpu: validation,fused_moe gpu: seed odd shapes'
+fi
+
+if has q8; then
+  step "q8 (tests/fused_moe_q8/device_run.sh)"
+  OUT="$run_dir/q8" MOE_BUILD="$build" timeout 420 bash tests/fused_moe_q8/device_run.sh cpu,gpu,sanitize,verify,bench \
+    > "$run_dir/q8-console.log" 2>&1 || status=1
+  tail -40 "$run_dir/q8-console.log"
+fi
+
+if has tooling; then
+  step "tooling (scripts/tooling_device_check.sh)"
+  OUT="$run_dir" MOE_BUILD="$build" timeout 400 bash scripts/gpu_host.sh exec bash scripts/tooling_device_check.sh \
+    > "$run_dir/tooling-console.log" 2>&1 || status=1
+  grep -E "ok:|FAILED|done:" "$run_dir/tooling/steps.log" 2>/dev/null | tee -a "$run_dir/steps.log"
+fi
+
+if has verify; then
+  step verify
+  "$H" devices --json "$run_dir/devices.json" > "$run_dir/devices.log" 2>&1
+  cat "$run_dir/devices.log"
+  timeout 400 "$H" verify --quick --json "$run_dir/verify.json" > "$run_dir/verify.log" 2>&1 || status=1
+  tail -3 "$run_dir/verify.log" | tee -a "$run_dir/steps.log"
+fi
+
+if has bench; then
   step benchmarks
   for b in "$build"/bench/bench_*; do
     [ -x "$b" ] && [ -f "$b" ] || continue
     n=$(basename "$b")
-    "$b" --benchmark_out="$run_dir/$n.json" --benchmark_out_format=json > "$run_dir/$n.log" 2>&1 || status=1
-    echo "$n: $(grep -c '"name"' "$run_dir/$n.json" 2>/dev/null) entries"
+    filter=.
+    case "$n" in
+      bench_fused_moe) filter='^BM_fused_moe_layer/' ;;
+      bench_fused_moe_q8) filter=${Q8_BENCH_FILTER:-'BM_(bf16|q8)_layer/'} ;;
+    esac
+    timeout 300 "$b" --benchmark_filter="$filter" --benchmark_out="$run_dir/$n.json" --benchmark_out_format=json \
+      > "$run_dir/$n.log" 2>&1 || status=1
+    note "$n: $(grep -c '"name"' "$run_dir/$n.json" 2>/dev/null) entries"
   done
 fi
 
-if [ $skip_torch = 0 ] && [ -f bench/anchors/torch_moe_layer.py ]; then
-  step torch anchor
-  PYTHONUNBUFFERED=1 timeout 400 python3 bench/anchors/torch_moe_layer.py > "$run_dir/torch_moe_layer.log" 2>&1 || status=1
-  tail -5 "$run_dir/torch_moe_layer.log"
+if has torch && [ -f bench/anchors/torch_moe_layer.py ]; then
+  step "torch anchor"
+  PYTHONUNBUFFERED=1 timeout 400 python3 bench/anchors/torch_moe_layer.py --json "$run_dir/torch_moe_layer.json" \
+    > "$run_dir/torch_moe_layer.log" 2>&1 || status=1
+  tail -25 "$run_dir/torch_moe_layer.log"
 fi
 
-step report
-benches=()
-for j in "$run_dir"/bench_*.json; do [ -f "$j" ] && benches+=(--bench "$j"); done
-"$H" report --verify "$run_dir/verify.json" "${benches[@]}" --out "$run_dir/report.html" --json-out "$run_dir/report.json" \
-  > "$run_dir/report.log" 2>&1 || { status=1; cat "$run_dir/report.log"; }
+if has report; then
+  step report
+  benches=()
+  for j in "$run_dir"/bench_*.json "$run_dir"/q8/bench_*.json; do [ -f "$j" ] && benches+=(--bench "$j"); done
+  verify_args=()
+  [ -f "$run_dir/verify.json" ] && verify_args=(--verify "$run_dir/verify.json")
+  "$H" report "${verify_args[@]}" "${benches[@]}" --out "$run_dir/report.html" --json-out "$run_dir/report.json" \
+    > "$run_dir/report.log" 2>&1 || { status=1; cat "$run_dir/report.log"; }
+fi
 
-tar -czf "$logs/results.tar.gz" -C "$run_dir" .
-echo "gpu_full_run: done, status $status; bundle $logs/results.tar.gz"
+step "end (status $status)"
 exit $status
