@@ -255,7 +255,9 @@ with tempfile.TemporaryDirectory() as tmp:
     with open(good, "w") as f:
         f.write("cu_num,token,model_dim,inter_dim,expert,topk,act_type,dtype,impl,splitK,pad_m,pad_n,"
                 "block_m,block_n,block_k,warps,stages,persistent,us,err\n"
-                "132,64,7168,2048,256,8,SiLu,bf16,mma_sync_tiles,2,0,0,16,64,128,4,4,1,12.5,0.001\n")
+                # A compiled decode tile of this backend (HIP: 16x64x128, 2 wavefronts, 2 stages).
+                "132,64,7168,2048,256,8,SiLu,bf16,mma_sync_tiles,2,0,0,16,64,128,{}\n".format(
+                    "2,2,1,12.5,0.001" if devinfo.get("backend") == "hip" else "4,4,1,12.5,0.001"))
     vj = os.path.join(tmp, "v.json")
     rc, out, err = run(["verify", "--quick", "--kernel", "moe_align", "--json", vj, "--tuned-config", good], cwd=tmp)
     vd = json.load(open(vj))
