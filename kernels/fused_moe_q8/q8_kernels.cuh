@@ -400,6 +400,8 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize) q8_gemm_kernel(const Q8Gemm
       }
     };
     const int64_t n = p.n;
+    constexpr int CP = Atom::kColPair;  // adjacent columns per lane: stored together where n is even
+    const bool pair_ok = CP == 2 && (n % 2 == 0);
     if constexpr (STAGE == 1) {
       uint16_t* out = static_cast<uint16_t*>(p.out);
 #pragma unroll
@@ -407,17 +409,28 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize) q8_gemm_kernel(const Q8Gemm
 #pragma unroll
         for (int pj = 0; pj < NT / 2; ++pj)
 #pragma unroll
-          for (int i = 0; i < Atom::kAcc; ++i) {
+          for (int i = 0; i < Atom::kAcc; i += CP) {
             const int r = wm * WTM + mi * Atom::M + Atom::acc_row(i, lane);
             const int id = s_row[r];
-            const int c = Atom::acc_col(i, lane);
-            const int64_t col = acc_wrow(2 * pj, c);
+            const int64_t col = acc_wrow(2 * pj, Atom::acc_col(i, lane));
             if (id < 0 || col >= n) continue;
             const float sc = p.scale_mode == 1 ? s_w[r] : 1.0f;
-            const float g = value(mi, 2 * pj, i, r, col) * sc;
-            const float u = value(mi, 2 * pj + 1, i, r, n + col) * sc;
-            const float a = p.act == 0 ? fused_moe::dev::silu(g) : fused_moe::dev::gelu_tanh(g);
-            out[static_cast<int64_t>(id) * n + col] = q8_store16(a * u, p.out_f16);
+            uint16_t h[CP];
+#pragma unroll
+            for (int e = 0; e < CP; ++e) {
+              const float g = value(mi, 2 * pj, i + e, r, col + e) * sc;
+              const float u = value(mi, 2 * pj + 1, i + e, r, n + col + e) * sc;
+              const float a = p.act == 0 ? fused_moe::dev::silu(g) : fused_moe::dev::gelu_tanh(g);
+              h[e] = q8_store16(a * u, p.out_f16);
+            }
+            uint16_t* dst = out + static_cast<int64_t>(id) * n + col;
+            if (CP == 2 && pair_ok && col + 1 < n) {
+              *reinterpret_cast<uint32_t*>(dst) = static_cast<uint32_t>(h[0]) | (static_cast<uint32_t>(h[CP - 1]) << 16);
+            } else {
+#pragma unroll
+              for (int e = 0; e < CP; ++e)
+                if (col + e < n) dst[e] = h[e];
+            }
           }
     } else {
       float* out = static_cast<float*>(p.out) + static_cast<int64_t>(split) * p.split_stride;
@@ -426,13 +439,23 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize) q8_gemm_kernel(const Q8Gemm
 #pragma unroll
         for (int nj = 0; nj < NT; ++nj)
 #pragma unroll
-          for (int i = 0; i < Atom::kAcc; ++i) {
+          for (int i = 0; i < Atom::kAcc; i += CP) {
             const int r = wm * WTM + mi * Atom::M + Atom::acc_row(i, lane);
             const int id = s_row[r];
             const int64_t col = acc_wrow(nj, Atom::acc_col(i, lane));
             if (id < 0 || col >= n) continue;
             const float sc = p.scale_mode == 2 ? s_w[r] : 1.0f;
-            out[static_cast<int64_t>(id) * n + col] = value(mi, nj, i, r, col) * sc;
+            float v[CP];
+#pragma unroll
+            for (int e = 0; e < CP; ++e) v[e] = value(mi, nj, i + e, r, col + e) * sc;
+            float* dst = out + static_cast<int64_t>(id) * n + col;
+            if (CP == 2 && pair_ok && col + 1 < n) {
+              *reinterpret_cast<float2*>(dst) = make_float2(v[0], v[CP - 1]);
+            } else {
+#pragma unroll
+              for (int e = 0; e < CP; ++e)
+                if (col + e < n) dst[e] = v[e];
+            }
           }
     }
   }
