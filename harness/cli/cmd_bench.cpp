@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "git_revision.h"
 #include "moe/device.hpp"
 #include "moe/error.hpp"
 #include "moe/model_config.hpp"
@@ -334,6 +335,7 @@ int run_bench(const CommonOptions& c) {
   fs::remove_all(tmpdir, ec);
   doc["moe_bench"] = {{"tool", "moe-harness bench"},
                       {"version", MOE_VERSION},
+                      {"git_revision", MOE_GIT_REVISION},
                       {"backend", gpu_backend()},
                       {"selected", mine.size()},
                       {"total", all.size()},

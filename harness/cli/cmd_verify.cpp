@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "git_revision.h"
 #include "moe/device.hpp"
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
@@ -109,6 +110,7 @@ int run_verify(const CommonOptions& c) {
   }
   nlohmann::json doc{{"tool", "moe-harness verify"},
                      {"version", MOE_VERSION},
+                     {"git_revision", MOE_GIT_REVISION},
                      {"backend", gpu_backend()},
                      {"devices", nlohmann::json::array()},
                      {"summary", {{"passed", passed}, {"failed", failed}, {"skipped", skipped}}},
