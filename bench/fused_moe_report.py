@@ -2,6 +2,7 @@
 """Side-by-side table of bench_fused_moe and the torch anchor (issue 5 targets).
 
   python3 bench/fused_moe_report.py --bench bench.json --torch torch.json [--md out.md] [--json out.json]
+      [--anchors ../shared/anchors/h200-moe-layer.json]
 
 bench.json: Google Benchmark JSON of bench_fused_moe (--benchmark_format=json or
 --benchmark_out). torch.json: --json output of bench/anchors/torch_moe_layer.py,
@@ -13,6 +14,10 @@ measured dense bf16 rate; both from bench_fused_moe's own ceiling measurement
 (its context), the torch script's ceilings are listed beside them.
 Targets: layer time <= 0.8 x torch at every point (<= 0.6 x at M = 4096);
 >= 90% of the bandwidth floor at M <= 256; >= 70% of the larger floor at M >= 1024.
+Per-stage and sweep columns are printed only when the bench JSON has those entries.
+--anchors (a ../shared/anchors/<card>-moe-layer.json of the same kind of card) adds a
+table against the peers' bf16 figures (vLLM Triton, their torch run) and, per point, the
+time the ratio target allows as a share of the larger floor (> 100 %: below the floor).
 """
 import argparse
 import json
@@ -28,6 +33,7 @@ def main():
     ap.add_argument("--torch", required=True)
     ap.add_argument("--md")
     ap.add_argument("--json")
+    ap.add_argument("--anchors")
     a = ap.parse_args()
     b = json.load(open(a.bench))
     t = json.load(open(a.torch))
@@ -97,20 +103,51 @@ def main():
                  f"(torch script): read {t['ceilings']['read_TBps']:.2f} TB/s, copy {t['ceilings']['copy_TBps']:.2f} TB/s, "
                  f"bf16 {t['ceilings']['bf16_TFLOPs']:.0f} TFLOP/s")
     lines.append("")
-    lines.append("| model | M | ours µs | torch µs | ratio | target | met | % floor | floor target | met | bw floor µs | "
-                 "flop floor µs | align / s1 / s2 / reduce µs | config | best sweep µs |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    stages = any(r[k] is not None for r in rows for k in ("align_us", "stage1_us", "stage2_us", "reduce_us"))
+    sweep = any(r["best_sweep_us"] is not None for r in rows)
+    lines.append("| model | M | torch µs | ours µs | ratio | target | met | % floor | floor target | met | bw floor µs | "
+                 "flop floor µs |" + (" align / s1 / s2 / reduce µs |" if stages else "") + " config |" +
+                 (" best sweep µs |" if sweep else ""))
+    lines.append("|---" * (13 + stages + sweep) + "|")
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['M']} | {f(r['ours_us'])} | {f(r['torch_us'])} | {f(r['ratio'], '{:.2f}')} | "
-            f"≤{r['ratio_target']} | {'yes' if r['ratio_met'] else 'NO'} | {r['pct_floor']:.0f}% ({r['pct_floor_kind']}) | "
-            f"≥{r['pct_floor_target']:.0f}% | {'yes' if r['pct_floor_met'] else 'NO'} | {r['bw_floor_us']:.1f} | "
-            f"{r['flop_floor_us']:.1f} | {f(r['align_us'])} / {f(r['stage1_us'])} / {f(r['stage2_us'])} / "
-            f"{f(r['reduce_us'])} | {r['config']} | {f(r['best_sweep_us'])} ({r['best_sweep_config']}) |")
+            f"| {r['model']} | {r['M']} | {f(r['torch_us'])} | {f(r['ours_us'])} | {f(r['ratio'], '{:.2f}')} | "
+            f"≤ {r['ratio_target']} | {'met' if r['ratio_met'] else 'NOT met'} | {r['pct_floor']:.0f}% ({r['pct_floor_kind']}) | "
+            f"≥ {r['pct_floor_target']:.0f}% | {'met' if r['pct_floor_met'] else 'NOT met'} | {r['bw_floor_us']:.1f} | "
+            f"{r['flop_floor_us']:.1f} |" +
+            (f" {f(r['align_us'])} / {f(r['stage1_us'])} / {f(r['stage2_us'])} / {f(r['reduce_us'])} |" if stages else "") +
+            f" `{r['config']}` |" + (f" {f(r['best_sweep_us'])} ({r['best_sweep_config']}) |" if sweep else ""))
     met_r = sum(r["ratio_met"] for r in rows)
     met_f = sum(r["pct_floor_met"] for r in rows)
     lines.append("")
     lines.append(f"ratio target met at {met_r}/{len(rows)} points; floor target met at {met_f}/{len(rows)} points")
+    if a.anchors:
+        anc = json.load(open(a.anchors))
+        peer = {(p["model"], p["M"]): p for p in anc["rows"] if p.get("dtype", "bf16") == "bf16"}
+        lines.append("")
+        lines.append(f"Peers ({a.anchors.split('/')[-1]}: {anc.get('card', '?')}, {anc.get('date', '?')}; "
+                     "their run, not this one):")
+        lines.append("")
+        lines.append("| model | M | ours µs | vLLM Triton bf16 µs | ours / vLLM | their torch µs | our torch µs | "
+                     "our torch / theirs | experts hit ours / torch | ratio x torch hit / ours hit | "
+                     "ratio target as % of larger floor |")
+        lines.append("|---" * 11 + "|")
+        for r in rows:
+            p = peer.get((r["model"], r["M"]), {})
+            v, pt = p.get("peer_vllm_triton_us"), p.get("peer_torch_grouped_mm_us")
+            r["vllm_bf16_us"], r["peer_torch_us"] = v, pt
+            r["ours_vs_vllm"] = r["ours_us"] / v if v else None
+            allowed = r["ratio_target"] * r["torch_us"] if r["torch_us"] else None
+            r["target_pct_of_floor"] = 100 * max(r["bw_floor_us"], r["flop_floor_us"]) / allowed if allowed else None
+            lines.append(f"| {r['model']} | {r['M']} | {f(r['ours_us'])} | {f(v)} | {f(r['ours_vs_vllm'], '{:.2f}')} | "
+                         f"{f(pt)} | {f(r['torch_us'])} | "
+                         f"{f(r['torch_us'] / pt if pt and r['torch_us'] else None, '{:.2f}')} | "
+                         f"{r['experts_hit']} / {r['torch_experts_hit']} | "
+                         f"{f(r['ratio'] * r['torch_experts_hit'] / r['experts_hit'] if r['ratio'] and r['torch_experts_hit'] else None, '{:.2f}')} | "
+                         f"{f(r['target_pct_of_floor'], '{:.0f}%')} |")
+        faster = sum(1 for r in rows if r.get("ours_vs_vllm") is not None and r["ours_vs_vllm"] < 1)
+        lines.append("")
+        lines.append(f"faster than vLLM Triton bf16 at {faster}/{len(rows)} points")
     text = "\n".join(lines)
     print(text)
     if a.md:
