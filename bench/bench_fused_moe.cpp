@@ -24,6 +24,7 @@
 #include "kernels/fused_moe/fused_moe.hpp"
 #include "kernels/moe_align/moe_align.hpp"
 #include "moe/inputs.hpp"
+#include "moe/layer_shapes.hpp"
 #include "reference/moe_align/moe_align_ref.hpp"
 
 namespace {
@@ -31,27 +32,9 @@ namespace {
 using namespace moe;
 using namespace moe::fused_moe;
 
-struct Model {
-  const char* name;
-  int64_t H, I;
-  int32_t E, k;
-};
-constexpr Model kModels[] = {
-    {"mixtral_8x7b", 4096, 14336, 8, 2},
-    {"deepseek_v3", 7168, 2048, 256, 8},
-    {"qwen3_235b", 4096, 1536, 128, 8},
-};
-constexpr int64_t kMs[] = {1, 16, 64, 256, 1024, 4096};
-
-InputSpec spec_for(const Model& m, int64_t M) {
-  InputSpec s;
-  s.shape = {M, m.H, m.I, m.E, m.k};
-  s.dtype = DType::BF16;
-  s.values = ValueDist::FanIn;
-  s.routing = RoutingDist::Softmax;
-  s.seed = 0;
-  return s;
-}
+using Model = moe::LayerShape;
+constexpr const auto& kModels = moe::kLayerShapes;
+constexpr const auto& kMs = moe::kLayerTokenCounts;
 
 // The weights of one model stay on the device while its benchmarks run.
 struct Weights {
@@ -63,7 +46,7 @@ Weights& weights_for(const Model& m) {
   if (w.model != &m) {
     w.w1.reset();
     w.w2.reset();
-    const InputSpec s = spec_for(m, 1);
+    const InputSpec s = layer_input_spec(m, 1);
     w.w1 = gpu::DeviceBuffer<uint16_t>(static_cast<size_t>(s.w1_elems()));
     w.w2 = gpu::DeviceBuffer<uint16_t>(static_cast<size_t>(s.w2_elems()));
     kernels::fill_normal(w.w1.data(), s.dtype, w.w1.size(), s.seed, rng::Stream::W1, 0, s.scale(rng::Stream::W1), nullptr);
@@ -89,7 +72,7 @@ struct Point {
   AlignedRouting r;
 
   Point(const Model& m, int64_t M, int shape) {
-    const InputSpec s = spec_for(m, M);
+    const InputSpec s = layer_input_spec(m, M);
     Weights& w = weights_for(m);
     p.tokens = M;
     p.model_dim = m.H;

@@ -27,6 +27,7 @@
 #include "kernels/fused_moe_q8/fused_moe_q8.hpp"
 #include "kernels/moe_align/moe_align.hpp"
 #include "moe/inputs.hpp"
+#include "moe/layer_shapes.hpp"
 #include "reference/fused_moe_q8/fused_moe_q8_check.hpp"
 
 namespace {
@@ -34,27 +35,9 @@ namespace {
 using namespace moe;
 using fused_moe_q8::Scheme;
 
-struct Model {
-  const char* name;
-  int64_t H, I;
-  int32_t E, k;
-};
-constexpr Model kModels[] = {
-    {"mixtral_8x7b", 4096, 14336, 8, 2},
-    {"deepseek_v3", 7168, 2048, 256, 8},
-    {"qwen3_235b", 4096, 1536, 128, 8},
-};
-constexpr int64_t kMs[] = {1, 16, 64, 256, 1024, 4096};
-
-InputSpec spec_for(const Model& m, int64_t M) {
-  InputSpec s;
-  s.shape = {M, m.H, m.I, m.E, m.k};
-  s.dtype = DType::BF16;
-  s.values = ValueDist::FanIn;
-  s.routing = RoutingDist::Softmax;
-  s.seed = 0;
-  return s;
-}
+using Model = moe::LayerShape;
+constexpr const auto& kModels = moe::kLayerShapes;
+constexpr const auto& kMs = moe::kLayerTokenCounts;
 
 fused_moe::Problem problem_for(const Model& m, int64_t M) {
   fused_moe::Problem p;
@@ -78,7 +61,7 @@ Weights& weights_for(const Model& m, int kind) {
   static Weights w;
   if (w.model != &m || w.kind != kind) {
     w = Weights{};
-    const InputSpec s = spec_for(m, 1);
+    const InputSpec s = layer_input_spec(m, 1);
     if (kind < 0) {
       w.w1 = gpu::DeviceBuffer<uint16_t>(static_cast<size_t>(s.w1_elems()));
       w.w2 = gpu::DeviceBuffer<uint16_t>(static_cast<size_t>(s.w2_elems()));
@@ -114,7 +97,7 @@ struct Common {
   align::AlignWorkspace aws;
   fused_moe::AlignedRouting r;
   Common(const Model& m, int64_t M, int block_size) {
-    const InputSpec s = spec_for(m, M);
+    const InputSpec s = layer_input_spec(m, M);
     const Routing routing = make_routing(s);
     experts_hit = static_cast<int64_t>(std::set<int32_t>(routing.topk_ids.begin(), routing.topk_ids.end()).size());
     hidden = gpu::DeviceBuffer<uint16_t>(static_cast<size_t>(s.hidden_elems()));

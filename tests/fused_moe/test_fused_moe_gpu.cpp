@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "kernels/fused_moe/fused_moe.hpp"
+#include "moe/layer_shapes.hpp"
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
 #include "reference/fused_moe/fused_moe_check.hpp"
@@ -84,16 +85,8 @@ void run_and_check(const DeviceLayer& l, const LayerConfig& cfg, const moe::ref:
   CHECK_MESSAGE(c.passed(), c.message());
 }
 
-struct Model {
-  const char* name;
-  int64_t H, I;
-  int32_t E, k;
-};
-constexpr Model kModels[] = {
-    {"mixtral_8x7b", 4096, 14336, 8, 2},
-    {"deepseek_v3", 7168, 2048, 256, 8},
-    {"qwen3_235b", 4096, 1536, 128, 8},
-};
+using Model = moe::LayerShape;
+constexpr const auto& kModels = moe::kLayerShapes;
 
 void check_model(const Model& m, int64_t M, int64_t subset, moe::gpu::Stream& stream) {
   const InputSpec spec = make_spec(M, m.H, m.I, m.E, m.k, DType::BF16, ValueDist::FanIn, RoutingDist::Softmax, 0);

@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 
 #include "kernels/fused_moe_q8/fused_moe_q8.hpp"
+#include "moe/layer_shapes.hpp"
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
 #include "reference/fused_moe_q8/fused_moe_q8_check.hpp"
@@ -58,16 +59,8 @@ void check_one(const Q8DeviceLayer& l, const Q8LayerConfig& cfg, Part part, int6
   CHECK_MESSAGE(r.passed(), r.message());
 }
 
-struct Model {
-  const char* name;
-  int64_t H, I;
-  int32_t E, k;
-};
-constexpr Model kModels[] = {
-    {"mixtral_8x7b", 4096, 14336, 8, 2},
-    {"deepseek_v3", 7168, 2048, 256, 8},
-    {"qwen3_235b", 4096, 1536, 128, 8},
-};
+using Model = moe::LayerShape;
+constexpr const auto& kModels = moe::kLayerShapes;
 
 void check_models(std::initializer_list<int64_t> Ms, moe::gpu::Stream& st) {
   for (const Model& m : kModels)

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "moe/error.hpp"
+#include "moe/layer_shapes.hpp"
 #include "moe/model_config.hpp"
 #include "moe/report.hpp"
 #include "tooling_util.hpp"
@@ -79,6 +80,18 @@ TEST_CASE("model configs: the committed table") {
   const auto again = parse_model_configs(doc, "roundtrip");
   REQUIRE(again.size() == models.size());
   CHECK(again[2].to_json() == models[2].to_json());
+}
+
+TEST_CASE("model configs: the benchmark layer shapes are the table's") {
+  const auto models = load_model_configs("configs/model_configs.json");
+  for (const LayerShape& s : kLayerShapes) {
+    INFO(s.name);
+    const ModelConfig& m = find_model(models, s.name);
+    CHECK(m.model_dim == s.H);
+    CHECK(m.inter_dim == s.I);
+    CHECK(m.experts == s.E);
+    CHECK(m.top_k == s.k);
+  }
 }
 
 TEST_CASE("model configs: validation errors name file, model and field") {
