@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <chrono>
+#include <map>
+#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -22,8 +24,39 @@ struct Opts {
   std::string json = "moe-verify.json";
   std::string shard;  // "i/n": only cases with index % n == i
   std::string tuned_config;
+  std::vector<std::string> where;  // "KEY=V1,V2": only cases whose params[KEY] is one of the values
 };
 Opts o;
+
+// --where KEY=V1[,V2...] -> {KEY: {V1, V2}}; repeated keys accumulate values.
+std::map<std::string, std::set<std::string>> parse_where(const std::vector<std::string>& args) {
+  std::map<std::string, std::set<std::string>> w;
+  for (const auto& a : args) {
+    const auto eq = a.find('=');
+    MOE_REQUIRE(eq != std::string::npos && eq > 0 && eq + 1 < a.size(),
+                fmt::format("--where '{}': expected KEY=VALUE[,VALUE...] (e.g. --where M=1,16)", a));
+    auto& vals = w[a.substr(0, eq)];
+    size_t b = eq + 1;
+    while (b <= a.size()) {
+      const size_t e = std::min(a.find(',', b), a.size());
+      MOE_REQUIRE(e > b, fmt::format("--where '{}': empty value", a));
+      vals.insert(a.substr(b, e - b));
+      b = e + 1;
+    }
+  }
+  return w;
+}
+
+// A case parameter as the user types it: strings bare, numbers and booleans as JSON.
+std::string param_text(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+bool where_selects(const std::map<std::string, std::set<std::string>>& w, const nlohmann::json& params) {
+  for (const auto& [key, vals] : w) {
+    if (!params.is_object() || !params.contains(key)) return false;
+    if (vals.count(param_text(params[key])) == 0) return false;
+  }
+  return true;
+}
 
 int run_verify(const CommonOptions& c) {
   // Under mpirun every rank takes shard rank/size on GPU local_rank; rank 0 merges.
@@ -31,6 +64,7 @@ int run_verify(const CommonOptions& c) {
   const std::string shard_text = world.launched() ? mpi_shard_for(world, o.shard) : o.shard;
   const Shard shard = shard_text.empty() ? Shard{} : parse_shard(shard_text);
   const std::string tag = world.launched() ? fmt::format("[rank {}/{}] ", world.rank, world.size) : "";
+  const auto where = parse_where(o.where);
   const nlohmann::json tuned = activate_tuned_config(o.tuned_config);
   VerifyOptions vo;
   vo.data_dir = resolve_data_dir(c);
@@ -60,6 +94,19 @@ int run_verify(const CommonOptions& c) {
   for (const auto& f : kernel_families()) {
     if (!o.kernels.empty() && std::find(o.kernels.begin(), o.kernels.end(), f.name) == o.kernels.end()) continue;
     for (auto& vc : f.cases(vo)) cases.push_back(std::move(vc));
+  }
+  if (!where.empty()) {
+    std::set<std::string> keys;  // for the error message
+    std::vector<VerifyCase> kept;
+    for (auto& vc : cases) {
+      if (vc.params.is_object())
+        for (auto it = vc.params.begin(); it != vc.params.end(); ++it) keys.insert(it.key());
+      if (where_selects(where, vc.params)) kept.push_back(std::move(vc));
+    }
+    std::string known;
+    for (const auto& k : keys) known += (known.empty() ? "" : ", ") + k;
+    MOE_REQUIRE(!kept.empty(), fmt::format("--where selects no case (parameters of the selected cases: {})", known));
+    cases = std::move(kept);
   }
   std::vector<size_t> global_index;  // position in the unsharded list (for merge)
   {
@@ -118,6 +165,7 @@ int run_verify(const CommonOptions& c) {
   for (const auto& d : devs) doc["devices"].push_back(d.to_json());
   doc["tuned_config"] = tuned;
   if (!shard_text.empty()) doc["shard"] = shard.to_json();
+  if (!o.where.empty()) doc["where"] = o.where;
   if (world.launched()) {
     // Every rank sends its document; rank 0 merges and writes the file.
     const auto docs = mpi_gather_to_root(doc.dump());
@@ -153,6 +201,9 @@ void register_verify(CLI::App& app, std::vector<Command>& out) {
   sub->add_option("--shard", o.shard,
                   "Only cases with index % n == i, as i/n (merge shards with moe-harness merge); under mpirun each "
                   "rank takes rank/size on GPU local_rank and rank 0 writes the merged --json");
+  sub->add_option("--where", o.where,
+                  "Only cases whose parameter KEY is one of the values, as KEY=V1[,V2...] (repeatable, all must hold; "
+                  "e.g. --where M=1,16 --where routing=softmax; the keys are the params in the results JSON)");
   add_tuned_config_option(sub, o.tuned_config);
   out.push_back({sub, run_verify});
 }

@@ -69,6 +69,28 @@ lines = err_lines(err)
 check("verify --kernel nosuch: exit 2", rc == 2, f"rc={rc} {err!r}")
 check("verify --kernel nosuch: names the kernel", lines and "nosuch" in lines[-1], err)
 
+# verify --where KEY=V1[,V2...]: a malformed filter is a usage error; a filter
+# that keeps nothing exits 2 naming the parameters there are; a good one keeps
+# exactly the matching cases and is recorded in the results.
+expect_usage_error("verify --where without =", ["verify", "--where", "M", "--json", ""], "--where")
+expect_usage_error("verify --where empty value", ["verify", "--where", "M=1,", "--json", ""], "empty value")
+rc, out, err = run(["verify", "--quick", "--where", "nosuchparam=1", "--json", ""])
+lines = err_lines(err)
+check("verify --where matching nothing: exit 2", rc == 2, f"rc={rc} {err!r}")
+check("verify --where matching nothing: says so and lists the parameters",
+      lines and "selects no case" in lines[-1] and "top_k" in lines[-1], err)
+with tempfile.TemporaryDirectory() as wtmp:
+    wj = os.path.join(wtmp, "where.json")
+    rc, out, err = run(["verify", "--quick", "--kernel", "moe_align", "--where", "E=8,17", "--json", wj])
+    check("verify --where E=8,17: exit 0 or 1", rc in (0, 1), f"rc={rc} {err[-2000:]!r}")
+    try:
+        wdoc = json.load(open(wj))
+        es = sorted({c["params"]["E"] for c in wdoc["cases"]})
+        check("verify --where E=8,17: only those cases, at least one", wdoc["cases"] and set(es) <= {8, 17}, str(es))
+        check("verify --where: recorded in the results", wdoc.get("where") == ["E=8,17"], str(wdoc.get("where")))
+    except (OSError, ValueError, KeyError) as e:
+        check("verify --where: results JSON", False, repr(e))
+
 # list
 rc, out, err = run(["list"])
 check("list: exit 0", rc == 0, err)
