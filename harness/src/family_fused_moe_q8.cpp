@@ -23,21 +23,10 @@ namespace {
 using fused_moe_q8::Q8Problem;
 using fused_moe_q8::Scheme;
 
-Q8Problem q8_problem(Scheme s, int64_t M, int64_t H, int64_t I, int32_t E, int32_t k) {
-  Q8Problem p;
-  p.scheme = s;
-  p.base.tokens = M;
-  p.base.model_dim = H;
-  p.base.inter_dim = I;
-  p.base.experts = E;
-  p.base.top_k = k;
-  return p;
-}
-
 // fp8 per tensor, hidden 0.875 everywhere (scale 2^-9, codes 0x7E), all weight
 // codes 1.0 with scale 1/16: out = 448 * fl32(h / 448), h = bf16(silu(.875) * .875).
 CaseResult hand_case() {
-  const Q8Problem p = q8_problem(Scheme::Fp8Tensor, 1, 16, 16, 1, 1);
+  const Q8Problem p = fused_moe_q8::make_q8_problem(Scheme::Fp8Tensor, 1, 16, 16, 1, 1);
   const std::vector<float> hidden(16, 0.875f), w1s{1.0f / 16}, w2s{1.0f / 16}, tw{1.0f};
   const std::vector<uint8_t> w1q(512, 0x38), w2q(256, 0x38);
   const std::vector<int32_t> ids{0};
@@ -63,7 +52,7 @@ CaseResult hand_case() {
 
 // The quantized reference vs the unquantized fp64 layer on the same values.
 CaseResult step_model_case(Scheme s, uint64_t seed) {
-  const Q8Problem p = q8_problem(s, 6, 272, 144, 8, 2);
+  const Q8Problem p = fused_moe_q8::make_q8_problem(s, 6, 272, 144, 8, 2);
   InputSpec spec;
   spec.shape = {6, 272, 144, 8, 2};
   spec.values = ValueDist::FanIn;
@@ -144,7 +133,7 @@ std::vector<VerifyCase> fused_moe_q8_cases(const VerifyOptions& o) {
     add("gpu/" + c.name, true, params, [c, seed = o.seed]() {
       CaseResult cr;
 #if MOE_HAVE_GPU
-      const Q8Problem p = q8_problem(c.scheme, c.M, c.H, c.I, c.E, c.k);
+      const Q8Problem p = fused_moe_q8::make_q8_problem(c.scheme, c.M, c.H, c.I, c.E, c.k);
       const fused_moe_q8::Q8DeviceLimits lim = fused_moe_q8::q8_device_limits();
       if (!fused_moe_q8::is_int8(c.scheme) && !lim.fp8_mma) {
         cr.skipped = true;

@@ -84,6 +84,18 @@ double Q8Problem::weight_bytes(int64_t hit) const {
   return static_cast<double>(hit) * (per_expert + 4.0 * (s1 + s2));
 }
 
+Q8Problem make_q8_problem(Scheme s, int64_t M, int64_t H, int64_t I, int32_t E, int32_t k) {
+  Q8Problem p;
+  p.scheme = s;
+  p.base.tokens = M;
+  p.base.model_dim = H;
+  p.base.inter_dim = I;
+  p.base.experts = E;
+  p.base.top_k = k;
+  p.base.dtype = DType::BF16;
+  return p;
+}
+
 int find_q8_tile_shape(const Q8TileConfig& c) {
   for (int i = 0; i < kNumQ8TileShapes; ++i) {
     const Q8TileShape& t = kQ8TileShapes[i];

@@ -47,6 +47,10 @@ struct Q8Problem {
   double weight_bytes(int64_t hit_experts) const;
 };
 
+// A bf16-activation problem of the given sizes (the form every test, verify case
+// and benchmark builds): tokens M, model_dim H, inter_dim I, experts E, top_k k.
+Q8Problem make_q8_problem(Scheme s, int64_t M, int64_t H, int64_t I, int32_t E, int32_t k);
+
 // Compiled tile shapes. block_k counts 8-bit elements (= bytes), so the 128-byte
 // rows of the wgmma tiles hold 128 K elements = one block-scheme group.
 struct Q8TileShape {

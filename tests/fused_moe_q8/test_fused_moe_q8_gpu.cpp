@@ -33,18 +33,6 @@ using namespace moe::fused_moe_q8::check;
 
 namespace {
 
-Q8Problem make_problem(Scheme s, int64_t M, int64_t H, int64_t I, int32_t E, int32_t k) {
-  Q8Problem p;
-  p.scheme = s;
-  p.base.tokens = M;
-  p.base.model_dim = H;
-  p.base.inter_dim = I;
-  p.base.experts = E;
-  p.base.top_k = k;
-  p.base.dtype = DType::BF16;
-  return p;
-}
-
 bool runnable(const Q8LayerConfig& c, Scheme s) {
   const Q8DeviceLimits d = q8_device_limits();
   if (!is_int8(s) && !d.fp8_mma) return false;
@@ -66,7 +54,7 @@ void check_models(std::initializer_list<int64_t> Ms, moe::gpu::Stream& st) {
   for (const Model& m : kModels)
     for (int64_t M : Ms)
       for (Scheme s : kAllSchemes) {
-        const Q8Problem p = make_problem(s, M, m.H, m.I, m.E, m.k);
+        const Q8Problem p = make_q8_problem(s, M, m.H, m.I, m.E, m.k);
         const Q8DeviceLayer l(p, q8_spec(p, 3));
         const Q8LayerConfig cfg = choose_q8_config(p, q8_device_limits());
         INFO(m.name, " M=", M);
@@ -94,7 +82,7 @@ TEST_CASE("fused_moe_q8 gpu: odd shapes") {
                       {64, 400, 112, 256, 4}, {255, 144, 272, 8, 3}, {16, 1040, 48, 4, 1}};
   for (const S& sh : shapes)
     for (Scheme s : kAllSchemes) {
-      const Q8Problem p = make_problem(s, sh.M, sh.H, sh.I, sh.E, sh.k);
+      const Q8Problem p = make_q8_problem(s, sh.M, sh.H, sh.I, sh.E, sh.k);
       const Q8DeviceLayer l(p, q8_spec(p, 11));
       const Q8LayerConfig cfg = choose_q8_config(p, q8_device_limits());
       for (Part part : {Part::Stage1, Part::Stage2, Part::Layer}) check_one(l, cfg, part, 1 << 20, st);
@@ -104,7 +92,7 @@ TEST_CASE("fused_moe_q8 gpu: odd shapes") {
 TEST_CASE("fused_moe_q8 gpu: tile shapes") {
   moe::gpu::Stream st;
   for (Scheme s : kAllSchemes) {
-    Q8Problem p = make_problem(s, 96, 528, 400, 6, 3);
+    Q8Problem p = make_q8_problem(s, 96, 528, 400, 6, 3);
     for (int variant = 0; variant < 2; ++variant) {
       p.base.act = variant ? moe::fused_moe::Activation::GeluTanh : moe::fused_moe::Activation::SiLU;
       p.base.router_weight = variant ? moe::fused_moe::RouterWeight::OnInput : moe::fused_moe::RouterWeight::OnOutput;
@@ -124,7 +112,7 @@ TEST_CASE("fused_moe_q8 gpu: tile shapes") {
 TEST_CASE("fused_moe_q8 gpu: all-zero hidden and saturation") {
   moe::gpu::Stream st;
   for (Scheme s : kAllSchemes) {
-    const Q8Problem p = make_problem(s, 5, 272, 144, 4, 2);
+    const Q8Problem p = make_q8_problem(s, 5, 272, 144, 4, 2);
     Q8DeviceLayer l(p, q8_spec(p, 5));
     const Q8LayerConfig cfg = choose_q8_config(p, q8_device_limits());
     if (!runnable(cfg, s)) continue;
@@ -145,7 +133,7 @@ TEST_CASE("fused_moe_q8 gpu: all-zero hidden and saturation") {
 TEST_CASE("fused_moe_q8 gpu: Inf/NaN hidden raises InputError") {
   moe::gpu::Stream st;
   for (Scheme s : kAllSchemes) {
-    const Q8Problem p = make_problem(s, 4, 144, 80, 2, 1);
+    const Q8Problem p = make_q8_problem(s, 4, 144, 80, 2, 1);
     Q8DeviceLayer l(p, q8_spec(p, 5));
     const Q8LayerConfig cfg = choose_q8_config(p, q8_device_limits());
     if (!runnable(cfg, s)) continue;
@@ -163,7 +151,7 @@ TEST_CASE("fused_moe_q8 gpu: Inf/NaN hidden raises InputError") {
 
 TEST_CASE("fused_moe_q8 gpu: validation") {
   moe::gpu::Stream st;
-  const Q8Problem p = make_problem(Scheme::Fp8Token, 4, 144, 80, 2, 1);
+  const Q8Problem p = make_q8_problem(Scheme::Fp8Token, 4, 144, 80, 2, 1);
   const Q8DeviceLayer l(p, q8_spec(p, 5));
   const Q8LayerConfig cfg = choose_q8_config(p, q8_device_limits());
   const Q8Align a = align_on_host(l, cfg.block_size());
@@ -207,7 +195,7 @@ TEST_CASE("fused_moe_q8 gpu big: models M 256 and 1024") {
 TEST_CASE("sanitize: fused_moe_q8 small") {
   moe::gpu::Stream st;
   for (Scheme s : kAllSchemes) {
-    const Q8Problem p = make_problem(s, 7, 144, 80, 4, 2);
+    const Q8Problem p = make_q8_problem(s, 7, 144, 80, 4, 2);
     const Q8DeviceLayer l(p, q8_spec(p, 9));
     for (int shape : {0, kNumQ8TileShapes - 2}) {
       const Q8LayerConfig cfg = q8_config_for_shape(p, q8_device_limits(), shape);

@@ -22,18 +22,6 @@ using moe::fused_moe_q8::Scheme;
 
 namespace {
 
-Q8Problem make_problem(Scheme s, int64_t M, int64_t H, int64_t I, int32_t E, int32_t k) {
-  Q8Problem p;
-  p.scheme = s;
-  p.base.tokens = M;
-  p.base.model_dim = H;
-  p.base.inter_dim = I;
-  p.base.experts = E;
-  p.base.top_k = k;
-  p.base.dtype = DType::BF16;
-  return p;
-}
-
 // A host layer: float hidden (bf16-rounded), float weights, their quantized codes, routing.
 struct HostQ8 {
   Q8Problem p;
@@ -95,7 +83,7 @@ TEST_CASE("fused_moe_q8 ref: hand-checkable fp8 per-tensor layer") {
   // w1/w2 codes 0x38 (= 1.0) with scale 1/16: g = u = 16 * 0.875 / 16 = 0.875.
   // h = silu(0.875) * 0.875 rounded to bf16; a2 per tensor: all equal -> code 448,
   // deq(h) = 448 * fl32(h/448); out = sum_16 deq(h) / 16 * w (w = 1, k = 1).
-  Q8Problem p = make_problem(Scheme::Fp8Tensor, 1, 16, 16, 1, 1);
+  Q8Problem p = moe::fused_moe_q8::make_q8_problem(Scheme::Fp8Tensor, 1, 16, 16, 1, 1);
   std::vector<float> hidden(16, 0.875f);
   std::vector<uint8_t> w1q(2 * 16 * 16, 0x38), w2q(16 * 16, 0x38);
   std::vector<float> w1s{1.0f / 16}, w2s{1.0f / 16}, tw{1.0f};
@@ -119,7 +107,7 @@ TEST_CASE("fused_moe_q8 ref: hand-checkable fp8 per-tensor layer") {
 
 TEST_CASE("fused_moe_q8 ref: hand-checkable int8 per-token layer, +-127 codes") {
   // token 0: +-2 alternating -> scale 2/127, codes +-127; w codes +1, channel scales 1/16.
-  Q8Problem p = make_problem(Scheme::Int8Token, 1, 16, 16, 1, 1);
+  Q8Problem p = moe::fused_moe_q8::make_q8_problem(Scheme::Int8Token, 1, 16, 16, 1, 1);
   std::vector<float> hidden(16);
   for (int c = 0; c < 16; ++c) hidden[c] = (c % 2) ? -2.0f : 2.0f;
   std::vector<uint8_t> w1q(2 * 16 * 16, 1), w2q(16 * 16, 1);
@@ -142,7 +130,7 @@ TEST_CASE("fused_moe_q8 ref: hand-checkable int8 per-token layer, +-127 codes") 
 TEST_CASE("fused_moe_q8 ref: all-zero hidden gives scale 0 and a zero output, never NaN") {
   for (Scheme s : moe::fused_moe_q8::kAllSchemes) {
     CAPTURE(std::string(moe::fused_moe_q8::scheme_name(s)));
-    Q8Problem p = make_problem(s, 3, 144, 80, 4, 2);
+    Q8Problem p = moe::fused_moe_q8::make_q8_problem(s, 3, 144, 80, 4, 2);
     HostQ8 h = make_host(p, 7);
     std::fill(h.hidden.begin(), h.hidden.end(), 0.0f);
     const auto r = moe::ref::q8_ref_layer(p, h.hidden, h.inputs());
@@ -153,7 +141,7 @@ TEST_CASE("fused_moe_q8 ref: all-zero hidden gives scale 0 and a zero output, ne
 }
 
 TEST_CASE("fused_moe_q8 ref: +-448 saturation codes and a finite layer") {
-  Q8Problem p = make_problem(Scheme::Fp8Token, 2, 32, 16, 2, 1);
+  Q8Problem p = moe::fused_moe_q8::make_q8_problem(Scheme::Fp8Token, 2, 32, 16, 2, 1);
   HostQ8 h = make_host(p, 3);
   h.hidden[5] = 1000.0f;   // row 0 amax -> code 0x7E (+448)
   h.hidden[40] = -1000.0f; // row 1 amax -> code 0xFE (-448)
@@ -166,7 +154,7 @@ TEST_CASE("fused_moe_q8 ref: +-448 saturation codes and a finite layer") {
 
 TEST_CASE("fused_moe_q8 ref: Inf/NaN hidden raises InputError naming the tensor") {
   for (Scheme s : moe::fused_moe_q8::kAllSchemes) {
-    Q8Problem p = make_problem(s, 3, 144, 80, 4, 2);
+    Q8Problem p = moe::fused_moe_q8::make_q8_problem(s, 3, 144, 80, 4, 2);
     HostQ8 h = make_host(p, 11);
     h.hidden[200] = std::numeric_limits<float>::infinity();
     CHECK_THROWS_AS(moe::ref::q8_ref_layer(p, h.hidden, h.inputs()), moe::InputError);
@@ -184,7 +172,7 @@ TEST_CASE("fused_moe_q8 ref: quantized layer within the step model of the unquan
   for (Scheme s : moe::fused_moe_q8::kAllSchemes) {
     for (int act = 0; act < 2; ++act) {
       CAPTURE(std::string(moe::fused_moe_q8::scheme_name(s)));
-      Q8Problem p = make_problem(s, 5, 272, 144, 8, 3);  // dims not multiples of 128
+      Q8Problem p = moe::fused_moe_q8::make_q8_problem(s, 5, 272, 144, 8, 3);  // dims not multiples of 128
       p.base.act = static_cast<moe::fused_moe::Activation>(act);
       p.base.router_weight = act ? moe::fused_moe::RouterWeight::OnInput : moe::fused_moe::RouterWeight::OnOutput;
       HostQ8 h = make_host(p, 100 + act);
@@ -204,7 +192,7 @@ TEST_CASE("fused_moe_q8 ref: quantized layer within the step model of the unquan
 }
 
 TEST_CASE("fused_moe_q8 ref: staged evaluation on a token subset equals the full run") {
-  Q8Problem p = make_problem(Scheme::Fp8Block, 9, 400, 272, 6, 2);
+  Q8Problem p = moe::fused_moe_q8::make_q8_problem(Scheme::Fp8Block, 9, 400, 272, 6, 2);
   HostQ8 h = make_host(p, 5);
   const auto full = moe::ref::q8_ref_layer(p, h.hidden, h.inputs());
   const std::vector<int64_t> sub{8, 0, 4};
@@ -220,7 +208,7 @@ TEST_CASE("fused_moe_q8 ref: staged evaluation on a token subset equals the full
 }
 
 TEST_CASE("fused_moe_q8 ref: tolerances pass a float-perturbed result and fail a dropped slot") {
-  Q8Problem p = make_problem(Scheme::Fp8Token, 7, 256, 128, 4, 2);
+  Q8Problem p = moe::fused_moe_q8::make_q8_problem(Scheme::Fp8Token, 7, 256, 128, 4, 2);
   HostQ8 h = make_host(p, 9);
   const auto r = moe::ref::q8_ref_layer(p, h.hidden, h.inputs());
   const auto tol = moe::ref::q8_out_tolerance(p, r.stage2.out_rms);
@@ -252,7 +240,7 @@ TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model
   for (int64_t M : {1, 16, 64, 256, 1024, 4096})
     for (Scheme s : kAllSchemes)
       for (bool wg : {false, true}) {
-        Q8Problem p = make_problem(s, M, 7168, 2048, 256, 8);
+        Q8Problem p = moe::fused_moe_q8::make_q8_problem(s, M, 7168, 2048, 256, 8);
         Q8DeviceLimits d;
         d.wgmma = wg;
         const Q8LayerConfig c = choose_q8_config(p, d);
@@ -260,6 +248,6 @@ TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model
         CHECK(c.is_valid(s));
         CHECK((!c.stage1.wgmma || wg));
       }
-  Q8Problem bad_p = make_problem(Scheme::Fp8Tensor, 1, 100, 64, 2, 1);
+  Q8Problem bad_p = moe::fused_moe_q8::make_q8_problem(Scheme::Fp8Tensor, 1, 100, 64, 2, 1);
   CHECK_THROWS_AS(bad_p.validate(), moe::InputError);
 }
