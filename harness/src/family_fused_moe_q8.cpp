@@ -155,8 +155,7 @@ std::vector<VerifyCase> fused_moe_q8_cases(const VerifyOptions& o) {
 #else
       (void)c;
       (void)seed;
-      cr.skipped = true;
-      cr.message = "skipped: built without a GPU backend";
+      cr = skipped_without_gpu_backend();
 #endif
       return cr;
     });

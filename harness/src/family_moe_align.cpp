@@ -121,8 +121,7 @@ std::vector<VerifyCase> align_cases(const VerifyOptions& o) {
 #else
       (void)c;
       (void)seed;
-      cr.skipped = true;
-      cr.message = "skipped: built without a GPU backend";
+      cr = skipped_without_gpu_backend();
 #endif
       return cr;
     };

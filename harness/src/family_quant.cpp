@@ -282,10 +282,7 @@ std::vector<VerifyCase> quant_cases(const VerifyOptions& o) {
 #else
       (void)p;
       (void)sd;
-      CaseResult r;
-      r.skipped = true;
-      r.message = "skipped: built without a GPU backend";
-      return r;
+      return skipped_without_gpu_backend();
 #endif
     });
   }

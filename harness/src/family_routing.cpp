@@ -89,8 +89,7 @@ VerifyCase gpu_case(std::string name, json params, std::function<rr::RunResult()
     r.metrics = {{"near_ties", rr_.check.near_ties}, {"weights_max_rel", rr_.check.weights.max_rel}};
 #else
     (void)fn;
-    r.skipped = true;
-    r.message = "skipped: built without a GPU backend";
+    r = skipped_without_gpu_backend();
 #endif
     return r;
   };

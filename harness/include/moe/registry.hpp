@@ -16,6 +16,16 @@ struct CaseResult {
   nlohmann::json metrics = nlohmann::json::object();
 };
 
+// The result of a GPU case in a build without a GPU backend. The verify runner
+// already skips needs_gpu cases when no device is visible, so this is only the
+// compile-time stand-in for the GPU branch of a case.
+inline CaseResult skipped_without_gpu_backend() {
+  CaseResult r;
+  r.skipped = true;
+  r.message = "skipped: built without a GPU backend";
+  return r;
+}
+
 struct VerifyCase {
   std::string kernel;   // family, e.g. "moe_align"
   std::string name;     // unique within the family, e.g. "golden/small_e8"
