@@ -87,11 +87,12 @@ Q8Tensors Q8DeviceLayer::tensors(void* out) const {
 
 ref::Q8RefInputs Q8DeviceLayer::ref_inputs() const {
   auto source = [](quant::QuantProblem qp, const uint8_t* dev, const std::vector<float>* sc) {
-    return [qp, dev, sc](int32_t e, int64_t row0, int64_t nrows, double* out) {
+    return [qp, dev, sc](int32_t e, int64_t row0, int64_t nrows, double* out, double* decoded) {
       const int64_t off = (e * qp.shape.rows + row0) * qp.shape.cols;
       std::vector<uint8_t> codes(static_cast<size_t>(nrows * qp.shape.cols));
       MOE_GPU_CHECK(hipMemcpy(codes.data(), dev + off, codes.size(), hipMemcpyDeviceToHost));
       ref::dequantize_rows(qp, codes, *sc, e, row0, nrows, out, off);
+      if (decoded) ref::decode_rows(qp, codes, e, row0, nrows, decoded, off);
     };
   };
   ref::Q8RefInputs in;
@@ -178,7 +179,7 @@ Q8CheckResult run_and_check(const Q8DeviceLayer& l, const Q8LayerConfig& cfg, Pa
     const auto got_q = a1.download(s);
     const auto got_s = a1s.download(s);
     res.a1_exact = got_q == want.q && got_s == want.scales;
-    const auto r1 = ref::q8_ref_stage1(p, got_q, got_s, in, {}, sel);
+    const auto r1 = ref::q8_ref_stage1(p, got_q, got_s, in, ref::q8_ref_options_for(p, cfg.stage1, 1), sel);
     const auto inter_all = widen(inter.download(s), b.dtype);
     std::vector<float> got(r1.intermediate.size());
     for (size_t ti = 0; ti < r1.tokens.size(); ++ti)
@@ -192,14 +193,19 @@ Q8CheckResult run_and_check(const Q8DeviceLayer& l, const Q8LayerConfig& cfg, Pa
       const auto want = ref::quantize(p.a2_quant(), widen(inter.download(s), b.dtype));
       res.a2_exact = got_q == want.q && got_s == want.scales;
     }
-    const auto r2 = ref::q8_ref_stage2(p, got_q, got_s, in, {}, sel);
+    const auto r2 = ref::q8_ref_stage2(p, got_q, got_s, in, ref::q8_ref_options_for(p, cfg.stage2, 2), sel);
     const auto out_all = widen(out.download(s), b.dtype);
     std::vector<float> got(r2.out.size());
     for (size_t ti = 0; ti < r2.tokens.size(); ++ti)
       std::copy_n(out_all.begin() + r2.tokens[ti] * H, H, got.begin() + static_cast<int64_t>(ti) * H);
     res.out = check_close(got, r2.out, ref::q8_out_tolerance(p, r2.out_rms));
   }
-  res.detail = fmt::format("{} {} cfg {}", p.summary(), part_name(part), cfg.to_string());
+  auto acc_name = [&](const Q8TileConfig& t, int stage) {
+    return ref::q8_ref_options_for(p, t, stage).accumulation == ref::Q8Accumulation::HopperFp8Mma ? "hopper_fp8_model"
+                                                                                                  : "exact";
+  };
+  res.detail = fmt::format("{} {} cfg {} ref accumulation s1 {} s2 {}", p.summary(), part_name(part), cfg.to_string(),
+                           acc_name(cfg.stage1, 1), acc_name(cfg.stage2, 2));
   return res;
 }
 

@@ -12,6 +12,7 @@
 
 #include "moe/error.hpp"
 #include "reference/fused_moe/fused_moe_ref.hpp"
+#include "reference/fused_moe_q8/fp8_mma_accum.hpp"
 
 namespace moe::ref {
 
@@ -79,12 +80,61 @@ std::vector<std::vector<int64_t>> slots_per_expert(const Q8Problem& p, const Q8R
   return rows;
 }
 
-// Rows `idx` (activation row numbers) of a quantized activation tensor, dequantized.
+// Rows `idx` (activation row numbers) of a quantized activation tensor, dequantized
+// (decoded: the code values without scales, when not null).
 DMat gather_rows(const quant::QuantProblem& ap, std::span<const uint8_t> q, std::span<const float> s,
-                 const std::vector<int64_t>& idx) {
+                 const std::vector<int64_t>& idx, DMat* decoded = nullptr) {
   DMat x(static_cast<Eigen::Index>(idx.size()), ap.shape.cols);
-  for (size_t r = 0; r < idx.size(); ++r) dequantize_rows(ap, q, s, 0, idx[r], 1, x.row(static_cast<Eigen::Index>(r)).data());
+  if (decoded) decoded->resize(x.rows(), x.cols());
+  for (size_t r = 0; r < idx.size(); ++r) {
+    const auto row = static_cast<Eigen::Index>(r);
+    dequantize_rows(ap, q, s, 0, idx[r], 1, x.row(row).data());
+    if (decoded) decode_rows(ap, q, 0, idx[r], 1, decoded->row(row).data());
+  }
   return x;
+}
+
+bool models_hopper_fp8(const Q8Problem& p, const Q8RefOptions& o) {
+  return o.accumulation == Q8Accumulation::HopperFp8Mma && !fused_moe_q8::is_int8(p.scheme);
+}
+
+// K elements per accumulator of the modelled kernel.
+int64_t model_segment(const Q8Problem& p, const Q8RefOptions& o, int64_t K) {
+  if (fused_moe_q8::is_block(p.scheme)) return fused_moe_q8::kGroup;
+  return o.segment_k > 0 ? o.segment_k : K;
+}
+
+// Scale of each K segment of one row: value / decoded at a nonzero code (exact,
+// since value = decoded * scale in double with 4 + 24 significant bits); 0 for
+// an all-zero segment, whose accumulator is 0 anyway.
+void segment_scales(const double* value, const double* decoded, int64_t K, int64_t seg, double* out) {
+  for (int64_t s = 0; s * seg < K; ++s) {
+    out[s] = 0.0;
+    for (int64_t k = s * seg; k < std::min(K, (s + 1) * seg); ++k)
+      if (decoded[k] != 0) {
+        out[s] = value[k] / decoded[k];
+        break;
+      }
+  }
+}
+
+// X W^T as Hopper's fp8 wgmma tiles compute it: per row pair, the modelled
+// accumulator of every K segment times that segment's two scales, summed.
+DMat hopper_fp8_gemm(const DMat& X, const DMat& Xd, const DMat& W, const DMat& Wd, int64_t seg) {
+  const int64_t K = X.cols(), nseg = (K + seg - 1) / seg;
+  DMat sx(X.rows(), nseg), sw(W.rows(), nseg);
+  for (Eigen::Index r = 0; r < X.rows(); ++r) segment_scales(X.row(r).data(), Xd.row(r).data(), K, seg, sx.row(r).data());
+  for (Eigen::Index j = 0; j < W.rows(); ++j) segment_scales(W.row(j).data(), Wd.row(j).data(), K, seg, sw.row(j).data());
+  DMat out(X.rows(), W.rows());
+  std::vector<double> partial(static_cast<size_t>(nseg));
+  for (Eigen::Index r = 0; r < X.rows(); ++r)
+    for (Eigen::Index j = 0; j < W.rows(); ++j) {
+      fp8_mma_dot(Xd.row(r).data(), Wd.row(j).data(), K, seg, partial.data());
+      double v = 0;
+      for (int64_t s = 0; s < nseg; ++s) v += partial[static_cast<size_t>(s)] * sx(r, s) * sw(j, s);
+      out(r, j) = v;
+    }
+  return out;
 }
 
 double rms(const std::vector<float>& v, int64_t count) {
@@ -99,9 +149,22 @@ Q8WeightFn q8_weights_from_host(const quant::QuantProblem& p, std::span<const ui
   MOE_REQUIRE(static_cast<int64_t>(q.size()) == p.numel() && static_cast<int64_t>(scales.size()) == p.num_scales(),
               fmt::format("fused_moe_q8_ref: {} codes / {} scales for '{}' ({} / {})", q.size(), scales.size(), p.name,
                           p.numel(), p.num_scales()));
-  return [p, q, scales](int32_t e, int64_t row0, int64_t nrows, double* out) {
+  return [p, q, scales](int32_t e, int64_t row0, int64_t nrows, double* out, double* decoded) {
     dequantize_rows(p, q, scales, e, row0, nrows, out);
+    if (decoded) decode_rows(p, q, e, row0, nrows, decoded);
   };
+}
+
+Q8RefOptions q8_ref_options_for(const Q8Problem& p, const fused_moe_q8::Q8TileConfig& cfg, int stage) {
+  MOE_REQUIRE(stage == 1 || stage == 2, "q8_ref_options_for: stage must be 1 or 2");
+  Q8RefOptions o;
+  if (!cfg.wgmma || fused_moe_q8::is_int8(p.scheme)) return o;
+  o.accumulation = Q8Accumulation::HopperFp8Mma;
+  if (stage == 2 && cfg.split_k > 1) {  // the kernel's k_tiles_per_split, in K elements
+    const int64_t k_tiles = (p.base.inter_dim + cfg.block_k - 1) / cfg.block_k;
+    o.segment_k = (k_tiles + cfg.split_k - 1) / cfg.split_k * cfg.block_k;
+  }
+  return o;
 }
 
 Q8Stage1Result q8_ref_stage1(const Q8Problem& p, std::span<const uint8_t> a1, std::span<const float> a1_scale,
@@ -119,11 +182,13 @@ Q8Stage1Result q8_ref_stage1(const Q8Problem& p, std::span<const uint8_t> a1, st
   std::vector<int32_t> hit;
   for (int32_t e = 0; e < p.base.experts; ++e)
     if (!rows[static_cast<size_t>(e)].empty()) hit.push_back(e);
-  std::vector<DMat> X(static_cast<size_t>(p.base.experts));
+  const bool model = models_hopper_fp8(p, opt);
+  const int64_t seg = model_segment(p, opt, H);
+  std::vector<DMat> X(static_cast<size_t>(p.base.experts)), Xd(X.size());
   for (int32_t e : hit) {
     std::vector<int64_t> arows;
     for (int64_t s : rows[static_cast<size_t>(e)]) arows.push_back(res.tokens[static_cast<size_t>(s / k)]);
-    X[static_cast<size_t>(e)] = gather_rows(ap, a1, a1_scale, arows);
+    X[static_cast<size_t>(e)] = gather_rows(ap, a1, a1_scale, arows, model ? &Xd[static_cast<size_t>(e)] : nullptr);
   }
   const int64_t chunk = std::max<int64_t>(128, opt.chunk_rows / 128 * 128);
   const int64_t nchunks = (I + chunk - 1) / chunk;
@@ -133,14 +198,17 @@ Q8Stage1Result q8_ref_stage1(const Q8Problem& p, std::span<const uint8_t> a1, st
     const int64_t c0 = (item % nchunks) * chunk, nc = std::min(chunk, I - c0);
     // gate rows c0.., up rows I+c0.. (I+c0 need not be a multiple of 128: read the
     // enclosing 128-aligned range and slice)
-    DMat wg(nc, H);
-    in.w1(e, c0, nc, wg.data());
+    DMat wg(nc, H), wg_d(model ? nc : 0, H);
+    in.w1(e, c0, nc, wg.data(), model ? wg_d.data() : nullptr);
     const int64_t u0 = (I + c0) / 128 * 128, skip = I + c0 - u0;
     const int64_t urows = std::min<int64_t>(skip + nc, 2 * I - u0);
-    DMat wu_all(urows, H);
-    in.w1(e, u0, urows, wu_all.data());
-    const DMat G = X[static_cast<size_t>(e)] * wg.transpose();
-    const DMat U = X[static_cast<size_t>(e)] * wu_all.middleRows(skip, nc).transpose();
+    DMat wu_all(urows, H), wu_all_d(model ? urows : 0, H);
+    in.w1(e, u0, urows, wu_all.data(), model ? wu_all_d.data() : nullptr);
+    const DMat& x = X[static_cast<size_t>(e)];
+    const DMat G = model ? hopper_fp8_gemm(x, Xd[static_cast<size_t>(e)], wg, wg_d, seg) : DMat(x * wg.transpose());
+    const DMat U = model ? hopper_fp8_gemm(x, Xd[static_cast<size_t>(e)], wu_all.middleRows(skip, nc),
+                                           wu_all_d.middleRows(skip, nc), seg)
+                         : DMat(x * wu_all.middleRows(skip, nc).transpose());
     const auto& rs = rows[static_cast<size_t>(e)];
     for (Eigen::Index r = 0; r < G.rows(); ++r) {
       const int64_t slot = rs[static_cast<size_t>(r)];
@@ -172,11 +240,13 @@ Q8Stage2Result q8_ref_stage2(const Q8Problem& p, std::span<const uint8_t> a2, st
   std::vector<int32_t> hit;
   for (int32_t e = 0; e < p.base.experts; ++e)
     if (!rows[static_cast<size_t>(e)].empty()) hit.push_back(e);
-  std::vector<DMat> A(static_cast<size_t>(p.base.experts));
+  const bool model = models_hopper_fp8(p, opt);
+  const int64_t seg = model_segment(p, opt, I);
+  std::vector<DMat> A(static_cast<size_t>(p.base.experts)), Ad(A.size());
   for (int32_t e : hit) {
     std::vector<int64_t> arows;  // a2 rows are global slots t*k + j
     for (int64_t s : rows[static_cast<size_t>(e)]) arows.push_back(res.tokens[static_cast<size_t>(s / k)] * k + s % k);
-    A[static_cast<size_t>(e)] = gather_rows(ap, a2, a2_scale, arows);
+    A[static_cast<size_t>(e)] = gather_rows(ap, a2, a2_scale, arows, model ? &Ad[static_cast<size_t>(e)] : nullptr);
   }
   std::vector<double> y(static_cast<size_t>(T * k * H), 0.0);
   const int64_t chunk = std::max<int64_t>(128, opt.chunk_rows / 128 * 128);
@@ -185,9 +255,10 @@ Q8Stage2Result q8_ref_stage2(const Q8Problem& p, std::span<const uint8_t> a2, st
   run_items(static_cast<int64_t>(hit.size()) * nchunks, thread_count(opt), [&](int64_t item) {
     const int32_t e = hit[static_cast<size_t>(item / nchunks)];
     const int64_t n0 = (item % nchunks) * chunk, nn = std::min(chunk, H - n0);
-    DMat w(nn, I);
-    in.w2(e, n0, nn, w.data());
-    const DMat Y = A[static_cast<size_t>(e)] * w.transpose();
+    DMat w(nn, I), w_d(model ? nn : 0, I);
+    in.w2(e, n0, nn, w.data(), model ? w_d.data() : nullptr);
+    const DMat& a = A[static_cast<size_t>(e)];
+    const DMat Y = model ? hopper_fp8_gemm(a, Ad[static_cast<size_t>(e)], w, w_d, seg) : DMat(a * w.transpose());
     const auto& rs = rows[static_cast<size_t>(e)];
     for (Eigen::Index r = 0; r < Y.rows(); ++r) {
       const int64_t slot = rs[static_cast<size_t>(r)];

@@ -20,7 +20,12 @@
 //     < 2^31 for K < 133000; validated), converted to fp32 once (u_32).
 //   accumulation: fp32 on the tensor cores, acc(K) = u_32 (sqrt(K) + K/8)
 //     relative to the rms of the result (derivation in reference/fused_moe);
-//     int8: 0 (exact) -- we still use acc(K) (an upper bound).
+//     int8: 0 (exact) -- we still use acc(K) (an upper bound). Hopper's fp8
+//     wgmma keeps only 13 fraction bits (fp8_mma_accum.hpp): no fp32 tolerance
+//     covers that, so for those tiles the reference runs the bit-exact model
+//     (Q8Accumulation::HopperFp8Mma, chosen by q8_ref_options_for) and the
+//     comparison keeps the tolerance below; what the model loses against exact
+//     sums is documented there (rel-L2 1.2e-4 at K = 128 to 1.9e-3 at K = 7168).
 //   scales: non-block: acc * (a_s * w_s), 2 roundings (2 u_32); block: per
 //     128-K group acc_g * (a_s w_s) added in fp32: K/128 more additions, covered
 //     by acc(K) since they are among its K/8 terms; 2 u_32 per group product.
@@ -54,8 +59,10 @@ namespace moe::ref {
 using fused_moe_q8::Q8Problem;
 
 // Dequantized rows [row0, row0 + nrows) of expert e of a weight tensor, row-major
-// into out (nrows * K doubles). row0 is a multiple of 128.
-using Q8WeightFn = std::function<void(int32_t e, int64_t row0, int64_t nrows, double* out)>;
+// into out (nrows * K doubles), and, where `decoded` is not null, the same rows'
+// code values without their scales (the Hopper fp8 accumulation model works on
+// those). row0 is a multiple of 128.
+using Q8WeightFn = std::function<void(int32_t e, int64_t row0, int64_t nrows, double* out, double* decoded)>;
 
 // Weight source over host codes + scales of the whole tensor (layout of p = w1_quant()/w2_quant()).
 Q8WeightFn q8_weights_from_host(const quant::QuantProblem& p, std::span<const uint8_t> q, std::span<const float> scales);
@@ -66,10 +73,25 @@ struct Q8RefInputs {
   std::span<const int32_t> topk_ids;    // (M, k)
 };
 
+// How the GEMM products are added up. Exact: in double (the mma.sync and MFMA
+// tiles accumulate in fp32/int32, within the tolerance below). HopperFp8Mma: the
+// bit-exact model of Hopper's fp8 wgmma (fp8_mma_accum.hpp), chained over each
+// accumulator's K range as the kernel runs it; int8 schemes ignore it (exact).
+enum class Q8Accumulation { Exact, HopperFp8Mma };
+
 struct Q8RefOptions {
   int threads = 0;           // 0: hardware concurrency
   int64_t chunk_rows = 256;  // weight rows per work item (multiple of 128)
+  Q8Accumulation accumulation = Q8Accumulation::Exact;
+  // HopperFp8Mma: K elements per accumulator before the kernel starts a fresh one
+  // (a stage-2 split-K range); <= 0: all of K. The block scheme restarts every
+  // 128 (its scale group) regardless.
+  int64_t segment_k = 0;
 };
+
+// The options that model the tile config `cfg` running stage `stage` (1 or 2) of p:
+// HopperFp8Mma for fp8 schemes on wgmma tiles, with stage 2's split-K range.
+Q8RefOptions q8_ref_options_for(const Q8Problem& p, const fused_moe_q8::Q8TileConfig& cfg, int stage);
 
 struct Q8Stage1Result {
   std::vector<int64_t> tokens;      // computed tokens, ascending

@@ -88,8 +88,8 @@ QuantResult quantize(const quant::QuantProblem& p, std::span<const float> x, std
   return r;
 }
 
-void dequantize_rows(const quant::QuantProblem& p, std::span<const uint8_t> q, std::span<const float> scales,
-                     int64_t b, int64_t row0, int64_t nrows, double* out, int64_t q_offset) {
+void decode_rows(const quant::QuantProblem& p, std::span<const uint8_t> q, int64_t b, int64_t row0, int64_t nrows,
+                 double* out, int64_t q_offset) {
   const int64_t R = p.shape.rows, C = p.shape.cols;
   MOE_REQUIRE(b >= 0 && b < p.shape.batch && row0 >= 0 && nrows >= 0 && row0 + nrows <= R,
               fmt::format("dequantize '{}': rows [{}, {}) of batch entry {} outside ({}, {})", p.name, row0,
@@ -99,12 +99,17 @@ void dequantize_rows(const quant::QuantProblem& p, std::span<const uint8_t> q, s
               fmt::format("dequantize '{}': codes do not cover the requested rows", p.name));
   const bool int8 = p.spec.qtype == QType::INT8;
   const Fp8Format f = quant::fp8_format_of(p.spec.qtype);
+  for (int64_t i = (b * R + row0) * C; i < (b * R + row0 + nrows) * C; ++i) {
+    const uint8_t code = q[static_cast<size_t>(i - q_offset)];
+    *out++ = int8 ? static_cast<double>(static_cast<int8_t>(code)) : static_cast<double>(fp8_decode(code, f));
+  }
+}
+
+void dequantize_rows(const quant::QuantProblem& p, std::span<const uint8_t> q, std::span<const float> scales,
+                     int64_t b, int64_t row0, int64_t nrows, double* out, int64_t q_offset) {
+  decode_rows(p, q, b, row0, nrows, out, q_offset);
   for (int64_t r = row0; r < row0 + nrows; ++r)
-    for (int64_t c = 0; c < C; ++c) {
-      const uint8_t code = q[static_cast<size_t>((b * R + r) * C + c - q_offset)];
-      const double v = int8 ? static_cast<double>(static_cast<int8_t>(code)) : static_cast<double>(fp8_decode(code, f));
-      *out++ = v * static_cast<double>(scales[static_cast<size_t>(p.scale_index(b, r, c))]);
-    }
+    for (int64_t c = 0; c < p.shape.cols; ++c) *out++ *= static_cast<double>(scales[static_cast<size_t>(p.scale_index(b, r, c))]);
 }
 
 std::vector<double> dequantize(const quant::QuantProblem& p, std::span<const uint8_t> q,

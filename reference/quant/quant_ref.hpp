@@ -52,6 +52,10 @@ std::vector<double> dequantize(const quant::QuantProblem& p, std::span<const uin
 void dequantize_rows(const quant::QuantProblem& p, std::span<const uint8_t> q, std::span<const float> scales,
                      int64_t b, int64_t row0, int64_t nrows, double* out, int64_t q_offset = 0);
 
+// decode(q) alone (the code values without their scales), same arguments and layout.
+void decode_rows(const quant::QuantProblem& p, std::span<const uint8_t> q, int64_t b, int64_t row0, int64_t nrows,
+                 double* out, int64_t q_offset = 0);
+
 // The error model above for one element quantized with scale s.
 double quant_error_bound(quant::QType t, double x, double s);
 
