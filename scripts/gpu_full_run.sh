@@ -10,7 +10,11 @@
 #     sanitize  compute-sanitizer memcheck / racecheck on small subsets (align, routing, fused_moe)
 #     q8        tests/fused_moe_q8/device_run.sh (tests, memcheck, verify, benchmark)
 #     tooling   scripts/tooling_device_check.sh (bench, shards, merge, tune, --tuned-config)
-#     verify    moe-harness devices + verify --quick (every family)
+#     probe     tests/fused_moe_q8/wgmma_fp8_probe.cu on a fresh seed, its results replayed by the
+#               CPU model of Hopper's fp8 accumulation (reference/fused_moe_q8/fp8_mma_accum.hpp)
+#     tune      moe-harness tune (default models and M) into $run_dir/tuned_fmoe.csv, then copied to
+#               configs/tuned_fmoe.csv so that the later steps (verify, bench) use the tuned rows
+#     verify    moe-harness devices + verify (the full default sweep; VERIFY_ARGS=--quick for less)
 #     bench     every bench_* executable (fused_moe: the layer benchmarks, not the sweep)
 #     torch     bench/anchors/torch_moe_layer.py on the same card
 #     report    moe-harness report over verify + every bench JSON
@@ -20,7 +24,7 @@
 # returns what it did. Exit status: 0 when every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-steps=${1:-build,tests,sanitize,q8,tooling,verify,bench,torch,report}
+steps=${1:-build,tests,sanitize,q8,tooling,probe,tune,verify,bench,torch,report}
 out=${OUT:-out}
 run_dir=${MOE_RUN_DIR:-/tmp/moe-run}
 mkdir -p "$out" "$run_dir"
@@ -108,11 +112,38 @@ if has tooling; then
   grep -E "ok:|FAILED|done:" "$run_dir/tooling/steps.log" 2>/dev/null | tee -a "$run_dir/steps.log"
 fi
 
+if has probe; then
+  step "probe (Hopper fp8 wgmma accumulation)"
+  mkdir -p "$run_dir/probe"
+  seed=${PROBE_SEED:-$(date +%s)}
+  driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)
+  if nvcc -std=c++17 -O2 -gencode=arch=compute_90a,code=sm_90a -I. -Iharness/include \
+      tests/fused_moe_q8/wgmma_fp8_probe.cu -o "$run_dir/probe/probe" > "$run_dir/probe/build.log" 2>&1 &&
+     "$run_dir/probe/probe" "$run_dir/probe" "$driver" "$seed" > "$run_dir/probe/run.log" 2>&1; then
+    rm -f "$run_dir"/probe/*.bin "$run_dir/probe/probe"  # the golden JSON keeps 48 results per experiment
+    MOE_FP8_MMA_GOLDEN="$run_dir/probe/hopper_fp8_mma_golden.json" MOE_LOG_DIR="$run_dir" \
+      bash scripts/gpu_host.sh exec "$build/tests/test_fused_moe_q8" -tc='hopper fp8 mma model: replays*' \
+      > "$run_dir/probe/replay.log" 2>&1 || status=1
+    note "probe seed $seed: $(grep -E '^\[doctest\] (test cases|assertions)' "$run_dir/probe/replay.log" | tr '\n' ' ')"
+  else
+    status=1
+    note "probe failed: $(tail -3 "$run_dir/probe/build.log" "$run_dir/probe/run.log")"
+  fi
+fi
+
+if has tune; then
+  step tune
+  cp configs/tuned_fmoe.csv "$run_dir/tuned_fmoe.csv"
+  timeout ${TUNE_TIMEOUT:-300} "$H" tune --tuned-config "$run_dir/tuned_fmoe.csv" > "$run_dir/tune.log" 2>&1 || status=1
+  tail -3 "$run_dir/tune.log" | tee -a "$run_dir/steps.log"
+  cp "$run_dir/tuned_fmoe.csv" configs/tuned_fmoe.csv
+fi
+
 if has verify; then
   step verify
   "$H" devices --json "$run_dir/devices.json" > "$run_dir/devices.log" 2>&1
   cat "$run_dir/devices.log"
-  timeout 400 "$H" verify --quick --json "$run_dir/verify.json" > "$run_dir/verify.log" 2>&1 || status=1
+  timeout 400 "$H" verify ${VERIFY_ARGS:-} --json "$run_dir/verify.json" > "$run_dir/verify.log" 2>&1 || status=1
   tail -3 "$run_dir/verify.log" | tee -a "$run_dir/steps.log"
 fi
 

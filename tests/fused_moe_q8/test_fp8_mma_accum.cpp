@@ -6,6 +6,7 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -48,8 +49,12 @@ double fp8_value(double x) {  // nearest e4m3fn value
 }  // namespace
 
 TEST_CASE("hopper fp8 mma model: replays the H200 probe results bit for bit") {
-  std::ifstream in("data/fused_moe_q8/hopper_fp8_mma_golden.json");
-  REQUIRE_MESSAGE(in.good(), "data/fused_moe_q8/hopper_fp8_mma_golden.json not found (tests run from the source root)");
+  // MOE_FP8_MMA_GOLDEN: another probe output to replay (scripts/gpu_full_run.sh step probe)
+  const char* env = std::getenv("MOE_FP8_MMA_GOLDEN");
+  const std::string path = env && *env ? env : "data/fused_moe_q8/hopper_fp8_mma_golden.json";
+  CAPTURE(path);
+  std::ifstream in(path);
+  REQUIRE_MESSAGE(in.good(), path << " not found (tests run from the source root)");
   const auto golden = nlohmann::json::parse(in);
   const auto& cases = golden.at("cases");
   REQUIRE(cases.size() >= 300);

@@ -2,7 +2,7 @@
 // the q8 reference can model them (reference/fused_moe_q8/fp8_mma_accum.hpp)
 // instead of assuming fp32. Standalone:
 //   nvcc -std=c++17 -O2 -gencode=arch=compute_90a,code=sm_90a -I. -Iharness/include \
-//        tests/fused_moe_q8/wgmma_fp8_probe.cu -o probe && ./probe OUT_DIR [DRIVER]
+//        tests/fused_moe_q8/wgmma_fp8_probe.cu -o probe && ./probe OUT_DIR [DRIVER [SEED]]
 // One warpgroup per block computes D(64x128) = C + A(64xK) B(128xK)^T by chained
 // wgmma m64n128k32 e4m3 steps on the fused MoE q8 kernel's shared-memory layout,
 // and the same product by mma.sync m16n8k32 e4m3. Per experiment it writes
@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
   };
   const char* driver = argc > 2 ? argv[2] : "unknown";
   const int blocks = 16;
-  std::mt19937_64 rng(20261126);
+  std::mt19937_64 rng(argc > 3 ? std::stoull(argv[3]) : 20261126ull);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::uniform_int_distribution<int> byte(0, 255), ue(-8, 12);
   auto code = [&](int dist) -> uint8_t {
