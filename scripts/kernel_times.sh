@@ -12,7 +12,7 @@ mkdir -p "$out"
 n=0
 for filter in "$@"; do
   n=$((n + 1))
-  timeout 240 ncu --clock-control none --metrics gpu__time_duration.sum --csv --launch-count ${NCU_LAUNCHES:-400} \
+  timeout 240 ncu --clock-control none --metrics gpu__time_duration.sum --print-units base --csv --launch-count ${NCU_LAUNCHES:-400} \
     "$bench" --benchmark_filter="$filter" > "$out/$n.csv" 2> "$out/$n.err"
   echo "== $filter ($out/$n.csv)"
   python3 - "$out/$n.csv" "${LAUNCHES:-60}" <<'PY'

@@ -98,6 +98,11 @@ void validate_row(const TunedRow& r, const Where& w, const std::set<std::string>
   if (r.stages && (*r.stages < 1 || *r.stages > 16)) w.fail("stages", fmt::format("must be in [1, 16], got {}", *r.stages));
   if (r.us && !(std::isfinite(*r.us) && *r.us >= 0)) w.fail("us", "must be a finite non-negative number");
   if (r.err && !(std::isfinite(*r.err) && *r.err >= 0)) w.fail("err", "must be a finite non-negative number");
+  const std::string& d = k.device;
+  if (d.find_first_of(",\"\r\n") != std::string::npos)
+    w.fail("device", fmt::format("must not hold a comma, a quote or a line break, got '{}'", d));
+  if (!d.empty() && (trim(d) != d || d.front() == ' ' || d.front() == '\t'))
+    w.fail("device", fmt::format("must not start or end with blanks, got '{}'", d));
 }
 
 std::string num_text(double v) { return fmt::format("{}", v); }
@@ -105,8 +110,9 @@ std::string num_text(double v) { return fmt::format("{}", v); }
 }  // namespace
 
 std::string TunedKey::str() const {
-  return fmt::format("cu_num={} token={} model_dim={} inter_dim={} expert={} topk={} act_type={} dtype={}", cu_num, token,
-                     model_dim, inter_dim, expert, topk, act_type, dtype);
+  return fmt::format("cu_num={} token={} model_dim={} inter_dim={} expert={} topk={} act_type={} dtype={}{}", cu_num, token,
+                     model_dim, inter_dim, expert, topk, act_type, dtype,
+                     device.empty() ? std::string() : fmt::format(" device='{}'", device));
 }
 
 json TunedRow::to_json() const {
@@ -121,12 +127,15 @@ json TunedRow::to_json() const {
   if (persistent) j["persistent"] = *persistent;
   if (us) j["us"] = *us;
   if (err) j["err"] = *err;
+  if (!key.device.empty()) j["device"] = key.device;
   for (const auto& [k, v] : other) j[k] = v;
   if (line > 0) j["line"] = line;
   return j;
 }
 
-json TunedLookup::to_json() const { return {{"source", source}, {"file", file}, {"row", row.to_json()}}; }
+json TunedLookup::to_json() const {
+  return {{"source", source}, {"file", file}, {"exact", exact}, {"any_device", any_device}, {"row", row.to_json()}};
+}
 
 const std::vector<std::string>& TunedTable::seed_columns() {
   static const std::vector<std::string> c{"cu_num", "token", "model_dim", "inter_dim", "expert", "topk",
@@ -134,7 +143,8 @@ const std::vector<std::string>& TunedTable::seed_columns() {
   return c;
 }
 const std::vector<std::string>& TunedTable::extra_columns() {
-  static const std::vector<std::string> c{"block_m", "block_n", "block_k", "warps", "stages", "persistent", "us", "err"};
+  static const std::vector<std::string> c{"block_m", "block_n", "block_k", "warps",
+                                          "stages",  "persistent", "us",   "err", "device"};
   return c;
 }
 
@@ -209,6 +219,7 @@ TunedTable TunedTable::parse(const std::string& text, const std::string& name, c
     if (auto p = opt_int("persistent", 0, 1)) r.persistent = *p != 0;
     r.us = opt_num("us");
     r.err = opt_num("err");
+    if (col.count("device")) r.key.device = get("device");
     for (const auto& c : t.other_columns_) r.other[c] = get(c);
     validate_row(r, w, impls);
     if (auto it = first_line.find(r.key); it != first_line.end())
@@ -237,26 +248,36 @@ TunedTable TunedTable::load_or_empty(const std::string& path, const std::set<std
 }
 
 TunedLookup TunedTable::lookup(const TunedKey& key, const TunedHeuristic& heuristic) const {
-  const TunedRow* best = nullptr;
-  double best_d = INFINITY;
-  for (const auto& r : rows_) {
-    if (r.key == key) return TunedLookup{r, "exact", file_};
-    TunedKey k = r.key;
-    k.token = key.token;
-    if (!(k == key)) continue;
-    const double d = std::fabs(std::log2(double(r.key.token)) - std::log2(double(key.token)));
-    if (d < best_d - 1e-12 || (std::fabs(d - best_d) <= 1e-12 && best && r.key.token > best->key.token)) {
-      best = &r;
-      best_d = d;
+  // Among the rows naming `device`: the exact key, else the nearest token bucket.
+  auto find = [&](const std::string& device, bool any_device) -> std::optional<TunedLookup> {
+    TunedKey want = key;
+    want.device = device;
+    const TunedRow* best = nullptr;
+    double best_d = INFINITY;
+    for (const auto& r : rows_) {
+      if (r.key == want)
+        return TunedLookup{r, any_device ? "exact(any-device)" : "exact", file_, true, any_device};
+      TunedKey k = r.key;
+      k.token = want.token;
+      if (!(k == want)) continue;
+      const double d = std::fabs(std::log2(double(r.key.token)) - std::log2(double(want.token)));
+      if (d < best_d - 1e-12 || (std::fabs(d - best_d) <= 1e-12 && best && r.key.token > best->key.token)) {
+        best = &r;
+        best_d = d;
+      }
     }
-  }
-  if (best) return TunedLookup{*best, "nearest", file_};
+    if (!best) return std::nullopt;
+    return TunedLookup{*best, any_device ? "nearest(any-device)" : "nearest", file_, false, any_device};
+  };
+  if (auto l = find(key.device, false)) return *l;
+  if (!key.device.empty())
+    if (auto l = find(std::string(), true)) return *l;
   if (!heuristic)
     throw InputError(fmt::format("{}: no tuned row for {} and no heuristic", file_.empty() ? "tuned config" : file_, key.str()));
   TunedRow r = heuristic(key);
   r.key = key;
   r.line = 0;
-  return TunedLookup{r, "heuristic", ""};
+  return TunedLookup{r, "heuristic", "", false, false};
 }
 
 void TunedTable::upsert(const TunedRow& row, const std::set<std::string>& impls) {
@@ -290,8 +311,8 @@ std::string TunedTable::to_csv() const {
     const auto& k = r->key;
     o += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}", k.cu_num, k.token, k.model_dim, k.inter_dim, k.expert, k.topk,
                      k.act_type, k.dtype, r->impl, r->split_k, r->pad_m, r->pad_n);
-    o += fmt::format(",{},{},{},{},{},{},{},{}", oi(r->block_m), oi(r->block_n), oi(r->block_k), oi(r->warps),
-                     oi(r->stages), r->persistent ? (*r->persistent ? "1" : "0") : "", od(r->us), od(r->err));
+    o += fmt::format(",{},{},{},{},{},{},{},{},{}", oi(r->block_m), oi(r->block_n), oi(r->block_k), oi(r->warps),
+                     oi(r->stages), r->persistent ? (*r->persistent ? "1" : "0") : "", od(r->us), od(r->err), k.device);
     for (const auto& c : other_columns_) {
       auto it = r->other.find(c);
       o += "," + (it == r->other.end() ? std::string() : it->second);
@@ -305,9 +326,12 @@ void TunedTable::save(const std::string& path) const { atomic_write_file(path, t
 
 json TunedTable::summary() const {
   std::set<int> cus;
-  std::set<std::string> impls;
-  for (const auto& r : rows_) cus.insert(r.key.cu_num), impls.insert(r.impl);
-  return {{"file", file_}, {"rows", rows_.size()}, {"cu_nums", cus}, {"impls", impls}};
+  std::set<std::string> impls, devices;
+  for (const auto& r : rows_) {
+    cus.insert(r.key.cu_num), impls.insert(r.impl);
+    if (!r.key.device.empty()) devices.insert(r.key.device);
+  }
+  return {{"file", file_}, {"rows", rows_.size()}, {"cu_nums", cus}, {"devices", devices}, {"impls", impls}};
 }
 
 void update_tuned_file(const std::string& path, const TunedRow& row, const std::set<std::string>& impls) {
