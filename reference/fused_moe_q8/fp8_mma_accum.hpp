@@ -2,9 +2,11 @@
 //
 // PTX wgmma.mma_async ... .f32.e4m3.e4m3 (SASS QGMMA, the q8 kernels' wgmma
 // tiles) does not accumulate in fp32. Measured on an NVIDIA H200 (driver
-// 580.159.04) by tests/fused_moe_q8/wgmma_fp8_probe.cu; every one of 1,048,576
-// probe results matched this model bit for bit (data/fused_moe_q8/
-// hopper_fp8_mma_golden.json keeps a subset; tests/fused_moe_q8 replays it).
+// 580.159.04) by tests/fused_moe_q8/wgmma_fp8_probe.cu: all 1,048,576 results of
+// a first run (8 input sets) matched this model bit for bit, and so did the 480
+// kept results of a second run on a fresh seed with two more sets of zero and
+// subnormal factors (data/fused_moe_q8/hopper_fp8_mma_golden.json; the CPU test
+// test_fp8_mma_accum.cpp replays it).
 // One k32 step D = C + sum_{j<32} a_j b_j (a_j, b_j e4m3 values, C, D fp32):
 //   E = max( exponent(C), max_j exponent(a_j) + exponent(b_j) ) over the nonzero
 //       terms, exponent(x) = floor(log2|x|) (subnormal codes: their own exponent).

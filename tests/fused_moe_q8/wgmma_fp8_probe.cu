@@ -160,7 +160,8 @@ int main(int argc, char** argv) {
   };
   const char* driver = argc > 2 ? argv[2] : "unknown";
   const int blocks = 16;
-  std::mt19937_64 rng(argc > 3 ? std::stoull(argv[3]) : 20261126ull);
+  const uint64_t seed = argc > 3 ? std::stoull(argv[3]) : 20261126ull;
+  std::mt19937_64 rng(seed);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::uniform_int_distribution<int> byte(0, 255), ue(-8, 12);
   auto code = [&](int dist) -> uint8_t {
@@ -190,12 +191,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(golden,
-               "{\n  \"device\": \"%s\", \"driver\": \"%s\",\n"
+               "{\n  \"device\": \"%s\", \"driver\": \"%s\", \"seed\": %llu,\n"
                "  \"instruction\": \"wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 (C chained over K/32 steps)\",\n"
                "  \"generator\": \"tests/fused_moe_q8/wgmma_fp8_probe.cu\",\n"
                "  \"fields\": \"c_bits, d_bits: fp32 bit patterns of C and D; a, b: the e4m3fn codes of K = 32 * steps "
                "elements, hex\",\n  \"cases\": [",
-               prop.name, driver);
+               prop.name, driver, static_cast<unsigned long long>(seed));
   bool first_case = true;
   for (const Experiment& x : exps) {
     const int K = 32 * x.steps;
