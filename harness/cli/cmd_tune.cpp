@@ -1,7 +1,10 @@
 // moe-harness tune: benchmarks the fused MoE tile configs on the present GPU for
 // models x token counts x dtype, checks every candidate's output against the CPU
 // reference before accepting it, and writes the fastest passing config of each
-// point as a row of the tuned-config CSV (configs/tuned_fmoe.csv format).
+// point as a row of the tuned-config CSV (configs/tuned_fmoe.csv format), keyed
+// by the GPU's SM/CU count and its name as the runtime reports it (cu_num and
+// the device column; lookups prefer rows of their own device, see
+// moe/tuned_config.hpp).
 //
 // Candidates: fused_moe::tune_candidates (every compiled tile shape usable on
 // this device x persistent x split-K). Each point's row is written as soon as
@@ -51,6 +54,7 @@ struct Opts {
   uint64_t seed = 0;
   bool dry_run = false;
   int cu_num = 0;
+  std::string device_name;
   bool wgmma = false;
 };
 Opts o;
@@ -147,6 +151,7 @@ int run_tune(const CommonOptions& c) {
   if (!have_gpu) {
     dev.wgmma = o.wgmma;
     if (o.cu_num > 0) dev.sm_count = o.cu_num;
+    dev.name = o.device_name;
   }
 
   fused_moe::TuneSpace space;
@@ -171,8 +176,9 @@ int run_tune(const CommonOptions& c) {
     }
 
   if (o.dry_run) {
-    fmt::print("tune --dry-run: {} point(s), {} candidate(s), cu_num {}{}, table {} ({} rows)\n", points.size(), total,
-               dev.sm_count, have_gpu ? "" : " (no GPU: assumed; --cu-num, --wgmma)", path, before.rows().size());
+    fmt::print("tune --dry-run: {} point(s), {} candidate(s), cu_num {}, device '{}'{}, table {} ({} rows)\n",
+               points.size(), total, dev.sm_count, dev.name,
+               have_gpu ? "" : " (no GPU: assumed; --cu-num, --device-name, --wgmma)", path, before.rows().size());
     for (const auto& pt : points) {
       const auto ch = fused_moe::select_config(pt.problem, dev, &before);
       fmt::print("{} M={} {}: {} candidate(s); now {} ({})\n", pt.model->name, pt.problem.tokens, o.dtype,
@@ -184,7 +190,7 @@ int run_tune(const CommonOptions& c) {
 
 #if MOE_HAVE_GPU
   fmt::print(stderr, "tune: {} point(s), {} candidate(s) on {} (cu_num {}); rows go to {}\n", points.size(), total,
-             devs[static_cast<size_t>(c.device)].name, dev.sm_count, path);
+             dev.name, dev.sm_count, path);
   g_interrupts = 0;
   auto old = std::signal(SIGINT, on_sigint);
   size_t done = 0;
@@ -241,7 +247,8 @@ int run_tune(const CommonOptions& c) {
       fmt::print(stderr, "tune: {} M={}: no candidate passed the reference check; no row written\n", pt.model->name, M);
       continue;
     }
-    TunedRow row = fused_moe::tuned_row(pt.problem, dev.sm_count, *best);
+    // Keyed by this GPU's name too (device column): an H100 and an H200 both have 132 SMs.
+    TunedRow row = fused_moe::tuned_row(pt.problem, dev.sm_count, *best, dev.name);
     row.us = best_m.us;
     row.err = best_m.err;
     update_tuned_file(path, row, impls);
@@ -267,7 +274,8 @@ void register_tune(CLI::App& app, std::vector<Command>& out) {
   auto* sub = app.add_subcommand(
       "tune",
       "Benchmark the fused MoE tile configs on this GPU, check each against the CPU reference, write the fastest "
-      "passing one per (model, M, dtype) into the tuned-config CSV (one row at a time, atomically)");
+      "passing one per (model, M, dtype) into the tuned-config CSV (one row at a time, atomically), keyed by this "
+      "GPU's SM/CU count and name (cu_num, device)");
   sub->add_option("--model", o.models, "Models of configs/model_configs.json (repeatable)")->capture_default_str();
   sub->add_option("--tokens,-M", o.tokens, "Token counts M (repeatable)")->capture_default_str();
   sub->add_option("--dtype", o.dtype, "bf16 or fp16")->capture_default_str();
@@ -283,6 +291,9 @@ void register_tune(CLI::App& app, std::vector<Command>& out) {
   sub->add_option("--model-configs", o.model_configs, "Model configs (default: configs/model_configs.json)");
   sub->add_flag("--dry-run", o.dry_run, "Only list the points and their candidates (no GPU needed)");
   sub->add_option("--cu-num", o.cu_num, "--dry-run without a GPU: the SM/CU count to assume (default 132)");
+  sub->add_option("--device-name", o.device_name,
+                  "--dry-run without a GPU: the GPU name to assume for the table's device column (e.g. 'NVIDIA H200'; "
+                  "default none: only rows without a device match)");
   sub->add_flag("--wgmma", o.wgmma, "--dry-run without a GPU: assume an sm_90a build on Hopper (wgmma tiles)");
   out.push_back({sub, run_tune});
 }

@@ -98,11 +98,8 @@ void validate_row(const TunedRow& r, const Where& w, const std::set<std::string>
   if (r.stages && (*r.stages < 1 || *r.stages > 16)) w.fail("stages", fmt::format("must be in [1, 16], got {}", *r.stages));
   if (r.us && !(std::isfinite(*r.us) && *r.us >= 0)) w.fail("us", "must be a finite non-negative number");
   if (r.err && !(std::isfinite(*r.err) && *r.err >= 0)) w.fail("err", "must be a finite non-negative number");
-  const std::string& d = k.device;
-  if (d.find_first_of(",\"\r\n") != std::string::npos)
-    w.fail("device", fmt::format("must not hold a comma, a quote or a line break, got '{}'", d));
-  if (!d.empty() && (trim(d) != d || d.front() == ' ' || d.front() == '\t'))
-    w.fail("device", fmt::format("must not start or end with blanks, got '{}'", d));
+  if (k.device.find_first_of(",\"\r\n") != std::string::npos)
+    w.fail("device", fmt::format("must not hold a comma, a quote or a line break, got '{}'", k.device));
 }
 
 std::string num_text(double v) { return fmt::format("{}", v); }
@@ -249,9 +246,11 @@ TunedTable TunedTable::load_or_empty(const std::string& path, const std::set<std
 
 TunedLookup TunedTable::lookup(const TunedKey& key, const TunedHeuristic& heuristic) const {
   // Among the rows naming `device`: the exact key, else the nearest token bucket.
-  auto find = [&](const std::string& device, bool any_device) -> std::optional<TunedLookup> {
+  // Device names compare without leading/trailing blanks (as the CSV reader trims cells).
+  const std::string device = trim(key.device);
+  auto find = [&](const std::string& name, bool any_device) -> std::optional<TunedLookup> {
     TunedKey want = key;
-    want.device = device;
+    want.device = name;
     const TunedRow* best = nullptr;
     double best_d = INFINITY;
     for (const auto& r : rows_) {
@@ -269,8 +268,8 @@ TunedLookup TunedTable::lookup(const TunedKey& key, const TunedHeuristic& heuris
     if (!best) return std::nullopt;
     return TunedLookup{*best, any_device ? "nearest(any-device)" : "nearest", file_, false, any_device};
   };
-  if (auto l = find(key.device, false)) return *l;
-  if (!key.device.empty())
+  if (auto l = find(device, false)) return *l;
+  if (!device.empty())
     if (auto l = find(std::string(), true)) return *l;
   if (!heuristic)
     throw InputError(fmt::format("{}: no tuned row for {} and no heuristic", file_.empty() ? "tuned config" : file_, key.str()));
@@ -281,8 +280,9 @@ TunedLookup TunedTable::lookup(const TunedKey& key, const TunedHeuristic& heuris
 }
 
 void TunedTable::upsert(const TunedRow& row, const std::set<std::string>& impls) {
-  validate_row(row, Where{file_.empty() ? std::string("tuned config") : file_, 0}, impls);
   TunedRow r = row;
+  r.key.device = trim(r.key.device);  // as it reads back from the CSV
+  validate_row(r, Where{file_.empty() ? std::string("tuned config") : file_, 0}, impls);
   for (const auto& [k, v] : r.other)
     if (std::find(other_columns_.begin(), other_columns_.end(), k) == other_columns_.end()) other_columns_.push_back(k);
   for (auto& x : rows_)

@@ -206,9 +206,10 @@ const std::set<std::string>& tuned_impls() {
   return s;
 }
 
-TunedKey tuned_key(const Problem& p, int cu_num) {
+TunedKey tuned_key(const Problem& p, int cu_num, const std::string& device) {
   TunedKey k;
   k.cu_num = cu_num;
+  k.device = device;
   k.token = p.tokens;
   k.model_dim = p.model_dim;
   k.inter_dim = p.inter_dim;
@@ -219,9 +220,9 @@ TunedKey tuned_key(const Problem& p, int cu_num) {
   return k;
 }
 
-TunedRow tuned_row(const Problem& p, int cu_num, const LayerConfig& cfg) {
+TunedRow tuned_row(const Problem& p, int cu_num, const LayerConfig& cfg, const std::string& device) {
   TunedRow r;
-  r.key = tuned_key(p, cu_num);
+  r.key = tuned_key(p, cu_num, device);
   r.impl = cfg.stage1.wgmma ? kImplWgmma : kImplMmaSync;
   r.split_k = cfg.stage2.split_k;
   r.block_m = cfg.stage1.block_m;
@@ -275,11 +276,12 @@ ChosenConfig select_config(const Problem& p, const DeviceLimits& dev, const Tune
   p.validate();
   ChosenConfig ch;
   if (table) {
-    const TunedLookup lk = table->lookup(tuned_key(p, dev.sm_count), [](const TunedKey&) { return TunedRow{}; });
+    const TunedLookup lk =
+        table->lookup(tuned_key(p, dev.sm_count, dev.name), [](const TunedKey&) { return TunedRow{}; });
     if (lk.source != "heuristic") {
       LayerConfig c;
       const std::string where = fmt::format("{}:{}", lk.file, lk.row.line);
-      const std::string why = config_from_row(lk.row, p, dev, lk.source == "exact", c);
+      const std::string why = config_from_row(lk.row, p, dev, lk.exact, c);
       if (why.empty()) {
         ch.cfg = c;
         ch.source = "tuned:" + lk.source;

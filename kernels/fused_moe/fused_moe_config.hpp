@@ -20,6 +20,7 @@ struct DeviceLimits {
   int sm_count = 132;                    // SMs / CUs
   int64_t max_smem_per_block = 232448;   // opt-in dynamic shared memory (bytes)
   bool wgmma = false;                    // the wgmma tile shapes were compiled (sm_90a build)
+  std::string name{};                    // the GPU's name ("NVIDIA H200"): the tuned table's device column
 };
 
 // Expected rows per routed (non-empty) expert: M*k / min(E, M*k).
@@ -47,16 +48,19 @@ inline constexpr const char* kImplMmaSync = "mma_sync_tiles";
 inline constexpr const char* kImplWgmma = "wgmma_tiles";
 const std::set<std::string>& tuned_impls();
 
-// The table key of a problem on a device with `cu_num` SMs/CUs
+// The table key of a problem on a device with `cu_num` SMs/CUs and name
+// `device` ("" = unknown: only rows without a device match)
 // (act_type SiLu / GeLu, dtype bf16 / fp16).
-TunedKey tuned_key(const Problem& p, int cu_num);
+TunedKey tuned_key(const Problem& p, int cu_num, const std::string& device = {});
 // The table row describing `cfg` for `p` (us/err left unset).
-TunedRow tuned_row(const Problem& p, int cu_num, const LayerConfig& cfg);
+TunedRow tuned_row(const Problem& p, int cu_num, const LayerConfig& cfg, const std::string& device = {});
 
 // A config chosen for a problem and where it came from.
 struct ChosenConfig {
   LayerConfig cfg;
-  std::string source;  // "tuned:exact" | "tuned:nearest" | "heuristic"
+  // "tuned:exact" | "tuned:nearest" (a row for this device's name) |
+  // "tuned:exact(any-device)" | "tuned:nearest(any-device)" (a row without a device) | "heuristic"
+  std::string source;
   std::string row;     // "file:line" of the tuned row used ("" for heuristic)
   std::string note;    // why a matching row was not used, if one was rejected
   nlohmann::json to_json() const;
@@ -70,8 +74,9 @@ struct ChosenConfig {
 std::string config_from_row(const TunedRow& row, const Problem& p, const DeviceLimits& dev, bool exact,
                             LayerConfig& out);
 
-// TunedTable lookup for (dev.sm_count, p): the exact row, else the nearest token
-// bucket, else choose_config (the heuristic). A row that cannot run here falls
+// TunedTable lookup for (dev.sm_count, dev.name, p): the exact row, else the
+// nearest token bucket, else the same among rows without a device, else
+// choose_config (the heuristic); see moe/tuned_config.hpp. A row that cannot run here falls
 // back to the heuristic and says why in `note`. table == nullptr: heuristic.
 ChosenConfig select_config(const Problem& p, const DeviceLimits& dev, const TunedTable* table);
 

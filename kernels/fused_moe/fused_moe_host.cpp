@@ -127,6 +127,9 @@ DeviceLimits device_limits() {
   MOE_GPU_CHECK(hipDeviceGetAttribute(&v, hipDeviceAttributeMaxSharedMemoryPerBlock, dev));
   l.max_smem_per_block = v;
   l.wgmma = detail::wgmma_compiled();
+  hipDeviceProp_t prop{};
+  MOE_GPU_CHECK(hipGetDeviceProperties(&prop, dev));
+  l.name = prop.name;  // the tuned table's device column (as moe-harness devices shows it)
   cache.push_back(Cached{dev, l});
   return l;
 }

@@ -293,6 +293,40 @@ with tempfile.TemporaryDirectory() as tmp:
           rc == 0 and "deepseek_v3 M=64 bf16" in out and "[0] s1 " in out, out + err)
     check("tune --dry-run: says which config the table gives now (exact / nearest)",
           "(tuned:exact)" in out and "(tuned:nearest)" in out, out)
+    # The device column: rows of the GPU's name first, then rows without a device (tables from
+    # before the column); --device-name assumes a GPU for --dry-run without one.
+    if no_gpu:
+        tile = "2,2,1" if devinfo.get("backend") == "hip" else "4,4,1"
+        dcsv = os.path.join(tmp, "dev.csv")
+        with open(dcsv, "w") as f:
+            f.write("cu_num,token,model_dim,inter_dim,expert,topk,act_type,dtype,impl,splitK,pad_m,pad_n,"
+                    "block_m,block_n,block_k,warps,stages,persistent,us,err,device\n"
+                    f"132,64,7168,2048,256,8,SiLu,bf16,mma_sync_tiles,2,0,0,16,64,128,{tile},12.5,0.001,NVIDIA H200\n"
+                    f"132,1,7168,2048,256,8,SiLu,bf16,mma_sync_tiles,1,0,0,16,64,128,{tile},3.5,0.001,\n")
+
+        def dry(*extra):
+            # "deepseek_v3 M=64 bf16: 40 candidate(s); now <config> (<source>)" -> {64: source}
+            rc, out, err = run(["tune", "--dry-run", "--model", "deepseek_v3", "-M", "1", "-M", "64", "-M", "4096",
+                                "--tuned-config", dcsv] + list(extra), cwd=tmp)
+            src = {int(l.split()[1][2:]): l[l.rindex(" (") + 2:-1]
+                   for l in out.splitlines() if l.startswith("deepseek_v3 M=")}
+            return rc, out + err, src
+        rc, out, src = dry("--device-name", "NVIDIA H200")
+        # The H200's own nearest bucket (64) comes before the exact row without a device (M=1).
+        check("tune --dry-run --device-name 'NVIDIA H200': the H200's rows first",
+              rc == 0 and "device 'NVIDIA H200'" in out and
+              src == {1: "tuned:nearest", 64: "tuned:exact", 4096: "tuned:nearest"}, f"{src} {out[:600]}")
+        rc, out, src = dry("--device-name", "NVIDIA H100 80GB HBM3")
+        check("tune --dry-run --device-name H100: another GPU's row (same cu_num) is never used",
+              rc == 0 and src == {1: "tuned:exact(any-device)", 64: "tuned:nearest(any-device)",
+                                  4096: "tuned:nearest(any-device)"}, f"{src} {out[:600]}")
+        rc, out, src = dry()
+        check("tune --dry-run without --device-name: only rows without a device",
+              rc == 0 and src == {1: "tuned:exact", 64: "tuned:nearest", 4096: "tuned:nearest"}, f"{src} {out[:600]}")
+        vj = os.path.join(tmp, "vdev.json")
+        rc, out, err = run(["verify", "--quick", "--kernel", "moe_align", "--json", vj, "--tuned-config", dcsv], cwd=tmp)
+        check("verify --tuned-config with a device column: read, recorded",
+              rc in (0, 1) and json.load(open(vj)).get("tuned_config", {}).get("rows") == 2, err[-600:])
     expect_usage_error("tune --model gpt_oss_120b (no fused_moe activation)",
                        ["tune", "--dry-run", "--model", "gpt_oss_120b"], "swiglu_oai")
     expect_usage_error("tune --dtype fp8", ["tune", "--dry-run", "--dtype", "fp8"], "--dtype")

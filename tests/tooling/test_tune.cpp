@@ -1,7 +1,8 @@
 // CPU side of the tuner and of the tuned-config lookup of the fused MoE family:
 // candidate enumeration, table rows <-> configs, select_config's sources
-// (tuned:exact / tuned:nearest / heuristic), and a tuner writing rows while
-// being interrupted (SIGINT / SIGKILL) never leaving a torn table.
+// (tuned:exact / tuned:nearest / ...(any-device) / heuristic, by the device's
+// SM count and name), and a tuner writing rows while being interrupted
+// (SIGINT / SIGKILL) never leaving a torn table.
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -194,6 +195,75 @@ TEST_CASE("select_config: tuned:exact, tuned:nearest, heuristic, and rows that c
   CHECK(select_config(p64, dev).source == "tuned:exact");
   set_tuned_table(nullptr);
   CHECK(select_config(p64, dev).source == "heuristic");
+}
+
+TEST_CASE("select_config: the device's name picks its rows (H100 vs H200, both 132 SMs), then rows without a device") {
+  DeviceLimits h200 = h100(false);
+  h200.name = "NVIDIA H200";
+  DeviceLimits h100n = h100(false);
+  h100n.name = "NVIDIA H100 80GB HBM3";
+  const Problem p64 = problem(64), p100 = problem(100);
+  std::string csv;
+  for (const auto& c : TunedTable::seed_columns()) csv += (csv.empty() ? "" : ",") + c;
+  csv += "\n";
+
+  // A row without a device (a table from before the column), M = 64: split 4, persistent.
+  LayerConfig any_cfg = config_for_shape(p64, h200, 0);
+  any_cfg.stage2.split_k = 4;
+  any_cfg.stage1.persistent = any_cfg.stage2.persistent = true;
+  TunedTable t = TunedTable::parse(csv, "dev.csv", tuned_impls());
+  t.upsert(tuned_row(p64, 132, any_cfg), tuned_impls());
+  // Exact token count on a row without a device: the row's split-K and persistence are kept (as tuned:exact).
+  auto ch = select_config(p64, h200, &t);
+  CHECK(ch.source == "tuned:exact(any-device)");
+  CHECK(same(ch.cfg, any_cfg));
+  CHECK(ch.cfg.stage2.split_k == 4);
+  CHECK(ch.to_json()["source"] == "tuned:exact(any-device)");
+  // Nearest bucket of a row without a device: its tile, split-K/persistence recomputed for M.
+  ch = select_config(p100, h200, &t);
+  CHECK(ch.source == "tuned:nearest(any-device)");
+  CHECK(same(ch.cfg, config_for_shape(p100, h200, 0)));
+  // A device whose name is unknown (dry run without a GPU): the row is an exact key match.
+  CHECK(select_config(p64, h100(false), &t).source == "tuned:exact");
+
+  // Rows tuned on the H200 (another tile, split 2) win on the H200; the H100 keeps the row without a device.
+  LayerConfig h200_cfg = config_for_shape(p64, h200, 1);
+  h200_cfg.stage2.split_k = 2;
+  REQUIRE(!same(h200_cfg, any_cfg));
+  const TunedRow h200_row = tuned_row(p64, 132, h200_cfg, h200.name);
+  CHECK(h200_row.key.device == "NVIDIA H200");
+  t.upsert(h200_row, tuned_impls());
+  REQUIRE(t.rows().size() == 2);
+  ch = select_config(p64, h200, &t);
+  CHECK(ch.source == "tuned:exact");
+  CHECK(same(ch.cfg, h200_cfg));
+  ch = select_config(p100, h200, &t);  // the H200's nearest bucket beats the row without a device
+  CHECK(ch.source == "tuned:nearest");
+  CHECK(same(ch.cfg, config_for_shape(p100, h200, 1)));
+  ch = select_config(p64, h100n, &t);
+  CHECK(ch.source == "tuned:exact(any-device)");
+  CHECK(same(ch.cfg, any_cfg));
+
+  // Only an H200 row: never used on the H100 (heuristic there), nor on another SM count.
+  TunedTable only = TunedTable::parse(csv, "only.csv", tuned_impls());
+  only.upsert(h200_row, tuned_impls());
+  ch = select_config(p64, h100n, &only);
+  CHECK(ch.source == "heuristic");
+  CHECK(same(ch.cfg, choose_config(p64, h100n)));
+  DeviceLimits h200_114 = h200;
+  h200_114.sm_count = 114;
+  CHECK(select_config(p64, h200_114, &only).source == "heuristic");
+  CHECK(select_config(p64, h200, &only).source == "tuned:exact");
+
+  // The tuner's row (tuned_row with the device's name) goes to the CSV's device column and reads back.
+  tooling::TempDir dir;
+  const std::string path = dir.path("tuned.csv");
+  update_tuned_file(path, h200_row, tuned_impls());
+  const auto back = TunedTable::load(path, tuned_impls());
+  REQUIRE(back.rows().size() == 1);
+  CHECK(back.rows()[0].key.device == "NVIDIA H200");
+  CHECK(select_config(p64, h200, &back).source == "tuned:exact");
+  CHECK(select_config(p64, h100n, &back).source == "heuristic");
 }
 
 TEST_CASE("tuner rows: a tuner interrupted (SIGINT, SIGKILL) while writing never leaves a torn table") {

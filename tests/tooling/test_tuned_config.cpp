@@ -1,6 +1,7 @@
 // Tuned-config CSV: parsing the seed's format, lookup (exact / nearest bucket /
-// heuristic), every error naming file, line and field, and atomic updates that
-// survive a writer killed at an arbitrary moment.
+// heuristic; the optional device column: rows of the running GPU first, then rows
+// without a device), every error naming file, line and field, and atomic updates
+// that survive a writer killed at an arbitrary moment.
 #include <doctest/doctest.h>
 
 #include <signal.h>
@@ -9,6 +10,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 
@@ -35,7 +38,9 @@ std::string err(const std::string& csv, const std::set<std::string>& impls = kIm
   return "(no error)";
 }
 
-TunedKey key(int cu, int64_t token) { return TunedKey{cu, token, 7168, 2048, 256, 8, "SiLu", "bf16"}; }
+TunedKey key(int cu, int64_t token, std::string device = "") {
+  return TunedKey{cu, token, 7168, 2048, 256, 8, "SiLu", "bf16", std::move(device)};
+}
 
 TunedRow heuristic_row(const TunedKey&) {
   TunedRow r;
@@ -65,6 +70,8 @@ TEST_CASE("tuned config: the seed's rows parse") {
   CHECK(r.line == 3);
   CHECK(!r.block_m.has_value());
   CHECK(!r.us.has_value());
+  CHECK(r.key.device.empty());  // no device column: a row for any device with this cu_num
+  CHECK(!r.to_json().contains("device"));
 }
 
 TEST_CASE("tuned config: extra columns, any column order, blanks, CRLF, unknown extras kept") {
@@ -85,7 +92,7 @@ TEST_CASE("tuned config: extra columns, any column order, blanks, CRLF, unknown 
   // Written back: seed columns first, then the known extras, then the unknown one.
   const std::string out = t.to_csv();
   CHECK(out.rfind("cu_num,token,model_dim,inter_dim,expert,topk,act_type,dtype,impl,splitK,pad_m,pad_n,block_m,block_n,"
-                  "block_k,warps,stages,persistent,us,err,note\n",
+                  "block_k,warps,stages,persistent,us,err,device,note\n",
                   0) == 0);
   const auto again = TunedTable::parse(out, "y.csv", kImpls);
   REQUIRE(again.rows().size() == 2);
@@ -133,6 +140,166 @@ TEST_CASE("tuned config: lookup exact, nearest bucket, heuristic") {
   other.inter_dim = 1536;
   CHECK(t.lookup(other, heuristic_row).source == "heuristic");
   CHECK_THROWS_WITH_AS(t.lookup(key(304, 64)), doctest::Contains("no tuned row"), InputError);
+}
+
+TEST_CASE("tuned config: device column: rows of the running GPU first, then rows without a device, else heuristic") {
+  // H100 and H200 both report cu_num 132; the device column tells them apart.
+  const std::string H200 = "NVIDIA H200", H100 = "NVIDIA H100 80GB HBM3";
+  const std::string csv =
+      "cu_num,token,model_dim,inter_dim,expert,topk,act_type,dtype,impl,splitK,pad_m,pad_n,device\n"
+      "132,64,7168,2048,256,8,SiLu,bf16,asm,0,0,1,NVIDIA H200\n"              // line 2
+      "132,1024,7168,2048,256,8,SiLu,bf16,asm,0,0,2,NVIDIA H200\n"            // 3
+      "132,64,7168,2048,256,8,SiLu,bf16,persistent,0,0,3,\n"                  // 4: any device
+      "132,16,7168,2048,256,8,SiLu,bf16,persistent,0,0,4,\n"                  // 5: any device
+      "132,64,7168,2048,256,8,SiLu,bf16,ck_2stages,0,0,5,NVIDIA H100 80GB HBM3\n"   // 6
+      "132,4096,7168,2048,256,8,SiLu,bf16,ck_2stages,0,0,6,NVIDIA H100 80GB HBM3\n" // 7
+      "114,64,7168,2048,256,8,SiLu,bf16,asm,0,0,7,NVIDIA H200\n"              // 8: another cu_num
+      "132,64,4096,14336,8,2,SiLu,bf16,asm,0,0,8,NVIDIA H100 80GB HBM3\n";    // 9: another shape, H100 only
+  const auto t = TunedTable::parse(csv, "dev.csv", kImpls);
+  REQUIRE(t.rows().size() == 8);
+  CHECK(t.rows()[0].key.device == H200);
+  CHECK(t.rows()[2].key.device.empty());
+  CHECK(t.rows()[0].to_json()["device"] == H200);
+
+  struct Want {
+    TunedKey k;
+    std::string source;
+    int pad_n;  // the row's tag; 0: heuristic
+  };
+  TunedKey other_shape = key(132, 64, H200);
+  other_shape.model_dim = 4096, other_shape.inter_dim = 14336, other_shape.expert = 8, other_shape.topk = 2;
+  const Want wants[] = {
+      {key(132, 64, H200), "exact", 1},
+      {key(132, 1024, H200), "exact", 2},
+      // The device's nearest bucket (64) wins over an exact row without a device (16).
+      {key(132, 16, H200), "nearest", 1},
+      {key(132, 64, H100), "exact", 5},
+      {key(132, 16, H100), "nearest", 5},
+      // A GPU with no rows of its own: rows without a device (same cu_num).
+      {key(132, 64, "NVIDIA H20"), "exact(any-device)", 3},
+      {key(132, 20, "NVIDIA H20"), "nearest(any-device)", 4},
+      // A key without a device (GPU unknown): only rows without one, never a device's row.
+      {key(132, 64), "exact", 3},
+      {key(132, 1024), "nearest", 3},
+      // Device names compare trimmed, as the CSV reader trims cells.
+      {key(132, 64, " NVIDIA H200 "), "exact", 1},
+      // cu_num still separates devices; another device's rows are never borrowed.
+      {key(114, 64, H200), "exact", 7},
+      {key(114, 64, "NVIDIA H20"), "heuristic", 0},
+      {key(304, 64, H200), "heuristic", 0},
+      {other_shape, "heuristic", 0},
+  };
+  for (const auto& w : wants) {
+    CAPTURE(w.k.str());
+    const auto l = t.lookup(w.k, heuristic_row);
+    CHECK(l.source == w.source);
+    CHECK(l.exact == (w.source.rfind("exact", 0) == 0));
+    CHECK(l.any_device == (w.source.find("(any-device)") != std::string::npos));
+    CHECK(l.to_json()["source"] == w.source);
+    CHECK(l.to_json()["any_device"] == l.any_device);
+    if (w.pad_n) {
+      CHECK(l.row.pad_n == w.pad_n);
+      CHECK(l.file == "dev.csv");
+    } else {
+      CHECK(l.row.impl == "persistent");  // heuristic_row
+      CHECK(l.row.key == w.k);
+      CHECK(l.file.empty());
+    }
+  }
+  const auto s = t.summary();
+  CHECK(s["devices"] == nlohmann::json::array({H100, H200}));
+  CHECK(s["cu_nums"] == nlohmann::json::array({114, 132}));
+
+  // Written back with the column; sorted by (cu_num, device, token, ...); reads back the same.
+  const std::string out = t.to_csv();
+  CHECK(out.rfind("cu_num,token,model_dim,inter_dim,expert,topk,act_type,dtype,impl,splitK,pad_m,pad_n,block_m,block_n,"
+                  "block_k,warps,stages,persistent,us,err,device\n",
+                  0) == 0);
+  const auto back = TunedTable::parse(out, "back.csv", kImpls);
+  REQUIRE(back.rows().size() == 8);
+  CHECK(back.rows()[0].key.cu_num == 114);
+  CHECK(back.rows()[1].key.device.empty());  // 132, any device, token 16
+  CHECK(back.rows()[1].key.token == 16);
+  CHECK(back.rows()[3].key.device == H100);
+  CHECK(back.rows()[7].key.device == H200);
+  CHECK(back.rows()[7].key.token == 1024);
+  for (const auto& w : wants) CHECK(back.lookup(w.k, heuristic_row).row.pad_n == t.lookup(w.k, heuristic_row).row.pad_n);
+}
+
+TEST_CASE("tuned config: device column: header forms, duplicates include the device, errors, upsert") {
+  const std::string h = "cu_num,token,model_dim,inter_dim,expert,topk,act_type,dtype,impl,splitK,pad_m,pad_n,device\n";
+  // Any column position; blanks around the name are trimmed; an empty cell is "any device".
+  const auto t = TunedTable::parse(
+      "device,cu_num,token,model_dim,inter_dim,expert,topk,act_type,dtype,impl,splitK,pad_m,pad_n\n"
+      "  NVIDIA H200 ,132,64,7168,2048,256,8,SiLu,bf16,asm,0,0,0\n"
+      ",132,64,7168,2048,256,8,SiLu,bf16,asm,0,0,0\n",
+      "first.csv", kImpls);
+  REQUIRE(t.rows().size() == 2);
+  CHECK(t.rows()[0].key.device == "NVIDIA H200");
+  CHECK(t.rows()[1].key.device.empty());
+  // The same key on two devices, and without one, is three rows; twice on one device is a duplicate.
+  const std::string r200 = "132,64,7168,2048,256,8,SiLu,bf16,asm,0,0,0,NVIDIA H200\n";
+  const std::string r100 = "132,64,7168,2048,256,8,SiLu,bf16,asm,0,0,0,NVIDIA H100 80GB HBM3\n";
+  const std::string rany = "132,64,7168,2048,256,8,SiLu,bf16,asm,0,0,0,\n";
+  CHECK(err(h + r200 + r100 + rany) == "(no error)");
+  CHECK(err(h + r200 + r100 + "132,64,7168,2048,256,8,SiLu,bf16,persistent,0,0,0,NVIDIA H200\n") ==
+        "t.csv:4: field 'token': duplicate key (cu_num=132 token=64 model_dim=7168 inter_dim=2048 expert=256 topk=8 "
+        "act_type=SiLu dtype=bf16 device='NVIDIA H200'), first on line 2");
+  CHECK(err(h + rany + r200 + rany).find("t.csv:4: field 'token': duplicate key (") == 0);
+  // Malformed rows of a file with the column still name file, line and field.
+  CHECK(err(h + r200 + "132,64,7168,2048,256,8,SiLu,bf16,asm,0,0,NVIDIA H200\n") ==
+        "t.csv:3: expected 13 fields (as in the header), got 12");
+  CHECK(err(h + "132,x,7168,2048,256,8,SiLu,bf16,asm,0,0,0,NVIDIA H200\n") ==
+        "t.csv:2: field 'token': expected an integer, got 'x'");
+  CHECK(err(h + "132,64,7168,2048,256,8,SiLu,bf16,nope,0,0,0,NVIDIA H200\n").find("t.csv:2: field 'impl'") == 0);
+  CHECK(err(h + "132,64,7168,2048,256,8,SiLu,bf16,asm,0,0,0,\"NVIDIA H200\"\n") == "t.csv:2: quoted fields are not supported");
+
+  // upsert: the device is part of the key; names are trimmed; a name the CSV cannot hold is refused.
+  TunedTable u = TunedTable::parse(h + r200 + rany, "u.csv", kImpls);
+  TunedRow r = u.rows()[0];
+  r.impl = "persistent";
+  r.key.device = " NVIDIA H200\t";
+  u.upsert(r, kImpls);
+  REQUIRE(u.rows().size() == 2);
+  CHECK(u.rows()[0].impl == "persistent");
+  CHECK(u.rows()[0].key.device == "NVIDIA H200");
+  CHECK(u.rows()[1].impl == "asm");  // the row without a device is another key
+  r.key.device = "NVIDIA H100 80GB HBM3";
+  u.upsert(r, kImpls);
+  CHECK(u.rows().size() == 3);
+  r.key.device = "GPU, rev 2";
+  CHECK_THROWS_WITH_AS(u.upsert(r, kImpls), "u.csv: row: field 'device': must not hold a comma, a quote or a line break, got 'GPU, rev 2'",
+                       InputError);
+  CHECK(u.rows().size() == 3);
+}
+
+TEST_CASE("tuned config: a table without the device column keeps working; a tuner's row adds the column") {
+  tooling::TempDir dir;
+  const std::string path = dir.path("old.csv");
+  {
+    std::ofstream f(path);
+    f << kSeedCsv;  // the seed's 12 columns only
+  }
+  auto t = TunedTable::load(path, kImpls);
+  REQUIRE(t.rows().size() == 2);
+  CHECK(t.lookup(key(256, 1)).source == "exact");  // GPU unknown: plain exact
+  CHECK(t.lookup(key(256, 1, "NVIDIA H200")).source == "exact(any-device)");
+  CHECK(t.lookup(key(256, 8, "NVIDIA H200")).source == "nearest(any-device)");
+  TunedRow r;
+  r.key = key(256, 1, "NVIDIA H200");
+  r.impl = "asm";
+  update_tuned_file(path, r, kImpls);
+  std::ifstream f(path);
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  CHECK(text.find(",err,device\n") != std::string::npos);
+  CHECK(text.find("256,1,7168,2048,256,8,SiLu,bf16,ck_2stages,0,128,128,,,,,,,,,\n") != std::string::npos);
+  CHECK(text.find("256,1,7168,2048,256,8,SiLu,bf16,asm,0,0,0,,,,,,,,,NVIDIA H200\n") != std::string::npos);
+  t = TunedTable::load(path, kImpls);
+  REQUIRE(t.rows().size() == 3);
+  CHECK(t.lookup(key(256, 1, "NVIDIA H200")).row.impl == "asm");
+  CHECK(t.lookup(key(256, 1, "NVIDIA H200")).source == "exact");
+  CHECK(t.lookup(key(256, 1, "NVIDIA H100 80GB HBM3")).row.impl == "ck_2stages");
+  CHECK(t.lookup(key(256, 1)).row.impl == "ck_2stages");
 }
 
 TEST_CASE("tuned config: errors name the file, the line and the field") {

@@ -58,7 +58,7 @@ struct TunedKey {
   // The GPU's name as the runtime reports it ("NVIDIA H200"); "" = any device
   // with this cu_num (rows written before the column existed). Last member so
   // positional initialisers of the 8 seed fields stay valid; second in the order.
-  std::string device;
+  std::string device{};
   auto tie() const { return std::tie(cu_num, device, token, model_dim, inter_dim, expert, topk, act_type, dtype); }
   bool operator<(const TunedKey& o) const { return tie() < o.tie(); }
   bool operator==(const TunedKey& o) const { return tie() == o.tie(); }
