@@ -50,6 +50,9 @@ std::map<std::string, std::set<std::string>> parse_where(const std::vector<std::
 // A case parameter as the user types it: strings bare, numbers and booleans as JSON.
 std::string param_text(const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
+// Every KEY must be a parameter of the case with one of its values. A case
+// without the parameter never matches (--where model=X drops the cases not built
+// from a model config).
 bool where_selects(const std::map<std::string, std::set<std::string>>& w, const nlohmann::json& params) {
   for (const auto& [key, vals] : w) {
     if (!params.is_object() || !params.contains(key)) return false;
@@ -203,7 +206,9 @@ void register_verify(CLI::App& app, std::vector<Command>& out) {
                   "rank takes rank/size on GPU local_rank and rank 0 writes the merged --json");
   sub->add_option("--where", o.where,
                   "Only cases whose parameter KEY is one of the values, as KEY=V1[,V2...] (repeatable, all must hold; "
-                  "e.g. --where M=1,16 --where routing=softmax; the keys are the params in the results JSON)");
+                  "e.g. --where M=1,16 --where routing=softmax; the keys are the params in the results JSON). "
+                  "model=NAME (a configs/model_configs.json name, e.g. --where model=qwen3_235b) keeps the cases built "
+                  "from that model's shape in every family; a case without the KEY is not selected");
   add_tuned_config_option(sub, o.tuned_config);
   out.push_back({sub, run_verify});
 }

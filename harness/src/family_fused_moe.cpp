@@ -13,6 +13,7 @@
 #include "kernels/fused_moe/fused_moe.hpp"
 #include "moe/check.hpp"
 #include "moe/inputs.hpp"
+#include "moe/layer_shapes.hpp"
 #include "moe/registry.hpp"
 #include "reference/fused_moe/fused_moe_check.hpp"
 #include "reference/fused_moe/fused_moe_ref.hpp"
@@ -149,6 +150,7 @@ CaseResult tolerance_case(DType dt) {
 
 struct GpuCase {
   std::string name;
+  std::string model;  // configs/model_configs.json name for shapes taken from a model; "" otherwise
   int64_t M, H, I;
   int32_t E, k;
   ValueDist values;
@@ -164,26 +166,20 @@ std::vector<GpuCase> gpu_cases(bool quick) {
   const int64_t odd[][5] = {{16, 14336, 1, 2, 4},   {4, 4, 8, 1, 2},       {1, 14336, 128, 2, 4}, {3, 14336, 128, 2, 4},
                             {16, 14336, 128, 1, 1}, {64, 7186, 128, 2, 8}, {64, 64, 128, 2, 8},   {1, 1024, 16384, 1, 2}};
   for (const auto& o : odd)
-    v.push_back({fmt::format("odd/M{}_N{}_K{}_k{}_E{}", o[0], o[1], o[2], o[3], o[4]), o[0], o[2], o[1] / 2,
+    v.push_back({fmt::format("odd/M{}_N{}_K{}_k{}_E{}", o[0], o[1], o[2], o[3], o[4]), "", o[0], o[2], o[1] / 2,
                  static_cast<int32_t>(o[4]), static_cast<int32_t>(o[3]), ValueDist::Normal, RoutingDist::Softmax,
                  Activation::SiLU, RouterWeight::OnOutput, 0});
-  struct Model {
-    const char* name;
-    int64_t H, I;
-    int32_t E, k;
-  };
-  const Model models[] = {{"mixtral_8x7b", 4096, 14336, 8, 2},
-                          {"deepseek_v3", 7168, 2048, 256, 8},
-                          {"qwen3_235b", 4096, 1536, 128, 8}};
+  // The benchmarked model layers (moe/layer_shapes.hpp: mixtral_8x7b, deepseek_v3,
+  // qwen3_235b, kept equal to configs/model_configs.json by a CPU test).
   const std::vector<int64_t> Ms = quick ? std::vector<int64_t>{1, 256, 4096} : std::vector<int64_t>{1, 16, 64, 256, 1024, 4096};
-  for (const Model& m : models)
+  for (const LayerShape& m : kLayerShapes)
     for (int64_t M : Ms)
-      v.push_back({fmt::format("model/{}_M{}", m.name, M), M, m.H, m.I, m.E, m.k, ValueDist::FanIn,
+      v.push_back({fmt::format("model/{}_M{}", m.name, M), m.name, M, m.H, m.I, m.E, m.k, ValueDist::FanIn,
                    RoutingDist::Softmax, Activation::SiLU, RouterWeight::OnOutput, 16});
   for (auto dist : {RoutingDist::Balanced, RoutingDist::Zipf, RoutingDist::OneExpert})
-    v.push_back({fmt::format("routing/{}", routing_dist_name(dist)), 200, 512, 384, 16, 4, ValueDist::FanIn, dist,
+    v.push_back({fmt::format("routing/{}", routing_dist_name(dist)), "", 200, 512, 384, 16, 4, ValueDist::FanIn, dist,
                  Activation::SiLU, RouterWeight::OnOutput, 0});
-  v.push_back({"act/gelu_tanh_weight_on_input", 77, 264, 136, 8, 2, ValueDist::FanIn, RoutingDist::Softmax,
+  v.push_back({"act/gelu_tanh_weight_on_input", "", 77, 264, 136, 8, 2, ValueDist::FanIn, RoutingDist::Softmax,
                Activation::GeluTanh, RouterWeight::OnInput, 0});
   return v;
 }
@@ -218,6 +214,7 @@ std::vector<VerifyCase> fused_moe_cases(const VerifyOptions& o) {
                  {"act", fused_moe::activation_name(c.act)},
                  {"router_weight", fused_moe::router_weight_name(c.rw)},
                  {"tokens_compared", c.subset == 0 ? c.M : std::min(c.M, c.subset)}};
+    if (!c.model.empty()) vc.params["model"] = c.model;  // --where model=NAME
     vc.run = [c, seed = o.seed]() {
       CaseResult cr;
 #if MOE_HAVE_GPU

@@ -3,15 +3,20 @@
 // quantization step model (CPU), and the GPU layer (quantizers + stage 1 +
 // stage 2 + reduce) against the staged reference on generated inputs (GPU;
 // a short subset with VerifyOptions::quick).
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "kernels/fused_moe_q8/fused_moe_q8.hpp"
 #include "moe/check.hpp"
+#include "moe/error.hpp"
 #include "moe/inputs.hpp"
+#include "moe/layer_shapes.hpp"
 #include "moe/registry.hpp"
 #include "reference/fused_moe/fused_moe_ref.hpp"
 #include "reference/fused_moe_q8/fused_moe_q8_check.hpp"
@@ -86,6 +91,7 @@ CaseResult step_model_case(Scheme s, uint64_t seed) {
 
 struct GpuCase {
   std::string name;
+  std::string model;  // configs/model_configs.json name for shapes taken from a model; "" otherwise
   Scheme scheme;
   int64_t M, H, I;
   int32_t E, k;
@@ -96,12 +102,19 @@ std::vector<GpuCase> gpu_cases(bool quick) {
   std::vector<GpuCase> v;
   for (Scheme s : fused_moe_q8::kAllSchemes) {
     const std::string sn(fused_moe_q8::scheme_name(s));
-    v.push_back({sn + "/odd_M3_H272_I144_E8_k2", s, 3, 272, 144, 8, 2, 0});
-    v.push_back({sn + "/odd_M255_H400_I208_E16_k4", s, 255, 400, 208, 16, 4, 0});
-    v.push_back({sn + "/model/qwen3_235b_M16", s, 16, 4096, 1536, 128, 8, 4});
+    v.push_back({sn + "/odd_M3_H272_I144_E8_k2", "", s, 3, 272, 144, 8, 2, 0});
+    v.push_back({sn + "/odd_M255_H400_I208_E16_k4", "", s, 255, 400, 208, 16, 4, 0});
+    // Model layers (moe/layer_shapes.hpp, = configs/model_configs.json), one M each.
+    auto model = [&](std::string_view name, int64_t M) {
+      const auto* m = std::find_if(std::begin(kLayerShapes), std::end(kLayerShapes),
+                                   [&](const LayerShape& l) { return l.name == name; });
+      MOE_REQUIRE(m != std::end(kLayerShapes), fmt::format("fused_moe_q8 verify cases: no layer shape '{}'", name));
+      v.push_back({fmt::format("{}/model/{}_M{}", sn, m->name, M), m->name, s, M, m->H, m->I, m->E, m->k, 4});
+    };
+    model("qwen3_235b", 16);
     if (!quick) {
-      v.push_back({sn + "/model/mixtral_8x7b_M64", s, 64, 4096, 14336, 8, 2, 4});
-      v.push_back({sn + "/model/deepseek_v3_M256", s, 256, 7168, 2048, 256, 8, 4});
+      model("mixtral_8x7b", 64);
+      model("deepseek_v3", 256);
     }
   }
   return v;
@@ -114,7 +127,7 @@ std::vector<VerifyCase> fused_moe_q8_cases(const VerifyOptions& o) {
     vc.kernel = "fused_moe_q8";
     vc.name = std::move(name);
     vc.needs_gpu = gpu;
-    vc.params = std::move(params);
+    vc.params = params.is_null() ? nlohmann::json::object() : std::move(params);  // {} is null in nlohmann::json
     vc.run = std::move(f);
     out.push_back(std::move(vc));
   };
@@ -123,13 +136,14 @@ std::vector<VerifyCase> fused_moe_q8_cases(const VerifyOptions& o) {
     add(fmt::format("cpu/step_model/{}", fused_moe_q8::scheme_name(s)), false, {},
         [s, seed = o.seed] { return step_model_case(s, seed); });
   for (const GpuCase& c : gpu_cases(o.quick)) {
-    const nlohmann::json params = {{"scheme", fused_moe_q8::scheme_name(c.scheme)},
-                                   {"M", c.M},
-                                   {"model_dim", c.H},
-                                   {"inter_dim", c.I},
-                                   {"E", c.E},
-                                   {"top_k", c.k},
-                                   {"tokens_compared", c.subset == 0 ? c.M : c.subset}};
+    nlohmann::json params = {{"scheme", fused_moe_q8::scheme_name(c.scheme)},
+                             {"M", c.M},
+                             {"model_dim", c.H},
+                             {"inter_dim", c.I},
+                             {"E", c.E},
+                             {"top_k", c.k},
+                             {"tokens_compared", c.subset == 0 ? c.M : c.subset}};
+    if (!c.model.empty()) params["model"] = c.model;  // --where model=NAME
     add("gpu/" + c.name, true, params, [c, seed = o.seed]() {
       CaseResult cr;
 #if MOE_HAVE_GPU

@@ -225,7 +225,7 @@ std::vector<VerifyCase> quant_cases(const VerifyOptions& o) {
     vc.kernel = "quant";
     vc.name = std::move(name);
     vc.needs_gpu = gpu;
-    vc.params = std::move(params);
+    vc.params = params.is_null() ? nlohmann::json::object() : std::move(params);  // {} is null in nlohmann::json
     vc.run = std::move(fn);
     out.push_back(std::move(vc));
   };
@@ -249,34 +249,47 @@ std::vector<VerifyCase> quant_cases(const VerifyOptions& o) {
   };
   const Model models[] = {{"deepseek_v3", 7168}, {"mixtral_8x7b", 4096}};
   const std::vector<int64_t> Ms = o.quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 16, 64, 256, 1024};
-  std::vector<std::pair<std::string, QuantProblem>> probs;
+  struct Prob {
+    std::string name;
+    QuantProblem p;
+    std::string model;  // configs/model_configs.json name where the row width is a model's model_dim
+  };
+  std::vector<Prob> probs;
   for (const auto& m : models)
     for (int64_t M : Ms) {
       const std::string suffix = fmt::format("{}/M{}", m.name, M);
-      probs.push_back({"fp8_per_tensor/" + suffix, fp8_per_tensor(M, m.dim, DType::BF16, Fp8Format::E4M3FN)});
-      probs.push_back({"fp8_per_token/" + suffix, fp8_per_token(M, m.dim, DType::BF16, Fp8Format::E4M3FN)});
-      probs.push_back({"fp8_per_token_group128/" + suffix, fp8_per_token_group(M, m.dim, DType::BF16, Fp8Format::E4M3FN)});
-      probs.push_back({"fp8fnuz_per_token/" + suffix, fp8_per_token(M, m.dim, DType::BF16, Fp8Format::E4M3FNUZ)});
-      probs.push_back({"int8_per_token/" + suffix, int8_per_token(M, m.dim, DType::BF16)});
+      probs.push_back({"fp8_per_tensor/" + suffix, fp8_per_tensor(M, m.dim, DType::BF16, Fp8Format::E4M3FN), m.name});
+      probs.push_back({"fp8_per_token/" + suffix, fp8_per_token(M, m.dim, DType::BF16, Fp8Format::E4M3FN), m.name});
+      probs.push_back({"fp8_per_token_group128/" + suffix,
+                       fp8_per_token_group(M, m.dim, DType::BF16, Fp8Format::E4M3FN), m.name});
+      probs.push_back({"fp8fnuz_per_token/" + suffix, fp8_per_token(M, m.dim, DType::BF16, Fp8Format::E4M3FNUZ), m.name});
+      probs.push_back({"int8_per_token/" + suffix, int8_per_token(M, m.dim, DType::BF16), m.name});
     }
-  probs.push_back({"w_per_channel_int8/E4_N512_K1000", weight_per_channel(4, 512, 1000, DType::BF16, QType::INT8)});
-  probs.push_back({"w_per_channel_fp8/E4_N512_K1000", weight_per_channel(4, 512, 1000, DType::BF16, QType::FP8_E4M3FN)});
-  probs.push_back({"w_per_expert_fp8/E8_N96_K7168", weight_per_expert(8, 96, 7168, DType::BF16, QType::FP8_E4M3FN)});
-  probs.push_back({"w_per_block128_fp8/E2_N300_K1000", weight_per_block(2, 300, 1000, DType::BF16, QType::FP8_E4M3FN)});
+  probs.push_back({"w_per_channel_int8/E4_N512_K1000", weight_per_channel(4, 512, 1000, DType::BF16, QType::INT8), ""});
+  probs.push_back(
+      {"w_per_channel_fp8/E4_N512_K1000", weight_per_channel(4, 512, 1000, DType::BF16, QType::FP8_E4M3FN), ""});
+  probs.push_back({"w_per_expert_fp8/E8_N96_K7168", weight_per_expert(8, 96, 7168, DType::BF16, QType::FP8_E4M3FN), ""});
+  probs.push_back(
+      {"w_per_block128_fp8/E2_N300_K1000", weight_per_block(2, 300, 1000, DType::BF16, QType::FP8_E4M3FN), ""});
   probs.push_back({"odd/fp8_per_token_group_f32_37x1000",
-                   fp8_per_token_group(37, 1000, DType::F32, Fp8Format::E4M3FN, 128, GroupScaleLayout::ColMajor)});
+                   fp8_per_token_group(37, 1000, DType::F32, Fp8Format::E4M3FN, 128, GroupScaleLayout::ColMajor), ""});
+  auto params_of = [](const Prob& pr) {
+    nlohmann::json j{{"problem", pr.p.summary()}};
+    if (!pr.model.empty()) j["model"] = pr.model;  // --where model=NAME
+    return j;
+  };
 
   // CPU: the reference's own error model on a few of them.
   uint64_t seed = o.seed * 7919 + 17;
   for (size_t i = 0; i < probs.size(); i += o.quick ? 7 : 3) {
-    const QuantProblem p = probs[i].second;
+    const QuantProblem p = probs[i].p;
     const uint64_t sd = seed + i;
-    add("ref_error_model/" + probs[i].first, false, {{"problem", p.summary()}}, [p, sd] { return error_model_case(p, sd); });
+    add("ref_error_model/" + probs[i].name, false, params_of(probs[i]), [p, sd] { return error_model_case(p, sd); });
   }
   for (size_t i = 0; i < probs.size(); ++i) {
-    const QuantProblem p = probs[i].second;
+    const QuantProblem p = probs[i].p;
     const uint64_t sd = seed + 1000 + i;
-    add("gpu/" + probs[i].first, true, {{"problem", p.summary()}}, [p, sd]() -> CaseResult {
+    add("gpu/" + probs[i].name, true, params_of(probs[i]), [p, sd]() -> CaseResult {
 #if MOE_HAVE_GPU
       return gpu_case(p, sd);
 #else

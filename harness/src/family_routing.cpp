@@ -125,10 +125,22 @@ std::vector<VerifyCase> routing_cases(const VerifyOptions& o) {
   }
 
   // ---- GPU ----
-  const uint64_t s = o.seed;
-#if MOE_HAVE_GPU
+  // The same cases (names, params) in every build; without a GPU backend they
+  // are listed and skip. `model`: the configs/model_configs.json model whose
+  // routing shape (E, top_k, groups, scale, hidden size) the case uses.
+  [[maybe_unused]] const uint64_t s = o.seed;
   using routing::Scoring;
   using routing::Top1Impl;
+  // A run function only where the kernels (and rr::run_*) are compiled.
+#if MOE_HAVE_GPU
+#define MOE_ROUTING_RUN(...) std::function<rr::RunResult()>(__VA_ARGS__)
+#else
+#define MOE_ROUTING_RUN(...) std::function<rr::RunResult()>()
+#endif
+  auto with_model = [](json params, const char* model) {
+    if (model) params["model"] = model;  // --where model=NAME
+    return params;
+  };
   struct Sm {
     const char* name;
     int64_t M;
@@ -137,20 +149,22 @@ std::vector<VerifyCase> routing_cases(const VerifyOptions& o) {
     bool renorm;
     rr::Pattern pat;
     bool quick;
+    const char* model;
   };
   const std::vector<Sm> sms = {
-      {"softmax/mixtral_e8_k2_bf16", 4097, 8, 2, DType::BF16, false, rr::Pattern::Normal, true},
-      {"softmax/qwen3_e128_k8_fp32", 4097, 128, 8, DType::F32, true, rr::Pattern::Normal, true},
-      {"softmax/e512_k32_fp16", 129, 512, 32, DType::F16, false, rr::Pattern::Normal, false},
-      {"softmax/e3_k3_specials", 200, 3, 3, DType::F32, true, rr::Pattern::Specials, true},
-      {"softmax/e60_k4_ties_bf16", 1000, 60, 4, DType::BF16, false, rr::Pattern::Ties, false},
-      {"softmax/e160_k8_specials_bf16", 333, 160, 8, DType::BF16, true, rr::Pattern::Specials, false},
+      {"softmax/mixtral_e8_k2_bf16", 4097, 8, 2, DType::BF16, false, rr::Pattern::Normal, true, "mixtral_8x7b"},
+      {"softmax/qwen3_e128_k8_fp32", 4097, 128, 8, DType::F32, true, rr::Pattern::Normal, true, "qwen3_235b"},
+      {"softmax/e512_k32_fp16", 129, 512, 32, DType::F16, false, rr::Pattern::Normal, false, nullptr},
+      {"softmax/e3_k3_specials", 200, 3, 3, DType::F32, true, rr::Pattern::Specials, true, nullptr},
+      {"softmax/e60_k4_ties_bf16", 1000, 60, 4, DType::BF16, false, rr::Pattern::Ties, false, nullptr},
+      {"softmax/e160_k8_specials_bf16", 333, 160, 8, DType::BF16, true, rr::Pattern::Specials, false, nullptr},
   };
   for (const Sm& c : sms) {
     if (o.quick && !c.quick) continue;
-    routing::SoftmaxTopkParams p{.tokens = c.M, .experts = c.E, .top_k = c.k, .dtype = c.dt, .renormalize = c.renorm};
-    v.push_back(gpu_case(c.name, {{"M", c.M}, {"E", c.E}, {"k", c.k}, {"dtype", dtype_name(c.dt)}},
-                         [p, s, pat = c.pat]() { return rr::run_softmax_topk(p, {}, s + 11, pat); }));
+    [[maybe_unused]] routing::SoftmaxTopkParams p{
+        .tokens = c.M, .experts = c.E, .top_k = c.k, .dtype = c.dt, .renormalize = c.renorm};
+    v.push_back(gpu_case(c.name, with_model({{"M", c.M}, {"E", c.E}, {"k", c.k}, {"dtype", dtype_name(c.dt)}}, c.model),
+                         MOE_ROUTING_RUN([p, s, pat = c.pat]() { return rr::run_softmax_topk(p, {}, s + 11, pat); })));
   }
   struct Gr {
     const char* name;
@@ -162,24 +176,28 @@ std::vector<VerifyCase> routing_cases(const VerifyOptions& o) {
     DType dt;
     rr::Pattern pat;
     bool quick;
+    const char* model;
   };
   const std::vector<Gr> grs = {
-      {"grouped/deepseek_v3_fp32", 4097, 256, 8, 4, 8, Scoring::Sigmoid, 2.5f, 1, DType::F32, rr::Pattern::Normal, true},
+      {"grouped/deepseek_v3_fp32", 4097, 256, 8, 4, 8, Scoring::Sigmoid, 2.5f, 1, DType::F32, rr::Pattern::Normal, true,
+       "deepseek_v3"},
       {"grouped/deepseek_v3_bf16_ties", 1000, 256, 8, 4, 8, Scoring::Sigmoid, 2.5f, 1, DType::BF16, rr::Pattern::Ties,
-       true},
+       true, "deepseek_v3"},
       {"grouped/deepseek_v3_specials", 333, 256, 8, 4, 8, Scoring::Sigmoid, 2.5f, 2, DType::F32,
-       rr::Pattern::Specials, false},
+       rr::Pattern::Specials, false, "deepseek_v3"},
       {"grouped/softmax_e64_g8_nobias", 1000, 64, 8, 3, 6, Scoring::Softmax, 1.0f, 0, DType::F32, rr::Pattern::Normal,
-       false},
+       false, nullptr},
       {"grouped/e160_g8_smem_path", 777, 160, 8, 2, 5, Scoring::Sigmoid, 1.0f, 1, DType::F16, rr::Pattern::Normal,
-       true},
+       true, nullptr},
   };
   for (const Gr& c : grs) {
     if (o.quick && !c.quick) continue;
-    routing::GroupedTopkParams p{.tokens = c.M, .experts = c.E, .n_group = c.ng, .topk_group = c.tg, .top_k = c.k,
-                                 .scoring = c.sc, .renormalize = true, .routed_scaling_factor = c.scale, .dtype = c.dt};
-    v.push_back(gpu_case(c.name, {{"M", c.M}, {"E", c.E}, {"n_group", c.ng}, {"topk_group", c.tg}, {"k", c.k}},
-                         [p, s, pat = c.pat, b = c.bias]() { return rr::run_grouped_topk(p, {}, s + 13, pat, b); }));
+    [[maybe_unused]] routing::GroupedTopkParams p{.tokens = c.M, .experts = c.E, .n_group = c.ng, .topk_group = c.tg,
+                                                  .top_k = c.k, .scoring = c.sc, .renormalize = true,
+                                                  .routed_scaling_factor = c.scale, .dtype = c.dt};
+    v.push_back(gpu_case(
+        c.name, with_model({{"M", c.M}, {"E", c.E}, {"n_group", c.ng}, {"topk_group", c.tg}, {"k", c.k}}, c.model),
+        MOE_ROUTING_RUN([p, s, pat = c.pat, b = c.bias]() { return rr::run_grouped_topk(p, {}, s + 13, pat, b); })));
   }
   struct T1 {
     const char* name;
@@ -190,31 +208,36 @@ std::vector<VerifyCase> routing_cases(const VerifyOptions& o) {
     Top1Impl impl;
     rr::Pattern pat;
     bool quick;
+    const char* model;
   };
   const std::vector<T1> t1s = {
-      {"sigmoid_top1/llama4_scout_m1", 1, 5120, 16, DType::BF16, true, Top1Impl::Auto, rr::Pattern::Normal, true},
-      {"sigmoid_top1/llama4_scout_m129", 129, 5120, 16, DType::BF16, true, Top1Impl::Auto, rr::Pattern::Normal, true},
+      {"sigmoid_top1/llama4_scout_m1", 1, 5120, 16, DType::BF16, true, Top1Impl::Auto, rr::Pattern::Normal, true,
+       "llama4_scout"},
+      {"sigmoid_top1/llama4_scout_m129", 129, 5120, 16, DType::BF16, true, Top1Impl::Auto, rr::Pattern::Normal, true,
+       "llama4_scout"},
       {"sigmoid_top1/llama4_scout_m4097", 4097, 5120, 16, DType::BF16, false, Top1Impl::Auto, rr::Pattern::Normal,
-       false},
-      {"sigmoid_top1/simt_m129", 129, 5120, 16, DType::BF16, true, Top1Impl::Simt, rr::Pattern::Normal, true},
-      {"sigmoid_top1/e160_k1000_fp16", 300, 1000, 160, DType::F16, false, Top1Impl::Auto, rr::Pattern::Normal, false},
-      {"sigmoid_top1/dupcols_ties", 1000, 512, 16, DType::BF16, false, Top1Impl::Auto, rr::Pattern::DupCols, false},
-      {"sigmoid_top1/nan_inf_rows", 200, 256, 16, DType::BF16, true, Top1Impl::Auto, rr::Pattern::Specials, false},
+       false, "llama4_scout"},
+      {"sigmoid_top1/simt_m129", 129, 5120, 16, DType::BF16, true, Top1Impl::Simt, rr::Pattern::Normal, true,
+       "llama4_scout"},
+      {"sigmoid_top1/e160_k1000_fp16", 300, 1000, 160, DType::F16, false, Top1Impl::Auto, rr::Pattern::Normal, false,
+       nullptr},
+      {"sigmoid_top1/dupcols_ties", 1000, 512, 16, DType::BF16, false, Top1Impl::Auto, rr::Pattern::DupCols, false,
+       nullptr},
+      {"sigmoid_top1/nan_inf_rows", 200, 256, 16, DType::BF16, true, Top1Impl::Auto, rr::Pattern::Specials, false,
+       nullptr},
   };
   for (const T1& c : t1s) {
     if (o.quick && !c.quick) continue;
-    routing::SigmoidTop1Params p{.tokens = c.M, .hidden = c.K, .experts = c.E, .dtype = c.dt, .shared_expert = c.shared};
-    v.push_back(gpu_case(c.name, {{"M", c.M}, {"K", c.K}, {"E", c.E}, {"impl", routing::top1_impl_name(c.impl)}},
-                         [p, s, impl = c.impl, pat = c.pat]() {
+    [[maybe_unused]] routing::SigmoidTop1Params p{
+        .tokens = c.M, .hidden = c.K, .experts = c.E, .dtype = c.dt, .shared_expert = c.shared};
+    v.push_back(gpu_case(c.name,
+                         with_model({{"M", c.M}, {"K", c.K}, {"E", c.E}, {"impl", routing::top1_impl_name(c.impl)}},
+                                    c.model),
+                         MOE_ROUTING_RUN([p, s, impl = c.impl, pat = c.pat]() {
                            return rr::run_sigmoid_top1(p, {.impl = impl}, s + 17, pat);
-                         }));
+                         })));
   }
-#else
-  // Listed so `moe-harness list` shows them; they skip without a GPU.
-  for (const char* n : {"softmax/mixtral_e8_k2_bf16", "grouped/deepseek_v3_fp32", "sigmoid_top1/llama4_scout_m129"})
-    v.push_back(gpu_case(n, json::object(), []() { return rr::RunResult{}; }));
-  (void)s;
-#endif
+#undef MOE_ROUTING_RUN
   return v;
 }
 

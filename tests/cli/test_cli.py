@@ -91,6 +91,86 @@ with tempfile.TemporaryDirectory() as wtmp:
     except (OSError, ValueError, KeyError) as e:
         check("verify --where: results JSON", False, repr(e))
 
+# verify --where model=NAME: every case built from a model of configs/model_configs.json
+# (fused_moe, fused_moe_q8 and moe_align model shapes, quant rows of a model's
+# width, routing cases of a model's routing) has params["model"]; the others lack
+# the key, so --where model=... never selects them. Checked on the --quick list
+# (in a -Dgpu=none build or without a GPU the GPU cases are listed and skip).
+MODELS = {m["name"]: m for m in json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                                            "configs", "model_configs.json")))["models"]}
+with tempfile.TemporaryDirectory() as mtmp:
+    rc, out, err = run(["devices", "--no-measure", "--json", os.path.join(mtmp, "d.json")])
+    gpu_visible = bool(json.load(open(os.path.join(mtmp, "d.json"))).get("devices"))
+
+    def verify_doc(name, args):
+        path = os.path.join(mtmp, name + ".json")
+        rc, out, err = run(["verify", "--quick"] + args + ["--json", path])
+        check(f"verify {' '.join(args)}: exit 0 or 1", rc in (0, 1), f"rc={rc} {err[-2000:]!r}")
+        try:
+            return json.load(open(path))
+        except (OSError, ValueError) as e:
+            check(f"verify {' '.join(args)}: results JSON", False, repr(e))
+            return {"cases": []}
+
+    # One family, one model: exactly its model cases, recorded with their params.
+    d = verify_doc("fm_qwen", ["--kernel", "fused_moe", "--where", "model=qwen3_235b"])
+    cases = d["cases"]
+    check("verify --kernel fused_moe --where model=qwen3_235b: exactly the model's cases",
+          [c["name"] for c in cases] == [f"gpu/model/qwen3_235b_M{m}" for m in (1, 256, 4096)],
+          str([c["name"] for c in cases]))
+    q = MODELS["qwen3_235b"]
+    check("verify --where model=qwen3_235b: params carry the model and its shape",
+          cases and all(c["kernel"] == "fused_moe" and c["params"].get("model") == "qwen3_235b" and
+                        c["params"]["E"] == q["experts"] and c["params"]["top_k"] == q["top_k"] and
+                        c["params"]["model_dim"] == q["model_dim"] and c["params"]["inter_dim"] == q["inter_dim"]
+                        for c in cases), json.dumps([c["params"] for c in cases]))
+    check("verify --where model=qwen3_235b: recorded in the results", d.get("where") == ["model=qwen3_235b"],
+          str(d.get("where")))
+    if not gpu_visible:
+        check("verify --where model=qwen3_235b without a GPU: the GPU cases are listed as skipped",
+              cases and all(c["needs_gpu"] and c["status"] == "skip" for c in cases) and
+              d["summary"] == {"passed": 0, "failed": 0, "skipped": len(cases)}, json.dumps(d["summary"]))
+
+    # Every family: the unfiltered list's model params are config names, match the config's shape,
+    # and --where model=X keeps exactly the cases with that model, in order.
+    full = verify_doc("all", [])["cases"]
+    tagged = [c for c in full if "model" in c["params"]]
+    check("verify: every family has cases with a model param",
+          {c["kernel"] for c in tagged} == {"moe_align", "quant", "fused_moe", "routing", "fused_moe_q8"},
+          str(sorted({c["kernel"] for c in tagged})))
+    check("verify: cases without a model (odd shapes, golden data) lack the key",
+          any(c["name"].startswith("gpu/odd/") for c in full if "model" not in c["params"]) and
+          all("model" not in c["params"] for c in full if c["name"].startswith("golden/")), "")
+    check("verify: every case named .../model/<name>_M... has that model param",
+          all(c["params"].get("model") == c["name"].split("/model/")[1].rsplit("_M", 1)[0]
+              for c in full if "/model/" in c["name"]), "")
+    bad = []
+    for c in tagged:
+        m, pr = MODELS.get(c["params"]["model"]), c["params"]
+        if m is None:
+            bad.append((c["name"], "not a model of configs/model_configs.json"))
+            continue
+        for key, want in (("E", m["experts"]), ("top_k", m["top_k"]), ("k", m["top_k"]), ("model_dim", m["model_dim"]),
+                          ("inter_dim", m["inter_dim"]), ("K", m["model_dim"])):
+            if key in pr and pr[key] != want:
+                bad.append((c["name"], key, pr[key], want))
+        if c["kernel"] == "quant" and f", {m['model_dim']})" not in pr["problem"]:
+            bad.append((c["name"], "row width", pr["problem"]))
+    check("verify: each model param matches the model's shape (E, top_k, model_dim, inter_dim, ...)", not bad, str(bad))
+    for model in ("deepseek_v3", "mixtral_8x7b"):
+        d = verify_doc("where_" + model, ["--where", "model=" + model])
+        want = [(c["kernel"], c["name"]) for c in tagged if c["params"]["model"] == model]
+        got = [(c["kernel"], c["name"]) for c in d["cases"]]
+        check(f"verify --where model={model}: exactly the cases with that model, every family that has one",
+              got == want and len({k for k, _ in got}) >= 4, f"got {got}\nwant {want}")
+    d = verify_doc("two", ["--kernel", "fused_moe", "--where", "model=qwen3_235b,mixtral_8x7b", "--where", "M=256"])
+    check("verify --where model=A,B --where M=256: one case per model",
+          [c["name"] for c in d["cases"]] == ["gpu/model/mixtral_8x7b_M256", "gpu/model/qwen3_235b_M256"],
+          str([c["name"] for c in d["cases"]]))
+    rc, out, err = run(["verify", "--quick", "--kernel", "fused_moe", "--where", "model=nosuch", "--json", ""])
+    check("verify --where model=nosuch: exit 2, lists model among the parameters",
+          rc == 2 and "selects no case" in err_lines(err)[-1] and "model" in err_lines(err)[-1], err)
+
 # list
 rc, out, err = run(["list"])
 check("list: exit 0", rc == 0, err)

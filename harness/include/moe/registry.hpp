@@ -30,6 +30,10 @@ struct VerifyCase {
   std::string kernel;   // family, e.g. "moe_align"
   std::string name;     // unique within the family, e.g. "golden/small_e8"
   bool needs_gpu = false;
+  // The case's parameters, as in the results JSON and for verify --where. Names are
+  // the family's own (M, E, top_k, scheme, ...), except "model": the
+  // configs/model_configs.json name of the model the case's shape comes from, set
+  // on every case built from a model and absent on the others.
   nlohmann::json params = nlohmann::json::object();
   std::function<CaseResult()> run;
 };
