@@ -6,7 +6,10 @@
 // (bf16, fan-in scaled normals, softmax top-k, seed 0); the quantized weights are
 // those normals quantized on the device (kernels/quant, scheme's granularity).
 //
-// Names: BM_bf16_layer/<model>/M:<M>, BM_q8_layer/<scheme>/<model>/M:<M>
+// Names: BM_bf16_layer/<model>/M:<M>, BM_q8_layer/<scheme>/<model>/M:<M>; with
+// MOE_Q8_TILE_SWEEP=1 in the environment also BM_q8_tile/fp8_tensor/<model>/M:<M>/
+// shape:<i>/split:<s> for M in {16, 64, 256}: both stages on compiled tile shape i
+// (kQ8TileShapes) and stage-2 split-K s, to compare tiles where the chooser decides.
 // Counters (besides bench_common's us, GBps, TFLOPs, pct_read_bw, pct_bf16_flops):
 //   floor_us        weight bytes actually touched (hit experts: codes + scales for
 //                   q8, 16-bit for bf16) + activations, over the measured read bandwidth
@@ -14,6 +17,7 @@
 //   bf16_us         the bf16 layer's time at the same point (same process, same card)
 //   ratio_vs_bf16   us / bf16_us (vLLM's fp8/bf16: 0.55-0.90); speedup_vs_bf16 = 1/ratio
 //   experts_hit, block_m, split_k
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <set>
@@ -156,7 +160,9 @@ void run_bf16(benchmark::State& state, const Model& m, int64_t M) {
   state.SetLabel(cfg.to_string());
 }
 
-void run_q8(benchmark::State& state, const Model& m, int64_t M, Scheme scheme) {
+// shape < 0: the chooser's config; else both stages on that compiled shape with
+// stage-2 split-K `split`.
+void run_q8(benchmark::State& state, const Model& m, int64_t M, Scheme scheme, int shape = -1, int split = 1) {
   fused_moe_q8::Q8Problem p;
   p.base = problem_for(m, M);
   p.scheme = scheme;
@@ -165,7 +171,17 @@ void run_q8(benchmark::State& state, const Model& m, int64_t M, Scheme scheme) {
     state.SkipWithError("fp8 MMA not available on this build/device");
     return;
   }
-  const fused_moe_q8::Q8LayerConfig cfg = fused_moe_q8::choose_q8_config(p, lim);
+  fused_moe_q8::Q8LayerConfig cfg = fused_moe_q8::choose_q8_config(p, lim);
+  if (shape >= 0) {
+    cfg = fused_moe_q8::q8_config_for_shape(p, lim, shape);
+    cfg.stage2.split_k = split;
+    const fused_moe_q8::Q8TileShape& t = fused_moe_q8::kQ8TileShapes[shape];
+    if (!cfg.is_valid(scheme) || (t.wgmma && !lim.wgmma) ||
+        fused_moe_q8::q8_tile_smem_bytes(t) > lim.max_smem_per_block) {
+      state.SkipWithError("tile not valid or not available here");
+      return;
+    }
+  }
   Weights& w = weights_for(m, static_cast<int>(scheme));
   Common c(m, M, cfg.block_size());
   const auto sz = fused_moe_q8::workspace_sizes(p, cfg);
@@ -226,6 +242,17 @@ bool register_all() {
             ->Unit(benchmark::kMicrosecond)
             ->Iterations(10);
   }
+  if (const char* sweep = std::getenv("MOE_Q8_TILE_SWEEP"); sweep && std::string(sweep) == "1")
+    for (const Model& m : kModels)
+      for (int64_t M : {16, 64, 256})
+        for (int shape = 0; shape < fused_moe_q8::kNumQ8TileShapes; ++shape)
+          for (int split : {1, 2, 4})
+            benchmark::RegisterBenchmark(
+                fmt::format("BM_q8_tile/fp8_tensor/{}/M:{}/shape:{}/split:{}", m.name, M, shape, split).c_str(),
+                [&m, M, shape, split](benchmark::State& st) { run_q8(st, m, M, Scheme::Fp8Tensor, shape, split); })
+                ->UseManualTime()
+                ->Unit(benchmark::kMicrosecond)
+                ->Iterations(10);
   return true;
 }
 const bool registered = register_all();

@@ -77,6 +77,11 @@ inline constexpr Q8TileShape kQ8TileShapes[] = {
     {64, 256, 128, 4, 2, 4, true},   // wgmma: 2 warpgroups side by side, m64n128k32 each, 161 KiB
     {128, 128, 128, 8, 1, 4, true},  // wgmma: 2 warpgroups stacked, m64n128k32 each, 129 KiB
     {128, 256, 128, 8, 1, 4, true},  // wgmma: 2 warpgroups stacked, m64n256k32 each, 193 KiB (not block scheme)
+    // decode variants under evaluation (BM_q8_tile): more warps / columns per warp / stages
+    {16, 128, 256, 1, 8, 3, false},  // 8 warps x 16 columns, 108 KiB
+    {16, 128, 128, 1, 4, 4, false},  // 4 warps x 32 columns, 80 KiB
+    {16, 64, 128, 1, 4, 6, false},   // 6 shallower stages, 60 KiB
+    {64, 128, 128, 4, 1, 4, true},   // wgmma: 1 warpgroup m64n128k32, 97 KiB
 };
 #endif
 inline constexpr int kNumQ8TileShapes = static_cast<int>(sizeof(kQ8TileShapes) / sizeof(kQ8TileShapes[0]));

@@ -197,7 +197,11 @@ TEST_CASE("sanitize: fused_moe_q8 small") {
   for (Scheme s : kAllSchemes) {
     const Q8Problem p = make_q8_problem(s, 7, 144, 80, 4, 2);
     const Q8DeviceLayer l(p, q8_spec(p, 9));
-    for (int shape : {0, kNumQ8TileShapes - 2}) {
+    // the decode tile and the 128x128 wgmma tile (every scheme runs on it)
+    int wide = 0;
+    for (int i = 0; i < kNumQ8TileShapes; ++i)
+      if (kQ8TileShapes[i].wgmma && kQ8TileShapes[i].block_m == 128 && kQ8TileShapes[i].block_n == 128) wide = i;
+    for (int shape : {0, wide}) {
       const Q8LayerConfig cfg = q8_config_for_shape(p, q8_device_limits(), shape);
       for (Part part : {Part::Stage1, Part::Stage2, Part::Layer}) check_one(l, cfg, part, 64, st);
     }
