@@ -8,7 +8,7 @@
 //
 // Names: BM_bf16_layer/<model>/M:<M>, BM_q8_layer/<scheme>/<model>/M:<M>; with
 // MOE_Q8_TILE_SWEEP=1 in the environment also BM_q8_tile/fp8_tensor/<model>/M:<M>/
-// shape:<i>/split:<s> for M in {16, 64, 256}: both stages on compiled tile shape i
+// shape:<i>/split:<s> for M in {1, 16, 64, 256}: both stages on compiled tile shape i
 // (kQ8TileShapes) and stage-2 split-K s, to compare tiles where the chooser decides.
 // Counters (besides bench_common's us, GBps, TFLOPs, pct_read_bw, pct_bf16_flops):
 //   floor_us        weight bytes actually touched (hit experts: codes + scales for
@@ -244,7 +244,7 @@ bool register_all() {
   }
   if (const char* sweep = std::getenv("MOE_Q8_TILE_SWEEP"); sweep && std::string(sweep) == "1")
     for (const Model& m : kModels)
-      for (int64_t M : {16, 64, 256})
+      for (int64_t M : {1, 16, 64, 256})
         for (int shape = 0; shape < fused_moe_q8::kNumQ8TileShapes; ++shape)
           for (int split : {1, 2, 4})
             benchmark::RegisterBenchmark(
