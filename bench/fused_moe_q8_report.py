@@ -20,8 +20,9 @@ Targets (issue 6; stated for FP8 per-tensor, printed for every scheme):
   fp8 faster than vLLM Triton fp8 (--anchors: absolute, another run on the same kind of
   card) and, card-independent, fp8/bf16 ratio vs vLLM's own fp8/bf16 ratio (0.55-0.90).
 
-"fp8 wgmma" marks points whose chooser picked a wgmma tile for an fp8 scheme: the
-tiles whose GPU tests fail at 6cb0c7a (see reports/fused_moe_q8/README.md).
+"fp8 wgmma" marks points whose chooser picked a wgmma tile for an fp8 scheme: Hopper's
+fp8 wgmma keeps 13 fraction bits per accumulation step (measured; the reference models
+it, reference/fused_moe_q8/fp8_mma_accum.hpp), unlike the mma.sync tiles (fp32).
 """
 import argparse
 import json

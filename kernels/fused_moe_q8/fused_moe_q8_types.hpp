@@ -77,11 +77,11 @@ inline constexpr Q8TileShape kQ8TileShapes[] = {
     {64, 256, 128, 4, 2, 4, true},   // wgmma: 2 warpgroups side by side, m64n128k32 each, 161 KiB
     {128, 128, 128, 8, 1, 4, true},  // wgmma: 2 warpgroups stacked, m64n128k32 each, 129 KiB
     {128, 256, 128, 8, 1, 4, true},  // wgmma: 2 warpgroups stacked, m64n256k32 each, 193 KiB (not block scheme)
-    // decode variants under evaluation (BM_q8_tile): more warps / columns per warp / stages
+    // decode tiles chosen from the BM_q8_tile sweep (H200, 2026-11-26): at 1-8 rows per
+    // expert the 8-warp tile, at 9-24 the 4-warp one, beat 16x64x256 by 3-25 % (1.2x at
+    // Mixtral M = 64). A 6-stage 16x64x128 and a one-warpgroup wgmma 64x128 never won.
     {16, 128, 256, 1, 8, 3, false},  // 8 warps x 16 columns, 108 KiB
     {16, 128, 128, 1, 4, 4, false},  // 4 warps x 32 columns, 80 KiB
-    {16, 64, 128, 1, 4, 6, false},   // 6 shallower stages, 60 KiB
-    {64, 128, 128, 4, 1, 4, true},   // wgmma: 1 warpgroup m64n128k32, 97 KiB
 };
 #endif
 inline constexpr int kNumQ8TileShapes = static_cast<int>(sizeof(kQ8TileShapes) / sizeof(kQ8TileShapes[0]));
@@ -122,8 +122,10 @@ struct Q8DeviceLimits {
   bool fp8_mma = true;  // e4m3 mma.sync (sm_89+) / gfx90a software path
 };
 
-// Heuristic: block_m from rows per expert (as the bf16 chooser), wgmma tiles when
-// compiled; split-K of stage 2 when there are fewer than two waves of tiles.
+// Heuristic: block_m from rows per expert (NVIDIA: <= 8 rows 16x128x256 w8, <= 24
+// 16x128x128, <= 40 32x64x256, <= 96 wgmma 64x256, else wgmma 128x256 / 128x128 for
+// the block scheme; measured by BM_q8_tile), wgmma tiles when compiled; split-K of
+// stage 2 when there are fewer than two waves of tiles.
 Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev);
 // Both stages on one shape (tests sweep every shape).
 Q8LayerConfig q8_config_for_shape(const Q8Problem& p, const Q8DeviceLimits& dev, int shape);
