@@ -276,7 +276,9 @@ TEST_CASE("tuner rows: a tuner interrupted (SIGINT, SIGKILL) while writing never
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
-      // Child: the tuner's write path (one update_tuned_file per finished point).
+      // Child: the tuner's write path (one update_tuned_file per finished point). Default
+      // SIGINT action: doctest's fatal-signal handler is inherited and must not report here.
+      ::signal(SIGINT, SIG_DFL);
       for (int64_t i = 0;; ++i) {
         const Problem p = problem(1 + (i + round * 1000) % 5000);
         TunedRow r = tuned_row(p, 132, cands[static_cast<size_t>(i) % cands.size()]);
@@ -302,5 +304,14 @@ TEST_CASE("tuner rows: a tuner interrupted (SIGINT, SIGKILL) while writing never
       Problem p = problem(r.key.token);
       CHECK(config_from_row(r, p, dev, true, c) == "");
     }
+  }
+}
+
+TEST_CASE("tuned config: the committed configs/tuned_fmoe.csv parses with the tuner's impl names") {
+  const auto t = TunedTable::load_or_empty("configs/tuned_fmoe.csv", tuned_impls());
+  CHECK(t.file() == "configs/tuned_fmoe.csv");
+  for (const auto& row : t.rows()) {
+    CHECK(row.key.cu_num > 0);
+    CHECK(tuned_impls().count(row.impl) == 1);
   }
 }

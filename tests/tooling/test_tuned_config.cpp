@@ -412,10 +412,3 @@ TEST_CASE("tuned config: a writer killed at random moments never leaves a corrup
   // table itself is never one of them.
   std::filesystem::remove_all(dir.path("none"));
 }
-
-TEST_CASE("tuned config: the committed configs/tuned_fmoe.csv parses") {
-  std::set<std::string> any;
-  const auto t = TunedTable::load_or_empty("configs/tuned_fmoe.csv", kImpls);
-  CHECK(t.file() == "configs/tuned_fmoe.csv");
-  for (const auto& row : t.rows()) CHECK(row.key.cu_num > 0);
-}
