@@ -46,9 +46,7 @@ int run_report(const CommonOptions&) {
       if (!any || used.count(m.name)) in.models.push_back(m.to_json());
   }
   if (!o.tuned_config.empty()) {
-    std::set<std::string> impls;
-    for (const auto& f : kernel_families()) impls.insert(f.impls.begin(), f.impls.end());
-    in.tuned = TunedTable::load(o.tuned_config, impls).summary();
+    in.tuned = TunedTable::load(o.tuned_config, tuned_impl_names()).summary();
   }
   in.git_revision_now = git_revision_here();
   in.generated_at = utc_now_iso();
