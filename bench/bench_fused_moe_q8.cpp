@@ -8,7 +8,8 @@
 //
 // Names: BM_bf16_layer/<model>/M:<M>, BM_q8_layer/<scheme>/<model>/M:<M>; with
 // MOE_Q8_TILE_SWEEP=1 in the environment also BM_q8_tile/fp8_tensor/<model>/M:<M>/
-// shape:<i>/split:<s> for M in {1, 16, 64, 256}: both stages on compiled tile shape i
+// shape:<i>/split:<s> for M in {1, 16, 64, 256} (MOE_Q8_TILE_SWEEP_M=1024,4096 for
+// others): both stages on compiled tile shape i
 // (kQ8TileShapes) and stage-2 split-K s, to compare tiles where the chooser decides.
 // Counters (besides bench_common's us, GBps, TFLOPs, pct_read_bw, pct_bf16_flops):
 //   floor_us        weight bytes actually touched (hit experts: codes + scales for
@@ -225,6 +226,17 @@ void run_q8(benchmark::State& state, const Model& m, int64_t M, Scheme scheme, i
   state.SetLabel(cfg.to_string());
 }
 
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t i = 0; i <= s.size(); ++i)
+    if (i == s.size() || s[i] == ',') {
+      if (i > start) out.push_back(s.substr(start, i - start));
+      start = i + 1;
+    }
+  return out;
+}
+
 bool register_all() {
   for (const Model& m : kModels) {
     for (int64_t M : kMs)
@@ -242,9 +254,14 @@ bool register_all() {
             ->Unit(benchmark::kMicrosecond)
             ->Iterations(10);
   }
+  std::vector<int64_t> sweep_ms{1, 16, 64, 256};
+  if (const char* ms = std::getenv("MOE_Q8_TILE_SWEEP_M"); ms && *ms) {  // e.g. "1024,4096"
+    sweep_ms.clear();
+    for (const auto& tok : split_list(ms)) sweep_ms.push_back(std::stoll(tok));
+  }
   if (const char* sweep = std::getenv("MOE_Q8_TILE_SWEEP"); sweep && std::string(sweep) == "1")
     for (const Model& m : kModels)
-      for (int64_t M : {1, 16, 64, 256})
+      for (int64_t M : sweep_ms)
         for (int shape = 0; shape < fused_moe_q8::kNumQ8TileShapes; ++shape)
           for (int split : {1, 2, 4})
             benchmark::RegisterBenchmark(
