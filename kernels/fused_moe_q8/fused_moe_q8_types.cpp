@@ -194,8 +194,8 @@ Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {
 #else
   if (rows <= 8) shape = pick(16, 128, false, 3);
   else if (rows <= 24) shape = pick(16, 128, false, 4);
+  else if (dev.wgmma && rows <= 96) shape = pick(64, 256, true, 0);  // DeepSeek-V3 M=1024 (32 rows): 1.9x the 32-row tile
   else if (rows <= 40) shape = pick(32, 64, false, 0);
-  else if (dev.wgmma && rows <= 96) shape = pick(64, 256, true, 0);
   else if (dev.wgmma) shape = is_block(p.scheme) ? pick(128, 128, true, 0) : pick(128, 256, true, 0);
   else shape = pick(64, 128, false, 0);
 #endif
