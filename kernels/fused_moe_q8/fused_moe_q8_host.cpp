@@ -198,7 +198,7 @@ void launch_q8_stage1(const Q8Problem& p, const uint8_t* a1, const float* a1_sca
   const int64_t n_tiles = (p.base.inter_dim + ts.block_n / 2 - 1) / (ts.block_n / 2);
   g.n_tiles = static_cast<int32_t>(n_tiles);
   g.split_k = 1;
-  g.k_tiles_per_split = static_cast<int32_t>((g.k + ts.block_k - 1) / ts.block_k);
+  g.k_tiles_per_split = static_cast<int32_t>(q8_k_per_split(g.k, cfg) / ts.block_k);
   g.persistent = cfg.persistent ? 1 : 0;
   const auto grid = detail::size_grid(p, r, cfg, n_tiles, 1, k);
   g.max_m_blocks = grid.max_m_blocks;
@@ -228,9 +228,8 @@ void launch_q8_stage2(const Q8Problem& p, const uint8_t* a2, const float* a2_sca
   g.scale_mode = p.base.router_weight == fused_moe::RouterWeight::OnOutput ? 2 : 0;
   const int64_t n_tiles = (p.base.model_dim + ts.block_n - 1) / ts.block_n;
   g.n_tiles = static_cast<int32_t>(n_tiles);
-  const int64_t k_tiles = (g.k + ts.block_k - 1) / ts.block_k;
   g.split_k = cfg.split_k;
-  g.k_tiles_per_split = static_cast<int32_t>((k_tiles + cfg.split_k - 1) / cfg.split_k);
+  g.k_tiles_per_split = static_cast<int32_t>(q8_k_per_split(g.k, cfg) / ts.block_k);
   g.persistent = cfg.persistent ? 1 : 0;
   const auto grid = detail::size_grid(p, r, cfg, n_tiles, g.split_k, k);
   g.max_m_blocks = grid.max_m_blocks;

@@ -106,6 +106,11 @@ int find_q8_tile_shape(const Q8TileConfig& c) {
   return -1;
 }
 
+int64_t q8_k_per_split(int64_t K, const Q8TileConfig& cfg) {
+  const int64_t k_tiles = (K + cfg.block_k - 1) / cfg.block_k;
+  return (k_tiles + cfg.split_k - 1) / cfg.split_k * cfg.block_k;
+}
+
 Q8TileConfig q8_config_of_shape(int shape) {
   MOE_REQUIRE(shape >= 0 && shape < kNumQ8TileShapes, "fused_moe_q8: tile shape index out of range");
   const Q8TileShape& t = kQ8TileShapes[shape];

@@ -105,6 +105,10 @@ struct Q8TileConfig {
   bool operator==(const Q8TileConfig&) const = default;
 };
 int find_q8_tile_shape(const Q8TileConfig& c);  // index into kQ8TileShapes or -1
+// K elements each of the cfg.split_k ranges covers (whole block_k tiles; the last may
+// run past K): the kernel's k_tiles_per_split * block_k, and where the reference's
+// model of Hopper's fp8 accumulation starts a fresh accumulator.
+int64_t q8_k_per_split(int64_t K, const Q8TileConfig& cfg);
 Q8TileConfig q8_config_of_shape(int shape);
 
 struct Q8LayerConfig {

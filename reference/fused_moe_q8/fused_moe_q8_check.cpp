@@ -91,8 +91,7 @@ ref::Q8RefInputs Q8DeviceLayer::ref_inputs() const {
       const int64_t off = (e * qp.shape.rows + row0) * qp.shape.cols;
       std::vector<uint8_t> codes(static_cast<size_t>(nrows * qp.shape.cols));
       MOE_GPU_CHECK(hipMemcpy(codes.data(), dev + off, codes.size(), hipMemcpyDeviceToHost));
-      ref::dequantize_rows(qp, codes, *sc, e, row0, nrows, out, off);
-      if (decoded) ref::decode_rows(qp, codes, e, row0, nrows, decoded, off);
+      ref::dequantize_rows(qp, codes, *sc, e, row0, nrows, out, off, decoded);
     };
   };
   ref::Q8RefInputs in;

@@ -88,8 +88,7 @@ DMat gather_rows(const quant::QuantProblem& ap, std::span<const uint8_t> q, std:
   if (decoded) decoded->resize(x.rows(), x.cols());
   for (size_t r = 0; r < idx.size(); ++r) {
     const auto row = static_cast<Eigen::Index>(r);
-    dequantize_rows(ap, q, s, 0, idx[r], 1, x.row(row).data());
-    if (decoded) decode_rows(ap, q, 0, idx[r], 1, decoded->row(row).data());
+    dequantize_rows(ap, q, s, 0, idx[r], 1, x.row(row).data(), 0, decoded ? decoded->row(row).data() : nullptr);
   }
   return x;
 }
@@ -150,8 +149,7 @@ Q8WeightFn q8_weights_from_host(const quant::QuantProblem& p, std::span<const ui
               fmt::format("fused_moe_q8_ref: {} codes / {} scales for '{}' ({} / {})", q.size(), scales.size(), p.name,
                           p.numel(), p.num_scales()));
   return [p, q, scales](int32_t e, int64_t row0, int64_t nrows, double* out, double* decoded) {
-    dequantize_rows(p, q, scales, e, row0, nrows, out);
-    if (decoded) decode_rows(p, q, e, row0, nrows, decoded);
+    dequantize_rows(p, q, scales, e, row0, nrows, out, 0, decoded);
   };
 }
 
@@ -160,10 +158,7 @@ Q8RefOptions q8_ref_options_for(const Q8Problem& p, const fused_moe_q8::Q8TileCo
   Q8RefOptions o;
   if (!cfg.wgmma || fused_moe_q8::is_int8(p.scheme)) return o;
   o.accumulation = Q8Accumulation::HopperFp8Mma;
-  if (stage == 2 && cfg.split_k > 1) {  // the kernel's k_tiles_per_split, in K elements
-    const int64_t k_tiles = (p.base.inter_dim + cfg.block_k - 1) / cfg.block_k;
-    o.segment_k = (k_tiles + cfg.split_k - 1) / cfg.split_k * cfg.block_k;
-  }
+  if (stage == 2 && cfg.split_k > 1) o.segment_k = fused_moe_q8::q8_k_per_split(p.base.inter_dim, cfg);
   return o;
 }
 

@@ -88,6 +88,9 @@ QuantResult quantize(const quant::QuantProblem& p, std::span<const float> x, std
   return r;
 }
 
+namespace {
+
+// decode(q) alone (the code values without their scales), rows as dequantize_rows.
 void decode_rows(const quant::QuantProblem& p, std::span<const uint8_t> q, int64_t b, int64_t row0, int64_t nrows,
                  double* out, int64_t q_offset) {
   const int64_t R = p.shape.rows, C = p.shape.cols;
@@ -105,9 +108,12 @@ void decode_rows(const quant::QuantProblem& p, std::span<const uint8_t> q, int64
   }
 }
 
+}  // namespace
+
 void dequantize_rows(const quant::QuantProblem& p, std::span<const uint8_t> q, std::span<const float> scales,
-                     int64_t b, int64_t row0, int64_t nrows, double* out, int64_t q_offset) {
+                     int64_t b, int64_t row0, int64_t nrows, double* out, int64_t q_offset, double* decoded) {
   decode_rows(p, q, b, row0, nrows, out, q_offset);
+  if (decoded) std::copy_n(out, nrows * p.shape.cols, decoded);
   for (int64_t r = row0; r < row0 + nrows; ++r)
     for (int64_t c = 0; c < p.shape.cols; ++c) *out++ *= static_cast<double>(scales[static_cast<size_t>(p.scale_index(b, r, c))]);
 }

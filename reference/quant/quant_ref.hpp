@@ -49,12 +49,10 @@ std::vector<double> dequantize(const quant::QuantProblem& p, std::span<const uin
 // decode(q) * scale in double for rows [row0, row0 + nrows) of batch entry b
 // (scales: the whole tensor; q: the whole tensor's codes from flat index q_offset on,
 // so a caller may pass only the rows it has), row-major into out (nrows * cols values).
+// decoded (not null): also the code values without their scales, from the same decode.
 void dequantize_rows(const quant::QuantProblem& p, std::span<const uint8_t> q, std::span<const float> scales,
-                     int64_t b, int64_t row0, int64_t nrows, double* out, int64_t q_offset = 0);
-
-// decode(q) alone (the code values without their scales), same arguments and layout.
-void decode_rows(const quant::QuantProblem& p, std::span<const uint8_t> q, int64_t b, int64_t row0, int64_t nrows,
-                 double* out, int64_t q_offset = 0);
+                     int64_t b, int64_t row0, int64_t nrows, double* out, int64_t q_offset = 0,
+                     double* decoded = nullptr);
 
 // The error model above for one element quantized with scale s.
 double quant_error_bound(quant::QType t, double x, double s);
