@@ -17,7 +17,8 @@
 //   (the low 10 bits of the fp32 result are always zero).
 // Consequences: each step loses up to about 33 * 2^-13 of its largest term, and
 // since C takes part in the alignment, the loss grows with the running sum, so
-// with K. Simulated on N(0,1) fp8 inputs (rel-L2 of the dot product against exact):
+// with K. Simulated on N(0,1) fp8 inputs (rel-L2 of the dot product against exact;
+// test_fp8_mma_accum.cpp reproduces these within 25 %):
 //   K        128      512      2048     4096     7168
 //   chained  1.2e-4   3.5e-4   8.4e-4   1.3e-3   1.9e-3
 //   restart every 128 (4 steps), partials added in fp32: 1.3e-4 at every K

@@ -89,7 +89,7 @@ using Model = moe::LayerShape;
 constexpr const auto& kModels = moe::kLayerShapes;
 
 void check_model(const Model& m, int64_t M, int64_t subset, moe::gpu::Stream& stream) {
-  const InputSpec spec = make_spec(M, m.H, m.I, m.E, m.k, DType::BF16, ValueDist::FanIn, RoutingDist::Softmax, 0);
+  const InputSpec spec = moe::layer_input_spec(m, M);
   const DeviceLayer l(spec, Activation::SiLU, RouterWeight::OnOutput);
   const auto tokens = pick_tokens(M, subset, 1234 + static_cast<uint64_t>(M));
   const auto want = reference_for(l, tokens, /*device_weights=*/true);
@@ -270,7 +270,7 @@ TEST_CASE("fused_moe gpu big: DeepSeek-V3 M=40000 (64-bit offsets)") {
   }
   REQUIRE(M * m.k * m.H > (int64_t{1} << 31));
   moe::gpu::Stream stream;
-  const InputSpec spec = make_spec(M, m.H, m.I, m.E, m.k, DType::BF16, ValueDist::FanIn, RoutingDist::Softmax, 3);
+  const InputSpec spec = moe::layer_input_spec(m, M, 3);
   const DeviceLayer l(spec, Activation::SiLU, RouterWeight::OnOutput);
   auto tokens = pick_tokens(M, 16, 99);
   tokens.push_back(M - 2);  // the highest partial-row offsets

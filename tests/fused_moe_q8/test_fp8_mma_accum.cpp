@@ -122,9 +122,17 @@ TEST_CASE("hopper fp8 mma model: the rules one at a time") {
 }
 
 TEST_CASE("hopper fp8 mma model: loss against exact sums, chained and restarted every 128") {
+  // The table of fp8_mma_accum.hpp, reproduced here: rel-L2 of 300 dot products of
+  // N(0,1)-scaled fp8 operands against their exact sums, per K.
+  struct Row {
+    int64_t K;
+    double chained;
+  };
+  const Row table[] = {{128, 1.2e-4}, {512, 3.5e-4}, {2048, 8.4e-4}, {4096, 1.3e-3}, {7168, 1.9e-3}};
   std::mt19937_64 rng(7);
   std::normal_distribution<double> nd(0.0, 1.0);
-  for (int64_t K : {128, 7168}) {
+  for (const Row& row : table) {
+    const int64_t K = row.K;
     double err_chain = 0, err_128 = 0, norm = 0;
     std::vector<double> a(static_cast<size_t>(K)), b(a.size()), parts(static_cast<size_t>(K / 128));
     for (int t = 0; t < 300; ++t) {
@@ -147,10 +155,10 @@ TEST_CASE("hopper fp8 mma model: loss against exact sums, chained and restarted 
     CAPTURE(K);
     CAPTURE(chain);
     CAPTURE(seg);
-    // the table in fp8_mma_accum.hpp: 1.2e-4 / 1.9e-3 chained, 1.3e-4 restarted
-    CHECK(seg < 2.5e-4);
-    CHECK(chain < (K == 128 ? 2.5e-4 : 3.0e-3));
-    CHECK(chain > (K == 128 ? 5e-5 : 1.0e-3));  // a real loss, far above fp32's ~1e-7
+    // within 25 % of the documented figure (300 samples); a real loss, far above fp32's ~1e-7
+    CHECK(chain > 0.75 * row.chained);
+    CHECK(chain < 1.25 * row.chained);
+    CHECK(seg < 1.6e-4);  // restarting every 128 keeps the K = 128 figure at any K
   }
 }
 

@@ -197,11 +197,12 @@ TEST_CASE("sanitize: fused_moe_q8 small") {
   for (Scheme s : kAllSchemes) {
     const Q8Problem p = make_q8_problem(s, 7, 144, 80, 4, 2);
     const Q8DeviceLayer l(p, q8_spec(p, 9));
-    // the decode tile and the 128x128 wgmma tile (every scheme runs on it)
-    int wide = 0;
+    // the decode tile and, where compiled, the 128x128 wgmma tile (every scheme runs on it)
+    std::vector<int> shapes{0};
     for (int i = 0; i < kNumQ8TileShapes; ++i)
-      if (kQ8TileShapes[i].wgmma && kQ8TileShapes[i].block_m == 128 && kQ8TileShapes[i].block_n == 128) wide = i;
-    for (int shape : {0, wide}) {
+      if (kQ8TileShapes[i].wgmma && kQ8TileShapes[i].block_m == 128 && kQ8TileShapes[i].block_n == 128)
+        shapes.push_back(i);
+    for (int shape : shapes) {
       const Q8LayerConfig cfg = q8_config_for_shape(p, q8_device_limits(), shape);
       for (Part part : {Part::Stage1, Part::Stage2, Part::Layer}) check_one(l, cfg, part, 64, st);
     }
