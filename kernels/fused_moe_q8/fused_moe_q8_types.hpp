@@ -78,8 +78,9 @@ inline constexpr Q8TileShape kQ8TileShapes[] = {
     {128, 128, 128, 8, 1, 4, true},  // wgmma: 2 warpgroups stacked, m64n128k32 each, 129 KiB
     {128, 256, 128, 8, 1, 4, true},  // wgmma: 2 warpgroups stacked, m64n256k32 each, 193 KiB (not block scheme)
     // decode tiles chosen from the BM_q8_tile sweep (H200, 2026-11-26): at 1-8 rows per
-    // expert the 8-warp tile, at 9-24 the 4-warp one, beat 16x64x256 by 3-25 % (1.2x at
-    // Mixtral M = 64). A 6-stage 16x64x128 and a one-warpgroup wgmma 64x128 never won.
+    // expert the 8-warp tile, at 9-24 the 4-warp one, took 1-18 % less time than 16x64x256
+    // w4 s3 (1.2x at Mixtral M = 64 and Qwen3 M = 256). A 6-stage 16x64x128 and a
+    // one-warpgroup wgmma 64x128 never won.
     {16, 128, 256, 1, 8, 3, false},  // 8 warps x 16 columns, 108 KiB
     {16, 128, 128, 1, 4, 4, false},  // 4 warps x 32 columns, 80 KiB
 };
