@@ -118,7 +118,7 @@ if has probe; then
   mkdir -p "$run_dir/probe"
   seed=${PROBE_SEED:-$(date +%s)}
   driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)
-  if nvcc -std=c++17 -O2 -gencode=arch=compute_90a,code=sm_90a -I. -Iharness/include \
+  if nvcc -std=c++17 -O2 -gencode=arch=compute_90a,code=sm_90a -I. -Icore/include \
       tests/fused_moe_q8/wgmma_fp8_probe.cu -o "$run_dir/probe/probe" > "$run_dir/probe/build.log" 2>&1 &&
      "$run_dir/probe/probe" "$run_dir/probe" "$driver" "$seed" > "$run_dir/probe/run.log" 2>&1; then
     rm -f "$run_dir"/probe/*.bin "$run_dir/probe/probe"  # the golden JSON keeps 48 results per experiment

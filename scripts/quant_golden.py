@@ -5,7 +5,7 @@ Pure Python with exact rational arithmetic (fractions.Fraction): every fp32
 operation (amax / qmax, 1 / scale, x * inv) is computed exactly and rounded to
 fp32 by round_f32 below; FP8 codes come from an exhaustive nearest-value search
 over the 128 magnitudes built from the format definitions; int8 rounds half to
-even. It shares no code with the C++ (harness/include/moe/fp8.hpp), only the
+even. It shares no code with the C++ (core/include/moe/fp8.hpp), only the
 documented rules, so the CPU verify cases check the reference against an
 independent implementation.
 

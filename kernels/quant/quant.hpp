@@ -1,6 +1,6 @@
 // Host API of the quantization family: FP8 (e4m3fn / e4m3fnuz) and symmetric INT8
 // quantizers for MoE activations and weights. The arithmetic (rounding, saturation,
-// scale rules) is defined once in harness/include/moe/fp8.hpp; this header defines
+// scale rules) is defined once in core/include/moe/fp8.hpp; this header defines
 // the granularities, the tensor and scale layouts, and the launchers.
 //
 // ---- What is quantized -------------------------------------------------------------

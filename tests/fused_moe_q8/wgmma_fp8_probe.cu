@@ -1,7 +1,7 @@
 // Measures how Hopper's fp8 tensor-core instructions add up their products, so
 // the q8 reference can model them (reference/fused_moe_q8/fp8_mma_accum.hpp)
 // instead of assuming fp32. Standalone:
-//   nvcc -std=c++17 -O2 -gencode=arch=compute_90a,code=sm_90a -I. -Iharness/include \
+//   nvcc -std=c++17 -O2 -gencode=arch=compute_90a,code=sm_90a -I. -Icore/include \
 //        tests/fused_moe_q8/wgmma_fp8_probe.cu -o probe && ./probe OUT_DIR [DRIVER [SEED]]
 // One warpgroup per block computes D(64x128) = C + A(64xK) B(128xK)^T by chained
 // wgmma m64n128k32 e4m3 steps on the fused MoE q8 kernel's shared-memory layout,

@@ -1,4 +1,4 @@
-// FP8 e4m3fn / e4m3fnuz and int8 conversions (harness/include/moe/fp8.hpp) against
+// FP8 e4m3fn / e4m3fnuz and int8 conversions (core/include/moe/fp8.hpp) against
 // tables and oracles built here from the format definitions alone.
 #include <doctest/doctest.h>
 
