@@ -11,7 +11,7 @@
 #include "moe/error.hpp"
 #include "moe/registry.hpp"
 #include "reference/routing/routing_ref.hpp"
-#include "reference/routing/routing_runner.hpp"
+#include "harness/families/routing/routing_runner.hpp"
 
 namespace moe {
 

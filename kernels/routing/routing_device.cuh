@@ -7,7 +7,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "kernels/routing/routing_common.hpp"
+#include "moe/contract/routing_math.hpp"
 #include "moe/dtype.hpp"
 #include "moe/gpu_runtime.hpp"
 

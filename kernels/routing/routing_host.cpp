@@ -1,5 +1,5 @@
-// Host-only part of the routing API: input validation, config checks and the
-// sigmoid top-1 launch plan. Built in every backend (also -Dgpu=none) so the
+// Host-only part of the routing kernels: config checks and the sigmoid top-1
+// launch plan. Built in every backend (also -Dgpu=none) so the
 // CLI and the CPU tests can validate inputs without a GPU.
 #include <algorithm>
 #include <cmath>
@@ -12,8 +12,6 @@
 namespace moe::routing {
 
 namespace {
-
-bool is_float_dtype(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
 
 int next_pow2(int v) {
   int p = 1;
@@ -30,15 +28,6 @@ std::string check_block_threads(int b) {
 }  // namespace
 
 // ------------------------------------------------------------- softmax top-k
-void SoftmaxTopkParams::validate() const {
-  MOE_REQUIRE(tokens >= 0, fmt::format("softmax_topk: tokens (M) must be >= 0, got {}", tokens));
-  MOE_REQUIRE(experts >= 1 && experts <= kMaxExperts,
-              fmt::format("softmax_topk: experts must be in [1, {}], got {}", kMaxExperts, experts));
-  MOE_REQUIRE(top_k >= 1 && top_k <= std::min(experts, kMaxTopK),
-              fmt::format("softmax_topk: top_k must be in [1, min(experts={}, {})], got {}", experts, kMaxTopK, top_k));
-  MOE_REQUIRE(is_float_dtype(dtype),
-              fmt::format("softmax_topk: logits dtype must be fp32, bf16 or fp16, got {}", dtype_name(dtype)));
-}
 
 SoftmaxTopkConfig SoftmaxTopkConfig::pick(const SoftmaxTopkParams& p) {
   SoftmaxTopkConfig c;
@@ -82,13 +71,7 @@ SoftmaxTopkConfig SoftmaxTopkConfig::resolved(const SoftmaxTopkParams& p) const 
 }
 
 // ------------------------------------------------------------- grouped top-k
-const char* scoring_name(Scoring s) { return s == Scoring::Softmax ? "softmax" : "sigmoid"; }
 
-Scoring parse_scoring(const std::string& s) {
-  if (s == "softmax") return Scoring::Softmax;
-  if (s == "sigmoid") return Scoring::Sigmoid;
-  throw_input_error(fmt::format("unknown scoring '{}' (expected softmax or sigmoid)", s));
-}
 
 int GroupedTopkParams::values_per_lane() const {
   int v = 1;
@@ -96,26 +79,6 @@ int GroupedTopkParams::values_per_lane() const {
   return v;
 }
 
-void GroupedTopkParams::validate() const {
-  MOE_REQUIRE(tokens >= 0, fmt::format("grouped_topk: tokens (M) must be >= 0, got {}", tokens));
-  MOE_REQUIRE(experts >= 1 && experts <= kMaxExperts,
-              fmt::format("grouped_topk: experts must be in [1, {}], got {}", kMaxExperts, experts));
-  MOE_REQUIRE(n_group >= 1 && n_group <= kMaxGroups,
-              fmt::format("grouped_topk: n_group must be in [1, {}], got {}", kMaxGroups, n_group));
-  MOE_REQUIRE(experts % n_group == 0,
-              fmt::format("grouped_topk: experts ({}) must be divisible by n_group ({})", experts, n_group));
-  MOE_REQUIRE(topk_group >= 1 && topk_group <= n_group,
-              fmt::format("grouped_topk: topk_group must be in [1, n_group={}], got {}", n_group, topk_group));
-  const int64_t cand = int64_t{topk_group} * (experts / n_group);
-  MOE_REQUIRE(top_k >= 1 && top_k <= kMaxTopK && top_k <= cand,
-              fmt::format("grouped_topk: top_k must be in [1, min({}, topk_group*group_size={})], got {}", kMaxTopK,
-                          cand, top_k));
-  MOE_REQUIRE(std::isfinite(routed_scaling_factor),
-              fmt::format("grouped_topk: routed_scaling_factor must be finite, got {}", routed_scaling_factor));
-  MOE_REQUIRE(scoring == Scoring::Softmax || scoring == Scoring::Sigmoid, "grouped_topk: unknown scoring");
-  MOE_REQUIRE(is_float_dtype(dtype),
-              fmt::format("grouped_topk: logits dtype must be fp32, bf16 or fp16, got {}", dtype_name(dtype)));
-}
 
 bool GroupedTopkConfig::register_groups(const GroupedTopkParams& p) {
   const int v = p.values_per_lane();
@@ -148,15 +111,6 @@ const char* top1_impl_name(Top1Impl i) {
   return "?";
 }
 
-void SigmoidTop1Params::validate() const {
-  MOE_REQUIRE(tokens >= 0, fmt::format("sigmoid_top1: tokens (M) must be >= 0, got {}", tokens));
-  MOE_REQUIRE(hidden >= 1 && hidden <= kMaxHidden,
-              fmt::format("sigmoid_top1: hidden (K) must be in [1, {}], got {}", kMaxHidden, hidden));
-  MOE_REQUIRE(experts >= 1 && experts <= kMaxExperts,
-              fmt::format("sigmoid_top1: experts must be in [1, {}], got {}", kMaxExperts, experts));
-  MOE_REQUIRE(dtype == DType::BF16 || dtype == DType::F16,
-              fmt::format("sigmoid_top1: x and w dtype must be bf16 or fp16, got {}", dtype_name(dtype)));
-}
 
 std::string SigmoidTop1Config::why_invalid(const SigmoidTop1Params&) const {
   if (k_splits < 0) return fmt::format("sigmoid_top1: k_splits must be >= 0 (0 = auto), got {}", k_splits);

@@ -119,7 +119,7 @@ __global__ void __launch_bounds__(512) grouped_topk_kernel(const typename Tag::s
     for (int i = 0; i < V; ++i) bv[i] = 0.0f;
   }
 
-  // 1. scores, bit-exact (routing_common.hpp)
+  // 1. scores, bit-exact (moe/contract/routing_math.hpp)
   float sc[V];
   if (a.sigmoid) {
 #pragma unroll

@@ -1,5 +1,5 @@
 // CPU reference of moe_align_block_size (the seed's token sorting/alignment).
-// Identical contract to kernels/moe_align/moe_align.hpp; see the worked example there.
+// Same contract as the kernel: core/include/moe/contract/moe_align.hpp (with the worked example).
 #pragma once
 #include <cstdint>
 #include <span>
@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "kernels/moe_align/moe_align.hpp"
+#include "moe/contract/moe_align.hpp"
 #include "moe/check.hpp"
 
 namespace moe::ref {

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/quant/quant.hpp"
+#include "moe/contract/quant.hpp"
 
 namespace moe::ref {
 

@@ -8,7 +8,7 @@
 #include <Eigen/Dense>
 #include <fmt/format.h>
 
-#include "kernels/routing/routing_common.hpp"
+#include "moe/contract/routing_math.hpp"
 #include "moe/error.hpp"
 
 namespace moe::ref {

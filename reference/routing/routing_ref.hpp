@@ -1,7 +1,7 @@
 // CPU references of the routing kernels (kernels/routing/routing.hpp has the
 // contract and a worked example). Selections follow exactly the same rules as
 // the kernels; the selection scores of grouped top-k are the same bit-exact
-// fp32 values (kernels/routing/routing_common.hpp); weights and the router
+// fp32 values (moe/contract/routing_math.hpp); weights and the router
 // GEMM are computed in fp64.
 #pragma once
 #include <cstdint>
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/routing/routing.hpp"
+#include "moe/contract/routing.hpp"
 #include "moe/check.hpp"
 
 namespace moe::ref {

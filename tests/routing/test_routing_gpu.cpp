@@ -14,7 +14,7 @@
 #include "moe/gpu.hpp"
 #include "moe/rng.hpp"
 #include "reference/routing/routing_ref.hpp"
-#include "reference/routing/routing_runner.hpp"
+#include "harness/families/routing/routing_runner.hpp"
 
 using namespace moe;
 using namespace moe::ref::routing_run;

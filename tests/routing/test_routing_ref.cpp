@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "kernels/routing/routing.hpp"
-#include "kernels/routing/routing_common.hpp"
+#include "moe/contract/routing_math.hpp"
 #include "moe/error.hpp"
 #include "moe/registry.hpp"
 #include "moe/rng.hpp"

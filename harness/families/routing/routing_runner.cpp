@@ -1,4 +1,4 @@
-#include "reference/routing/routing_runner.hpp"
+#include "harness/families/routing/routing_runner.hpp"
 
 #include <cmath>
 #include <cstring>
