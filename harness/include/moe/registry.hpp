@@ -1,11 +1,13 @@
-// Kernel families register their verification cases here; the CLI's verify,
-// list and (later) bench commands walk the registry.
+// The kernel families: each one's verification cases and `run` entries. The CLI's
+// verify, list and run commands walk this registry.
 #pragma once
 #include <functional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "moe/run_kernel.hpp"
 
 namespace moe {
 
@@ -51,6 +53,7 @@ struct KernelFamily {
   std::vector<std::string> impls;
   std::vector<std::string> dtypes;
   std::function<std::vector<VerifyCase>(const VerifyOptions&)> cases;
+  std::vector<RunKernel> run_kernels;  // what `moe-harness run` offers of this family
 };
 
 // Families in registration order. First call registers every family.

@@ -1,0 +1,79 @@
+// A kernel that `moe-harness run` can run on a user's tensors: its inputs, parameters,
+// outputs, CPU reference, GPU kernel and checks. Each family folder under
+// harness/families/ provides its entries; the family registry (moe/registry.hpp)
+// carries them, and cmd_run only walks the registry.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "moe/check.hpp"
+#include "moe/dtype.hpp"
+#include "moe/model_config.hpp"
+
+namespace moe {
+
+struct Tensor {
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  std::vector<float> f;    // float dtypes, widened
+  std::vector<int32_t> i;  // I32
+  std::vector<uint16_t> bits;  // BF16/F16: the raw 16-bit values as read
+  int64_t numel() const {
+    int64_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+  }
+};
+using Tensors = std::map<std::string, Tensor>;
+using Params = std::map<std::string, double>;
+using Checks = std::vector<std::pair<std::string, CheckResult>>;  // (output(s), result)
+
+struct RunInput {
+  std::string name;
+  std::vector<DType> dtypes;  // accepted
+  int rank = 1;
+  bool optional = false;
+  std::string doc;
+};
+struct RunParam {
+  std::string name;
+  bool required = false;
+  double dflt = 0;
+  std::string doc;
+  bool integer = true;
+};
+
+struct RunKernel {
+  std::string name;
+  std::string summary;
+  std::vector<RunInput> inputs;
+  std::vector<RunParam> params;
+  std::vector<std::string> outputs;
+  // Checks shapes and relations between inputs and params (InputError).
+  std::function<void(const Tensors&, const Params&)> validate;
+  std::function<Tensors(const Tensors&, const Params&)> reference;
+  // The GPU kernel; null when this build has none for the kernel.
+  std::function<Tensors(const Tensors&, const Params&)> device;
+  // Compares outputs (all of them from the GPU; the --expect subset from a
+  // user) with the reference; `external` marks user files (may follow a looser
+  // layout, documented per kernel).
+  std::function<Checks(const Tensors& got, const Tensors& ref, const Tensors& in, const Params&, bool external)> check;
+  // Fills parameters from a model config (--model); explicit --param wins.
+  std::function<void(const ModelConfig&, Params&)> from_model;
+};
+
+// Helpers of the per-family entries.
+inline int32_t int_param(const Params& p, const char* k) { return static_cast<int32_t>(p.at(k)); }
+inline Tensor i32_tensor(std::vector<int32_t> v, std::vector<int64_t> shape) {
+  Tensor t;
+  t.dtype = DType::I32;
+  t.shape = std::move(shape);
+  t.i = std::move(v);
+  return t;
+}
+
+}  // namespace moe
