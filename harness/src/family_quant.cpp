@@ -236,7 +236,10 @@ std::vector<VerifyCase> quant_cases(const VerifyOptions& o) {
   try {
     for (auto& g : load_golden(o.data_dir)) {
       nlohmann::json params{{"problem", g.p.summary()}, {"expect_error", g.expect_error}};
-      add("golden/" + g.name, false, params, [g = std::move(g)] { return golden_case(g); });
+      // The name is built before the lambda takes g: the order in which function
+      // arguments are evaluated is unspecified.
+      std::string name = "golden/" + g.name;
+      add(std::move(name), false, params, [g = std::move(g)] { return golden_case(g); });
     }
   } catch (const std::exception& e) {
     const std::string msg = e.what();

@@ -138,6 +138,10 @@ with tempfile.TemporaryDirectory() as mtmp:
     check("verify: every family has cases with a model param",
           {c["kernel"] for c in tagged} == {"moe_align", "quant", "fused_moe", "routing", "fused_moe_q8"},
           str(sorted({c["kernel"] for c in tagged})))
+    names = [(c["kernel"], c["name"]) for c in full]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    check("verify: case names are unique within each family (golden cases carry their file's name)",
+          not dup and not any(n == "golden/" for _, n in names), str(dup[:5]))
     check("verify: cases without a model (odd shapes, golden data) lack the key",
           any(c["name"].startswith("gpu/odd/") for c in full if "model" not in c["params"]) and
           all("model" not in c["params"] for c in full if c["name"].startswith("golden/")), "")
