@@ -3,6 +3,8 @@
 #include <map>
 #include <set>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -25,8 +27,47 @@ struct Opts {
   std::string shard;  // "i/n": only cases with index % n == i
   std::string tuned_config;
   std::vector<std::string> where;  // "KEY=V1,V2": only cases whose params[KEY] is one of the values
+  bool allow_empty = false;        // a run in which no case ran (all skipped) exits 0
 };
 Opts o;
+
+// The end of a run: every failure again (name and message), a per-family table,
+// and the verdict. Returns the exit code: 1 on any failure, and 1 when no case
+// ran at all (everything skipped) unless --allow-empty.
+int print_verdict(const nlohmann::json& cases, const std::string& json_path, const std::string& tag) {
+  struct Counts {
+    int passed = 0, failed = 0, skipped = 0;
+  };
+  std::map<std::string, Counts> per_family;
+  Counts all;
+  std::vector<const nlohmann::json*> failures;
+  for (const auto& c : cases) {
+    const std::string status = c.value("status", "");
+    auto& f = per_family[c.value("kernel", "?")];
+    if (status == "pass") ++f.passed, ++all.passed;
+    else if (status == "skip") ++f.skipped, ++all.skipped;
+    else ++f.failed, ++all.failed, failures.push_back(&c);
+  }
+  if (!failures.empty()) {
+    fmt::print("{}failures ({}):\n", tag, failures.size());
+    for (const auto* c : failures)
+      fmt::print("{}  FAIL {}/{}: {}\n", tag, c->value("kernel", "?"), c->value("name", "?"), c->value("message", ""));
+  }
+  if (per_family.size() > 1) {
+    fmt::print("{}{:<14} {:>7} {:>7} {:>8}\n", tag, "family", "passed", "failed", "skipped");
+    for (const auto& [name, f] : per_family)
+      fmt::print("{}{:<14} {:>7} {:>7} {:>8}\n", tag, name, f.passed, f.failed, f.skipped);
+  }
+  fmt::print("{}verify: {} passed, {} failed, {} skipped{}\n", tag, all.passed, all.failed, all.skipped,
+             json_path.empty() ? "" : fmt::format(" (results in {})", json_path));
+  if (all.failed > 0) return 1;
+  if (all.passed == 0 && !o.allow_empty) {
+    fmt::print(stderr, "{}moe-harness verify: nothing ran ({} case(s), all skipped); --allow-empty accepts that\n", tag,
+               all.skipped);
+    return 1;
+  }
+  return 0;
+}
 
 // --where KEY=V1[,V2...] -> {KEY: {V1, V2}}; repeated keys accumulate values.
 std::map<std::string, std::set<std::string>> parse_where(const std::vector<std::string>& args) {
@@ -121,6 +162,7 @@ int run_verify(const CommonOptions& c) {
 
   nlohmann::json results = nlohmann::json::array();
   int passed = 0, failed = 0, skipped = 0;
+  const bool live_progress = isatty(fileno(stderr)) && !world.launched();
   const auto t0 = std::chrono::steady_clock::now();
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& vc = cases[i];
@@ -146,8 +188,16 @@ int run_verify(const CommonOptions& c) {
     (r.skipped ? skipped : r.passed ? passed : failed)++;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double eta = elapsed / double(i + 1) * double(cases.size() - i - 1);
-    fmt::print(stderr, "{}[{}/{}] {} {}/{}: {} (ETA {:.0f}s)\n", tag, i + 1, cases.size(),
-               r.skipped ? "SKIP" : r.passed ? "PASS" : "FAIL", vc.kernel, vc.name, r.message, eta);
+    const std::string line = fmt::format("{}[{}/{}] {} {}/{}: {} (ETA {:.0f}s)", tag, i + 1, cases.size(),
+                                         r.skipped ? "SKIP" : r.passed ? "PASS" : "FAIL", vc.kernel, vc.name,
+                                         r.message, eta);
+    if (live_progress) {
+      // A terminal: one updating line; failures stay on screen.
+      fmt::print(stderr, "\r\033[K{}", !r.passed && !r.skipped ? line + "\n" : line.substr(0, 160));
+      if (i + 1 == cases.size()) fmt::print(stderr, "\r\033[K");
+    } else {
+      fmt::print(stderr, "{}\n", line);
+    }
     results.push_back({{"index", global_index[i]},
                        {"kernel", vc.kernel},
                        {"name", vc.name},
@@ -169,6 +219,8 @@ int run_verify(const CommonOptions& c) {
   doc["tuned_config"] = tuned;
   if (!shard_text.empty()) doc["shard"] = shard.to_json();
   if (!o.where.empty()) doc["where"] = o.where;
+  // Every option that changes which cases run or what they compute.
+  doc["options"] = {{"seed", o.seed}, {"quick", o.quick}, {"kernels", o.kernels}, {"allow_empty", o.allow_empty}};
   if (world.launched()) {
     // Every rank sends its document; rank 0 merges and writes the file.
     const auto docs = mpi_gather_to_root(doc.dump());
@@ -180,17 +232,11 @@ int run_verify(const CommonOptions& c) {
     merged["tuned_config"] = tuned;
     merged["mpi"] = {{"ranks", world.size}};
     if (!o.json.empty()) write_file_atomic(o.json, merged.dump(2) + "\n");
-    const auto& s = merged["summary"];
-    fmt::print("verify (merged over {} ranks): {} passed, {} failed, {} skipped{}\n", world.size,
-               s["passed"].get<int>(), s["failed"].get<int>(), s["skipped"].get<int>(),
-               o.json.empty() ? "" : fmt::format(" (results in {})", o.json));
-    return s["failed"].get<int>() > 0 ? 1 : 0;
+    fmt::print("verify: merged over {} ranks\n", world.size);
+    return print_verdict(merged["cases"], o.json, "");
   }
   if (!o.json.empty()) write_file_atomic(o.json, doc.dump(2) + "\n");
-  if (cases.empty()) fmt::print(stderr, "moe-harness: no verification cases selected\n");
-  fmt::print("verify: {} passed, {} failed, {} skipped{}\n", passed, failed, skipped,
-             o.json.empty() ? "" : fmt::format(" (results in {})", o.json));
-  return failed > 0 ? 1 : 0;
+  return print_verdict(results, o.json, "");
 }
 
 }  // namespace
@@ -209,6 +255,8 @@ void register_verify(CLI::App& app, std::vector<Command>& out) {
                   "e.g. --where M=1,16 --where routing=softmax; the keys are the params in the results JSON). "
                   "model=NAME (a configs/model_configs.json name, e.g. --where model=qwen3_235b) keeps the cases built "
                   "from that model's shape in every family; a case without the KEY is not selected");
+  sub->add_flag("--allow-empty", o.allow_empty,
+                "Exit 0 when no case ran (all skipped, e.g. GPU cases without a GPU); without it such a run exits 1");
   add_tuned_config_option(sub, o.tuned_config);
   out.push_back({sub, run_verify});
 }

@@ -131,6 +131,21 @@ with tempfile.TemporaryDirectory() as mtmp:
               cases and all(c["needs_gpu"] and c["status"] == "skip" for c in cases) and
               d["summary"] == {"passed": 0, "failed": 0, "skipped": len(cases)}, json.dumps(d["summary"]))
 
+    if not gpu_visible:
+        rc, out, err = run(["verify", "--quick", "--kernel", "fused_moe", "--where", "model=qwen3_235b", "--json", ""])
+        check("verify where nothing runs (GPU cases, no GPU): exit 1, says 'nothing ran'",
+              rc == 1 and "nothing ran" in err, f"rc={rc} {err[-300:]!r}")
+        rc, out, err = run(["verify", "--quick", "--kernel", "fused_moe", "--where", "model=qwen3_235b", "--json", "",
+                            "--allow-empty"])
+        check("verify --allow-empty where nothing runs: exit 0", rc == 0, f"rc={rc} {err[-300:]!r}")
+    rc, out, err = run(["verify", "--quick", "--kernel", "moe_align", "--json", ""])
+    check("verify: ends with the family table and the summary line",
+          rc == 0 and "family" not in out and out.strip().splitlines()[-1].startswith("verify: "), out[-300:])
+    rc, out, err = run(["verify", "--quick", "--kernel", "moe_align", "--kernel", "routing", "--json", ""])
+    check("verify over two families: a per-family table before the summary",
+          rc == 0 and any(l.startswith("moe_align ") for l in out.splitlines()) and
+          any(l.startswith("routing ") for l in out.splitlines()), out[-500:])
+
     # Every family: the unfiltered list's model params are config names, match the config's shape,
     # and --where model=X keeps exactly the cases with that model, in order.
     full = verify_doc("all", [])["cases"]
