@@ -113,13 +113,39 @@ std::vector<VerifyCase> routing_cases(const VerifyOptions& o) {
     };
     v.push_back(std::move(vc));
   } else {
-    json doc = json::parse(f);
-    for (const json& c : doc.at("cases")) {
+    // A file that does not parse, or a case without a name, stays one failing
+    // case: the sweep goes on and its results are written.
+    try {
+      const json doc = json::parse(f);
+      const json& cases = doc.at("cases");
+      MOE_REQUIRE(cases.is_array(), fmt::format("{}: /cases must be an array", path));
+      for (size_t i = 0; i < cases.size(); ++i) {
+        const json& c = cases[i];
+        VerifyCase vc;
+        vc.kernel = "routing";
+        const json* name = c.is_object() && c.contains("name") ? &c["name"] : nullptr;
+        vc.name = fmt::format("golden/{}", name && name->is_string() ? name->get<std::string>() : fmt::format("#{}", i));
+        if (c.is_object() && c.contains("kind")) vc.params = {{"kind", c["kind"]}};
+        vc.run = [c, path, i]() {
+          try {
+            return run_golden(c);
+          } catch (const json::exception& e) {
+            CaseResult r;
+            r.message = fmt::format("{}: /cases/{}: {}", path, i, e.what());
+            return r;
+          }
+        };
+        v.push_back(std::move(vc));
+      }
+    } catch (const std::exception& e) {
       VerifyCase vc;
       vc.kernel = "routing";
-      vc.name = "golden/" + c.at("name").get<std::string>();
-      vc.params = {{"kind", c.at("kind")}};
-      vc.run = [c]() { return run_golden(c); };
+      vc.name = "golden/load";
+      vc.run = [msg = fmt::format("golden file {} did not load: {}", path, e.what())]() {
+        CaseResult r;
+        r.message = msg;
+        return r;
+      };
       v.push_back(std::move(vc));
     }
   }

@@ -3,9 +3,15 @@
 // (data/routing/make_golden.py) are checked in test_routing_golden.cpp.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "kernels/routing/routing.hpp"
 #include "moe/contract/routing_math.hpp"
@@ -346,4 +352,52 @@ TEST_CASE("golden vectors from PyTorch: the verify family's CPU cases") {
   }
   MESSAGE("golden cases checked: " << n);
   CHECK(n >= 10);
+}
+
+TEST_CASE("routing ref: a huge token count is an input error, not an overflow") {
+  // M * E would overflow int64 and an empty logits span would pass a size check.
+  routing::SoftmaxTopkParams sp{.tokens = int64_t{1} << 61, .experts = 8, .top_k = 2};
+  CHECK_THROWS_AS(ref::softmax_topk({}, sp), InputError);
+  routing::GroupedTopkParams gp{.tokens = int64_t{1} << 61, .experts = 8, .n_group = 1, .topk_group = 1, .top_k = 2};
+  CHECK_THROWS_AS(ref::grouped_topk({}, {}, gp), InputError);
+  routing::SigmoidTop1Params tp{.tokens = int64_t{1} << 61, .hidden = 64, .experts = 8};
+  CHECK_THROWS_AS(tp.validate(), InputError);
+  sp.tokens = 0;
+  CHECK_NOTHROW(ref::softmax_topk({}, sp));
+}
+
+TEST_CASE("routing golden: a corrupt file or case stays inside its case") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / fmt::format("moe-routing-golden-{}", ::getpid());
+  fs::create_directories(dir / "routing");
+  const KernelFamily family = make_routing_family();
+  VerifyOptions o;
+  o.data_dir = dir.string();
+  auto golden_results = [&] {
+    std::vector<std::pair<std::string, CaseResult>> out;
+    for (const auto& c : family.cases(o))
+      if (!c.needs_gpu) out.emplace_back(c.name, c.run());
+    return out;
+  };
+  {
+    std::ofstream(dir / "routing/golden_routing.json") << "{ \"cases\": [ {\"name\": \"x\"";  // truncated
+    const auto r = golden_results();
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].first == "golden/load");
+    CHECK_FALSE(r[0].second.passed);
+    CHECK(r[0].second.message.find("did not load") != std::string::npos);
+  }
+  {
+    std::ofstream(dir / "routing/golden_routing.json") << R"({"cases": [{"name": "bad", "kind": "softmax_topk"}, 7]})";
+    const auto r = golden_results();
+    REQUIRE(r.size() == 2);
+    CHECK(r[0].first == "golden/bad");
+    CHECK(r[1].first == "golden/#1");
+    for (const auto& [name, res] : r) {
+      INFO(name << ": " << res.message);
+      CHECK_FALSE(res.passed);
+      CHECK(res.message.find("/cases/") != std::string::npos);
+    }
+  }
+  fs::remove_all(dir);
 }

@@ -17,7 +17,8 @@ bool is_float_dtype(DType t) { return t == DType::F32 || t == DType::BF16 || t =
 }  // namespace
 
 void SoftmaxTopkParams::validate() const {
-  MOE_REQUIRE(tokens >= 0, fmt::format("softmax_topk: tokens (M) must be >= 0, got {}", tokens));
+  MOE_REQUIRE(tokens >= 0 && tokens <= kMaxTokens,
+              fmt::format("softmax_topk: tokens (M) must be in [0, {}], got {}", kMaxTokens, tokens));
   MOE_REQUIRE(experts >= 1 && experts <= kMaxExperts,
               fmt::format("softmax_topk: experts must be in [1, {}], got {}", kMaxExperts, experts));
   MOE_REQUIRE(top_k >= 1 && top_k <= std::min(experts, kMaxTopK),
@@ -35,7 +36,8 @@ Scoring parse_scoring(const std::string& s) {
 }
 
 void GroupedTopkParams::validate() const {
-  MOE_REQUIRE(tokens >= 0, fmt::format("grouped_topk: tokens (M) must be >= 0, got {}", tokens));
+  MOE_REQUIRE(tokens >= 0 && tokens <= kMaxTokens,
+              fmt::format("grouped_topk: tokens (M) must be in [0, {}], got {}", kMaxTokens, tokens));
   MOE_REQUIRE(experts >= 1 && experts <= kMaxExperts,
               fmt::format("grouped_topk: experts must be in [1, {}], got {}", kMaxExperts, experts));
   MOE_REQUIRE(n_group >= 1 && n_group <= kMaxGroups,
@@ -56,7 +58,8 @@ void GroupedTopkParams::validate() const {
 }
 
 void SigmoidTop1Params::validate() const {
-  MOE_REQUIRE(tokens >= 0, fmt::format("sigmoid_top1: tokens (M) must be >= 0, got {}", tokens));
+  MOE_REQUIRE(tokens >= 0 && tokens <= kMaxTokens,
+              fmt::format("sigmoid_top1: tokens (M) must be in [0, {}], got {}", kMaxTokens, tokens));
   MOE_REQUIRE(hidden >= 1 && hidden <= kMaxHidden,
               fmt::format("sigmoid_top1: hidden (K) must be in [1, {}], got {}", kMaxHidden, hidden));
   MOE_REQUIRE(experts >= 1 && experts <= kMaxExperts,

@@ -92,6 +92,9 @@ inline constexpr int kMaxExperts = 512;
 inline constexpr int kMaxTopK = 32;
 inline constexpr int kMaxGroups = 32;
 inline constexpr int64_t kMaxHidden = 16384;
+// Tokens per call: M * E and M * hidden stay far inside int64 (and inside the
+// 2^31 grid rows of the kernels).
+inline constexpr int64_t kMaxTokens = int64_t{1} << 31;
 
 struct SoftmaxTopkParams {
   int64_t tokens = 0;     // M >= 0
