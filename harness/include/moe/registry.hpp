@@ -2,12 +2,15 @@
 // list and (later) bench commands walk the registry.
 #pragma once
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 namespace moe {
+
+class TunedTable;
 
 struct CaseResult {
   bool passed = false;
@@ -43,6 +46,8 @@ struct VerifyOptions {
   bool gpu_available = false;
   bool quick = false;              // a short subset (CI, smoke)
   uint64_t seed = 0;
+  // --tuned-config: the table families with tuned configs (fused_moe) look up; null: their heuristics.
+  std::shared_ptr<const TunedTable> tuned_table;
 };
 
 struct KernelFamily {
