@@ -20,8 +20,8 @@
 //   MOE_BENCH_FLUSH_L2=0|1   override every benchmark's flush_l2 choice
 //                            (1: evict L2 before each timed replay; 0: never)
 //   MOE_TUNED_CONFIG=PATH    tuned-config table (configs/tuned_fmoe.csv format)
-//                            used by fused_moe::select_config; unset or empty:
-//                            the heuristic only. Recorded in the JSON context.
+//                            that tuned_table_from_env() reads once; unset or
+//                            empty: the heuristic only. Recorded in the JSON context.
 #pragma once
 #include <algorithm>
 #include <cstdio>
@@ -35,7 +35,7 @@
 #include <fmt/format.h>
 
 #include "git_revision.h"
-#include "kernels/fused_moe/fused_moe_config.hpp"
+#include "moe/fused_moe_tuning.hpp"
 #include "moe/device.hpp"
 #include "moe/gpu.hpp"
 
@@ -167,6 +167,16 @@ inline void run_gpu_benchmark_impl(benchmark::State& state, const std::function<
   state.counters["flush_l2"] = opt.flush_l2 ? 1 : 0;
 }
 
+// The table of $MOE_TUNED_CONFIG (empty when unset), read on first use, for
+// benchmarks to pass to fused_moe::select_config.
+inline const TunedTable& tuned_table_from_env() {
+  static const TunedTable table = [] {
+    const char* tc = std::getenv("MOE_TUNED_CONFIG");
+    return tc && *tc ? TunedTable::load_or_empty(tc, fused_moe::tuned_impls()) : TunedTable{};
+  }();
+  return table;
+}
+
 // main() for bench executables: adds device, ceilings and git revision to the
 // JSON context; exits 77 with a reason when there is no GPU.
 inline int bench_main(int argc, char** argv) {
@@ -187,9 +197,7 @@ inline int bench_main(int argc, char** argv) {
     // The tuned table first: a bad file is bad input (exit 2), not a skip.
     const char* tc = std::getenv("MOE_TUNED_CONFIG");
     const std::string tuned = tc ? tc : "";
-    if (!tuned.empty())
-      fused_moe::set_tuned_table(
-          std::make_shared<const TunedTable>(TunedTable::load_or_empty(tuned, fused_moe::tuned_impls())));
+    (void)tuned_table_from_env();
     benchmark::AddCustomContext("moe_tuned_config", tuned.empty() ? "none (heuristic)" : tuned);
     const char* fl = std::getenv("MOE_BENCH_FLUSH_L2");
     benchmark::AddCustomContext("moe_flush_l2", fl && *fl ? fl : "per benchmark");

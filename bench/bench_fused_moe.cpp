@@ -6,7 +6,7 @@
 // routing, seed 0.
 //
 // Names: BM_fused_moe_{layer,align,stage1,stage2,reduce}/<model>/M:<M>
-//        BM_fused_moe_sweep/<model>/M:<M>/shape:<i>   (every compiled tile shape)
+//        BM_fused_moe_sweep/<model>/M:<M>/tile:<name>  (every compiled tile; names: kernels/fused_moe/tile.hpp)
 // Counters (besides bench_common's us, GBps, TFLOPs, pct_read_bw, pct_bf16_flops):
 //   experts_hit, floor_bw_us (weight bytes of the hit experts + activations / read
 //   bandwidth), floor_flop_us (FLOPs / dense bf16 rate), floor_us (the larger),
@@ -81,7 +81,7 @@ struct Point {
     p.top_k = m.k;
     // Default points: the tuned table ($MOE_TUNED_CONFIG, see bench_common.hpp), else the heuristic.
     if (shape < 0) {
-      const ChosenConfig ch = select_config(p, device_limits());
+      const ChosenConfig ch = select_config(p, device_limits(), &bench::tuned_table_from_env());
       cfg = ch.cfg;
       source = ch.source;
     } else {
@@ -157,7 +157,7 @@ void set_floor_counters(benchmark::State& state, const Point& pt, const bench::W
 
 void run_point(benchmark::State& state, const Model& m, int64_t M, Part part, int shape) {
   if (shape >= 0 && kTileShapes[shape].wgmma && !device_limits().wgmma) {
-    state.SkipWithError("wgmma shape: not an sm_90a build");
+    state.SkipWithError(("wgmma tile " + kTileShapes[shape].name() + ": not an sm_90a build").c_str());
     return;
   }
   Point pt(m, M, shape);
@@ -216,7 +216,7 @@ bool register_all() {
   for (const Model& m : kModels)
     for (int64_t M : kMs)
       for (int s = 0; s < kNumTileShapes; ++s)
-        benchmark::RegisterBenchmark(fmt::format("BM_fused_moe_sweep/{}/M:{}/shape:{}", m.name, M, s).c_str(),
+        benchmark::RegisterBenchmark(fmt::format("BM_fused_moe_sweep/{}/M:{}/tile:{}", m.name, M, kTileShapes[s].name()).c_str(),
                                      [&m, M, s](benchmark::State& st) { run_point(st, m, M, Part::Layer, s); })
             ->UseManualTime()
             ->Unit(benchmark::kMicrosecond)

@@ -8,9 +8,9 @@
 //
 // Names: BM_bf16_layer/<model>/M:<M>, BM_q8_layer/<scheme>/<model>/M:<M>; with
 // MOE_Q8_TILE_SWEEP=1 in the environment also BM_q8_tile/fp8_tensor/<model>/M:<M>/
-// shape:<i>/split:<s> for M in {1, 16, 64, 256} (MOE_Q8_TILE_SWEEP_M=1024,4096 for
-// others): both stages on compiled tile shape i
-// (kQ8TileShapes) and stage-2 split-K s, to compare tiles where the chooser decides.
+// tile:<name>/split:<s> for M in {1, 16, 64, 256} (MOE_Q8_TILE_SWEEP_M=1024,4096 for
+// others): both stages on the compiled tile <name> (kQ8TileShapes; names:
+// kernels/fused_moe/tile.hpp) and stage-2 split-K s, to compare tiles where the chooser decides.
 // Counters (besides bench_common's us, GBps, TFLOPs, pct_read_bw, pct_bf16_flops):
 //   floor_us        weight bytes actually touched (hit experts: codes + scales for
 //                   q8, 16-bit for bf16) + activations, over the measured read bandwidth
@@ -176,7 +176,7 @@ void run_q8(benchmark::State& state, const Model& m, int64_t M, Scheme scheme, i
   if (shape >= 0) {
     cfg = fused_moe_q8::q8_config_for_shape(p, lim, shape);
     cfg.stage2.split_k = split;
-    const fused_moe_q8::Q8TileShape& t = fused_moe_q8::kQ8TileShapes[shape];
+    const fused_moe::TileShape& t = fused_moe_q8::kQ8TileShapes[shape];
     if (!cfg.is_valid(scheme) || (t.wgmma && !lim.wgmma) ||
         fused_moe_q8::q8_tile_smem_bytes(t) > lim.max_smem_per_block) {
       state.SkipWithError("tile not valid or not available here");
@@ -265,7 +265,8 @@ bool register_all() {
         for (int shape = 0; shape < fused_moe_q8::kNumQ8TileShapes; ++shape)
           for (int split : {1, 2, 4})
             benchmark::RegisterBenchmark(
-                fmt::format("BM_q8_tile/fp8_tensor/{}/M:{}/shape:{}/split:{}", m.name, M, shape, split).c_str(),
+                fmt::format("BM_q8_tile/fp8_tensor/{}/M:{}/tile:{}/split:{}", m.name, M,
+                            fused_moe_q8::kQ8TileShapes[shape].name(), split).c_str(),
                 [&m, M, shape, split](benchmark::State& st) { run_q8(st, m, M, Scheme::Fp8Tensor, shape, split); })
                 ->UseManualTime()
                 ->Unit(benchmark::kMicrosecond)

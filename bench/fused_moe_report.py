@@ -50,14 +50,14 @@ def main():
 
     ours = {}
     for r in b["benchmarks"]:
-        m = re.match(r"BM_fused_moe_(\w+)/(\w+)/M:(\d+)(?:/shape:(\d+))?", r["name"])
+        m = re.match(r"BM_fused_moe_(\w+)/(\w+)/M:(\d+)(?:/tile:([\w-]+))?", r["name"])
         if not m or r.get("run_type", "iteration") != "iteration":
             continue
         part, model, M, shape = m.group(1), m.group(2), int(m.group(3)), m.group(4)
         key = (model, M)
         d = ours.setdefault(key, {"sweep": {}})
         if part == "sweep":
-            d["sweep"][int(shape)] = (r["us"], r.get("label", ""))
+            d["sweep"][shape] = (r["us"], r.get("label", ""))
         else:
             d[part] = r["us"]
             if part == "layer":

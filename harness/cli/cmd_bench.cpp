@@ -191,7 +191,7 @@ int run_bench(const CommonOptions& c) {
     }
   }
   // The tuned table: validated here (bad file = exit 2), passed on by path.
-  const json tuned = activate_tuned_config(o.tuned_config);
+  const json tuned = open_tuned_config(o.tuned_config).summary;
   o.tuned_config = tuned["file"].get<std::string>();
   if (!fs::exists(o.tuned_config)) o.tuned_config.clear();  // default file absent: heuristic only
 

@@ -184,8 +184,8 @@ int run_run(const CommonOptions& c) {
     expect_paths[name] = path;
   }
   k.validate(in, params);
-  // Kernels with tuned configs (fused_moe) look them up in this table.
-  const nlohmann::json tuned = activate_tuned_config(o.tuned_config);
+  // Validated and recorded: no kernel of run takes a tuned config.
+  const nlohmann::json tuned = open_tuned_config(o.tuned_config).summary;
 
   nlohmann::json doc{{"tool", "moe-harness run"}, {"version", MOE_VERSION}, {"kernel", k.name}, {"model", o.model},
                      {"backend", gpu_backend()},  {"params", params},      {"checks", nlohmann::json::array()}};

@@ -29,7 +29,7 @@
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
 #include "moe/model_config.hpp"
-#include "moe/tuned_config.hpp"
+#include "moe/fused_moe_tuning.hpp"
 #if MOE_HAVE_GPU
 #include "reference/fused_moe/fused_moe_check.hpp"
 #endif

@@ -109,8 +109,10 @@ int run_verify(const CommonOptions& c) {
   const Shard shard = shard_text.empty() ? Shard{} : parse_shard(shard_text);
   const std::string tag = world.launched() ? fmt::format("[rank {}/{}] ", world.rank, world.size) : "";
   const auto where = parse_where(o.where);
-  const nlohmann::json tuned = activate_tuned_config(o.tuned_config);
+  const OpenTunedConfig tuned_config = open_tuned_config(o.tuned_config);
+  const nlohmann::json& tuned = tuned_config.summary;
   VerifyOptions vo;
+  vo.tuned_table = tuned_config.table;
   vo.data_dir = resolve_data_dir(c);
   vo.quick = o.quick;
   vo.seed = o.seed;

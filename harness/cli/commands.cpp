@@ -5,8 +5,8 @@
 
 #include <fmt/format.h>
 
-#include "kernels/fused_moe/fused_moe_config.hpp"
 #include "moe/error.hpp"
+#include "moe/fused_moe_tuning.hpp"
 #include "moe/model_config.hpp"
 #include "moe/registry.hpp"
 
@@ -53,11 +53,11 @@ std::shared_ptr<const TunedTable> load_tuned_config(const std::string& path) {
   return std::make_shared<const TunedTable>(TunedTable::load(path, tuned_impl_names()));
 }
 
-nlohmann::json activate_tuned_config(const std::string& path) {
+OpenTunedConfig open_tuned_config(const std::string& path) {
   auto t = load_tuned_config(path);
-  fused_moe::set_tuned_table(t);
-  return {{"file", t->file().empty() ? (path.empty() ? default_tuned_config() : path) : t->file()},
-          {"rows", t->rows().size()}};
+  nlohmann::json summary{{"file", t->file().empty() ? (path.empty() ? default_tuned_config() : path) : t->file()},
+                         {"rows", t->rows().size()}};
+  return {std::move(t), std::move(summary)};
 }
 
 void add_commands(CLI::App& app, CommonOptions& common, std::vector<Command>& out) {

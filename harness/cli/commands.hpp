@@ -50,9 +50,12 @@ std::string default_tuned_config();
 // table, a missing named file is InputError), validated against every impl name
 // the kernel families and the fused_moe tuned rows know.
 std::shared_ptr<const TunedTable> load_tuned_config(const std::string& path);
-// Loads it and makes it the table fused_moe::select_config uses in this process.
-// Returns {"file": ..., "rows": ...} for result documents.
-nlohmann::json activate_tuned_config(const std::string& path);
+// The table and {"file": ..., "rows": ...} for result documents.
+struct OpenTunedConfig {
+  std::shared_ptr<const TunedTable> table;
+  nlohmann::json summary;
+};
+OpenTunedConfig open_tuned_config(const std::string& path);
 // Impl names a tuned table may hold.
 std::set<std::string> tuned_impl_names();
 

@@ -12,6 +12,7 @@
 
 #include "kernels/fused_moe/fused_moe.hpp"
 #include "moe/check.hpp"
+#include "moe/fused_moe_tuning.hpp"
 #include "moe/inputs.hpp"
 #include "moe/layer_shapes.hpp"
 #include "moe/registry.hpp"
@@ -215,7 +216,7 @@ std::vector<VerifyCase> fused_moe_cases(const VerifyOptions& o) {
                  {"router_weight", fused_moe::router_weight_name(c.rw)},
                  {"tokens_compared", c.subset == 0 ? c.M : std::min(c.M, c.subset)}};
     if (!c.model.empty()) vc.params["model"] = c.model;  // --where model=NAME
-    vc.run = [c, seed = o.seed]() {
+    vc.run = [c, seed = o.seed, tuned = o.tuned_table]() {
       CaseResult cr;
 #if MOE_HAVE_GPU
       InputSpec spec;
@@ -225,7 +226,7 @@ std::vector<VerifyCase> fused_moe_cases(const VerifyOptions& o) {
       spec.seed = seed;
       const fused_moe::check::DeviceLayer l(spec, c.act, c.rw);
       // Tuned table (--tuned-config) row for this device and shape, else the heuristic.
-      const auto chosen = fused_moe::select_config(l.problem, fused_moe::device_limits());
+      const auto chosen = fused_moe::select_config(l.problem, fused_moe::device_limits(), tuned.get());
       const auto& cfg = chosen.cfg;
       gpu::Stream stream;
       const auto a = fused_moe::check::align_on_device(l, cfg.block_size(), stream.get());
@@ -247,6 +248,7 @@ std::vector<VerifyCase> fused_moe_cases(const VerifyOptions& o) {
 #else
       (void)c;
       (void)seed;
+      (void)tuned;
       cr = skipped_without_gpu_backend();
 #endif
       return cr;

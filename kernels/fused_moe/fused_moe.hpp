@@ -35,6 +35,7 @@
 // whose expert_id is outside [0, E) writes zeros.
 #pragma once
 #include <cstdint>
+#include <string_view>
 
 #include "kernels/fused_moe/fused_moe_config.hpp"
 #include "kernels/fused_moe/fused_moe_types.hpp"
@@ -76,6 +77,10 @@ WorkspaceBytes workspace_bytes(const Problem& p, const LayerConfig& cfg);
 // block_size * floor((M*k + min(E, M*k)*(block_size-1)) / block_size), the exact
 // worst case (= moe::align::align_capacity).
 int64_t aligned_capacity(const Problem& p, int32_t block_size);
+
+// InputError, its message starting with `what` ("fused_moe stage 1"), unless the
+// arrays of `r` are set and blocked by `block_m` (the tile's).
+void check_aligned_routing(const AlignedRouting& r, int block_m, std::string_view what);
 
 #if MOE_HAVE_GPU
 // Device properties the chooser needs (cached per device).

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 
 #include <fmt/format.h>
 
@@ -43,26 +42,9 @@ void Problem::validate() const {
               fmt::format("fused_moe: M*top_k = {} does not fit the int32 slot ids", slots()));
 }
 
-int find_tile_shape(const TileConfig& c) {
-  for (int i = 0; i < kNumTileShapes; ++i) {
-    const TileShape& t = kTileShapes[i];
-    if (t.block_m == c.block_m && t.block_n == c.block_n && t.block_k == c.block_k && t.warps() == c.warps &&
-        t.stages == c.stages && t.wgmma == c.wgmma)
-      return i;
-  }
-  return -1;
-}
-
 std::string TileConfig::why_invalid(int stage) const {
   if (stage != 1 && stage != 2) return fmt::format("stage must be 1 or 2, got {}", stage);
-  if (find_tile_shape(*this) < 0) {
-    std::string shapes;
-    for (const auto& t : kTileShapes)
-      shapes += fmt::format(" {}x{}x{}/w{}/s{}{}", t.block_m, t.block_n, t.block_k, t.warps(), t.stages,
-                            t.wgmma ? "/wgmma" : "");
-    return fmt::format("tile {} is not a compiled shape (block_m x block_n x block_k / warps / stages):{}",
-                       to_string(), shapes);
-  }
+  if (auto w = why_not_compiled(kTileShapes, *this); !w.empty()) return w;
   if (split_k < 1 || split_k > 64) return fmt::format("split_k must be in [1, 64], got {}", split_k);
   // (Whether a wgmma shape can run is a property of the build: the launch checks
   // DeviceLimits::wgmma and throws InputError when it is absent.)
@@ -71,8 +53,7 @@ std::string TileConfig::why_invalid(int stage) const {
 }
 
 std::string TileConfig::to_string() const {
-  return fmt::format("{}x{}x{}/w{}/s{}/sk{}{}{}", block_m, block_n, block_k, warps, stages, split_k,
-                     wgmma ? "/wgmma" : "", persistent ? "/persistent" : "");
+  return fmt::format("{} sk{}{}", name(), split_k, persistent ? " persistent" : "");
 }
 
 std::string LayerConfig::why_invalid() const {
@@ -84,7 +65,7 @@ std::string LayerConfig::why_invalid() const {
   return {};
 }
 
-std::string LayerConfig::to_string() const { return "s1 " + stage1.to_string() + " s2 " + stage2.to_string(); }
+std::string LayerConfig::to_string() const { return "s1 " + stage1.to_string() + "; s2 " + stage2.to_string(); }
 
 double expected_rows_per_expert(const Problem& p) {
   const double slots = static_cast<double>(p.slots());
@@ -92,17 +73,6 @@ double expected_rows_per_expert(const Problem& p) {
 }
 
 namespace {
-
-TileConfig from_shape(const TileShape& t) {
-  TileConfig c;
-  c.block_m = t.block_m;
-  c.block_n = t.block_n;
-  c.block_k = t.block_k;
-  c.warps = t.warps();
-  c.stages = t.stages;
-  c.wgmma = t.wgmma;
-  return c;
-}
 
 int blocks_resident(const TileShape& t, const DeviceLimits& dev) {
   const int64_t smem = tile_smem_bytes(t) + 1024;
@@ -125,7 +95,7 @@ double est_tiles(const Problem& p, const TileShape& t, int stage) {
 
 TileConfig stage_config(const Problem& p, const DeviceLimits& dev, int shape_index, int stage) {
   const TileShape& t = kTileShapes[shape_index];
-  TileConfig c = from_shape(t);
+  TileConfig c{t.tile()};
   const double rows = expected_rows_per_expert(p);
   const double nonempty = std::min<double>(static_cast<double>(p.experts), static_cast<double>(p.slots()));
   const double est_blocks = nonempty * std::ceil(rows / t.block_m);
@@ -199,123 +169,6 @@ LayerConfig choose_config(const Problem& p, const DeviceLimits& dev) {
   return config_for_shape(p, dev, best);
 }
 
-// ---- tuned table ---------------------------------------------------------------
-
-const std::set<std::string>& tuned_impls() {
-  static const std::set<std::string> s{kImplMmaSync, kImplWgmma};
-  return s;
-}
-
-TunedKey tuned_key(const Problem& p, int cu_num, const std::string& device) {
-  TunedKey k;
-  k.cu_num = cu_num;
-  k.device = device;
-  k.token = p.tokens;
-  k.model_dim = p.model_dim;
-  k.inter_dim = p.inter_dim;
-  k.expert = p.experts;
-  k.topk = p.top_k;
-  k.act_type = p.act == Activation::SiLU ? "SiLu" : "GeLu";
-  k.dtype = std::string(dtype_name(p.dtype));
-  return k;
-}
-
-TunedRow tuned_row(const Problem& p, int cu_num, const LayerConfig& cfg, const std::string& device) {
-  TunedRow r;
-  r.key = tuned_key(p, cu_num, device);
-  r.impl = cfg.stage1.wgmma ? kImplWgmma : kImplMmaSync;
-  r.split_k = cfg.stage2.split_k;
-  r.block_m = cfg.stage1.block_m;
-  r.block_n = cfg.stage1.block_n;
-  r.block_k = cfg.stage1.block_k;
-  r.warps = cfg.stage1.warps;
-  r.stages = cfg.stage1.stages;
-  r.persistent = cfg.stage1.persistent;
-  return r;
-}
-
-nlohmann::json ChosenConfig::to_json() const {
-  nlohmann::json j{{"config", cfg.to_string()}, {"source", source}};
-  if (!row.empty()) j["row"] = row;
-  if (!note.empty()) j["note"] = note;
-  return j;
-}
-
-std::string config_from_row(const TunedRow& row, const Problem& p, const DeviceLimits& dev, bool exact,
-                            LayerConfig& out) {
-  if (!tuned_impls().count(row.impl))
-    return fmt::format("impl '{}' is not a fused_moe impl ({} or {})", row.impl, kImplMmaSync, kImplWgmma);
-  if (!row.block_m || !row.block_n || !row.block_k || !row.warps || !row.stages)
-    return "the row has no tile columns (block_m, block_n, block_k, warps, stages)";
-  TileConfig t;
-  t.block_m = *row.block_m;
-  t.block_n = *row.block_n;
-  t.block_k = *row.block_k;
-  t.warps = *row.warps;
-  t.stages = *row.stages;
-  t.wgmma = row.impl == kImplWgmma;
-  const int shape = find_tile_shape(t);
-  if (shape < 0) return fmt::format("tile {} is not a compiled shape of this build", t.to_string());
-  if (kTileShapes[shape].wgmma && !dev.wgmma) return "wgmma tile, but this is not an sm_90a build on a Hopper GPU";
-  if (tile_smem_bytes(kTileShapes[shape]) > dev.max_smem_per_block)
-    return fmt::format("tile {} needs more shared memory than the device allows", t.to_string());
-  LayerConfig c = config_for_shape(p, dev, shape);
-  if (exact) {
-    if (row.split_k >= 1) c.stage2.split_k = row.split_k;
-    if (row.persistent) c.stage1.persistent = c.stage2.persistent = *row.persistent;
-  }
-  if (auto w = c.why_invalid(); !w.empty()) return w;
-  if (c.stage2.split_k > 1 && (p.inter_dim + c.stage2.block_k - 1) / c.stage2.block_k < c.stage2.split_k)
-    return fmt::format("split_k {} exceeds the {} k-tiles of stage 2", c.stage2.split_k,
-                       (p.inter_dim + c.stage2.block_k - 1) / c.stage2.block_k);
-  out = c;
-  return {};
-}
-
-ChosenConfig select_config(const Problem& p, const DeviceLimits& dev, const TunedTable* table) {
-  p.validate();
-  ChosenConfig ch;
-  if (table) {
-    const TunedLookup lk =
-        table->lookup(tuned_key(p, dev.sm_count, dev.name), [](const TunedKey&) { return TunedRow{}; });
-    if (lk.source != "heuristic") {
-      LayerConfig c;
-      const std::string where = fmt::format("{}:{}", lk.file, lk.row.line);
-      const std::string why = config_from_row(lk.row, p, dev, lk.exact, c);
-      if (why.empty()) {
-        ch.cfg = c;
-        ch.source = "tuned:" + lk.source;
-        ch.row = where;
-        return ch;
-      }
-      ch.note = fmt::format("tuned row {} ({}) not used: {}", where, lk.source, why);
-    }
-  }
-  ch.cfg = choose_config(p, dev);
-  ch.source = "heuristic";
-  return ch;
-}
-
-namespace {
-std::mutex g_table_mu;
-std::shared_ptr<const TunedTable> g_table;
-}  // namespace
-
-void set_tuned_table(std::shared_ptr<const TunedTable> table) {
-  std::lock_guard<std::mutex> lock(g_table_mu);
-  g_table = std::move(table);
-}
-
-std::shared_ptr<const TunedTable> tuned_table() {
-  std::lock_guard<std::mutex> lock(g_table_mu);
-  return g_table;
-}
-
-ChosenConfig select_config(const Problem& p, const DeviceLimits& dev) {
-  const auto t = tuned_table();
-  return select_config(p, dev, t.get());
-}
-
 std::vector<LayerConfig> tune_candidates(const Problem& p, const DeviceLimits& dev, const TuneSpace& space) {
   p.validate();
   std::vector<LayerConfig> out;
@@ -361,6 +214,17 @@ int64_t aligned_capacity(const Problem& p, int32_t block_size) {
   // Same bound as moe::align::align_capacity: the padded total is a multiple of
   // block_size and at most slots + nonempty*(block_size-1).
   return (slots + nonempty * (block_size - 1)) / block_size * block_size;
+}
+
+void check_aligned_routing(const AlignedRouting& r, int block_m, std::string_view what) {
+  MOE_REQUIRE(r.sorted_token_ids && r.expert_ids && r.num_tokens_post_padded,
+              fmt::format("{}: aligned routing arrays (sorted_token_ids, expert_ids, num_tokens_post_padded) must be set",
+                          what));
+  MOE_REQUIRE(r.block_size == block_m,
+              fmt::format("{}: routing block_size {} differs from the tile block_m {}", what, r.block_size, block_m));
+  MOE_REQUIRE(r.capacity >= r.block_size && r.capacity % r.block_size == 0,
+              fmt::format("{}: sorted_token_ids capacity {} must be a positive multiple of block_size {}", what,
+                          r.capacity, r.block_size));
 }
 
 }  // namespace moe::fused_moe

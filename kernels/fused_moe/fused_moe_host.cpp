@@ -49,20 +49,27 @@ void validate_common(const Problem& p, const Tensors& t, const AlignedRouting& r
               fmt::format("fused_moe stage {}: tile {} needs the wgmma kernels of an sm_90a build "
                           "(meson -Dnvcc_arch=sm_90a) on a Hopper GPU",
                           stage, cfg.to_string()));
-  MOE_REQUIRE(tile_smem_bytes(kTileShapes[find_tile_shape(cfg)]) <= device_limits().max_smem_per_block,
+  MOE_REQUIRE(tile_smem_bytes(kTileShapes[find_tile_shape(kTileShapes, cfg)]) <= device_limits().max_smem_per_block,
               fmt::format("fused_moe stage {}: tile {} needs more shared memory than the device allows", stage,
                           cfg.to_string()));
-  MOE_REQUIRE(r.sorted_token_ids && r.expert_ids && r.num_tokens_post_padded,
-              "fused_moe: aligned routing arrays (sorted_token_ids, expert_ids, num_tokens_post_padded) must be set");
-  MOE_REQUIRE(r.block_size == cfg.block_m,
-              fmt::format("fused_moe stage {}: routing block_size {} differs from the tile block_m {}", stage,
-                          r.block_size, cfg.block_m));
-  MOE_REQUIRE(r.capacity >= r.block_size && r.capacity % r.block_size == 0,
-              fmt::format("fused_moe: sorted_token_ids capacity {} must be a positive multiple of block_size {}",
-                          r.capacity, r.block_size));
+  check_aligned_routing(r, cfg.block_m, fmt::format("fused_moe stage {}", stage));
   MOE_REQUIRE(t.topk_weights != nullptr || (stage == 1 ? p.router_weight != RouterWeight::OnInput
                                                        : p.router_weight != RouterWeight::OnOutput),
               "fused_moe: topk_weights must be set");
+}
+
+// The parameters both stages take from the problem and the aligned routing.
+GemmParams routing_params(const Problem& p, const Tensors& t, const AlignedRouting& r) {
+  GemmParams g;
+  g.topk_weights = t.topk_weights;
+  g.sorted_ids = r.sorted_token_ids;
+  g.expert_ids = r.expert_ids;
+  g.num_post = r.num_tokens_post_padded;
+  g.num_valid = p.slots();
+  g.top_k = p.top_k;
+  g.experts = p.experts;
+  g.act = static_cast<int32_t>(p.act);
+  return g;
 }
 
 struct Grid {
@@ -138,25 +145,17 @@ void launch_stage1(const Problem& p, const Tensors& t, const AlignedRouting& r, 
                    const TileConfig& cfg, hipStream_t s) {
   detail::validate_common(p, t, r, cfg, 1);
   MOE_REQUIRE(t.hidden && t.w1 && intermediate, "fused_moe stage 1: hidden, w1 and intermediate must be set");
-  const int shape = find_tile_shape(cfg);
+  const int shape = find_tile_shape(kTileShapes, cfg);
   const TileShape& ts = kTileShapes[shape];
   const auto& k = detail::stage1_kernel(p.dtype, shape);
 
-  detail::GemmParams g;
+  detail::GemmParams g = detail::routing_params(p, t, r);
   g.a = static_cast<const uint16_t*>(t.hidden);
   g.w = static_cast<const uint16_t*>(t.w1);
   g.out = intermediate;
-  g.topk_weights = t.topk_weights;
-  g.sorted_ids = r.sorted_token_ids;
-  g.expert_ids = r.expert_ids;
-  g.num_post = r.num_tokens_post_padded;
-  g.num_valid = p.slots();
   g.n = p.inter_dim;
   g.k = p.model_dim;
   g.w_rows = 2 * p.inter_dim;
-  g.top_k = p.top_k;
-  g.experts = p.experts;
-  g.act = static_cast<int32_t>(p.act);
   g.scale_mode = p.router_weight == RouterWeight::OnInput ? 1 : 0;
   g.aligned = (p.model_dim % 8 == 0) && detail::aligned16(t.hidden) && detail::aligned16(t.w1);
   const int64_t n_tiles = (p.inter_dim + ts.block_n / 2 - 1) / (ts.block_n / 2);
@@ -178,26 +177,18 @@ void launch_stage2(const Problem& p, const Tensors& t, const AlignedRouting& r, 
                    float* partial, const TileConfig& cfg, hipStream_t s) {
   detail::validate_common(p, t, r, cfg, 2);
   MOE_REQUIRE(t.w2 && intermediate && partial, "fused_moe stage 2: w2, intermediate and partial must be set");
-  const int shape = find_tile_shape(cfg);
+  const int shape = find_tile_shape(kTileShapes, cfg);
   const TileShape& ts = kTileShapes[shape];
   const auto& k = detail::stage2_kernel(p.dtype, shape);
 
-  detail::GemmParams g;
+  detail::GemmParams g = detail::routing_params(p, t, r);
   g.a = static_cast<const uint16_t*>(intermediate);
   g.w = static_cast<const uint16_t*>(t.w2);
   g.out = partial;
-  g.topk_weights = t.topk_weights;
-  g.sorted_ids = r.sorted_token_ids;
-  g.expert_ids = r.expert_ids;
-  g.num_post = r.num_tokens_post_padded;
-  g.num_valid = p.slots();
   g.n = p.model_dim;
   g.k = p.inter_dim;
   g.w_rows = p.model_dim;
   g.split_stride = p.slots() * p.model_dim;
-  g.top_k = p.top_k;
-  g.experts = p.experts;
-  g.act = static_cast<int32_t>(p.act);
   g.scale_mode = p.router_weight == RouterWeight::OnOutput ? 2 : 0;
   g.aligned = (p.inter_dim % 8 == 0) && detail::aligned16(intermediate) && detail::aligned16(t.w2);
   const int64_t n_tiles = (p.model_dim + ts.block_n - 1) / ts.block_n;

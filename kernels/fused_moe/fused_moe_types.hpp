@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "kernels/fused_moe/tile.hpp"
 #include "moe/dtype.hpp"
 
 namespace moe::fused_moe {
@@ -52,34 +53,21 @@ struct Problem {
   double flops() const { return 6.0 * static_cast<double>(slots()) * static_cast<double>(inter_dim) * static_cast<double>(model_dim); }
 };
 
-// Tile configuration of one stage. The kernels are compiled for a fixed set of
-// (block_m, block_n, block_k, warps, stages) shapes per backend; is_valid() says
-// whether this config is one of them and its run-time fields are in range.
-//   block_m    rows of the aligned routing block (= the align block_size)
-//   block_n    stage 1: weight rows per tile, half gate and half up, so block_n/2
-//              intermediate columns; stage 2: output columns per tile
-//   block_k    reduction slice per pipeline stage
-//   warps      warps (wavefronts on AMD) per block
-//   stages     shared-memory pipeline depth
+// Tile configuration of one stage: a compiled tile (kTileShapes; the Tile
+// fields are described in tile.hpp) and its run-time choices.
 //   split_k    stage 2 only: K split into split_k slices, each writing its own
 //              fp32 partial rows, summed in fixed order by the reduce kernel
-//   wgmma      Hopper warpgroup MMA instead of the mma.sync / MFMA atom
 //   persistent grid = SMs x resident blocks, each block walks the tile list
 //              (tile count read from the device's num_tokens_post_padded);
 //              otherwise one block per tile of the worst-case block count.
-struct TileConfig {
-  int block_m = 64;
-  int block_n = 128;
-  int block_k = 64;
-  int warps = 4;
-  int stages = 4;
+struct TileConfig : Tile {
   int split_k = 1;
   bool persistent = false;
-  bool wgmma = false;  // warpgroup-MMA main loop (sm_90a builds)
 
   // Empty when valid; else one line saying why not. `stage` is 1 or 2.
   std::string why_invalid(int stage) const;
   bool is_valid(int stage) const { return why_invalid(stage).empty(); }
+  // "<tile name> sk<split_k>[ persistent]"
   std::string to_string() const;
   bool operator==(const TileConfig&) const = default;
 };
@@ -97,12 +85,7 @@ struct LayerConfig {
 
 // The compiled tile shapes, per backend (the CPU-only build uses the CUDA table
 // so configs can be checked and chosen without a GPU). A TileConfig is valid
-// when its (block_m, block_n, block_k, warps, stages) is one of these.
-struct TileShape {
-  int block_m, block_n, block_k, warps_m, warps_n, stages;
-  bool wgmma;  // Hopper warpgroup MMA main loop (sm_90a builds only); else the MMA atom
-  constexpr int warps() const { return warps_m * warps_n; }
-};
+// when its tile is one of these.
 #if defined(MOE_BACKEND_HIP)
 // gfx90a: 64-wide wavefronts, MFMA 16x16x16 atoms, 64 KiB LDS; loads are synchronous
 // so two stages suffice.
@@ -128,8 +111,6 @@ inline constexpr TileShape kTileShapes[] = {
 };
 #endif
 inline constexpr int kNumTileShapes = static_cast<int>(sizeof(kTileShapes) / sizeof(kTileShapes[0]));
-// Index of the shape matching cfg, or -1.
-int find_tile_shape(const TileConfig& cfg);
 // Dynamic shared memory of a shape (bytes).
 // (wgmma tiles add 1 KiB to align the swizzle atoms to 1024 bytes.)
 constexpr int64_t tile_smem_bytes(const TileShape& t) {

@@ -80,16 +80,10 @@ void validate(const Q8Problem& p, const Q8Tensors& t, const fused_moe::AlignedRo
                           stage, cfg.to_string()));
   MOE_REQUIRE(is_int8(p.scheme) || lim.fp8_mma,
               "fused_moe_q8: the fp8 kernels need e4m3 MMA (sm_89+ build and device)");
-  MOE_REQUIRE(q8_tile_smem_bytes(kQ8TileShapes[find_q8_tile_shape(cfg)]) <= lim.max_smem_per_block,
+  MOE_REQUIRE(q8_tile_smem_bytes(kQ8TileShapes[fused_moe::find_tile_shape(kQ8TileShapes, cfg)]) <= lim.max_smem_per_block,
               fmt::format("fused_moe_q8 stage {}: tile {} needs more shared memory than the device allows", stage,
                           cfg.to_string()));
-  MOE_REQUIRE(r.sorted_token_ids && r.expert_ids && r.num_tokens_post_padded,
-              "fused_moe_q8: aligned routing arrays must be set");
-  MOE_REQUIRE(r.block_size == cfg.block_m,
-              fmt::format("fused_moe_q8 stage {}: routing block_size {} differs from the tile block_m {}", stage,
-                          r.block_size, cfg.block_m));
-  MOE_REQUIRE(r.capacity >= r.block_size && r.capacity % r.block_size == 0,
-              "fused_moe_q8: sorted_token_ids capacity must be a positive multiple of block_size");
+  fused_moe::check_aligned_routing(r, cfg.block_m, fmt::format("fused_moe_q8 stage {}", stage));
   MOE_REQUIRE(a && a_scale, fmt::format("fused_moe_q8 stage {}: quantized activations and scales must be set", stage));
   const void* w = stage == 1 ? static_cast<const void*>(t.w1) : static_cast<const void*>(t.w2);
   const float* ws = stage == 1 ? t.w1_scale : t.w2_scale;
@@ -176,68 +170,70 @@ Q8DeviceLimits q8_device_limits() {
   return l;
 }
 
-void launch_q8_stage1(const Q8Problem& p, const uint8_t* a1, const float* a1_scale, const Q8Tensors& t,
-                      const fused_moe::AlignedRouting& r, void* intermediate, const Q8TileConfig& cfg, hipStream_t s) {
-  detail::validate(p, t, r, cfg, 1, a1, a1_scale);
-  MOE_REQUIRE(intermediate, "fused_moe_q8 stage 1: intermediate must be set");
-  const int shape = find_q8_tile_shape(cfg);
-  const Q8TileShape& ts = kQ8TileShapes[shape];
-  const auto& k = detail::q8_kernel(detail::variant_of(p.scheme), 1, shape);
+namespace detail {
+namespace {
+
+// Stage 1 multiplies the hidden codes by w1 (gate and up rows) into the
+// intermediate; stage 2 the intermediate codes by w2 into split_k fp32 partials.
+void launch_q8_stage(int stage, const Q8Problem& p, const uint8_t* a, const float* a_scale, const Q8Tensors& t,
+                     const fused_moe::AlignedRouting& r, void* out, const Q8TileConfig& cfg, hipStream_t s) {
+  validate(p, t, r, cfg, stage, a, a_scale);
+  MOE_REQUIRE(out, fmt::format("fused_moe_q8 stage {}: {} must be set", stage, stage == 1 ? "intermediate" : "partial"));
+  const int shape = fused_moe::find_tile_shape(kQ8TileShapes, cfg);
+  const TileShape& ts = kQ8TileShapes[shape];
+  const auto& k = q8_kernel(variant_of(p.scheme), stage, shape);
   MOE_REQUIRE(k.launch, fmt::format("fused_moe_q8: tile {} is not compiled for {}", cfg.to_string(), scheme_name(p.scheme)));
-  detail::Q8GemmParams g = detail::base_params(p, r, t);
-  g.a = a1;
-  g.w = t.w1;
-  g.out = intermediate;
-  g.a_scale = a1_scale;
-  g.w_scale = t.w1_scale;
-  g.n = p.base.inter_dim;
-  g.k = p.base.model_dim;
-  g.w_rows = 2 * p.base.inter_dim;
-  detail::set_scales(p, g, p.base.tokens, g.w_rows, g.k);
-  g.scale_mode = p.base.router_weight == fused_moe::RouterWeight::OnInput ? 1 : 0;
-  const int64_t n_tiles = (p.base.inter_dim + ts.block_n / 2 - 1) / (ts.block_n / 2);
+  Q8GemmParams g = base_params(p, r, t);
+  g.a = a;
+  g.out = out;
+  g.a_scale = a_scale;
+  int64_t n_tiles = 0;
+  if (stage == 1) {
+    g.w = t.w1;
+    g.w_scale = t.w1_scale;
+    g.n = p.base.inter_dim;
+    g.k = p.base.model_dim;
+    g.w_rows = 2 * p.base.inter_dim;
+    set_scales(p, g, p.base.tokens, g.w_rows, g.k);
+    g.scale_mode = p.base.router_weight == fused_moe::RouterWeight::OnInput ? 1 : 0;
+    n_tiles = (p.base.inter_dim + ts.block_n / 2 - 1) / (ts.block_n / 2);
+    g.split_k = 1;
+  } else {
+    g.w = t.w2;
+    g.w_scale = t.w2_scale;
+    g.n = p.base.model_dim;
+    g.k = p.base.inter_dim;
+    g.w_rows = p.base.model_dim;
+    g.split_stride = p.base.slots() * p.base.model_dim;
+    set_scales(p, g, p.base.slots(), g.w_rows, g.k);
+    g.scale_mode = p.base.router_weight == fused_moe::RouterWeight::OnOutput ? 2 : 0;
+    n_tiles = (p.base.model_dim + ts.block_n - 1) / ts.block_n;
+    g.split_k = cfg.split_k;
+  }
   g.n_tiles = static_cast<int32_t>(n_tiles);
-  g.split_k = 1;
   g.k_tiles_per_split = static_cast<int32_t>(q8_k_per_split(g.k, cfg) / ts.block_k);
   g.persistent = cfg.persistent ? 1 : 0;
-  const auto grid = detail::size_grid(p, r, cfg, n_tiles, 1, k);
+  const auto grid = size_grid(p, r, cfg, n_tiles, g.split_k, k);
   g.max_m_blocks = grid.max_m_blocks;
-  if (grid.max_m_blocks == 0) return;
+  if (grid.max_m_blocks == 0) {
+    // Stage 2: no block writes the partials; zeroed so the reduce is defined.
+    if (stage == 2) MOE_GPU_CHECK(hipMemsetAsync(out, 0, static_cast<size_t>(g.split_stride) * cfg.split_k * 4, s));
+    return;
+  }
   k.launch(g, grid.grid, s);
+}
+
+}  // namespace
+}  // namespace detail
+
+void launch_q8_stage1(const Q8Problem& p, const uint8_t* a1, const float* a1_scale, const Q8Tensors& t,
+                      const fused_moe::AlignedRouting& r, void* intermediate, const Q8TileConfig& cfg, hipStream_t s) {
+  detail::launch_q8_stage(1, p, a1, a1_scale, t, r, intermediate, cfg, s);
 }
 
 void launch_q8_stage2(const Q8Problem& p, const uint8_t* a2, const float* a2_scale, const Q8Tensors& t,
                       const fused_moe::AlignedRouting& r, float* partial, const Q8TileConfig& cfg, hipStream_t s) {
-  detail::validate(p, t, r, cfg, 2, a2, a2_scale);
-  MOE_REQUIRE(partial, "fused_moe_q8 stage 2: partial must be set");
-  const int shape = find_q8_tile_shape(cfg);
-  const Q8TileShape& ts = kQ8TileShapes[shape];
-  const auto& k = detail::q8_kernel(detail::variant_of(p.scheme), 2, shape);
-  MOE_REQUIRE(k.launch, fmt::format("fused_moe_q8: tile {} is not compiled for {}", cfg.to_string(), scheme_name(p.scheme)));
-  detail::Q8GemmParams g = detail::base_params(p, r, t);
-  g.a = a2;
-  g.w = t.w2;
-  g.out = partial;
-  g.a_scale = a2_scale;
-  g.w_scale = t.w2_scale;
-  g.n = p.base.model_dim;
-  g.k = p.base.inter_dim;
-  g.w_rows = p.base.model_dim;
-  g.split_stride = p.base.slots() * p.base.model_dim;
-  detail::set_scales(p, g, p.base.slots(), g.w_rows, g.k);
-  g.scale_mode = p.base.router_weight == fused_moe::RouterWeight::OnOutput ? 2 : 0;
-  const int64_t n_tiles = (p.base.model_dim + ts.block_n - 1) / ts.block_n;
-  g.n_tiles = static_cast<int32_t>(n_tiles);
-  g.split_k = cfg.split_k;
-  g.k_tiles_per_split = static_cast<int32_t>(q8_k_per_split(g.k, cfg) / ts.block_k);
-  g.persistent = cfg.persistent ? 1 : 0;
-  const auto grid = detail::size_grid(p, r, cfg, n_tiles, g.split_k, k);
-  g.max_m_blocks = grid.max_m_blocks;
-  if (grid.max_m_blocks == 0) {
-    MOE_GPU_CHECK(hipMemsetAsync(partial, 0, static_cast<size_t>(g.split_stride) * cfg.split_k * 4, s));
-    return;
-  }
-  k.launch(g, grid.grid, s);
+  detail::launch_q8_stage(2, p, a2, a2_scale, t, r, partial, cfg, s);
 }
 
 void fused_moe_q8(const Q8Problem& p, const Q8Tensors& t, const fused_moe::AlignedRouting& r, const Q8Workspace& ws,

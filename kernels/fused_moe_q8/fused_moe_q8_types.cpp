@@ -96,16 +96,6 @@ Q8Problem make_q8_problem(Scheme s, int64_t M, int64_t H, int64_t I, int32_t E, 
   return p;
 }
 
-int find_q8_tile_shape(const Q8TileConfig& c) {
-  for (int i = 0; i < kNumQ8TileShapes; ++i) {
-    const Q8TileShape& t = kQ8TileShapes[i];
-    if (t.block_m == c.block_m && t.block_n == c.block_n && t.block_k == c.block_k && t.warps() == c.warps &&
-        t.stages == c.stages && t.wgmma == c.wgmma)
-      return i;
-  }
-  return -1;
-}
-
 int64_t q8_k_per_split(int64_t K, const Q8TileConfig& cfg) {
   const int64_t k_tiles = (K + cfg.block_k - 1) / cfg.block_k;
   return (k_tiles + cfg.split_k - 1) / cfg.split_k * cfg.block_k;
@@ -113,29 +103,19 @@ int64_t q8_k_per_split(int64_t K, const Q8TileConfig& cfg) {
 
 Q8TileConfig q8_config_of_shape(int shape) {
   MOE_REQUIRE(shape >= 0 && shape < kNumQ8TileShapes, "fused_moe_q8: tile shape index out of range");
-  const Q8TileShape& t = kQ8TileShapes[shape];
-  Q8TileConfig c;
-  c.block_m = t.block_m;
-  c.block_n = t.block_n;
-  c.block_k = t.block_k;
-  c.warps = t.warps();
-  c.stages = t.stages;
-  c.wgmma = t.wgmma;
-  return c;
+  return Q8TileConfig{kQ8TileShapes[shape].tile()};
 }
 
 std::string Q8TileConfig::to_string() const {
-  return fmt::format("bm{} bn{} bk{} w{} s{} split{}{}{}", block_m, block_n, block_k, warps, stages, split_k,
-                     persistent ? " persistent" : "", wgmma ? " wgmma" : "");
+  return fmt::format("{} sk{}{}", name(), split_k, persistent ? " persistent" : "");
 }
 
 std::string Q8TileConfig::why_invalid(int stage, Scheme scheme) const {
   if (stage != 1 && stage != 2) return "stage must be 1 or 2";
-  const int shape = find_q8_tile_shape(*this);
-  if (shape < 0) return fmt::format("tile {} is not one of the compiled shapes", to_string());
+  if (auto w = fused_moe::why_not_compiled(kQ8TileShapes, *this); !w.empty()) return w;
   if (split_k < 1 || split_k > 64) return fmt::format("split_k {} outside [1, 64]", split_k);
   if (stage == 1 && split_k != 1) return "split_k applies to stage 2 only";
-  const Q8TileShape& t = kQ8TileShapes[shape];
+  const TileShape& t = kQ8TileShapes[fused_moe::find_tile_shape(kQ8TileShapes, *this)];
   if (is_block(scheme) && t.wgmma && t.block_n / t.warps_n > 128)
     return "the block scheme keeps a second accumulator set: wgmma tiles of at most 128 columns per warpgroup";
   return {};
@@ -148,13 +128,13 @@ std::string Q8LayerConfig::why_invalid(Scheme scheme) const {
   return {};
 }
 
-std::string Q8LayerConfig::to_string() const { return "s1[" + stage1.to_string() + "] s2[" + stage2.to_string() + "]"; }
+std::string Q8LayerConfig::to_string() const { return "s1 " + stage1.to_string() + "; s2 " + stage2.to_string(); }
 
 namespace {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 void finish(const Q8Problem& p, const Q8DeviceLimits& dev, Q8LayerConfig& c) {
-  const Q8TileShape& t = kQ8TileShapes[find_q8_tile_shape(c.stage2)];
+  const TileShape& t = kQ8TileShapes[fused_moe::find_tile_shape(kQ8TileShapes, c.stage2)];
   const int64_t blocks = fused_moe::max_aligned_blocks(p.base.slots(), p.base.experts, t.block_m);
   const int64_t tiles = blocks * ceil_div(p.base.model_dim, t.block_n);
   const int64_t k_tiles = ceil_div(p.base.inter_dim, t.block_k);
@@ -162,7 +142,7 @@ void finish(const Q8Problem& p, const Q8DeviceLimits& dev, Q8LayerConfig& c) {
   while (tiles * split * 2 < 2 * dev.sm_count && split * 2 <= 16 && k_tiles / (split * 2) >= 2) split *= 2;
   c.stage2.split_k = split;
   for (Q8TileConfig* s : {&c.stage1, &c.stage2}) {
-    const Q8TileShape& ts = kQ8TileShapes[find_q8_tile_shape(*s)];
+    const TileShape& ts = kQ8TileShapes[fused_moe::find_tile_shape(kQ8TileShapes, *s)];
     // the worst-case block count launches mostly empty blocks when few experts are hit
     const int64_t bound = fused_moe::max_aligned_blocks(p.base.slots(), p.base.experts, ts.block_m);
     const int64_t expected = ceil_div(p.base.slots(), ts.block_m) + std::min<int64_t>(p.base.experts, p.base.slots());
@@ -183,7 +163,7 @@ Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {
                       static_cast<double>(std::min<int64_t>(p.base.experts, p.base.slots()));
   auto pick = [&](int bm, int bn, bool wg, int stages) {
     for (int i = 0; i < kNumQ8TileShapes; ++i) {
-      const Q8TileShape& t = kQ8TileShapes[i];
+      const TileShape& t = kQ8TileShapes[i];
       if (t.block_m == bm && t.block_n == bn && t.wgmma == wg && (stages == 0 || t.stages == stages) &&
           q8_tile_smem_bytes(t) <= dev.max_smem_per_block && q8_config_of_shape(i).is_valid(1, p.scheme))
         return i;

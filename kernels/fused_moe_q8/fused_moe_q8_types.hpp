@@ -51,16 +51,14 @@ struct Q8Problem {
 // and benchmark builds): tokens M, model_dim H, inter_dim I, experts E, top_k k.
 Q8Problem make_q8_problem(Scheme s, int64_t M, int64_t H, int64_t I, int32_t E, int32_t k);
 
-// Compiled tile shapes. block_k counts 8-bit elements (= bytes), so the 128-byte
-// rows of the wgmma tiles hold 128 K elements = one block-scheme group.
-struct Q8TileShape {
-  int block_m, block_n, block_k, warps_m, warps_n, stages;
-  bool wgmma;
-  constexpr int warps() const { return warps_m * warps_n; }
-};
+// Compiled tile shapes (the representation and names of kernels/fused_moe/tile.hpp).
+// block_k counts 8-bit elements (= bytes), so the 128-byte rows of the wgmma tiles
+// hold 128 K elements = one block-scheme group.
+using fused_moe::Tile;
+using fused_moe::TileShape;
 #if defined(MOE_BACKEND_HIP)
 // gfx90a: MFMA 16x16x16 (i8 native; fp8 codes widened exactly to bf16 in registers).
-inline constexpr Q8TileShape kQ8TileShapes[] = {
+inline constexpr TileShape kQ8TileShapes[] = {
     {16, 64, 256, 1, 2, 2, false},
     {32, 64, 256, 1, 2, 2, false},
     {64, 128, 128, 2, 2, 2, false},
@@ -69,7 +67,7 @@ inline constexpr Q8TileShape kQ8TileShapes[] = {
 #else
 // NVIDIA: mma.sync m16n8k32 (e4m3: sm_89+, s8: sm_80+) with the cp.async
 // pipeline; wgmma m64nNk32 (sm_90a builds) on the same 128B-swizzled tiles.
-inline constexpr Q8TileShape kQ8TileShapes[] = {
+inline constexpr TileShape kQ8TileShapes[] = {
     {16, 64, 256, 1, 4, 4, false},   // decode: 80 KiB in flight, 2 blocks/SM
     {16, 64, 256, 1, 4, 3, false},   // decode, 60 KiB, 3 blocks/SM
     {32, 64, 256, 1, 4, 4, false},   // 96 KiB
@@ -86,26 +84,21 @@ inline constexpr Q8TileShape kQ8TileShapes[] = {
 };
 #endif
 inline constexpr int kNumQ8TileShapes = static_cast<int>(sizeof(kQ8TileShapes) / sizeof(kQ8TileShapes[0]));
-constexpr int64_t q8_tile_smem_bytes(const Q8TileShape& t) {
+constexpr int64_t q8_tile_smem_bytes(const TileShape& t) {
   return int64_t{t.stages} * (t.block_m + t.block_n) * t.block_k + (t.wgmma ? 1024 : 0);
 }
 
-struct Q8TileConfig {
-  int block_m = 16;
-  int block_n = 64;
-  int block_k = 256;
-  int warps = 4;
-  int stages = 4;
+// One stage's config: a compiled tile (kQ8TileShapes) and its run-time choices.
+struct Q8TileConfig : Tile {
   int split_k = 1;  // stage 2 only
   bool persistent = false;
-  bool wgmma = false;
   // Empty when valid; else one line saying why not. stage 1 or 2.
   std::string why_invalid(int stage, Scheme scheme) const;
   bool is_valid(int stage, Scheme scheme) const { return why_invalid(stage, scheme).empty(); }
+  // "<tile name> sk<split_k>[ persistent]"
   std::string to_string() const;
   bool operator==(const Q8TileConfig&) const = default;
 };
-int find_q8_tile_shape(const Q8TileConfig& c);  // index into kQ8TileShapes or -1
 // K elements each of the cfg.split_k ranges covers (whole block_k tiles; the last may
 // run past K): the kernel's k_tiles_per_split * block_k, and where the reference's
 // model of Hopper's fp8 accumulation starts a fresh accumulator.

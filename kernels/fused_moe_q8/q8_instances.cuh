@@ -13,7 +13,7 @@ namespace moe::fused_moe_q8::detail {
 
 template <Variant V, int SHAPE, int STAGE>
 struct Q8Instance {
-  static constexpr Q8TileShape t = kQ8TileShapes[SHAPE];
+  static constexpr TileShape t = kQ8TileShapes[SHAPE];
   static constexpr bool kInt8 = V == Variant::Int8;
   static constexpr bool kBlock = V == Variant::Fp8Block;
   // The block variant keeps a second accumulator set: no 256-column wgmma warpgroups.

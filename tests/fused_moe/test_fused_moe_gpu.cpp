@@ -44,17 +44,7 @@ InputSpec make_spec(int64_t M, int64_t H, int64_t I, int32_t E, int32_t k, DType
   return s;
 }
 
-TileConfig shape_config(int i) {
-  const TileShape& t = kTileShapes[i];
-  TileConfig c;
-  c.block_m = t.block_m;
-  c.block_n = t.block_n;
-  c.block_k = t.block_k;
-  c.warps = t.warps();
-  c.stages = t.stages;
-  c.wgmma = t.wgmma;
-  return c;
-}
+TileConfig shape_config(int i) { return TileConfig{kTileShapes[i].tile()}; }
 
 // Shapes this build and device can run (the wgmma ones need an sm_90a build).
 bool runnable(int shape) { return !kTileShapes[shape].wgmma || device_limits().wgmma; }

@@ -293,13 +293,7 @@ TEST_CASE("fused_moe_ref: tolerance values") {
 
 TEST_CASE("fused_moe config: validity, chooser and sizes") {
   using namespace moe::fused_moe;
-  TileConfig c;
-  c.block_m = kTileShapes[0].block_m;
-  c.block_n = kTileShapes[0].block_n;
-  c.block_k = kTileShapes[0].block_k;
-  c.warps = kTileShapes[0].warps();
-  c.stages = kTileShapes[0].stages;
-  c.wgmma = kTileShapes[0].wgmma;
+  const TileConfig c{kTileShapes[0].tile()};
   CHECK(c.is_valid(1));
   CHECK(c.is_valid(2));
   TileConfig bad = c;

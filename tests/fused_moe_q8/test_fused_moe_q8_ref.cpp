@@ -225,7 +225,7 @@ TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model
   using namespace moe::fused_moe_q8;
   for (int i = 0; i < kNumQ8TileShapes; ++i) {
     const Q8TileConfig c = q8_config_of_shape(i);
-    CHECK(find_q8_tile_shape(c) == i);
+    CHECK(moe::fused_moe::find_tile_shape(kQ8TileShapes, c) == i);
     CHECK(c.is_valid(1, Scheme::Fp8Tensor));
     const bool wide = kQ8TileShapes[i].wgmma && kQ8TileShapes[i].block_n / kQ8TileShapes[i].warps_n > 128;
     CHECK(c.is_valid(2, Scheme::Fp8Block) == !wide);

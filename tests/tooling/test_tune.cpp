@@ -8,11 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 #include <string>
 
 #include "kernels/fused_moe/fused_moe_config.hpp"
 #include "moe/error.hpp"
+#include "moe/fused_moe_tuning.hpp"
 #include "moe/tuned_config.hpp"
 #include "tooling_util.hpp"
 
@@ -55,7 +57,7 @@ TEST_CASE("tune candidates: valid, unique, usable here, heuristic included") {
       for (const auto& cfg : c) {
         CHECK_MESSAGE(cfg.is_valid(), cfg.why_invalid());
         CHECK(seen.insert(cfg.to_string()).second);
-        const int s = find_tile_shape(cfg.stage1);
+        const int s = find_tile_shape(kTileShapes, cfg.stage1);
         REQUIRE(s >= 0);
         CHECK(shape_usable(kTileShapes[s], dev));
         CHECK(cfg.stage1.block_m == cfg.stage2.block_m);
@@ -89,7 +91,7 @@ TEST_CASE("tune candidates: valid, unique, usable here, heuristic included") {
   DeviceLimits small = h100(false);
   small.max_smem_per_block = 100 * 1024;
   for (const auto& cfg : tune_candidates(problem(256), small))
-    CHECK(tile_smem_bytes(kTileShapes[find_tile_shape(cfg.stage1)]) <= small.max_smem_per_block);
+    CHECK(tile_smem_bytes(kTileShapes[find_tile_shape(kTileShapes, cfg.stage1)]) <= small.max_smem_per_block);
   CHECK_THROWS_AS(tune_candidates(problem(0), h100(false)), InputError);
 }
 
@@ -190,11 +192,33 @@ TEST_CASE("select_config: tuned:exact, tuned:nearest, heuristic, and rows that c
   CHECK(ch.source == "heuristic");
   CHECK(ch.note.find("not a compiled shape") != std::string::npos);
 
-  // The process-wide table.
-  set_tuned_table(std::make_shared<const TunedTable>(t));
-  CHECK(select_config(p64, dev).source == "tuned:exact");
-  set_tuned_table(nullptr);
-  CHECK(select_config(p64, dev).source == "heuristic");
+}
+
+TEST_CASE("select_config: the table is passed in; two tables give two answers in one process") {
+  const DeviceLimits dev = h100(false);
+  const Problem p64 = problem(64);
+  std::string csv;
+  for (const auto& c : TunedTable::seed_columns()) csv += (csv.empty() ? "" : ",") + c;
+  csv += "\n";
+  // Two different compiled tiles for the same key.
+  LayerConfig first = config_for_shape(p64, dev, 0);
+  LayerConfig second = config_for_shape(p64, dev, 3);
+  REQUIRE(first.stage1.name() != second.stage1.name());
+  TunedTable a = TunedTable::parse(csv, "a.csv", tuned_impls());
+  TunedTable b = TunedTable::parse(csv, "b.csv", tuned_impls());
+  a.upsert(tuned_row(p64, 132, first), tuned_impls());
+  b.upsert(tuned_row(p64, 132, second), tuned_impls());
+  const auto ca = select_config(p64, dev, &a);
+  const auto cb = select_config(p64, dev, &b);
+  CHECK(ca.source == "tuned:exact");
+  CHECK(cb.source == "tuned:exact");
+  CHECK(ca.cfg.stage1.name() == kTileShapes[0].name());
+  CHECK(cb.cfg.stage1.name() == kTileShapes[3].name());
+  CHECK(ca.row == "a.csv:0");
+  CHECK(cb.row == "b.csv:0");
+  // Asking the first again after the second: still its own answer.
+  CHECK(same(select_config(p64, dev, &a).cfg, ca.cfg));
+  CHECK(select_config(p64, dev, nullptr).source == "heuristic");
 }
 
 TEST_CASE("select_config: the device's name picks its rows (H100 vs H200, both 132 SMs), then rows without a device") {
@@ -314,4 +338,57 @@ TEST_CASE("tuned config: the committed configs/tuned_fmoe.csv parses with the tu
     CHECK(row.key.cu_num > 0);
     CHECK(tuned_impls().count(row.impl) == 1);
   }
+}
+
+TEST_CASE("tuned config: every row of the committed configs/tuned_fmoe.csv names a compiled tile and resolves to it") {
+#if !defined(MOE_BACKEND_HIP)
+  // The file's tile columns, read here as plain text (not through TunedTable).
+  const std::string text = tooling::slurp("configs/tuned_fmoe.csv");
+  std::vector<std::vector<std::string>> cells;
+  {
+    std::string line;
+    for (char ch : text + "\n") {
+      if (ch != '\n') { line += ch; continue; }
+      if (!line.empty()) {
+        std::vector<std::string> f(1);
+        for (char x : line)
+          if (x == ',') f.emplace_back();
+          else f.back() += x;
+        cells.push_back(f);
+      }
+      line.clear();
+    }
+  }
+  REQUIRE(cells.size() > 1);
+  const auto& header = cells[0];
+  auto col = [&](const std::string& name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    REQUIRE(it != header.end());
+    return static_cast<size_t>(it - header.begin());
+  };
+  const auto t = TunedTable::load("configs/tuned_fmoe.csv", tuned_impls());
+  REQUIRE(t.rows().size() == cells.size() - 1);
+  for (size_t i = 0; i < t.rows().size(); ++i) {
+    const auto& f = cells[i + 1];
+    const TunedRow& row = t.rows()[i];
+    CAPTURE(row.line);
+    const Tile want{std::stoi(f[col("block_m")]), std::stoi(f[col("block_n")]), std::stoi(f[col("block_k")]),
+                    std::stoi(f[col("warps")]),   std::stoi(f[col("stages")]),  f[col("impl")] == kImplWgmma};
+    Tile got;
+    CHECK(tile_of_row(row, got) == "");
+    CHECK(got == want);
+    CHECK(find_tile_shape(kTileShapes, got) >= 0);
+    // The row's problem resolves to its tile, split and persistence (an H200 with wgmma: the device column).
+    Problem p = problem(row.key.token, row.key.model_dim, row.key.inter_dim, row.key.expert, row.key.topk);
+    DeviceLimits dev = h100(true);
+    dev.sm_count = row.key.cu_num;
+    dev.name = row.key.device;
+    const ChosenConfig ch = select_config(p, dev, &t);
+    CHECK(ch.source == "tuned:exact");
+    CHECK(Tile(ch.cfg.stage1) == want);
+    CHECK(Tile(ch.cfg.stage2) == want);
+    CHECK(ch.cfg.stage2.split_k == std::stoi(f[col("splitK")]));
+    CHECK(ch.cfg.stage1.persistent == (f[col("persistent")] == "1"));
+  }
+#endif
 }

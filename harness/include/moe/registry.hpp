@@ -2,6 +2,7 @@
 // verify, list and run commands walk this registry.
 #pragma once
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,8 @@
 #include "moe/run_kernel.hpp"
 
 namespace moe {
+
+class TunedTable;
 
 struct CaseResult {
   bool passed = false;
@@ -45,6 +48,8 @@ struct VerifyOptions {
   bool gpu_available = false;
   bool quick = false;              // a short subset (CI, smoke)
   uint64_t seed = 0;
+  // --tuned-config: the table families with tuned configs (fused_moe) look up; null: their heuristics.
+  std::shared_ptr<const TunedTable> tuned_table;
 };
 
 struct KernelFamily {

@@ -1,0 +1,56 @@
+// A GEMM tile of the fused MoE families (bf16 fused_moe and fused_moe_q8): what
+// it is, its name, and the lookup in a family's table of compiled shapes. Host
+// code; the structs are literal types, so device code indexes the tables too.
+//
+// Tile names, produced by Tile::name() and read by parse_tile() only:
+//
+//   <block_m>x<block_n>x<block_k>-w<warps>-s<stages>-<mma>      e.g. 128x256x64-w8-s4-wgmma
+//
+//   block_m, block_n, block_k, warps, stages   decimal integers in [1, 4096]
+//                                              (no sign, no leading zero)
+//   mma    mma    the MMA atom: mma.sync on NVIDIA, MFMA on AMD
+//          wgmma  Hopper warpgroup MMA (sm_90a builds)
+//
+// The fields mean what they mean in TileShape below. The name holds no '/', so
+// it is one field of a Google Benchmark name (tile:<name>) and of a verify
+// --where filter. A name says nothing about the warp layout (warps_m x warps_n):
+// within one table no two shapes differ only there (tests check it).
+#pragma once
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace moe::fused_moe {
+
+struct Tile {
+  int block_m = 0;  // rows of the aligned routing block (= the align block_size)
+  int block_n = 0;  // columns of the output tile (stage 1 of fused_moe: half gate, half up)
+  int block_k = 0;  // reduction slice per pipeline stage (elements)
+  int warps = 0;    // warps (wavefronts on AMD) per block
+  int stages = 0;   // shared-memory pipeline depth
+  bool wgmma = false;
+
+  std::string name() const;
+  bool operator==(const Tile&) const = default;
+};
+
+// The tile a name says; InputError naming the field that is wrong
+// ("tile name '16x64-w4': field 'block_k': missing ...").
+Tile parse_tile(std::string_view name);
+
+// One compiled shape: a tile and the layout of its warps.
+struct TileShape {
+  int block_m, block_n, block_k, warps_m, warps_n, stages;
+  bool wgmma;  // Hopper warpgroup MMA main loop (sm_90a builds only); else the MMA atom
+  constexpr int warps() const { return warps_m * warps_n; }
+  constexpr Tile tile() const { return Tile{block_m, block_n, block_k, warps(), stages, wgmma}; }
+  std::string name() const { return tile().name(); }
+};
+
+// Index of the shape of `shapes` that is `t`, or -1.
+int find_tile_shape(std::span<const TileShape> shapes, const Tile& t);
+// The one validity check of a tile: "" when `t` is one of `shapes`, else why
+// not, listing the compiled names.
+std::string why_not_compiled(std::span<const TileShape> shapes, const Tile& t);
+
+}  // namespace moe::fused_moe

@@ -1,0 +1,87 @@
+// Tile names (kernels/fused_moe/tile.hpp): every compiled shape of both tables
+// round-trips through its name, names are unique within a table, and malformed
+// names are rejected with the field that is wrong.
+#include <doctest/doctest.h>
+
+#include <set>
+#include <span>
+#include <string>
+
+#include "kernels/fused_moe/tile.hpp"
+#include "kernels/fused_moe/fused_moe_types.hpp"
+#include "kernels/fused_moe_q8/fused_moe_q8_types.hpp"
+#include "moe/error.hpp"
+
+using namespace moe;
+using namespace moe::fused_moe;
+
+namespace {
+
+void check_table(std::span<const TileShape> shapes) {
+  std::set<std::string> names;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const TileShape& s = shapes[i];
+    const std::string name = s.name();
+    CAPTURE(name);
+    CHECK(names.insert(name).second);  // the name alone picks the shape
+    const Tile back = parse_tile(name);
+    CHECK(back == s.tile());
+    CHECK(back.block_m == s.block_m);
+    CHECK(back.block_n == s.block_n);
+    CHECK(back.block_k == s.block_k);
+    CHECK(back.warps == s.warps_m * s.warps_n);
+    CHECK(back.stages == s.stages);
+    CHECK(back.wgmma == s.wgmma);
+    CHECK(back.name() == name);
+    CHECK(find_tile_shape(shapes, back) == static_cast<int>(i));
+    CHECK(why_not_compiled(shapes, back) == "");
+  }
+}
+
+}  // namespace
+
+TEST_CASE("tile names: every compiled shape of the bf16 and the q8 table round-trips") {
+  check_table(kTileShapes);
+  check_table(moe::fused_moe_q8::kQ8TileShapes);
+}
+
+TEST_CASE("tile names: the documented form") {
+  const Tile t{128, 256, 64, 8, 4, true};
+  CHECK(t.name() == "128x256x64-w8-s4-wgmma");
+  CHECK(parse_tile("16x64x128-w4-s3-mma") == Tile{16, 64, 128, 4, 3, false});
+}
+
+TEST_CASE("tile names: malformed names are rejected naming the field") {
+  const std::pair<const char*, const char*> bad[] = {
+      {"", "field 'block_m'"},
+      {"x64x128-w4-s3-mma", "field 'block_m'"},
+      {"16", "field 'block_m'"},
+      {"16x", "field 'block_n'"},
+      {"16xabcx128-w4-s3-mma", "field 'block_n'"},
+      {"16x64x128", "field 'block_k'"},
+      {"16x64x0128-w4-s3-mma", "field 'block_k'"},
+      {"16x64x128-4-s3-mma", "field 'warps'"},
+      {"16x64x128-w0-s3-mma", "field 'warps'"},
+      {"16x64x128-w4-3-mma", "field 'stages'"},
+      {"16x64x128-w4-s99999-mma", "field 'stages'"},
+      {"16x64x128-w4-s3", "field 'stages'"},
+      {"16x64x128-w4-s3-", "field 'mma'"},
+      {"16x64x128-w4-s3-mfma", "field 'mma'"},
+      {"16x64x128-w4-s3-mma-x", "field 'mma'"},
+      {"-16x64x128-w4-s3-mma", "field 'block_m'"},
+  };
+  for (const auto& [name, field] : bad) {
+    CAPTURE(name);
+    CHECK_THROWS_WITH_AS(parse_tile(name), doctest::Contains(field), InputError);
+  }
+}
+
+TEST_CASE("tile names: a well-formed tile that is not compiled is named in the one validity check") {
+  const Tile odd{48, 64, 128, 4, 3, false};
+  CHECK(find_tile_shape(kTileShapes, odd) == -1);
+  const std::string why = why_not_compiled(kTileShapes, odd);
+  CHECK(why.find("48x64x128-w4-s3-mma") != std::string::npos);
+  CHECK(why.find(kTileShapes[0].name()) != std::string::npos);
+  TileConfig cfg{odd};
+  CHECK(cfg.why_invalid(1) == why);
+}
