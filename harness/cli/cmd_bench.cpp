@@ -31,6 +31,7 @@
 
 #include "commands.hpp"
 #include "git_revision.h"
+#include "moe/atomic_file.hpp"
 #include "moe/device.hpp"
 #include "moe/error.hpp"
 #include "moe/model_config.hpp"
@@ -180,6 +181,7 @@ int run_bench(const CommonOptions& c) {
   const std::string shard_text = world.launched() ? mpi_shard_for(world, o.shard) : o.shard;
   const Shard shard = shard_text.empty() ? Shard{} : parse_shard(shard_text);
   const std::string tag = world.launched() ? fmt::format("[rank {}/{}] ", world.rank, world.size) : "";
+  if (!o.json_out.empty()) check_output_target(o.json_out);
   MOE_REQUIRE(o.repetitions >= 0, "--repetitions must be >= 0");
   MOE_REQUIRE(o.flush_l2 == "default" || o.flush_l2 == "on" || o.flush_l2 == "off",
               fmt::format("--flush-l2 must be default, on or off, got '{}'", o.flush_l2));
@@ -366,7 +368,7 @@ int run_bench(const CommonOptions& c) {
     while (mine.size() < selected) mine.push_back(Item{0, "", 0});
     doc["mpi"] = {{"ranks", world.size}};
   }
-  if (!o.json_out.empty()) atomic_write_file(o.json_out, doc.dump(2) + "\n");
+  if (!o.json_out.empty()) write_file_atomic(o.json_out, doc.dump(2) + "\n");
   fmt::print("bench: {} benchmark entr{} from {} selected benchmark(s), {} reported an error{}\n",
              doc["benchmarks"].size(), doc["benchmarks"].size() == 1 ? "y" : "ies", mine.size(), errored,
              o.json_out.empty() ? "" : fmt::format(" (results in {})", o.json_out));

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "moe/atomic_file.hpp"
 #include "moe/error.hpp"
 #include "moe/report.hpp"
 
@@ -17,6 +18,10 @@ struct Opts {
 Opts o;
 
 int run_compare(const CommonOptions&) {
+  if (!o.json.empty()) {
+    check_output_target(o.json);
+    check_output_not_input(o.json, {o.a, o.b});
+  }
   const auto a = read_bench_points(read_json_file(o.a), o.a);
   const auto b = read_bench_points(read_json_file(o.b), o.b);
   MOE_REQUIRE(!a.empty(), fmt::format("{}: no benchmarks", o.a));
@@ -25,7 +30,7 @@ int run_compare(const CommonOptions&) {
   MOE_REQUIRE(!r.rows.empty(), fmt::format("{} and {} have no benchmark name in common", o.a, o.b));
   fmt::print("A = {}\nB = {}\nbar = max(threshold {}%, {} x combined stddev)\n", o.a, o.b, o.threshold, o.noise_k);
   fmt::print("{}", format_compare_table(r));
-  if (!o.json.empty()) atomic_write_file(o.json, r.to_json().dump(2) + "\n");
+  if (!o.json.empty()) write_file_atomic(o.json, r.to_json().dump(2) + "\n");
   return r.regressions > 0 ? 1 : 0;
 }
 

@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "moe/atomic_file.hpp"
 #include "moe/device.hpp"
 
 namespace moe::cli {
@@ -16,6 +17,7 @@ void register_devices(CLI::App& app, std::vector<Command>& out) {
   sub->add_flag("!--no-measure", o.measure, "Skip the bandwidth and GEMM measurements");
   sub->add_option("--json", o.json, "Also write the result as JSON to this file");
   out.push_back({sub, [](const CommonOptions&) {
+                   if (!o.json.empty()) check_output_target(o.json);
                    nlohmann::json doc{{"backend", gpu_backend()}, {"devices", nlohmann::json::array()}};
                    fmt::print("backend: {}\n", gpu_backend());
                    const auto devs = list_devices();

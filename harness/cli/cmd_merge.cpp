@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "moe/atomic_file.hpp"
 #include "moe/error.hpp"
 #include "moe/report.hpp"
 
@@ -17,6 +18,8 @@ struct Opts {
 Opts o;
 
 int run_merge(const CommonOptions&) {
+  check_output_target(o.out);
+  check_output_not_input(o.out, o.inputs);
   std::vector<std::pair<std::string, nlohmann::json>> docs;
   for (const auto& p : o.inputs) docs.emplace_back(p, read_json_file(p));
   size_t benches = 0;
@@ -24,7 +27,7 @@ int run_merge(const CommonOptions&) {
   if (benches > 0) {
     MOE_REQUIRE(benches == docs.size(), "merge: mixing benchmark (bench --json) and verify result files");
     const auto merged = merge_bench_docs(docs, o.allow_partial);
-    atomic_write_file(o.out, merged.dump(2) + "\n");
+    write_file_atomic(o.out, merged.dump(2) + "\n");
     int errors = 0;
     for (const auto& b : merged["benchmarks"]) errors += b.value("error_occurred", false) ? 1 : 0;
     fmt::print("merge: {} benchmark file(s), {} entries ({} reported an error) -> {}\n", docs.size(),
@@ -32,7 +35,7 @@ int run_merge(const CommonOptions&) {
     return 0;
   }
   const auto merged = merge_verify_docs(docs, o.allow_partial);
-  atomic_write_file(o.out, merged.dump(2) + "\n");
+  write_file_atomic(o.out, merged.dump(2) + "\n");
   const auto& s = merged["summary"];
   fmt::print("merge: {} file(s), {} case(s): {} passed, {} failed, {} skipped -> {}\n", docs.size(),
              merged["cases"].size(), s["passed"].get<int>(), s["failed"].get<int>(), s["skipped"].get<int>(), o.out);

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "moe/atomic_file.hpp"
 #include "moe/error.hpp"
 #include "moe/model_config.hpp"
 #include "moe/registry.hpp"
@@ -23,6 +24,20 @@ Opts o;
 
 int run_report(const CommonOptions&) {
   MOE_REQUIRE(!o.verify.empty() || !o.bench.empty(), "report: give at least one --verify or --bench file");
+  // Both outputs are checked before anything is read or written: neither may
+  // replace an input (the default --json-out of results.html is results.json).
+  const std::string json_out =
+      o.json_out.empty() ? std::filesystem::path(o.out).replace_extension(".json").string() : o.json_out;
+  check_output_target(o.out);
+  check_output_target(json_out);
+  MOE_REQUIRE(json_out != o.out, "report: --json-out must differ from --out");
+  check_output_not_input(json_out, {o.out});
+  std::vector<std::string> inputs = o.verify;
+  inputs.insert(inputs.end(), o.bench.begin(), o.bench.end());
+  if (!o.model_configs.empty()) inputs.push_back(o.model_configs);
+  if (!o.tuned_config.empty()) inputs.push_back(o.tuned_config);
+  check_output_not_input(o.out, inputs);
+  check_output_not_input(json_out, inputs);
   ReportInputs in;
   for (const auto& p : o.verify) in.verify.emplace_back(p, read_json_file(p));
   for (const auto& p : o.bench) in.bench.emplace_back(p, read_json_file(p));
@@ -50,11 +65,9 @@ int run_report(const CommonOptions&) {
   }
   in.git_revision_now = git_revision_here();
   in.generated_at = utc_now_iso();
-  const std::string json_out = o.json_out.empty() ? std::filesystem::path(o.out).replace_extension(".json").string() : o.json_out;
-  MOE_REQUIRE(json_out != o.out, "report: --json-out must differ from --out");
   const auto rep = build_report_json(in);
-  atomic_write_file(o.out, render_report_html(rep));
-  atomic_write_file(json_out, rep.dump(2) + "\n");
+  write_file_atomic(o.out, render_report_html(rep));
+  write_file_atomic(json_out, rep.dump(2) + "\n");
   fmt::print("report: {} verify case(s), {} benchmark point(s) -> {} (data: {})\n", rep["verify"]["cases"].size(),
              rep["bench"]["points"].size(), o.out, json_out);
   return 0;

@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "moe/atomic_file.hpp"
 #include "moe/check.hpp"
 #include "moe/device.hpp"
 #include "moe/error.hpp"
@@ -137,6 +138,13 @@ int run_run(const CommonOptions& c) {
   }
   const RunKernel& k = *kp;
   MOE_REQUIRE(!o.out_dir.empty(), "run: --out-dir is required");
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(o.out_dir, ec);
+    MOE_REQUIRE(!ec && std::filesystem::is_directory(o.out_dir),
+                fmt::format("run: --out-dir {}: cannot create the folder{}", o.out_dir, ec ? ": " + ec.message() : ""));
+    check_output_target(o.out_dir + "/run.json");
+  }
 
   // Parameters.
   Params params;
@@ -231,7 +239,7 @@ int run_run(const CommonOptions& c) {
   }
   if (doc["checks"].empty()) fmt::print("run {}: nothing to check against (no GPU run, no --expect); reference outputs written\n", k.name);
   doc["passed"] = failures == 0;
-  atomic_write_file(o.out_dir + "/run.json", doc.dump(2) + "\n");
+  write_file_atomic(o.out_dir + "/run.json", doc.dump(2) + "\n");
   fmt::print("run {}: outputs in {} ({} check(s), {} failed)\n", k.name, o.out_dir, doc["checks"].size(), failures);
   return failures > 0 ? 1 : 0;
 }

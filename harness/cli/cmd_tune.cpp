@@ -25,6 +25,7 @@
 
 #include "commands.hpp"
 #include "kernels/fused_moe/fused_moe.hpp"
+#include "moe/atomic_file.hpp"
 #include "moe/device.hpp"
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
@@ -118,6 +119,7 @@ int run_tune(const CommonOptions& c) {
   // The table must be readable (a malformed file is bad input before any work).
   const auto impls = tuned_impl_names();
   const TunedTable before = TunedTable::load_or_empty(path, impls);
+  if (!o.dry_run) check_output_target(path);
 
   const auto all = load_model_configs(o.model_configs.empty() ? find_config_file("model_configs.json", MOE_SOURCE_DIR)
                                                               : o.model_configs);

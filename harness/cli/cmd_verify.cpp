@@ -10,6 +10,7 @@
 
 #include "commands.hpp"
 #include "git_revision.h"
+#include "moe/atomic_file.hpp"
 #include "moe/device.hpp"
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
@@ -103,6 +104,7 @@ bool where_selects(const std::map<std::string, std::set<std::string>>& w, const 
 }
 
 int run_verify(const CommonOptions& c) {
+  if (!o.json.empty()) check_output_target(o.json);
   // Under mpirun every rank takes shard rank/size on GPU local_rank; rank 0 merges.
   const MpiWorld world = mpi_world();
   const std::string shard_text = world.launched() ? mpi_shard_for(world, o.shard) : o.shard;

@@ -1,7 +1,6 @@
 #include "commands.hpp"
 
 #include <filesystem>
-#include <fstream>
 
 #include <fmt/format.h>
 
@@ -12,20 +11,6 @@
 
 namespace moe::cli {
 namespace fs = std::filesystem;
-
-void write_file_atomic(const std::string& path, const std::string& text) {
-  const fs::path p(path);
-  if (p.has_parent_path()) fs::create_directories(p.parent_path());
-  const fs::path tmp = p.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw InputError(fmt::format("cannot write {}", tmp.string()));
-    f << text;
-    f.flush();
-    if (!f) throw Error(fmt::format("write to {} failed", tmp.string()));
-  }
-  fs::rename(tmp, p);
-}
 
 std::string resolve_data_dir(const CommonOptions& c) {
   if (!c.data_dir.empty()) return c.data_dir;

@@ -35,9 +35,6 @@ void register_tune(CLI::App& app, std::vector<Command>& out);
 // Registers every subcommand on `app` (commands.cpp holds the list).
 void add_commands(CLI::App& app, CommonOptions& common, std::vector<Command>& out);
 
-// Writes `text` to `path` atomically: a temporary beside it, then rename.
-void write_file_atomic(const std::string& path, const std::string& text);
-
 // --data-dir, else ./data, else the source tree's data/.
 std::string resolve_data_dir(const CommonOptions& c);
 

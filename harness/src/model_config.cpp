@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #include "moe/error.hpp"
-#include "moe/report.hpp"  // read_json_file
+#include "moe/results.hpp"
 
 namespace moe {
 using nlohmann::json;

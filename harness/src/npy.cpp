@@ -9,8 +9,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "moe/atomic_file.hpp"
 #include "moe/error.hpp"
-#include "moe/report.hpp"  // atomic_write_file
 
 namespace moe {
 namespace {
@@ -281,7 +281,7 @@ std::vector<uint8_t> encode_npy(DType dtype, std::span<const int64_t> shape, std
 
 void write_npy(const std::string& path, DType dtype, std::span<const int64_t> shape, std::span<const uint8_t> data) {
   const auto bytes = encode_npy(dtype, shape, data);
-  atomic_write_file(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 void write_npy_f32(const std::string& path, std::span<const int64_t> shape, std::span<const float> v) {

@@ -11,8 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "moe/atomic_file.hpp"
 #include "moe/error.hpp"
-#include "moe/report.hpp"  // atomic_write_file
 
 namespace moe {
 using nlohmann::json;
@@ -322,7 +322,7 @@ std::string TunedTable::to_csv() const {
   return o;
 }
 
-void TunedTable::save(const std::string& path) const { atomic_write_file(path, to_csv()); }
+void TunedTable::save(const std::string& path) const { write_file_atomic(path, to_csv()); }
 
 json TunedTable::summary() const {
   std::set<int> cus;

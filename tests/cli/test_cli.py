@@ -8,9 +8,11 @@ that JSON outputs are valid and written atomically.
 """
 import json
 import os
+import stat
 import subprocess
 import sys
 import tempfile
+import time
 
 EXE = os.path.abspath(sys.argv[1])
 results = []  # (name, ok, detail)
@@ -212,8 +214,10 @@ with tempfile.TemporaryDirectory() as tmp:
     except Exception as e:  # noqa: BLE001
         check("devices --json: valid JSON", False, repr(e))
 
-    # verify --json: valid JSON, written atomically into a new folder.
+    # verify --json: valid JSON, written atomically (into an existing folder: a
+    # missing one is exit 2, checked below).
     vj = os.path.join(tmp, "sub", "dir", "out.json")
+    os.makedirs(os.path.dirname(vj))
     rc, out, err = run(["verify", "--quick", "--json", vj], cwd=tmp)
     # Exit 0 when every case passed or skipped, 1 when one failed (whether the
     # kernels pass is for their own tests; here the exit code must agree with
@@ -435,6 +439,58 @@ with tempfile.TemporaryDirectory() as tmp:
         rc, out, err = run(["tune", "--model", "deepseek_v3", "-M", "1", "--tuned-config", tcsv], cwd=tmp)
         check("tune without a GPU: exit 2, one line, nothing written",
               rc == 2 and len(err_lines(err)) == 1 and not os.path.exists(tcsv), f"rc={rc} {err!r}")
+
+# ---- output targets: checked before any work, never a special file or an input ----
+dev_null_mode = os.stat("/dev/null").st_mode
+t0 = time.monotonic()
+lines = expect_usage_error("verify --json /dev/null", ["verify", "--json", "/dev/null"], "/dev/null")
+check("verify --json /dev/null: refused before the sweep (no case ran)",
+      lines and not any(l.startswith("[") for l in lines), str(lines))
+check("verify --json /dev/null: still the character device",
+      stat.S_ISCHR(os.stat("/dev/null").st_mode) and os.stat("/dev/null").st_mode == dev_null_mode)
+expect_usage_error("verify --json in a missing folder", ["verify", "--json", "/nonexistent_dir/x.json"],
+                   "/nonexistent_dir")
+check("verify with a bad --json target: exit 2 within seconds (before the sweep)", time.monotonic() - t0 < 30,
+      f"{time.monotonic() - t0:.1f}s")
+expect_usage_error("devices --json /dev/null", ["devices", "--no-measure", "--json", "/dev/null"], "/dev/null")
+check("devices --json /dev/null: still the character device", stat.S_ISCHR(os.stat("/dev/null").st_mode))
+
+with tempfile.TemporaryDirectory() as otmp:
+    vin = os.path.join(otmp, "results.json")
+    vtext = json.dumps({"tool": "moe-harness verify", "cases": [{"kernel": "k", "name": "c", "status": "pass"}]})
+    with open(vin, "w") as f:
+        f.write(vtext)
+    def unchanged():
+        with open(vin) as f:
+            return f.read() == vtext
+    # The default --json-out of results.html is results.json: the input.
+    expect_usage_error("report --verify results.json --out results.html (json-out = the input)",
+                       ["report", "--verify", vin, "--out", os.path.join(otmp, "results.html")], "results.json")
+    check("report writing over its input: input unchanged, no HTML written",
+          unchanged() and not os.path.exists(os.path.join(otmp, "results.html")))
+    os.mkdir(os.path.join(otmp, "sub"))
+    expect_usage_error("report --json-out naming the input another way",
+                       ["report", "--verify", vin, "--out", os.path.join(otmp, "r.html"),
+                        "--json-out", os.path.join(otmp, "sub", "..", "results.json")], "results.json")
+    check("report --json-out = input: input unchanged", unchanged())
+    os.link(vin, os.path.join(otmp, "hard.json"))
+    expect_usage_error("report --out a hard link of the input",
+                       ["report", "--verify", vin, "--out", os.path.join(otmp, "hard.json"),
+                        "--json-out", os.path.join(otmp, "r.json")], "hard.json")
+    check("report --out hard link of the input: input unchanged", unchanged())
+    expect_usage_error("report --out DIR", ["report", "--verify", vin, "--out", os.path.join(otmp, "sub")], "sub")
+    check("report --out DIR: still a folder, nothing in it",
+          os.path.isdir(os.path.join(otmp, "sub")) and os.listdir(os.path.join(otmp, "sub")) == [])
+    expect_usage_error("merge --out the input", ["merge", vin, "--out", vin], "results.json")
+    check("merge --out the input: input unchanged", unchanged())
+    expect_usage_error("merge --out under a regular file", ["merge", vin, "--out", os.path.join(vin, "m.json")],
+                       "m.json")
+    rc, out, err = run(["report", "--verify", vin, "--out", os.path.join(otmp, "ok.html")])
+    check("report with distinct outputs: exit 0, both written, input unchanged",
+          rc == 0 and os.path.isfile(os.path.join(otmp, "ok.html")) and os.path.isfile(os.path.join(otmp, "ok.json"))
+          and unchanged(), f"rc={rc} {err!r}")
+    check("report: no temporaries left",
+          not [n for n in os.listdir(otmp) if ".tmp." in n], str(os.listdir(otmp)))
 
 failed = [r for r in results if not r[1]]
 for i, (name, ok, detail) in enumerate(results, 1):

@@ -96,6 +96,7 @@ TEST_CASE("cli verify --shard and merge") {
 
 TEST_CASE("cli report: HTML and JSON written; bad inputs are exit 2") {
   TempDir d;
+  std::filesystem::create_directory(d.path("r"));  // outputs go into existing folders only
   auto r = harness("report --verify " + kData + "sample_verify.json --bench " + kData + "sample_bench.json --out " +
                        d.path("r/report.html"),
                    d);

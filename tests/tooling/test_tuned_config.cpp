@@ -337,7 +337,7 @@ TEST_CASE("tuned config: errors name the file, the line and the field") {
 
 TEST_CASE("tuned config: upsert, save and reload; update_tuned_file on a missing file") {
   tooling::TempDir dir;
-  const std::string path = dir.path("sub/tuned.csv");
+  const std::string path = dir.path("tuned.csv");
   TunedRow r;
   r.key = key(132, 64);
   r.impl = "persistent";
@@ -408,7 +408,7 @@ TEST_CASE("tuned config: a writer killed at random moments never leaves a corrup
     CHECK(t.rows().size() >= 1);
     CHECK(t.lookup(key(132, 1)).source == "exact");
   }
-  // Temporaries of the killed writer may remain (named <file>.tmp.<pid>.<n>); the
+  // Temporaries of the SIGKILLed writer may remain (.<file>.tmp.XXXXXX); the
   // table itself is never one of them.
   std::filesystem::remove_all(dir.path("none"));
 }
