@@ -10,6 +10,7 @@
 #include "git_revision.h"
 #include "moe/device.hpp"
 #include "moe/error.hpp"
+#include "moe/model_config.hpp"
 #include "moe/gpu.hpp"
 #include "moe/registry.hpp"
 #include "moe/report.hpp"
@@ -24,6 +25,7 @@ struct Opts {
   std::string json = "moe-verify.json";
   std::string shard;  // "i/n": only cases with index % n == i
   std::string tuned_config;
+  std::string model_configs;
   std::vector<std::string> where;  // "KEY=V1,V2": only cases whose params[KEY] is one of the values
 };
 Opts o;
@@ -73,6 +75,8 @@ int run_verify(const CommonOptions& c) {
   vo.data_dir = resolve_data_dir(c);
   vo.quick = o.quick;
   vo.seed = o.seed;
+  vo.models = load_model_table(o.model_configs.empty() ? find_config_file("model_configs.json", MOE_SOURCE_DIR)
+                                                       : o.model_configs);
   const auto devs = list_devices();
   vo.gpu_available = !devs.empty();
   if (vo.gpu_available) {
@@ -210,6 +214,8 @@ void register_verify(CLI::App& app, std::vector<Command>& out) {
                   "model=NAME (a configs/model_configs.json name, e.g. --where model=qwen3_235b) keeps the cases built "
                   "from that model's shape in every family; a case without the KEY is not selected");
   add_tuned_config_option(sub, o.tuned_config);
+  sub->add_option("--model-configs", o.model_configs,
+                  "Models and sweeps of the model cases (default: configs/model_configs.json)");
   out.push_back({sub, run_verify});
 }
 

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "moe/model_config.hpp"
+
 namespace moe {
 
 struct CaseResult {
@@ -43,6 +45,7 @@ struct VerifyOptions {
   bool gpu_available = false;
   bool quick = false;              // a short subset (CI, smoke)
   uint64_t seed = 0;
+  ModelTable models;               // configs/model_configs.json: the model cases come from its sweeps
 };
 
 struct KernelFamily {
