@@ -22,6 +22,10 @@
 //   MOE_TUNED_CONFIG=PATH    tuned-config table (configs/tuned_fmoe.csv format)
 //                            that tuned_table_from_env() reads once; unset or
 //                            empty: the heuristic only. Recorded in the JSON context.
+//   MOE_MODEL_CONFIGS=PATH   models and sweeps the benchmark points come from;
+//                            unset or empty: configs/model_configs.json under the
+//                            current folder, else under the source tree (as the
+//                            CLI finds it). Unreadable: one-line error, exit 2.
 #pragma once
 #include <algorithm>
 #include <cstdio>
@@ -38,6 +42,7 @@
 #include "moe/fused_moe_tuning.hpp"
 #include "moe/device.hpp"
 #include "moe/gpu.hpp"
+#include "moe/model_config.hpp"
 
 namespace moe::bench {
 
@@ -177,9 +182,29 @@ inline const TunedTable& tuned_table_from_env() {
   return table;
 }
 
-// main() for bench executables: adds device, ceilings and git revision to the
+// $MOE_MODEL_CONFIGS, else configs/model_configs.json (current folder, then the source tree).
+inline std::string model_configs_path() {
+  const char* p = std::getenv("MOE_MODEL_CONFIGS");
+  return p && *p ? std::string(p) : find_config_file("model_configs.json", MOE_SOURCE_DIR);
+}
+
+// Registers a bench executable's points from the parsed model table.
+using RegisterPoints = void (*)(const ModelTable&);
+
+// main() for bench executables: registers the points of `register_points` (if
+// any) from the model table, adds device, ceilings and git revision to the
 // JSON context; exits 77 with a reason when there is no GPU.
-inline int bench_main(int argc, char** argv) {
+inline int bench_main(int argc, char** argv, RegisterPoints register_points = nullptr) {
+  // Registered before anything else: listing needs the points, and an unreadable
+  // table is bad input (exit 2) in every mode. Benchmarks keep copies of what they use.
+  if (register_points) {
+    try {
+      register_points(load_model_table(model_configs_path()));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      return 2;
+    }
+  }
   // --benchmark_list_tests needs no device (moe-harness bench lists first).
   bool listing = false;
   for (int i = 1; i < argc; ++i) {
@@ -231,3 +256,7 @@ inline int bench_main(int argc, char** argv) {
 
 #define MOE_BENCH_MAIN()                                                       \
   int main(int argc, char** argv) { return ::moe::bench::bench_main(argc, argv); }
+
+// main() of an executable whose points come from configs/model_configs.json.
+#define MOE_BENCH_MAIN_WITH_MODELS(register_points)                            \
+  int main(int argc, char** argv) { return ::moe::bench::bench_main(argc, argv, register_points); }

@@ -1,7 +1,7 @@
 // Benchmarks of the fused MoE layer (issue 5): the full layer (GPU align +
 // stage 1 + stage 2 + reduce) and each part, graph-replayed (5 launches per
-// replay, like ../shared/anchors/torch_moe_layer.py), for Mixtral-8x7B,
-// DeepSeek-V3 and Qwen3-235B-A22B at M in {1, 16, 64, 256, 1024, 4096}.
+// replay, like ../shared/anchors/torch_moe_layer.py), for the models and token
+// counts M of the "layer" sweep of configs/model_configs.json.
 // Inputs: bf16, weights randn/sqrt(fan_in) (ValueDist::FanIn), softmax top-k
 // routing, seed 0.
 //
@@ -24,7 +24,7 @@
 #include "kernels/fused_moe/fused_moe.hpp"
 #include "kernels/moe_align/moe_align.hpp"
 #include "moe/inputs.hpp"
-#include "moe/layer_shapes.hpp"
+#include "moe/model_config.hpp"
 #include "reference/moe_align/moe_align_ref.hpp"
 
 namespace {
@@ -32,18 +32,16 @@ namespace {
 using namespace moe;
 using namespace moe::fused_moe;
 
-using Model = moe::LayerShape;
-constexpr const auto& kModels = moe::kLayerShapes;
-constexpr const auto& kMs = moe::kLayerTokenCounts;
+using Model = moe::ModelConfig;
 
 // The weights of one model stay on the device while its benchmarks run.
 struct Weights {
-  const Model* model = nullptr;
+  std::string model;  // name of the model these weights are of
   gpu::DeviceBuffer<uint16_t> w1, w2;
 };
 Weights& weights_for(const Model& m) {
   static Weights w;
-  if (w.model != &m) {
+  if (w.model != m.name) {
     w.w1.reset();
     w.w2.reset();
     const InputSpec s = layer_input_spec(m, 1);
@@ -52,7 +50,7 @@ Weights& weights_for(const Model& m) {
     kernels::fill_normal(w.w1.data(), s.dtype, w.w1.size(), s.seed, rng::Stream::W1, 0, s.scale(rng::Stream::W1), nullptr);
     kernels::fill_normal(w.w2.data(), s.dtype, w.w2.size(), s.seed, rng::Stream::W2, 0, s.scale(rng::Stream::W2), nullptr);
     MOE_GPU_CHECK(hipDeviceSynchronize());
-    w.model = &m;
+    w.model = m.name;
   }
   return w;
 }
@@ -75,10 +73,10 @@ struct Point {
     const InputSpec s = layer_input_spec(m, M);
     Weights& w = weights_for(m);
     p.tokens = M;
-    p.model_dim = m.H;
-    p.inter_dim = m.I;
-    p.experts = m.E;
-    p.top_k = m.k;
+    p.model_dim = m.model_dim;
+    p.inter_dim = m.inter_dim;
+    p.experts = m.experts;
+    p.top_k = m.top_k;
     // Default points: the tuned table ($MOE_TUNED_CONFIG, see bench_common.hpp), else the heuristic.
     if (shape < 0) {
       const ChosenConfig ch = select_config(p, device_limits(), &bench::tuned_table_from_env());
@@ -98,8 +96,8 @@ struct Point {
     const auto wsb = workspace_bytes(p, cfg);
     inter = gpu::DeviceBuffer<uint16_t>(static_cast<size_t>(wsb.intermediate / 2));
     partial = gpu::DeviceBuffer<float>(static_cast<size_t>(wsb.partial / 4));
-    out = gpu::DeviceBuffer<uint16_t>(static_cast<size_t>(M * m.H));
-    ashape = align::AlignShape{M, m.k, m.E, cfg.block_size()};
+    out = gpu::DeviceBuffer<uint16_t>(static_cast<size_t>(M * m.model_dim));
+    ashape = align::AlignShape{M, m.top_k, m.experts, cfg.block_size()};
     acfg = align::AlignLaunchConfig::choose(ashape, align::AlignDeviceLimits::current());
     aws.reserve(acfg.workspace_bytes(ashape));
     sorted = gpu::DeviceBuffer<int32_t>(static_cast<size_t>(align::align_capacity(ashape)));
@@ -165,9 +163,9 @@ void run_point(benchmark::State& state, const Model& m, int64_t M, Part part, in
     state.SkipWithError(("moe_align output differs from its reference: " + pt.align_msg).c_str());
     return;
   }
-  const double act_bytes = static_cast<double>(M) * static_cast<double>(m.H) * 2.0;  // hidden or out
-  const double inter_bytes = static_cast<double>(pt.p.slots()) * static_cast<double>(m.I) * 2.0;
-  const double partial_bytes = static_cast<double>(pt.p.slots()) * static_cast<double>(m.H) * 4.0 * pt.cfg.stage2.split_k;
+  const double act_bytes = static_cast<double>(M) * static_cast<double>(m.model_dim) * 2.0;  // hidden or out
+  const double inter_bytes = static_cast<double>(pt.p.slots()) * static_cast<double>(m.inter_dim) * 2.0;
+  const double partial_bytes = static_cast<double>(pt.p.slots()) * static_cast<double>(m.model_dim) * 4.0 * pt.cfg.stage2.split_k;
   bench::Work w;
   std::function<void(hipStream_t)> launch;
   switch (part) {
@@ -199,32 +197,30 @@ void run_point(benchmark::State& state, const Model& m, int64_t M, Part part, in
   set_floor_counters(state, pt, w);
 }
 
-bool register_all() {
+// The "layer" sweep of configs/model_configs.json.
+void register_points(const ModelTable& table) {
   const char* parts[] = {"layer", "align", "stage1", "stage2", "reduce"};
-  for (const Model& m : kModels)
-    for (int64_t M : kMs)
-      for (int pi = 0; pi < 5; ++pi) {
-        const Part part = static_cast<Part>(pi);
-        benchmark::RegisterBenchmark(
-            fmt::format("BM_fused_moe_{}/{}/M:{}", parts[pi], m.name, M).c_str(),
-            [&m, M, part](benchmark::State& st) { run_point(st, m, M, part, -1); })
-            ->UseManualTime()
-            ->Unit(benchmark::kMicrosecond)
-            ->Iterations(20);
-      }
+  const std::vector<SweepPoint> points = table.points("layer");
+  for (const SweepPoint& pt : points)
+    for (int pi = 0; pi < 5; ++pi) {
+      const Part part = static_cast<Part>(pi);
+      benchmark::RegisterBenchmark(
+          fmt::format("BM_fused_moe_{}/{}/M:{}", parts[pi], pt.model.name, pt.M).c_str(),
+          [m = pt.model, M = pt.M, part](benchmark::State& st) { run_point(st, m, M, part, -1); })
+          ->UseManualTime()
+          ->Unit(benchmark::kMicrosecond)
+          ->Iterations(20);
+    }
   // Config sweep of the full layer (feeds the heuristic and the tuning table).
-  for (const Model& m : kModels)
-    for (int64_t M : kMs)
-      for (int s = 0; s < kNumTileShapes; ++s)
-        benchmark::RegisterBenchmark(fmt::format("BM_fused_moe_sweep/{}/M:{}/tile:{}", m.name, M, kTileShapes[s].name()).c_str(),
-                                     [&m, M, s](benchmark::State& st) { run_point(st, m, M, Part::Layer, s); })
-            ->UseManualTime()
-            ->Unit(benchmark::kMicrosecond)
-            ->Iterations(10);
-  return true;
+  for (const SweepPoint& pt : points)
+    for (int s = 0; s < kNumTileShapes; ++s)
+      benchmark::RegisterBenchmark(fmt::format("BM_fused_moe_sweep/{}/M:{}/tile:{}", pt.model.name, pt.M, kTileShapes[s].name()).c_str(),
+                                   [m = pt.model, M = pt.M, s](benchmark::State& st) { run_point(st, m, M, Part::Layer, s); })
+          ->UseManualTime()
+          ->Unit(benchmark::kMicrosecond)
+          ->Iterations(10);
 }
-const bool registered = register_all();
 
 }  // namespace
 
-MOE_BENCH_MAIN();
+MOE_BENCH_MAIN_WITH_MODELS(register_points);

@@ -1,6 +1,6 @@
 // Benchmarks of the quantized fused MoE layer (issue 6), bf16 side by side: for
-// Mixtral-8x7B, DeepSeek-V3 and Qwen3-235B-A22B at M in {1, 16, 64, 256, 1024,
-// 4096}, the bf16 layer (kernels/fused_moe) and then every quantized scheme, each
+// the models and token counts M of the "layer" sweep of configs/model_configs.json,
+// the bf16 layer (kernels/fused_moe) and then every quantized scheme, each
 // the full layer (GPU align + activation quantizer + stage 1 + intermediate
 // quantizer + stage 2 + reduce), graph-replayed. Inputs as bench_fused_moe
 // (bf16, fan-in scaled normals, softmax top-k, seed 0); the quantized weights are
@@ -32,7 +32,7 @@
 #include "kernels/fused_moe_q8/fused_moe_q8.hpp"
 #include "kernels/moe_align/moe_align.hpp"
 #include "moe/inputs.hpp"
-#include "moe/layer_shapes.hpp"
+#include "moe/model_config.hpp"
 #include "reference/fused_moe_q8/fused_moe_q8_check.hpp"
 
 namespace {
@@ -40,23 +40,21 @@ namespace {
 using namespace moe;
 using fused_moe_q8::Scheme;
 
-using Model = moe::LayerShape;
-constexpr const auto& kModels = moe::kLayerShapes;
-constexpr const auto& kMs = moe::kLayerTokenCounts;
+using Model = moe::ModelConfig;
 
 fused_moe::Problem problem_for(const Model& m, int64_t M) {
   fused_moe::Problem p;
   p.tokens = M;
-  p.model_dim = m.H;
-  p.inter_dim = m.I;
-  p.experts = m.E;
-  p.top_k = m.k;
+  p.model_dim = m.model_dim;
+  p.inter_dim = m.inter_dim;
+  p.experts = m.experts;
+  p.top_k = m.top_k;
   return p;
 }
 
 // Weights of one model (bf16, or one scheme's codes) stay on the device while its points run.
 struct Weights {
-  const Model* model = nullptr;
+  std::string model;  // name of the model these weights are of
   int kind = -1;  // -1 bf16, else Scheme
   gpu::DeviceBuffer<uint16_t> w1, w2;
   gpu::DeviceBuffer<uint8_t> q1, q2;
@@ -64,7 +62,7 @@ struct Weights {
 };
 Weights& weights_for(const Model& m, int kind) {
   static Weights w;
-  if (w.model != &m || w.kind != kind) {
+  if (w.model != m.name || w.kind != kind) {
     w = Weights{};
     const InputSpec s = layer_input_spec(m, 1);
     if (kind < 0) {
@@ -80,14 +78,14 @@ Weights& weights_for(const Model& m, int kind) {
       fused_moe_q8::check::make_q8_weight(qp.w2_quant(s.dtype), s, rng::Stream::W2, w.q2, w.s2);
     }
     MOE_GPU_CHECK(hipDeviceSynchronize());
-    w.model = &m;
+    w.model = m.name;
     w.kind = kind;
   }
   return w;
 }
 
-std::map<std::pair<const Model*, int64_t>, double>& bf16_times() {
-  static std::map<std::pair<const Model*, int64_t>, double> t;
+std::map<std::pair<std::string, int64_t>, double>& bf16_times() {
+  static std::map<std::pair<std::string, int64_t>, double> t;
   return t;
 }
 
@@ -107,12 +105,12 @@ struct Common {
     experts_hit = static_cast<int64_t>(std::set<int32_t>(routing.topk_ids.begin(), routing.topk_ids.end()).size());
     hidden = gpu::DeviceBuffer<uint16_t>(static_cast<size_t>(s.hidden_elems()));
     kernels::fill_normal(hidden.data(), s.dtype, hidden.size(), s.seed, rng::Stream::Hidden, 0, 1.0f, nullptr);
-    out = gpu::DeviceBuffer<uint16_t>(static_cast<size_t>(M * m.H));
+    out = gpu::DeviceBuffer<uint16_t>(static_cast<size_t>(M * m.model_dim));
     topk_weights = gpu::DeviceBuffer<float>(routing.topk_weights.size());
     topk_ids = gpu::DeviceBuffer<int32_t>(routing.topk_ids.size());
     topk_weights.upload(routing.topk_weights);
     topk_ids.upload(routing.topk_ids);
-    ashape = align::AlignShape{M, m.k, m.E, block_size};
+    ashape = align::AlignShape{M, m.top_k, m.experts, block_size};
     acfg = align::AlignLaunchConfig::choose(ashape, align::AlignDeviceLimits::current());
     aws.reserve(acfg.workspace_bytes(ashape));
     sorted = gpu::DeviceBuffer<int32_t>(static_cast<size_t>(align::align_capacity(ashape)));
@@ -142,8 +140,8 @@ void run_bf16(benchmark::State& state, const Model& m, int64_t M) {
   gpu::DeviceBuffer<float> partial(static_cast<size_t>(wsb.partial / 4));
   const fused_moe::Tensors t{c.hidden.data(), w.w1.data(), w.w2.data(), c.topk_weights.data(), c.topk_ids.data(),
                              c.out.data()};
-  const double wbytes = static_cast<double>(c.experts_hit) * 3.0 * m.I * m.H * 2.0;
-  const bench::Work work{wbytes + 2.0 * M * m.H * 2.0, p.flops()};
+  const double wbytes = static_cast<double>(c.experts_hit) * 3.0 * m.inter_dim * m.model_dim * 2.0;
+  const bench::Work work{wbytes + 2.0 * M * m.model_dim * 2.0, p.flops()};
   bench::run_gpu_benchmark(
       state,
       [&](hipStream_t s) {
@@ -152,7 +150,7 @@ void run_bf16(benchmark::State& state, const Model& m, int64_t M) {
       },
       work, {.batch = 3, .graph = true, .flush_l2 = false});
   const double us = state.counters["us"];
-  bf16_times()[{&m, M}] = us;
+  bf16_times()[{m.name, M}] = us;
   const double floor = work.bytes / (read_gbps() * 1e9) * 1e6;
   state.counters["floor_us"] = floor;
   state.counters["pct_floor"] = us > 0 ? 100.0 * floor / us : 0.0;
@@ -201,7 +199,7 @@ void run_q8(benchmark::State& state, const Model& m, int64_t M, Scheme scheme, i
   t.topk_ids = c.topk_ids.data();
   t.out = c.out.data();
   const fused_moe_q8::Q8Workspace ws{a1.data(), a1s.data(), inter.data(), a2.data(), a2s.data(), partial.data()};
-  const bench::Work work{p.weight_bytes(c.experts_hit) + 2.0 * M * m.H * 2.0, p.base.flops()};
+  const bench::Work work{p.weight_bytes(c.experts_hit) + 2.0 * M * m.model_dim * 2.0, p.base.flops()};
   bench::run_gpu_benchmark(
       state,
       [&](hipStream_t s) {
@@ -218,7 +216,7 @@ void run_q8(benchmark::State& state, const Model& m, int64_t M, Scheme scheme, i
   state.counters["M"] = static_cast<double>(M);
   state.counters["block_m"] = cfg.block_size();
   state.counters["split_k"] = cfg.stage2.split_k;
-  if (auto it = bf16_times().find({&m, M}); it != bf16_times().end() && us > 0) {
+  if (auto it = bf16_times().find({m.name, M}); it != bf16_times().end() && us > 0) {
     state.counters["bf16_us"] = it->second;
     state.counters["ratio_vs_bf16"] = us / it->second;
     state.counters["speedup_vs_bf16"] = it->second / us;
@@ -237,19 +235,22 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
-bool register_all() {
-  for (const Model& m : kModels) {
-    for (int64_t M : kMs)
+// The "layer" sweep of configs/model_configs.json.
+void register_points(const ModelTable& table) {
+  const std::vector<int64_t> Ms = table.sweep_tokens("layer");
+  const std::vector<Model> models = table.sweep_models("layer");
+  for (const Model& m : models) {
+    for (int64_t M : Ms)
       benchmark::RegisterBenchmark(fmt::format("BM_bf16_layer/{}/M:{}", m.name, M).c_str(),
-                                   [&m, M](benchmark::State& st) { run_bf16(st, m, M); })
+                                   [m, M](benchmark::State& st) { run_bf16(st, m, M); })
           ->UseManualTime()
           ->Unit(benchmark::kMicrosecond)
           ->Iterations(10);
     for (Scheme s : fused_moe_q8::kAllSchemes)
-      for (int64_t M : kMs)
+      for (int64_t M : Ms)
         benchmark::RegisterBenchmark(
             fmt::format("BM_q8_layer/{}/{}/M:{}", fused_moe_q8::scheme_name(s), m.name, M).c_str(),
-            [&m, M, s](benchmark::State& st) { run_q8(st, m, M, s); })
+            [m, M, s](benchmark::State& st) { run_q8(st, m, M, s); })
             ->UseManualTime()
             ->Unit(benchmark::kMicrosecond)
             ->Iterations(10);
@@ -260,21 +261,19 @@ bool register_all() {
     for (const auto& tok : split_list(ms)) sweep_ms.push_back(std::stoll(tok));
   }
   if (const char* sweep = std::getenv("MOE_Q8_TILE_SWEEP"); sweep && std::string(sweep) == "1")
-    for (const Model& m : kModels)
+    for (const Model& m : models)
       for (int64_t M : sweep_ms)
         for (int shape = 0; shape < fused_moe_q8::kNumQ8TileShapes; ++shape)
           for (int split : {1, 2, 4})
             benchmark::RegisterBenchmark(
                 fmt::format("BM_q8_tile/fp8_tensor/{}/M:{}/tile:{}/split:{}", m.name, M,
                             fused_moe_q8::kQ8TileShapes[shape].name(), split).c_str(),
-                [&m, M, shape, split](benchmark::State& st) { run_q8(st, m, M, Scheme::Fp8Tensor, shape, split); })
+                [m, M, shape, split](benchmark::State& st) { run_q8(st, m, M, Scheme::Fp8Tensor, shape, split); })
                 ->UseManualTime()
                 ->Unit(benchmark::kMicrosecond)
                 ->Iterations(10);
-  return true;
 }
-const bool registered = register_all();
 
 }  // namespace
 
-MOE_BENCH_MAIN();
+MOE_BENCH_MAIN_WITH_MODELS(register_points);

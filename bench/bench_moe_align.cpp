@@ -1,5 +1,5 @@
-// moe_align_block_size benchmark: model configs (E, top_k) of DeepSeek-V3 (256, 8),
-// Mixtral (8, 2) and Qwen3-235B (128, 8), M from 1 to 65536, block 64 and 128.
+// moe_align_block_size benchmark: (E, top_k) of the models of the "align" sweep of
+// configs/model_configs.json at its token counts M, block 64 and 128.
 //
 // BM_align       default configuration; graph-replayed batches of 20 launches
 //                (launch gaps hidden: the kernel time) - the figure against targets.
@@ -109,29 +109,31 @@ void BM_align_cfg(benchmark::State& state) {
   run(state, s, cfg, true);
 }
 
-const std::vector<std::pair<int64_t, int64_t>> kModels = {{256, 8}, {8, 2}, {128, 8}};  // (E, top_k)
-const std::vector<int64_t> kMs = {1, 16, 64, 256, 1024, 4096, 16384, 65536};
-
-void model_args(benchmark::internal::Benchmark* b) {
+// (E, top_k) of each model of the "align" sweep of configs/model_configs.json, at
+// its token counts, block 64 and 128.
+void model_args(benchmark::internal::Benchmark* b, const std::vector<moe::SweepPoint>& points) {
   b->ArgNames({"M", "E", "k", "block"});
   for (int64_t bs : {64, 128})
-    for (auto [E, k] : kModels)
-      for (int64_t M : kMs) b->Args({M, E, k, bs});
+    for (const auto& pt : points) b->Args({pt.M, pt.model.experts, pt.model.top_k, bs});
 }
 
-void eager_args(benchmark::internal::Benchmark* b) {
+// A DeepSeek-V3-sized shape (E 256, top_k 8) at the sweep's token counts.
+void eager_args(benchmark::internal::Benchmark* b, const std::vector<int64_t>& Ms) {
   b->ArgNames({"M", "E", "k", "block"});
-  for (int64_t M : kMs) b->Args({M, 256, 8, 64});
+  for (int64_t M : Ms) b->Args({M, 256, 8, 64});
 }
 
-void path_args(benchmark::internal::Benchmark* b) {
+// The sweep's points up to M 16384, each path.
+void path_args(benchmark::internal::Benchmark* b, const std::vector<moe::SweepPoint>& points) {
   b->ArgNames({"M", "E", "k", "block", "path"});
-  for (auto [E, k] : kModels)
-    for (int64_t M : {1, 16, 64, 256, 1024, 4096, 16384})
-      for (int64_t path : {1, 2, 3}) {
-        if (path == 1 && M * k > 4096) continue;
-        b->Args({M, E, k, 64, path});
-      }
+  for (const auto& pt : points) {
+    const int64_t M = pt.M, E = pt.model.experts, k = pt.model.top_k;
+    if (M > 16384) continue;
+    for (int64_t path : {1, 2, 3}) {
+      if (path == 1 && M * k > 4096) continue;
+      b->Args({M, E, k, 64, path});
+    }
+  }
 }
 
 void cfg_args(benchmark::internal::Benchmark* b) {
@@ -147,11 +149,22 @@ void cfg_args(benchmark::internal::Benchmark* b) {
       for (int64_t w : {4, 8, 16}) b->Args({M, 256, 8, 64, 3, spb, w});
 }
 
-BENCHMARK(BM_align)->Apply(model_args)->UseManualTime()->Iterations(100)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_align_eager)->Apply(eager_args)->UseManualTime()->Iterations(100)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_align_path)->Apply(path_args)->UseManualTime()->Iterations(100)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_align_cfg)->Apply(cfg_args)->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
+void register_points(const moe::ModelTable& table) {
+  const std::vector<moe::SweepPoint> points = table.points("align");
+  auto* b = benchmark::RegisterBenchmark("BM_align", BM_align);
+  model_args(b, points);
+  b->UseManualTime()->Iterations(100)->Unit(benchmark::kMicrosecond);
+  b = benchmark::RegisterBenchmark("BM_align_eager", BM_align_eager);
+  eager_args(b, table.sweep_tokens("align"));
+  b->UseManualTime()->Iterations(100)->Unit(benchmark::kMicrosecond);
+  b = benchmark::RegisterBenchmark("BM_align_path", BM_align_path);
+  path_args(b, points);
+  b->UseManualTime()->Iterations(100)->Unit(benchmark::kMicrosecond);
+  b = benchmark::RegisterBenchmark("BM_align_cfg", BM_align_cfg);
+  cfg_args(b);
+  b->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
+}
 
 }  // namespace
 
-MOE_BENCH_MAIN();
+MOE_BENCH_MAIN_WITH_MODELS(register_points);

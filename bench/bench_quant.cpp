@@ -1,5 +1,5 @@
-// Quantizer benchmarks: bf16 activations (M, model_dim) of DeepSeek-V3 (7168) and
-// Mixtral 8x7B (4096) at M in {1, 16, 64, 256, 1024, 4096}, for the schemes the
+// Quantizer benchmarks: bf16 activations (M, model_dim) of the models and token
+// counts of the "quant" sweep of configs/model_configs.json, for the schemes the
 // quantized MoE uses: fp8 per-tensor (two passes), fp8 per-token, fp8 per-token-group
 // (128, DeepSeek-V3), int8 per-token.
 //
@@ -72,27 +72,22 @@ void run_point(benchmark::State& state, const QuantProblem& p, const std::string
   state.SetLabel("model=" + model + " scheme=" + std::string(p.summary()));
 }
 
-void register_all() {
-  struct Model {
-    const char* name;
-    int64_t dim;
-  };
-  const Model models[] = {{"deepseek_v3", 7168}, {"mixtral_8x7b", 4096}};
+// Rows of model_dim: the "quant" sweep of configs/model_configs.json.
+void register_points(const ModelTable& table) {
+  const std::vector<ModelConfig> models = table.sweep_models("quant");
+  const std::vector<int64_t> Ms = table.sweep_tokens("quant");
   for (const auto& m : models)
     for (const auto& sc : kSchemes)
-      for (int64_t M : {1, 16, 64, 256, 1024, 4096}) {
-        const QuantProblem p = sc.make(M, m.dim);
-        const std::string model = m.name;
+      for (int64_t M : Ms) {
+        const QuantProblem p = sc.make(M, m.model_dim);
         benchmark::RegisterBenchmark(
             fmt::format("quant/{}/{}/M:{}", m.name, sc.name, M).c_str(),
-            [p, model](benchmark::State& st) { run_point(st, p, model); })
+            [p, model = m.name](benchmark::State& st) { run_point(st, p, model); })
             ->UseManualTime()
             ->Unit(benchmark::kMicrosecond);
       }
 }
 
-const int kRegistered = (register_all(), 0);
-
 }  // namespace
 
-MOE_BENCH_MAIN();
+MOE_BENCH_MAIN_WITH_MODELS(register_points);

@@ -1,9 +1,10 @@
-// Routing benchmarks: the routing step of four models over M tokens.
-//   deepseek_v3     grouped top-k, E=256, 8 groups keep 4, k=8, sigmoid + bias, x2.5, fp32 logits
-//   mixtral_8x7b    softmax top-k, E=8, k=2, renormalize, fp32 logits
-//   qwen3_235b      softmax top-k, E=128, k=8, renormalize, fp32 logits
-//   llama4_scout    sigmoid top-1 fused with the router GEMM, x (M, 5120) bf16,
-//                   w (5120, 16) bf16, shared expert column
+// Routing benchmarks: the routing step of each model of the "routing" sweep of
+// configs/model_configs.json over its token counts M, by the model's routing type
+// (its experts, top_k, groups and scale from the same file):
+//   softmax         softmax top-k, renormalize, fp32 logits (mixtral_8x7b, qwen3_235b)
+//   grouped_topk    grouped top-k, sigmoid + bias, fp32 logits (deepseek_v3)
+//   sigmoid_top1    sigmoid top-1 fused with the router GEMM, x (M, model_dim) bf16,
+//                   w (model_dim, E) bf16, shared expert column (llama4_scout)
 // Each timed replay is a CUDA graph of `batch` launches that rotate over
 // enough input copies to cover 2x L2 (so large-M points read from DRAM), after
 // an L2 flush (bench/bench_common.hpp). Counters beyond bench_common's:
@@ -18,6 +19,9 @@
 // llama4_scout_splits: K-split sweep at small M.
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_common.hpp"
@@ -28,8 +32,6 @@ namespace {
 
 using namespace moe;
 namespace rt = moe::routing;
-
-const std::vector<int64_t> kTokens = {1, 16, 64, 256, 1024, 4096, 16384, 65536};
 
 // Enough copies of an input of `bytes` to cover 2x L2 (at least 1, at most 256).
 int copies_for(double bytes) {
@@ -100,56 +102,42 @@ void run_softmax(benchmark::State& state, int E, int k, DType dt, rt::SoftmaxTop
   add_targets(state, M, read_floor_us(in_bytes));
 }
 
-void BM_mixtral_8x7b(benchmark::State& state) { run_softmax(state, 8, 2, DType::F32); }
-void BM_qwen3_235b(benchmark::State& state) { run_softmax(state, 128, 8, DType::F32); }
-void BM_qwen3_235b_bf16(benchmark::State& state) { run_softmax(state, 128, 8, DType::BF16); }
-void BM_mixtral_8x7b_warm(benchmark::State& state) { run_softmax(state, 8, 2, DType::F32, {}, {.warm = true}); }
-void BM_qwen3_235b_warm(benchmark::State& state) { run_softmax(state, 128, 8, DType::F32, {}, {.warm = true}); }
-// range(1) lanes per token, range(2) block threads
-void BM_mixtral_8x7b_cfg(benchmark::State& state) {
-  run_softmax(state, 8, 2, DType::F32,
-              {.lanes_per_row = static_cast<int>(state.range(1)), .block_threads = static_cast<int>(state.range(2))});
-}
-void BM_qwen3_235b_cfg(benchmark::State& state) {
-  run_softmax(state, 128, 8, DType::F32,
-              {.lanes_per_row = static_cast<int>(state.range(1)), .block_threads = static_cast<int>(state.range(2))});
-}
-
-void run_deepseek(benchmark::State& state, int block_threads, Mode mode) {
+void run_grouped(benchmark::State& state, const ModelConfig& m, int block_threads, Mode mode) {
   const int64_t M = state.range(0);
-  const rt::GroupedTopkParams p{.tokens = M, .experts = 256, .n_group = 8, .topk_group = 4, .top_k = 8,
-                                .scoring = rt::Scoring::Sigmoid, .renormalize = true,
-                                .routed_scaling_factor = 2.5f, .dtype = DType::F32};
-  const double in_bytes = static_cast<double>(M) * 256 * 4;
+  const int E = m.experts, k = m.top_k;
+  const rt::GroupedTopkParams p{.tokens = M, .experts = E, .n_group = m.routing.n_group,
+                                .topk_group = m.routing.topk_group, .top_k = k,
+                                .scoring = m.routing.scoring == "sigmoid" ? rt::Scoring::Sigmoid : rt::Scoring::Softmax,
+                                .renormalize = m.routing.renormalize,
+                                .routed_scaling_factor = static_cast<float>(m.routing.routed_scaling_factor),
+                                .dtype = DType::F32};
+  const double in_bytes = static_cast<double>(M) * E * 4;
   const int copies = mode.warm ? 1 : copies_for(in_bytes);
-  Rotating in(in_bytes, copies, DType::F32, static_cast<size_t>(M * 256), 43, rng::Stream::Logits, 1.0f);
-  gpu::DeviceBuffer<float> bias(256);
-  kernels::fill_normal(bias.data(), DType::F32, 256, 44, rng::Stream::Bias, 0, 0.1f, nullptr);
-  gpu::DeviceBuffer<float> w(static_cast<size_t>(M * 8));
-  gpu::DeviceBuffer<int32_t> ids(static_cast<size_t>(M * 8));
+  Rotating in(in_bytes, copies, DType::F32, static_cast<size_t>(M * E), 43, rng::Stream::Logits, 1.0f);
+  gpu::DeviceBuffer<float> bias(static_cast<size_t>(E));
+  kernels::fill_normal(bias.data(), DType::F32, static_cast<size_t>(E), 44, rng::Stream::Bias, 0, 0.1f, nullptr);
+  gpu::DeviceBuffer<float> w(static_cast<size_t>(M * k));
+  gpu::DeviceBuffer<int32_t> ids(static_cast<size_t>(M * k));
   int i = 0;
   bench::run_gpu_benchmark(
       state,
       [&](hipStream_t s) {
         rt::grouped_topk(in.get(i++), bias.data(), w.data(), ids.data(), p, {.block_threads = block_threads}, s);
       },
-      {in_bytes + static_cast<double>(M) * 8 * 8, 0}, timing(copies, mode));
+      {in_bytes + static_cast<double>(M) * k * 8, 0}, timing(copies, mode));
   state.counters["block_threads"] = block_threads;
-  state.counters["E"] = 256;
-  state.counters["k"] = 8;
+  state.counters["E"] = E;
+  state.counters["k"] = k;
   state.counters["copies"] = copies;
   add_targets(state, M, read_floor_us(in_bytes));
 }
 
-void BM_deepseek_v3(benchmark::State& state) { run_deepseek(state, 256, {}); }
-void BM_deepseek_v3_warm(benchmark::State& state) { run_deepseek(state, 256, {.warm = true}); }
-void BM_deepseek_v3_cfg(benchmark::State& state) { run_deepseek(state, static_cast<int>(state.range(1)), {}); }
-
-void run_llama4(benchmark::State& state, int k_splits, Mode mode) {
+void run_top1(benchmark::State& state, const ModelConfig& m, int k_splits, Mode mode) {
   const int64_t M = state.range(0);
-  constexpr int64_t K = 5120;
-  constexpr int E = 16;
-  const rt::SigmoidTop1Params p{.tokens = M, .hidden = K, .experts = E, .dtype = DType::BF16, .shared_expert = true};
+  const int64_t K = m.model_dim;
+  const int E = m.experts;
+  const rt::SigmoidTop1Params p{
+      .tokens = M, .hidden = K, .experts = E, .dtype = DType::BF16, .shared_expert = m.shared.count > 0};
   const double x_bytes = static_cast<double>(M) * K * 2, w_bytes = static_cast<double>(K) * E * 2;
   const int copies = mode.warm ? 1 : copies_for(x_bytes + w_bytes);
   Rotating xs(x_bytes, copies, DType::BF16, static_cast<size_t>(M * K), 45, rng::Stream::Hidden, 1.0f);
@@ -183,23 +171,9 @@ void run_llama4(benchmark::State& state, int k_splits, Mode mode) {
   add_targets(state, M, floor_us);
 }
 
-void BM_llama4_scout(benchmark::State& state) { run_llama4(state, 0, {}); }
-void BM_llama4_scout_warm(benchmark::State& state) { run_llama4(state, 0, {.warm = true}); }
-void BM_llama4_scout_splits(benchmark::State& state) { run_llama4(state, static_cast<int>(state.range(1)), {}); }
-
 // Each iteration is one timed graph replay of `batch` launches; 50 replays per point.
 void common(benchmark::internal::Benchmark* b) {
   b->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(50);
-}
-void all_m(benchmark::internal::Benchmark* b) {
-  b->ArgName("M");
-  for (int64_t m : kTokens) b->Arg(m);
-  common(b);
-}
-void small_m(benchmark::internal::Benchmark* b) {
-  b->ArgName("M");
-  for (int64_t m : {1, 16, 64, 256}) b->Arg(m);
-  common(b);
 }
 void softmax_cfgs(benchmark::internal::Benchmark* b, std::vector<int64_t> lanes) {
   b->ArgNames({"M", "lanes", "threads"});
@@ -209,30 +183,73 @@ void softmax_cfgs(benchmark::internal::Benchmark* b, std::vector<int64_t> lanes)
   common(b);
 }
 
-BENCHMARK(BM_deepseek_v3)->Apply(all_m);
-BENCHMARK(BM_mixtral_8x7b)->Apply(all_m);
-BENCHMARK(BM_qwen3_235b)->Apply(all_m);
-BENCHMARK(BM_qwen3_235b_bf16)->Apply(all_m);
-BENCHMARK(BM_llama4_scout)->Apply(all_m);
-BENCHMARK(BM_deepseek_v3_warm)->Apply(small_m);
-BENCHMARK(BM_mixtral_8x7b_warm)->Apply(small_m);
-BENCHMARK(BM_qwen3_235b_warm)->Apply(small_m);
-BENCHMARK(BM_llama4_scout_warm)->Apply(small_m);
-BENCHMARK(BM_mixtral_8x7b_cfg)->Apply([](benchmark::internal::Benchmark* b) { softmax_cfgs(b, {1, 2}); });
-BENCHMARK(BM_qwen3_235b_cfg)->Apply([](benchmark::internal::Benchmark* b) { softmax_cfgs(b, {16, 32}); });
-BENCHMARK(BM_deepseek_v3_cfg)->Apply([](benchmark::internal::Benchmark* b) {
+// BM_<model>/M:<M> at every M of the "routing" sweep, BM_<model>_warm at M <= 256.
+void register_model(const ModelConfig& m, const std::vector<int64_t>& Ms, const std::function<void(benchmark::State&, Mode)>& run) {
+  auto* b = benchmark::RegisterBenchmark(("BM_" + m.name).c_str(), [run](benchmark::State& st) { run(st, {}); });
+  b->ArgName("M");
+  for (int64_t M : Ms) b->Arg(M);
+  common(b);
+  b = benchmark::RegisterBenchmark(("BM_" + m.name + "_warm").c_str(),
+                                   [run](benchmark::State& st) { run(st, {.warm = true}); });
+  b->ArgName("M");
+  for (int64_t M : Ms)
+    if (M <= 256) b->Arg(M);
+  common(b);
+}
+
+void register_points(const ModelTable& table) {
+  const std::vector<int64_t> Ms = table.sweep_tokens("routing");
+  for (const ModelConfig& m : table.sweep_models("routing")) {
+    switch (m.routing.type) {
+      case RoutingType::Softmax:
+        register_model(m, Ms, [m](benchmark::State& st, Mode mode) {
+          run_softmax(st, m.experts, m.top_k, DType::F32, {}, mode);
+        });
+        break;
+      case RoutingType::GroupedTopk:
+        register_model(m, Ms, [m](benchmark::State& st, Mode mode) { run_grouped(st, m, 256, mode); });
+        break;
+      case RoutingType::SigmoidTop1:
+        register_model(m, Ms, [m](benchmark::State& st, Mode mode) { run_top1(st, m, 0, mode); });
+        break;
+    }
+  }
+  // Launch-config and precision experiments on particular models (their shapes from the table).
+  const ModelConfig& mixtral = table.model("mixtral_8x7b");
+  const ModelConfig& qwen = table.model("qwen3_235b");
+  const ModelConfig& deepseek = table.model("deepseek_v3");
+  const ModelConfig& llama4 = table.model("llama4_scout");
+  auto* b = benchmark::RegisterBenchmark("BM_qwen3_235b_bf16", [q = qwen](benchmark::State& st) {
+    run_softmax(st, q.experts, q.top_k, DType::BF16);
+  });
+  b->ArgName("M");
+  for (int64_t M : Ms) b->Arg(M);
+  common(b);
+  // range(1) lanes per token, range(2) block threads
+  for (const auto& [m, lanes] : {std::pair{mixtral, std::vector<int64_t>{1, 2}}, std::pair{qwen, std::vector<int64_t>{16, 32}}})
+    softmax_cfgs(benchmark::RegisterBenchmark(("BM_" + m.name + "_cfg").c_str(),
+                                              [m = m](benchmark::State& st) {
+                                                run_softmax(st, m.experts, m.top_k, DType::F32,
+                                                            {.lanes_per_row = static_cast<int>(st.range(1)),
+                                                             .block_threads = static_cast<int>(st.range(2))});
+                                              }),
+                 lanes);
+  b = benchmark::RegisterBenchmark("BM_deepseek_v3_cfg", [m = deepseek](benchmark::State& st) {
+    run_grouped(st, m, static_cast<int>(st.range(1)), {});
+  });
   b->ArgNames({"M", "threads"});
-  for (int64_t m : {16384, 65536})
-    for (int64_t t : {64, 128, 256, 512}) b->Args({m, t});
+  for (int64_t M : {16384, 65536})
+    for (int64_t t : {64, 128, 256, 512}) b->Args({M, t});
   common(b);
-});
-BENCHMARK(BM_llama4_scout_splits)->Apply([](benchmark::internal::Benchmark* b) {
+  b = benchmark::RegisterBenchmark("BM_llama4_scout_splits", [m = llama4](benchmark::State& st) {
+    run_top1(st, m, static_cast<int>(st.range(1)), {});
+  });
   b->ArgNames({"M", "splits"});
-  for (int64_t m : {1, 16, 64, 256, 1024})
-    for (int64_t sp : {1, 2, 4, 8, 16, 40}) b->Args({m, sp});
+  for (int64_t M : {1, 16, 64, 256, 1024})
+    for (int64_t sp : {1, 2, 4, 8, 16, 40}) b->Args({M, sp});
   common(b);
-});
+}
 
 }  // namespace
 
-MOE_BENCH_MAIN();
+MOE_BENCH_MAIN_WITH_MODELS(register_points);

@@ -29,7 +29,9 @@ import json
 import re
 import sys
 
-MODELS = ["mixtral_8x7b", "deepseek_v3", "qwen3_235b"]
+import model_sweeps
+
+MODELS = model_sweeps.sweep_models(model_sweeps.load(), "layer")  # report order
 SCHEMES = ["fp8_tensor", "fp8_token", "fp8_block", "int8_token"]
 
 

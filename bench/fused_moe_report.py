@@ -24,7 +24,7 @@ import json
 import re
 import sys
 
-MODELS = {"mixtral_8x7b": (8, 2, 4096, 14336), "deepseek_v3": (256, 8, 7168, 2048), "qwen3_235b": (128, 8, 4096, 1536)}
+import model_sweeps
 
 
 def main():
@@ -34,7 +34,12 @@ def main():
     ap.add_argument("--md")
     ap.add_argument("--json")
     ap.add_argument("--anchors")
+    ap.add_argument("--model-configs", help="default: configs/model_configs.json")
     a = ap.parse_args()
+    table = model_sweeps.load(a.model_configs)
+    # (E, top_k, model_dim, inter_dim) of the "layer" sweep's models, in its order.
+    models = {n: (m["experts"], m["top_k"], m["model_dim"], m["inter_dim"])
+              for n in model_sweeps.sweep_models(table, "layer") for m in [model_sweeps.model(table, n)]}
     b = json.load(open(a.bench))
     t = json.load(open(a.torch))
     ctx = b.get("context", {})
@@ -66,10 +71,10 @@ def main():
     torch = {(r["model"], r["M"]): r for r in t["rows"]}
 
     rows = []
-    for (model, M), d in sorted(ours.items(), key=lambda kv: (list(MODELS).index(kv[0][0]), kv[0][1])):
+    for (model, M), d in sorted(ours.items(), key=lambda kv: (list(models).index(kv[0][0]), kv[0][1])):
         if "layer" not in d:
             continue
-        E, k, H, I = MODELS[model]
+        E, k, H, I = models[model]
         hit = d["experts_hit"]
         bw_floor = hit * 3 * I * H * 2 / (read_gbps * 1e9) * 1e6
         fl_floor = 6.0 * M * k * I * H / (bf16 * 1e12) * 1e6

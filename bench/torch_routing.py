@@ -3,7 +3,7 @@
 
     python3 bench/torch_routing.py --out torch_routing.json [--ours routing.json --md side_by_side.md]
 
-Models (as in bench/bench_routing.cpp):
+Models: the "routing" sweep of configs/model_configs.json (E, k, groups, scale from it), as bench_routing:
   deepseek_v3       grouped top-k written with torch ops as in vLLM's grouped_topk
                     (E=256, 8 groups keep 4, k=8, sigmoid + bias, renormalize, x2.5), fp32 logits
   mixtral_8x7b      torch.topk(torch.softmax(x, -1), 2) then renormalize, fp32 logits
@@ -26,7 +26,10 @@ try:
 except ImportError:  # --from-json (tables only) works without PyTorch
     torch = None
 
-TOKENS = [1, 16, 64, 256, 1024, 4096, 16384, 65536]
+import model_sweeps
+
+TABLE = model_sweeps.load()
+TOKENS = model_sweeps.sweep_tokens(TABLE, "routing")
 
 
 def grouped_topk(x, bias, n_group=8, topk_group=4, k=8, scale=2.5):
@@ -93,22 +96,25 @@ def copies_for(nbytes, l2_bytes):
 
 def run_model(model, M, l2_bytes, reps, warm=False):
     gen = torch.Generator(device="cuda").manual_seed(1234 + M)
-    if model == "llama4_scout":
-        K, E = 5120, 16
+    cfg = model_sweeps.model(TABLE, model.removesuffix("_bf16"))
+    if cfg["routing"]["type"] == "sigmoid_top1":
+        K, E = cfg["model_dim"], cfg["experts"]
         nbytes = M * K * 2 + K * E * 2
         n = 1 if warm else copies_for(nbytes, l2_bytes)
         xs = [torch.randn(M, K, device="cuda", generator=gen, dtype=torch.bfloat16) for _ in range(n)]
         ws = [(torch.randn(K, E, device="cuda", generator=gen) / math.sqrt(K)).to(torch.bfloat16) for _ in range(n)]
         fns = [lambda x=x, w=w: llama4_router(x, w) for x, w in zip(xs, ws)]
     else:
-        E, k, dt = {"deepseek_v3": (256, 8, torch.float32), "mixtral_8x7b": (8, 2, torch.float32),
-                    "qwen3_235b": (128, 8, torch.float32), "qwen3_235b_bf16": (128, 8, torch.bfloat16)}[model]
+        E, k = cfg["experts"], cfg["top_k"]
+        dt = torch.bfloat16 if model.endswith("_bf16") else torch.float32
         nbytes = M * E * (2 if dt == torch.bfloat16 else 4)
         n = 1 if warm else copies_for(nbytes, l2_bytes)
         xs = [torch.randn(M, E, device="cuda", generator=gen).to(dt) for _ in range(n)]
-        if model == "deepseek_v3":
+        r = cfg["routing"]
+        if r["type"] == "grouped_topk":
             bias = torch.randn(E, device="cuda", generator=gen) * 0.1
-            fns = [lambda x=x: grouped_topk(x, bias) for x in xs]
+            fns = [lambda x=x: grouped_topk(x, bias, r["n_group"], r["topk_group"], k, r["routed_scaling_factor"])
+                   for x in xs]
         else:
             fns = [lambda x=x, k=k: softmax_topk(x, k) for x in xs]
     batch = 20 if warm else max(20, n)
@@ -166,7 +172,8 @@ def main():
     ap.add_argument("--ours", default=None, help="bench_routing --benchmark_out JSON")
     ap.add_argument("--md", default=None)
     ap.add_argument("--reps", type=int, default=25)
-    ap.add_argument("--models", default="deepseek_v3,mixtral_8x7b,qwen3_235b,qwen3_235b_bf16,llama4_scout")
+    ap.add_argument("--models", default=",".join(model_sweeps.sweep_models(TABLE, "routing") + ["qwen3_235b_bf16"]),
+                    help="models of the routing sweep of configs/model_configs.json; NAME_bf16: bf16 logits")
     ap.add_argument("--from-json", default=None, help="skip timing: reuse this torch_routing JSON for the table")
     args = ap.parse_args()
     if args.from_json:

@@ -1,7 +1,7 @@
-# Provenance: verbatim copy of the project's anchor script ../shared/anchors/torch_moe_layer.py
-# (given to the project with ../shared/anchors/README.md; copied so it travels with the
-# repository to the GPU host and runs in the same call as bench_fused_moe). Only these
-# three comment lines were added.
+# Provenance: the project's anchor script ../shared/anchors/torch_moe_layer.py (given to
+# the project with ../shared/anchors/README.md; copied so it travels with the repository
+# to the GPU host and runs in the same call as bench_fused_moe). Added: these comment
+# lines, and the models and M values read from the "layer" sweep of configs/model_configs.json.
 """Side-by-side baseline for a MoE layer on one NVIDIA GPU, using only PyTorch.
 
 Prints the device ceilings (copy and read bandwidth, dense bf16 / fp8 GEMM rate) and the
@@ -9,11 +9,16 @@ time of a full MoE layer through torch._grouped_mm (argsort + gather + two group
 + SiLU*up + weighted index_add), graph-replayed, for the models and M values given.
 Run it in the same run and on the same card as the kernel being compared.
 
-  python3 torch_moe_layer.py [--models mixtral_8x7b,deepseek_v3,qwen3_235b] [--M 1,16,64,256,1024,4096] [--json out.json]
+  python3 torch_moe_layer.py [--models a,b] [--M 1,16] [--json out.json]   (default: the "layer" sweep)
 """
-import argparse, json, torch, torch.nn.functional as F
+import argparse, json, os, sys, torch, torch.nn.functional as F
 
-MODELS = {"mixtral_8x7b": (8, 2, 4096, 14336), "deepseek_v3": (256, 8, 7168, 2048), "qwen3_235b": (128, 8, 4096, 1536)}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+import model_sweeps
+
+TABLE = model_sweeps.load()
+# (E, top_k, model_dim, inter_dim) of every model of configs/model_configs.json
+MODELS = {m["name"]: (m["experts"], m["top_k"], m["model_dim"], m["inter_dim"]) for m in TABLE["models"]}
 
 
 def time_graph(fn, reps=20, per=5):
@@ -90,8 +95,8 @@ def layer_rows(name, Ms):
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument("--M", default="1,16,64,256,1024,4096")
+    p.add_argument("--models", default=",".join(model_sweeps.sweep_models(TABLE, "layer")))
+    p.add_argument("--M", default=",".join(str(M) for M in model_sweeps.sweep_tokens(TABLE, "layer")))
     p.add_argument("--json")
     a = p.parse_args()
     out = dict(device=torch.cuda.get_device_name(), ceilings=ceilings(), rows=[])

@@ -169,6 +169,9 @@ bool matches_model(const std::string& name, const ModelConfig& m) {
 std::string env_prefix(const MpiWorld& world) {
   std::string env;
   env += "MOE_TUNED_CONFIG=" + shell_quote(o.tuned_config) + " ";  // '' = heuristic only
+  // The benchmark points come from the model configs' sweeps (bench/bench_common.hpp).
+  const std::string mc = o.model_configs.empty() ? find_config_file("model_configs.json", MOE_SOURCE_DIR) : o.model_configs;
+  env += "MOE_MODEL_CONFIGS=" + shell_quote(fs::absolute(mc).string()) + " ";
   if (o.flush_l2 == "on") env += "MOE_BENCH_FLUSH_L2=1 ";
   if (o.flush_l2 == "off") env += "MOE_BENCH_FLUSH_L2=0 ";
   if (o.no_ceilings) env += "MOE_BENCH_NO_CEILINGS=1 ";

@@ -19,11 +19,16 @@ void register_list(CLI::App& app, std::vector<Command>& out) {
                    fmt::print("value distributions: normal, fanin\n");
                    fmt::print("routing distributions: softmax, balanced, zipf, one\n");
                    const std::string mc = find_config_file("model_configs.json", MOE_SOURCE_DIR);
+                   const ModelTable table = load_model_table(mc);
                    fmt::print("models ({}):\n", mc);
-                   for (const auto& m : load_model_configs(mc))
+                   for (const auto& m : table.models)
                      fmt::print("  {:<17} model_dim {:>5}  inter_dim {:>5}  experts {:>3}  top_k {}  routing {}{}\n", m.name,
                                 m.model_dim, m.inter_dim, m.experts, m.top_k, routing_type_name(m.routing.type),
                                 m.shared.count ? fmt::format("  shared {} x {}", m.shared.count, m.shared.inter_dim) : "");
+                   fmt::print("sweeps:\n");
+                   for (const auto& s : table.sweeps)
+                     fmt::print("  {:<20} models {}  M {}{}\n", s.name, fmt::join(s.models, ","), fmt::join(s.M, ","),
+                                s.pairwise ? " (pairwise)" : "");
                    return 0;
                  }});
 }

@@ -42,8 +42,8 @@ using fused_moe::LayerConfig;
 using fused_moe::Problem;
 
 struct Opts {
-  std::vector<std::string> models{"mixtral_8x7b", "deepseek_v3", "qwen3_235b"};
-  std::vector<int64_t> tokens{1, 16, 64, 256, 1024, 4096};
+  std::vector<std::string> models;  // empty: the "layer" sweep's models of the model configs
+  std::vector<int64_t> tokens;      // empty: the "layer" sweep's token counts
   std::string dtype = "bf16";
   std::string tuned_config;
   std::string model_configs;
@@ -112,8 +112,13 @@ int run_tune(const CommonOptions& c) {
   MOE_REQUIRE(dt == DType::BF16 || dt == DType::F16, fmt::format("--dtype must be bf16 or fp16, got '{}'", o.dtype));
   MOE_REQUIRE(o.persistent == "both" || o.persistent == "on" || o.persistent == "off",
               fmt::format("--persistent must be both, on or off, got '{}'", o.persistent));
-  MOE_REQUIRE(!o.tokens.empty(), "--tokens: at least one token count");
-  for (int64_t m : o.tokens) MOE_REQUIRE(m > 0, fmt::format("--tokens: token counts must be positive, got {}", m));
+  const ModelTable table = load_model_table(
+      o.model_configs.empty() ? find_config_file("model_configs.json", MOE_SOURCE_DIR) : o.model_configs);
+  const std::vector<int64_t> token_counts = o.tokens.empty() ? table.sweep_tokens("layer") : o.tokens;
+  std::vector<std::string> model_names = o.models;
+  if (model_names.empty())
+    for (const auto& m : table.sweep_models("layer")) model_names.push_back(m.name);
+  for (int64_t m : token_counts) MOE_REQUIRE(m > 0, fmt::format("--tokens: token counts must be positive, got {}", m));
   for (int s : o.split_k) MOE_REQUIRE(s >= 1 && s <= 64, fmt::format("--split-k: values must be in [1, 64], got {}", s));
   const std::string path = o.tuned_config.empty() ? default_tuned_config() : o.tuned_config;
   // The table must be readable (a malformed file is bad input before any work).
@@ -121,11 +126,9 @@ int run_tune(const CommonOptions& c) {
   const TunedTable before = TunedTable::load_or_empty(path, impls);
   if (!o.dry_run) check_output_target(path);
 
-  const auto all = load_model_configs(o.model_configs.empty() ? find_config_file("model_configs.json", MOE_SOURCE_DIR)
-                                                              : o.model_configs);
   std::vector<const ModelConfig*> models;
-  for (const auto& n : o.models) {
-    const ModelConfig& m = find_model(all, n);
+  for (const auto& n : model_names) {
+    const ModelConfig& m = table.model(n);
     MOE_REQUIRE(m.activation == "silu" || m.activation == "gelu",
                 fmt::format("model {}: activation '{}' has no fused_moe kernel (silu or gelu)", m.name, m.activation));
     models.push_back(&m);
@@ -163,7 +166,7 @@ int run_tune(const CommonOptions& c) {
   std::vector<Point> points;
   size_t total = 0;
   for (const ModelConfig* m : models)
-    for (int64_t M : o.tokens) {
+    for (int64_t M : token_counts) {
       Point pt{m, {}, {}};
       pt.problem.tokens = M;
       pt.problem.model_dim = m->model_dim;
@@ -278,8 +281,9 @@ void register_tune(CLI::App& app, std::vector<Command>& out) {
       "Benchmark the fused MoE tile configs on this GPU, check each against the CPU reference, write the fastest "
       "passing one per (model, M, dtype) into the tuned-config CSV (one row at a time, atomically), keyed by this "
       "GPU's SM/CU count and name (cu_num, device)");
-  sub->add_option("--model", o.models, "Models of configs/model_configs.json (repeatable)")->capture_default_str();
-  sub->add_option("--tokens,-M", o.tokens, "Token counts M (repeatable)")->capture_default_str();
+  sub->add_option("--model", o.models,
+                  "Models of configs/model_configs.json (repeatable; default: its sweeps.layer.models)");
+  sub->add_option("--tokens,-M", o.tokens, "Token counts M (repeatable; default: sweeps.layer.M of the model configs)");
   sub->add_option("--dtype", o.dtype, "bf16 or fp16")->capture_default_str();
   add_tuned_config_option(sub, o.tuned_config,
                           "Tuned-config CSV to update, row by row (default: configs/tuned_fmoe.csv; created if missing)");

@@ -13,6 +13,7 @@
 #include "moe/atomic_file.hpp"
 #include "moe/device.hpp"
 #include "moe/error.hpp"
+#include "moe/model_config.hpp"
 #include "moe/gpu.hpp"
 #include "moe/registry.hpp"
 #include "moe/report.hpp"
@@ -27,6 +28,7 @@ struct Opts {
   std::string json = "moe-verify.json";
   std::string shard;  // "i/n": only cases with index % n == i
   std::string tuned_config;
+  std::string model_configs;
   std::vector<std::string> where;  // "KEY=V1,V2": only cases whose params[KEY] is one of the values
   bool allow_empty = false;        // a run in which no case ran (all skipped) exits 0
 };
@@ -118,6 +120,8 @@ int run_verify(const CommonOptions& c) {
   vo.data_dir = resolve_data_dir(c);
   vo.quick = o.quick;
   vo.seed = o.seed;
+  vo.models = load_model_table(o.model_configs.empty() ? find_config_file("model_configs.json", MOE_SOURCE_DIR)
+                                                       : o.model_configs);
   const auto devs = list_devices();
   vo.gpu_available = !devs.empty();
   if (vo.gpu_available) {
@@ -262,6 +266,8 @@ void register_verify(CLI::App& app, std::vector<Command>& out) {
   sub->add_flag("--allow-empty", o.allow_empty,
                 "Exit 0 when no case ran (all skipped, e.g. GPU cases without a GPU); without it such a run exits 1");
   add_tuned_config_option(sub, o.tuned_config);
+  sub->add_option("--model-configs", o.model_configs,
+                  "Models and sweeps of the model cases (default: configs/model_configs.json)");
   out.push_back({sub, run_verify});
 }
 

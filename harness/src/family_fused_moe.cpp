@@ -14,7 +14,7 @@
 #include "moe/check.hpp"
 #include "moe/fused_moe_tuning.hpp"
 #include "moe/inputs.hpp"
-#include "moe/layer_shapes.hpp"
+#include "moe/model_config.hpp"
 #include "moe/registry.hpp"
 #include "reference/fused_moe/fused_moe_check.hpp"
 #include "reference/fused_moe/fused_moe_ref.hpp"
@@ -161,7 +161,7 @@ struct GpuCase {
   int64_t subset;  // tokens compared (0: all)
 };
 
-std::vector<GpuCase> gpu_cases(bool quick) {
+std::vector<GpuCase> gpu_cases(const ModelTable& models, bool quick) {
   std::vector<GpuCase> v;
   // The seed's odd shapes as (M, N = 2*inter, K = model_dim, top_k, E).
   const int64_t odd[][5] = {{16, 14336, 1, 2, 4},   {4, 4, 8, 1, 2},       {1, 14336, 128, 2, 4}, {3, 14336, 128, 2, 4},
@@ -170,13 +170,12 @@ std::vector<GpuCase> gpu_cases(bool quick) {
     v.push_back({fmt::format("odd/M{}_N{}_K{}_k{}_E{}", o[0], o[1], o[2], o[3], o[4]), "", o[0], o[2], o[1] / 2,
                  static_cast<int32_t>(o[4]), static_cast<int32_t>(o[3]), ValueDist::Normal, RoutingDist::Softmax,
                  Activation::SiLU, RouterWeight::OnOutput, 0});
-  // The benchmarked model layers (moe/layer_shapes.hpp: mixtral_8x7b, deepseek_v3,
-  // qwen3_235b, kept equal to configs/model_configs.json by a CPU test).
-  const std::vector<int64_t> Ms = quick ? std::vector<int64_t>{1, 256, 4096} : std::vector<int64_t>{1, 16, 64, 256, 1024, 4096};
-  for (const LayerShape& m : kLayerShapes)
-    for (int64_t M : Ms)
-      v.push_back({fmt::format("model/{}_M{}", m.name, M), m.name, M, m.H, m.I, m.E, m.k, ValueDist::FanIn,
-                   RoutingDist::Softmax, Activation::SiLU, RouterWeight::OnOutput, 16});
+  // The benchmarked model layers: the "layer" sweep of configs/model_configs.json.
+  for (const SweepPoint& pt : models.points("layer", quick)) {
+    const ModelConfig& m = pt.model;
+    v.push_back({fmt::format("model/{}_M{}", m.name, pt.M), m.name, pt.M, m.model_dim, m.inter_dim, m.experts, m.top_k,
+                 ValueDist::FanIn, RoutingDist::Softmax, Activation::SiLU, RouterWeight::OnOutput, 16});
+  }
   for (auto dist : {RoutingDist::Balanced, RoutingDist::Zipf, RoutingDist::OneExpert})
     v.push_back({fmt::format("routing/{}", routing_dist_name(dist)), "", 200, 512, 384, 16, 4, ValueDist::FanIn, dist,
                  Activation::SiLU, RouterWeight::OnOutput, 0});
@@ -201,7 +200,7 @@ std::vector<VerifyCase> fused_moe_cases(const VerifyOptions& o) {
   add_cpu("cpu/tolerance_bf16", [] { return tolerance_case(DType::BF16); });
   add_cpu("cpu/tolerance_fp16", [] { return tolerance_case(DType::F16); });
 
-  for (const GpuCase& c : gpu_cases(o.quick)) {
+  for (const GpuCase& c : gpu_cases(o.models, o.quick)) {
     VerifyCase vc;
     vc.kernel = "fused_moe";
     vc.name = "gpu/" + c.name;

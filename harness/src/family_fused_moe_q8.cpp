@@ -16,7 +16,7 @@
 #include "moe/check.hpp"
 #include "moe/error.hpp"
 #include "moe/inputs.hpp"
-#include "moe/layer_shapes.hpp"
+#include "moe/model_config.hpp"
 #include "moe/registry.hpp"
 #include "reference/fused_moe/fused_moe_ref.hpp"
 #include "reference/fused_moe_q8/fused_moe_q8_check.hpp"
@@ -98,23 +98,17 @@ struct GpuCase {
   int64_t subset;
 };
 
-std::vector<GpuCase> gpu_cases(bool quick) {
+std::vector<GpuCase> gpu_cases(const ModelTable& models, bool quick) {
   std::vector<GpuCase> v;
   for (Scheme s : fused_moe_q8::kAllSchemes) {
     const std::string sn(fused_moe_q8::scheme_name(s));
     v.push_back({sn + "/odd_M3_H272_I144_E8_k2", "", s, 3, 272, 144, 8, 2, 0});
     v.push_back({sn + "/odd_M255_H400_I208_E16_k4", "", s, 255, 400, 208, 16, 4, 0});
-    // Model layers (moe/layer_shapes.hpp, = configs/model_configs.json), one M each.
-    auto model = [&](std::string_view name, int64_t M) {
-      const auto* m = std::find_if(std::begin(kLayerShapes), std::end(kLayerShapes),
-                                   [&](const LayerShape& l) { return l.name == name; });
-      MOE_REQUIRE(m != std::end(kLayerShapes), fmt::format("fused_moe_q8 verify cases: no layer shape '{}'", name));
-      v.push_back({fmt::format("{}/model/{}_M{}", sn, m->name, M), m->name, s, M, m->H, m->I, m->E, m->k, 4});
-    };
-    model("qwen3_235b", 16);
-    if (!quick) {
-      model("mixtral_8x7b", 64);
-      model("deepseek_v3", 256);
+    // Model layers: the "fused_moe_q8_verify" sweep of configs/model_configs.json.
+    for (const SweepPoint& pt : models.points("fused_moe_q8_verify", quick)) {
+      const ModelConfig& m = pt.model;
+      v.push_back({fmt::format("{}/model/{}_M{}", sn, m.name, pt.M), m.name, s, pt.M, m.model_dim, m.inter_dim,
+                   m.experts, m.top_k, 4});
     }
   }
   return v;
@@ -135,7 +129,7 @@ std::vector<VerifyCase> fused_moe_q8_cases(const VerifyOptions& o) {
   for (Scheme s : fused_moe_q8::kAllSchemes)
     add(fmt::format("cpu/step_model/{}", fused_moe_q8::scheme_name(s)), false, {},
         [s, seed = o.seed] { return step_model_case(s, seed); });
-  for (const GpuCase& c : gpu_cases(o.quick)) {
+  for (const GpuCase& c : gpu_cases(o.models, o.quick)) {
     nlohmann::json params = {{"scheme", fused_moe_q8::scheme_name(c.scheme)},
                              {"M", c.M},
                              {"model_dim", c.H},

@@ -23,7 +23,7 @@ struct GpuCase {
   double masked;
   bool half_remote;
   align::AlignPath path;
-  const char* model = nullptr;  // configs/model_configs.json name where E, top_k are a model's
+  std::string model;  // configs/model_configs.json name where E, top_k are a model's; "" otherwise
 };
 
 const char* path_name(align::AlignPath p) {
@@ -36,20 +36,13 @@ const char* path_name(align::AlignPath p) {
   return "?";
 }
 
-std::vector<GpuCase> gpu_cases(bool quick) {
+std::vector<GpuCase> gpu_cases(const ModelTable& models, bool quick) {
   using ref::AlignIds;
   using P = align::AlignPath;
   std::vector<GpuCase> v;
-  // Model configs (experts, top_k of configs/model_configs.json: DeepSeek-V3, Mixtral, Qwen3-235B) at block 64.
-  struct Model {
-    const char* name;
-    int32_t E, k;
-  };
-  const Model models[] = {{"deepseek_v3", 256, 8}, {"mixtral_8x7b", 8, 2}, {"qwen3_235b", 128, 8}};
-  const std::vector<int64_t> Ms = quick ? std::vector<int64_t>{1, 256, 4096}
-                                        : std::vector<int64_t>{1, 16, 64, 256, 1024, 4096, 16384, 65536};
-  for (const Model& m : models)
-    for (int64_t M : Ms) v.push_back({M, m.E, m.k, 64, AlignIds::Softmax, 0.0, false, P::Auto, m.name});
+  // Models' (experts, top_k) at block 64: the "align" sweep of configs/model_configs.json.
+  for (const SweepPoint& pt : models.points("align", quick))
+    v.push_back({pt.M, pt.model.experts, pt.model.top_k, 64, AlignIds::Softmax, 0.0, false, P::Auto, pt.model.name});
   // Edges: big E, one expert, most experts empty, half-remote map, masked ids, both paths.
   v.push_back({16, 4096, 8, 256, AlignIds::Uniform, 0.0, false, P::Auto});
   v.push_back({4096, 256, 8, 64, AlignIds::OneExpert, 0.0, false, P::Auto});
@@ -98,7 +91,7 @@ std::vector<VerifyCase> align_cases(const VerifyOptions& o) {
     out.push_back(std::move(vc));
   }
 
-  for (const GpuCase& c : gpu_cases(o.quick)) {
+  for (const GpuCase& c : gpu_cases(o.models, o.quick)) {
     VerifyCase vc;
     vc.kernel = "moe_align";
     vc.needs_gpu = true;
@@ -106,7 +99,7 @@ std::vector<VerifyCase> align_cases(const VerifyOptions& o) {
                           c.masked > 0 ? "_masked" : "", c.half_remote ? "_halfremote" : "", path_name(c.path));
     vc.params = {{"M", c.M}, {"E", c.E}, {"top_k", c.k}, {"block_size", c.bs}, {"ids", ref::align_ids_name(c.ids)},
                  {"masked", c.masked}, {"expert_map", c.half_remote}, {"path", path_name(c.path)}};
-    if (c.model) vc.params["model"] = c.model;  // --where model=NAME
+    if (!c.model.empty()) vc.params["model"] = c.model;  // --where model=NAME
     const uint64_t seed = o.seed * 1000003u + static_cast<uint64_t>(c.M * 131 + c.E * 7 + c.k);
     vc.run = [c, seed]() {
       CaseResult cr;

@@ -246,28 +246,24 @@ std::vector<VerifyCase> quant_cases(const VerifyOptions& o) {
     add("golden/load", false, {}, [msg] { return fail("golden vectors did not load: " + msg); });
   }
 
-  struct Model {
-    const char* name;
-    int64_t dim;
-  };
-  const Model models[] = {{"deepseek_v3", 7168}, {"mixtral_8x7b", 4096}};
-  const std::vector<int64_t> Ms = o.quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 16, 64, 256, 1024};
   struct Prob {
     std::string name;
     QuantProblem p;
     std::string model;  // configs/model_configs.json name where the row width is a model's model_dim
   };
   std::vector<Prob> probs;
-  for (const auto& m : models)
-    for (int64_t M : Ms) {
-      const std::string suffix = fmt::format("{}/M{}", m.name, M);
-      probs.push_back({"fp8_per_tensor/" + suffix, fp8_per_tensor(M, m.dim, DType::BF16, Fp8Format::E4M3FN), m.name});
-      probs.push_back({"fp8_per_token/" + suffix, fp8_per_token(M, m.dim, DType::BF16, Fp8Format::E4M3FN), m.name});
-      probs.push_back({"fp8_per_token_group128/" + suffix,
-                       fp8_per_token_group(M, m.dim, DType::BF16, Fp8Format::E4M3FN), m.name});
-      probs.push_back({"fp8fnuz_per_token/" + suffix, fp8_per_token(M, m.dim, DType::BF16, Fp8Format::E4M3FNUZ), m.name});
-      probs.push_back({"int8_per_token/" + suffix, int8_per_token(M, m.dim, DType::BF16), m.name});
-    }
+  // Rows of a model's model_dim: the "quant_verify" sweep of configs/model_configs.json.
+  for (const SweepPoint& pt : o.models.points("quant_verify", o.quick)) {
+    const int64_t M = pt.M, dim = pt.model.model_dim;
+    const std::string& name = pt.model.name;
+    const std::string suffix = fmt::format("{}/M{}", name, M);
+    probs.push_back({"fp8_per_tensor/" + suffix, fp8_per_tensor(M, dim, DType::BF16, Fp8Format::E4M3FN), name});
+    probs.push_back({"fp8_per_token/" + suffix, fp8_per_token(M, dim, DType::BF16, Fp8Format::E4M3FN), name});
+    probs.push_back({"fp8_per_token_group128/" + suffix, fp8_per_token_group(M, dim, DType::BF16, Fp8Format::E4M3FN),
+                     name});
+    probs.push_back({"fp8fnuz_per_token/" + suffix, fp8_per_token(M, dim, DType::BF16, Fp8Format::E4M3FNUZ), name});
+    probs.push_back({"int8_per_token/" + suffix, int8_per_token(M, dim, DType::BF16), name});
+  }
   probs.push_back({"w_per_channel_int8/E4_N512_K1000", weight_per_channel(4, 512, 1000, DType::BF16, QType::INT8), ""});
   probs.push_back(
       {"w_per_channel_fp8/E4_N512_K1000", weight_per_channel(4, 512, 1000, DType::BF16, QType::FP8_E4M3FN), ""});

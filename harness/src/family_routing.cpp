@@ -177,16 +177,23 @@ std::vector<VerifyCase> routing_cases(const VerifyOptions& o) {
     bool quick;
     const char* model;
   };
+  // Cases of a model take its shape (E, top_k; groups and scale; hidden size)
+  // from configs/model_configs.json; 0 marks those fields below.
   const std::vector<Sm> sms = {
-      {"softmax/mixtral_e8_k2_bf16", 4097, 8, 2, DType::BF16, false, rr::Pattern::Normal, true, "mixtral_8x7b"},
-      {"softmax/qwen3_e128_k8_fp32", 4097, 128, 8, DType::F32, true, rr::Pattern::Normal, true, "qwen3_235b"},
+      {"softmax/mixtral_e8_k2_bf16", 4097, 0, 0, DType::BF16, false, rr::Pattern::Normal, true, "mixtral_8x7b"},
+      {"softmax/qwen3_e128_k8_fp32", 4097, 0, 0, DType::F32, true, rr::Pattern::Normal, true, "qwen3_235b"},
       {"softmax/e512_k32_fp16", 129, 512, 32, DType::F16, false, rr::Pattern::Normal, false, nullptr},
       {"softmax/e3_k3_specials", 200, 3, 3, DType::F32, true, rr::Pattern::Specials, true, nullptr},
       {"softmax/e60_k4_ties_bf16", 1000, 60, 4, DType::BF16, false, rr::Pattern::Ties, false, nullptr},
       {"softmax/e160_k8_specials_bf16", 333, 160, 8, DType::BF16, true, rr::Pattern::Specials, false, nullptr},
   };
-  for (const Sm& c : sms) {
+  for (Sm c : sms) {
     if (o.quick && !c.quick) continue;
+    if (c.model) {
+      const ModelConfig& m = o.models.model(c.model);
+      c.E = m.experts;
+      c.k = m.top_k;
+    }
     [[maybe_unused]] routing::SoftmaxTopkParams p{
         .tokens = c.M, .experts = c.E, .top_k = c.k, .dtype = c.dt, .renormalize = c.renorm};
     v.push_back(gpu_case(c.name, with_model({{"M", c.M}, {"E", c.E}, {"k", c.k}, {"dtype", dtype_name(c.dt)}}, c.model),
@@ -205,19 +212,27 @@ std::vector<VerifyCase> routing_cases(const VerifyOptions& o) {
     const char* model;
   };
   const std::vector<Gr> grs = {
-      {"grouped/deepseek_v3_fp32", 4097, 256, 8, 4, 8, Scoring::Sigmoid, 2.5f, 1, DType::F32, rr::Pattern::Normal, true,
+      {"grouped/deepseek_v3_fp32", 4097, 0, 0, 0, 0, Scoring::Sigmoid, 0, 1, DType::F32, rr::Pattern::Normal, true,
        "deepseek_v3"},
-      {"grouped/deepseek_v3_bf16_ties", 1000, 256, 8, 4, 8, Scoring::Sigmoid, 2.5f, 1, DType::BF16, rr::Pattern::Ties,
-       true, "deepseek_v3"},
-      {"grouped/deepseek_v3_specials", 333, 256, 8, 4, 8, Scoring::Sigmoid, 2.5f, 2, DType::F32,
-       rr::Pattern::Specials, false, "deepseek_v3"},
+      {"grouped/deepseek_v3_bf16_ties", 1000, 0, 0, 0, 0, Scoring::Sigmoid, 0, 1, DType::BF16, rr::Pattern::Ties, true,
+       "deepseek_v3"},
+      {"grouped/deepseek_v3_specials", 333, 0, 0, 0, 0, Scoring::Sigmoid, 0, 2, DType::F32, rr::Pattern::Specials,
+       false, "deepseek_v3"},
       {"grouped/softmax_e64_g8_nobias", 1000, 64, 8, 3, 6, Scoring::Softmax, 1.0f, 0, DType::F32, rr::Pattern::Normal,
        false, nullptr},
       {"grouped/e160_g8_smem_path", 777, 160, 8, 2, 5, Scoring::Sigmoid, 1.0f, 1, DType::F16, rr::Pattern::Normal,
        true, nullptr},
   };
-  for (const Gr& c : grs) {
+  for (Gr c : grs) {
     if (o.quick && !c.quick) continue;
+    if (c.model) {
+      const ModelConfig& m = o.models.model(c.model);
+      c.E = m.experts;
+      c.ng = m.routing.n_group;
+      c.tg = m.routing.topk_group;
+      c.k = m.top_k;
+      c.scale = static_cast<float>(m.routing.routed_scaling_factor);
+    }
     [[maybe_unused]] routing::GroupedTopkParams p{.tokens = c.M, .experts = c.E, .n_group = c.ng, .topk_group = c.tg,
                                                   .top_k = c.k, .scoring = c.sc, .renormalize = true,
                                                   .routed_scaling_factor = c.scale, .dtype = c.dt};
@@ -237,13 +252,13 @@ std::vector<VerifyCase> routing_cases(const VerifyOptions& o) {
     const char* model;
   };
   const std::vector<T1> t1s = {
-      {"sigmoid_top1/llama4_scout_m1", 1, 5120, 16, DType::BF16, true, Top1Impl::Auto, rr::Pattern::Normal, true,
+      {"sigmoid_top1/llama4_scout_m1", 1, 0, 0, DType::BF16, true, Top1Impl::Auto, rr::Pattern::Normal, true,
        "llama4_scout"},
-      {"sigmoid_top1/llama4_scout_m129", 129, 5120, 16, DType::BF16, true, Top1Impl::Auto, rr::Pattern::Normal, true,
+      {"sigmoid_top1/llama4_scout_m129", 129, 0, 0, DType::BF16, true, Top1Impl::Auto, rr::Pattern::Normal, true,
        "llama4_scout"},
-      {"sigmoid_top1/llama4_scout_m4097", 4097, 5120, 16, DType::BF16, false, Top1Impl::Auto, rr::Pattern::Normal,
-       false, "llama4_scout"},
-      {"sigmoid_top1/simt_m129", 129, 5120, 16, DType::BF16, true, Top1Impl::Simt, rr::Pattern::Normal, true,
+      {"sigmoid_top1/llama4_scout_m4097", 4097, 0, 0, DType::BF16, false, Top1Impl::Auto, rr::Pattern::Normal, false,
+       "llama4_scout"},
+      {"sigmoid_top1/simt_m129", 129, 0, 0, DType::BF16, true, Top1Impl::Simt, rr::Pattern::Normal, true,
        "llama4_scout"},
       {"sigmoid_top1/e160_k1000_fp16", 300, 1000, 160, DType::F16, false, Top1Impl::Auto, rr::Pattern::Normal, false,
        nullptr},
@@ -252,8 +267,13 @@ std::vector<VerifyCase> routing_cases(const VerifyOptions& o) {
       {"sigmoid_top1/nan_inf_rows", 200, 256, 16, DType::BF16, true, Top1Impl::Auto, rr::Pattern::Specials, false,
        nullptr},
   };
-  for (const T1& c : t1s) {
+  for (T1 c : t1s) {
     if (o.quick && !c.quick) continue;
+    if (c.model) {
+      const ModelConfig& m = o.models.model(c.model);
+      c.K = m.model_dim;
+      c.E = m.experts;
+    }
     [[maybe_unused]] routing::SigmoidTop1Params p{
         .tokens = c.M, .hidden = c.K, .experts = c.E, .dtype = c.dt, .shared_expert = c.shared};
     v.push_back(gpu_case(c.name,

@@ -1,7 +1,8 @@
 #include "moe/model_config.hpp"
 
-#include <filesystem>
+#include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -114,10 +115,108 @@ struct Ctx {
 
 }  // namespace
 
+namespace {
+
+std::string join_names(const std::vector<ModelConfig>& models) {
+  std::string known;
+  for (const auto& m : models) known += fmt::format("{}{}", known.empty() ? "" : ", ", m.name);
+  return known;
+}
+
+std::vector<int64_t> token_list(const Ctx& c, const json& s, const char* key, const std::string& field, bool required) {
+  const json* v = c.find(s, key, field, required);
+  if (!v) return {};
+  if (!v->is_array() || v->empty()) c.fail(field, fmt::format("expected a non-empty array of token counts, got {}", v->dump()));
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < v->size(); ++i) {
+    const std::string f = fmt::format("{}[{}]", field, i);
+    const json& x = (*v)[i];
+    if (!x.is_number_integer() || x.get<int64_t>() < 1)
+      c.fail(f, fmt::format("expected a positive integer, got {}", x.dump()));
+    out.push_back(x.get<int64_t>());
+  }
+  return out;
+}
+
+std::vector<std::string> name_list(const Ctx& c, const json& s, const char* key, const std::string& field, bool required,
+                                   const std::vector<ModelConfig>& models) {
+  const json* v = c.find(s, key, field, required);
+  if (!v) return {};
+  if (!v->is_array() || v->empty()) c.fail(field, fmt::format("expected a non-empty array of model names, got {}", v->dump()));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < v->size(); ++i) {
+    const std::string f = fmt::format("{}[{}]", field, i);
+    const json& x = (*v)[i];
+    if (!x.is_string()) c.fail(f, fmt::format("expected a model name, got {}", x.dump()));
+    const std::string n = x.get<std::string>();
+    bool known = false;
+    for (const auto& m : models) known = known || m.name == n;
+    if (!known) c.fail(f, fmt::format("unknown model '{}' (known: {})", n, join_names(models)));
+    out.push_back(n);
+  }
+  return out;
+}
+
+// Every entry of `sub` is one of `all`, once.
+template <class T>
+void check_subset(const Ctx& c, const std::string& field, const std::vector<T>& sub, const std::vector<T>& all,
+                  const char* of) {
+  for (size_t i = 0; i < sub.size(); ++i) {
+    if (std::find(all.begin(), all.end(), sub[i]) == all.end())
+      c.fail(fmt::format("{}[{}]", field, i), fmt::format("{} is not in {}", json(sub[i]).dump(), of));
+    if (std::find(sub.begin(), sub.begin() + static_cast<std::ptrdiff_t>(i), sub[i]) != sub.begin() + static_cast<std::ptrdiff_t>(i))
+      c.fail(fmt::format("{}[{}]", field, i), fmt::format("duplicate {}", json(sub[i]).dump()));
+  }
+}
+
+std::vector<Sweep> parse_sweeps(const json& doc, const std::string& source, const std::vector<ModelConfig>& models) {
+  std::vector<Sweep> out;
+  if (!doc.contains("sweeps")) return out;
+  const Ctx c{source};
+  const json& sw = doc["sweeps"];
+  if (!sw.is_object()) c.fail("sweeps", "expected an object of named sweeps");
+  for (auto it = sw.begin(); it != sw.end(); ++it) {
+    const std::string field = "sweeps." + it.key();
+    if (it.key() == "comment") {
+      if (!it->is_string()) c.fail(field, "expected a string");
+      continue;
+    }
+    const json& s = *it;
+    if (!s.is_object()) c.fail(field, "expected an object {\"models\": [...], \"M\": [...]}");
+    c.only_keys(s, field, {"comment", "models", "M", "quick_models", "quick_M", "pairwise"});
+    Sweep w;
+    w.name = it.key();
+    w.models = name_list(c, s, "models", field + ".models", true, models);
+    w.M = token_list(c, s, "M", field + ".M", true);
+    w.quick_models = name_list(c, s, "quick_models", field + ".quick_models", false, models);
+    w.quick_M = token_list(c, s, "quick_M", field + ".quick_M", false);
+    w.pairwise = c.boolean(s, "pairwise", field + ".pairwise", false, false);
+    if (s.contains("comment") && !s["comment"].is_string()) c.fail(field + ".comment", "expected a string");
+    if (w.pairwise) {
+      if (w.M.size() != w.models.size())
+        c.fail(field + ".M", fmt::format("pairwise: needs one M per model ({}), got {}", w.models.size(), w.M.size()));
+      if (!w.quick_M.empty()) c.fail(field + ".quick_M", "pairwise: use quick_models to pick the quick points");
+    } else {
+      check_subset(c, field + ".models", w.models, w.models, "models");
+      check_subset(c, field + ".M", w.M, w.M, "M");
+    }
+    check_subset(c, field + ".quick_models", w.quick_models, w.models, "models");
+    check_subset(c, field + ".quick_M", w.quick_M, w.M, "M");
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<ModelConfig> parse_model_configs(const json& doc, const std::string& source) {
+  return parse_model_table(doc, source).models;
+}
+
+ModelTable parse_model_table(const json& doc, const std::string& source) {
   if (!doc.is_object()) throw InputError(fmt::format("{}: top level must be an object with a 'models' array", source));
   Ctx top{source};
-  top.only_keys(doc, "", {"schema", "comment", "models"});
+  top.only_keys(doc, "", {"schema", "comment", "models", "sweeps"});
   if (doc.contains("schema") && doc["schema"] != 1)
     throw InputError(fmt::format("{}: schema: unsupported version {} (this build reads 1)", source, doc["schema"].dump()));
   if (!doc.contains("models") || !doc["models"].is_array())
@@ -195,19 +294,71 @@ std::vector<ModelConfig> parse_model_configs(const json& doc, const std::string&
     }
     out.push_back(std::move(mc));
   }
-  return out;
+  ModelTable table;
+  table.source = source;
+  table.sweeps = parse_sweeps(doc, source, out);
+  table.models = std::move(out);
+  return table;
 }
 
-std::vector<ModelConfig> load_model_configs(const std::string& path) {
-  return parse_model_configs(read_json_file(path), path);
-}
+ModelTable load_model_table(const std::string& path) { return parse_model_table(read_json_file(path), path); }
+
+std::vector<ModelConfig> load_model_configs(const std::string& path) { return load_model_table(path).models; }
 
 const ModelConfig& find_model(const std::vector<ModelConfig>& models, std::string_view name) {
   for (const auto& m : models)
     if (m.name == name) return m;
-  std::string known;
-  for (const auto& m : models) known += fmt::format("{}{}", known.empty() ? "" : ", ", m.name);
-  throw InputError(fmt::format("unknown model '{}' (known: {})", name, known));
+  throw InputError(fmt::format("unknown model '{}' (known: {})", name, join_names(models)));
+}
+
+const ModelConfig& ModelTable::model(std::string_view name) const { return find_model(models, name); }
+
+const Sweep& ModelTable::sweep(std::string_view name) const {
+  for (const auto& s : sweeps)
+    if (s.name == name) return s;
+  throw InputError(fmt::format("{}: sweeps.{}: missing", source, name));
+}
+
+std::vector<SweepPoint> ModelTable::points(std::string_view name, bool quick) const {
+  const Sweep& s = sweep(name);
+  auto kept = [](const auto& x, const auto& subset) {
+    return subset.empty() || std::find(subset.begin(), subset.end(), x) != subset.end();
+  };
+  std::vector<SweepPoint> out;
+  for (size_t i = 0; i < s.models.size(); ++i) {
+    if (quick && !kept(s.models[i], s.quick_models)) continue;
+    const ModelConfig& m = model(s.models[i]);
+    if (s.pairwise) {
+      out.push_back({m, s.M[i]});
+      continue;
+    }
+    for (int64_t M : s.M)
+      if (!quick || kept(M, s.quick_M)) out.push_back({m, M});
+  }
+  return out;
+}
+
+std::vector<ModelConfig> ModelTable::sweep_models(std::string_view name, bool quick) const {
+  std::vector<ModelConfig> out;
+  for (auto& p : points(name, quick))
+    if (out.empty() || out.back().name != p.model.name) out.push_back(std::move(p.model));
+  return out;
+}
+
+std::vector<int64_t> ModelTable::sweep_tokens(std::string_view name, bool quick) const {
+  const Sweep& s = sweep(name);
+  if (s.pairwise) throw InputError(fmt::format("{}: sweeps.{}: pairwise sweep has no common token list", source, name));
+  return quick && !s.quick_M.empty() ? s.quick_M : s.M;
+}
+
+InputSpec layer_input_spec(const ModelConfig& m, int64_t M, uint64_t seed) {
+  InputSpec s;
+  s.shape = m.shape(M);
+  s.dtype = DType::BF16;
+  s.values = ValueDist::FanIn;
+  s.routing = RoutingDist::Softmax;
+  s.seed = seed;
+  return s;
 }
 
 std::string find_config_file(std::string_view file, std::string_view source_dir) {

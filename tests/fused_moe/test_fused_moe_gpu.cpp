@@ -19,7 +19,7 @@
 #include <fmt/format.h>
 
 #include "kernels/fused_moe/fused_moe.hpp"
-#include "moe/layer_shapes.hpp"
+#include "moe/model_config.hpp"
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
 #include "reference/fused_moe/fused_moe_check.hpp"
@@ -75,8 +75,16 @@ void run_and_check(const DeviceLayer& l, const LayerConfig& cfg, const moe::ref:
   CHECK_MESSAGE(c.passed(), c.message());
 }
 
-using Model = moe::LayerShape;
-constexpr const auto& kModels = moe::kLayerShapes;
+using Model = moe::ModelConfig;
+
+// The "layer" sweep's points (configs/model_configs.json; tests run in the source root)
+// at M <= 256 (small) or above.
+std::vector<moe::SweepPoint> layer_points(bool small) {
+  std::vector<moe::SweepPoint> out;
+  for (auto& pt : moe::load_model_table("configs/model_configs.json").points("layer"))
+    if ((pt.M <= 256) == small) out.push_back(std::move(pt));
+  return out;
+}
 
 void check_model(const Model& m, int64_t M, int64_t subset, moe::gpu::Stream& stream) {
   const InputSpec spec = moe::layer_input_spec(m, M);
@@ -237,28 +245,27 @@ TEST_CASE("fused_moe gpu: validation") {
 
 TEST_CASE("fused_moe gpu: models small M") {
   moe::gpu::Stream stream;
-  for (const Model& m : kModels)
-    for (int64_t M : {1, 16, 64, 256}) check_model(m, M, 24, stream);
+  for (const auto& pt : layer_points(true)) check_model(pt.model, pt.M, 24, stream);
 }
 
 TEST_CASE("fused_moe gpu big: models large M") {
   moe::gpu::Stream stream;
-  for (const Model& m : kModels)
-    for (int64_t M : {1024, 4096}) check_model(m, M, 24, stream);
+  for (const auto& pt : layer_points(false)) check_model(pt.model, pt.M, 24, stream);
 }
 
 TEST_CASE("fused_moe gpu big: DeepSeek-V3 M=40000 (64-bit offsets)") {
   size_t free_b = 0, total_b = 0;
   MOE_GPU_CHECK(hipMemGetInfo(&free_b, &total_b));
-  const Model m = kModels[1];
+  const Model m = moe::load_model_table("configs/model_configs.json").model("deepseek_v3");
   const int64_t M = 40000;
   // weights 22.5 GB + hidden/out 1.1 GB + intermediate 1.3 GB + partial rows 9.2 GB
-  const double need = 3.0 * m.E * m.H * m.I * 2 + 2.0 * M * m.H * 2 + M * m.k * m.I * 2.0 + M * m.k * m.H * 4.0;
+  const double need = 3.0 * m.experts * m.model_dim * m.inter_dim * 2 + 2.0 * M * m.model_dim * 2 +
+                      M * m.top_k * m.inter_dim * 2.0 + M * m.top_k * m.model_dim * 4.0;
   if (static_cast<double>(free_b) < need * 1.05) {
     MESSAGE(fmt::format("skipped: needs {:.1f} GB of device memory, {:.1f} GB free", need / 1e9, free_b / 1e9));
     return;
   }
-  REQUIRE(M * m.k * m.H > (int64_t{1} << 31));
+  REQUIRE(M * m.top_k * m.model_dim > (int64_t{1} << 31));
   moe::gpu::Stream stream;
   const InputSpec spec = moe::layer_input_spec(m, M, 3);
   const DeviceLayer l(spec, Activation::SiLU, RouterWeight::OnOutput);

@@ -22,7 +22,7 @@
 #include <fmt/format.h>
 
 #include "kernels/fused_moe_q8/fused_moe_q8.hpp"
-#include "moe/layer_shapes.hpp"
+#include "moe/model_config.hpp"
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
 #include "reference/fused_moe_q8/fused_moe_q8_check.hpp"
@@ -47,14 +47,12 @@ void check_one(const Q8DeviceLayer& l, const Q8LayerConfig& cfg, Part part, int6
   CHECK_MESSAGE(r.passed(), r.message());
 }
 
-using Model = moe::LayerShape;
-constexpr const auto& kModels = moe::kLayerShapes;
-
+// The models of the "layer" sweep (configs/model_configs.json; tests run in the source root).
 void check_models(std::initializer_list<int64_t> Ms, moe::gpu::Stream& st) {
-  for (const Model& m : kModels)
+  for (const moe::ModelConfig& m : moe::load_model_table("configs/model_configs.json").sweep_models("layer"))
     for (int64_t M : Ms)
       for (Scheme s : kAllSchemes) {
-        const Q8Problem p = make_q8_problem(s, M, m.H, m.I, m.E, m.k);
+        const Q8Problem p = make_q8_problem(s, M, m.model_dim, m.inter_dim, m.experts, m.top_k);
         const Q8DeviceLayer l(p, q8_spec(p, 3));
         const Q8LayerConfig cfg = choose_q8_config(p, q8_device_limits());
         INFO(m.name, " M=", M);

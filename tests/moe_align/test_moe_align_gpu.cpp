@@ -368,6 +368,7 @@ TEST_CASE("align gpu: the verify family's quick cases pass (golden on CPU, kerne
   moe::VerifyOptions o;
   o.gpu_available = true;
   o.quick = true;
+  o.models = moe::load_model_table("configs/model_configs.json");
   const auto fam = moe::make_moe_align_family();
   const auto cases = fam.cases(o);
   int gpu = 0;

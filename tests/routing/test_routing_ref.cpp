@@ -342,6 +342,7 @@ TEST_CASE("golden vectors from PyTorch: the verify family's CPU cases") {
   const KernelFamily* fam = &family;
   VerifyOptions o;
   o.data_dir = "data";
+  o.models = load_model_table("configs/model_configs.json");
   int n = 0;
   for (const auto& c : fam->cases(o)) {
     if (c.needs_gpu) continue;

@@ -1,12 +1,16 @@
-// configs/model_configs.json: the committed table's published values, and every
-// validation error naming the file, the model and the field.
+// configs/model_configs.json: the committed table's published values, its sweeps
+// (a model added to the file reaches the verify cases and the sweep points), and
+// every validation error naming the file, the model (or sweep) and the field.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include "moe/error.hpp"
-#include "moe/layer_shapes.hpp"
 #include "moe/model_config.hpp"
+#include "moe/registry.hpp"
 #include "moe/report.hpp"
 #include "tooling_util.hpp"
 
@@ -82,16 +86,158 @@ TEST_CASE("model configs: the committed table") {
   CHECK(again[2].to_json() == models[2].to_json());
 }
 
-TEST_CASE("model configs: the benchmark layer shapes are the table's") {
-  const auto models = load_model_configs("configs/model_configs.json");
-  for (const LayerShape& s : kLayerShapes) {
-    INFO(s.name);
-    const ModelConfig& m = find_model(models, s.name);
-    CHECK(m.model_dim == s.H);
-    CHECK(m.inter_dim == s.I);
-    CHECK(m.experts == s.E);
-    CHECK(m.top_k == s.k);
+namespace {
+
+std::vector<std::string> case_names(const std::string& family, const VerifyOptions& o) {
+  std::vector<std::string> names;
+  for (const auto& f : kernel_families())
+    if (f.name == family)
+      for (const auto& c : f.cases(o)) names.push_back(c.name);
+  return names;
+}
+
+bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+std::string table_err(const json& doc) {
+  try {
+    parse_model_table(doc, "mc.json");
+  } catch (const InputError& e) {
+    return e.what();
   }
+  return "(no error)";
+}
+
+json with_sweeps() {
+  json d = one_model();
+  d["models"].push_back(d["models"][0]);
+  d["models"][1]["name"] = "n";
+  d["sweeps"] = json::parse(R"({"comment": "c",
+      "a": {"models": ["m", "n"], "M": [1, 16, 64], "quick_M": [1, 64]},
+      "p": {"models": ["n", "m"], "M": [7, 9], "pairwise": true, "quick_models": ["m"]}})");
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("model configs: sweep points in order, quick subsets, pairwise sweeps") {
+  const ModelTable t = parse_model_table(with_sweeps(), "mc.json");
+  auto pts = [&](const char* sweep, bool quick) {
+    std::vector<std::string> v;
+    for (const auto& p : t.points(sweep, quick)) v.push_back(p.model.name + "@" + std::to_string(p.M));
+    return v;
+  };
+  CHECK(pts("a", false) == std::vector<std::string>{"m@1", "m@16", "m@64", "n@1", "n@16", "n@64"});
+  CHECK(pts("a", true) == std::vector<std::string>{"m@1", "m@64", "n@1", "n@64"});
+  CHECK(pts("p", false) == std::vector<std::string>{"n@7", "m@9"});
+  CHECK(pts("p", true) == std::vector<std::string>{"m@9"});
+  CHECK(t.sweep_tokens("a") == std::vector<int64_t>{1, 16, 64});
+  CHECK(t.sweep_tokens("a", true) == std::vector<int64_t>{1, 64});
+  REQUIRE(t.sweep_models("a").size() == 2);
+  CHECK(t.sweep_models("a")[1].name == "n");
+  CHECK(t.points("a")[3].model.model_dim == 1024);
+  CHECK_THROWS_WITH_AS(t.points("nope"), "mc.json: sweeps.nope: missing", InputError);
+  CHECK_THROWS_AS(t.sweep_tokens("p"), InputError);
+  // layer_input_spec: the model's shape at M, bf16, fan-in weights, softmax routing.
+  const InputSpec s = layer_input_spec(t.model("m"), 33, 5);
+  CHECK(s.shape.tokens == 33);
+  CHECK(s.shape.model_dim == 1024);
+  CHECK(s.shape.inter_dim == 512);
+  CHECK(s.shape.experts == 16);
+  CHECK(s.shape.top_k == 4);
+  CHECK(s.dtype == DType::BF16);
+  CHECK(s.values == ValueDist::FanIn);
+  CHECK(s.routing == RoutingDist::Softmax);
+  CHECK(s.seed == 5);
+}
+
+TEST_CASE("model configs: a malformed sweeps section names file and field") {
+  CHECK(table_err(with_sweeps()) == "(no error)");
+  auto d = with_sweeps();
+  d["sweeps"]["a"]["models"][1] = "x";
+  CHECK(table_err(d) == "mc.json: sweeps.a.models[1]: unknown model 'x' (known: m, n)");
+  d = with_sweeps();
+  d["sweeps"]["a"]["M"][2] = 0;
+  CHECK(table_err(d) == "mc.json: sweeps.a.M[2]: expected a positive integer, got 0");
+  d = with_sweeps();
+  d["sweeps"]["a"]["M"] = json::array();
+  CHECK(table_err(d) == "mc.json: sweeps.a.M: expected a non-empty array of token counts, got []");
+  d = with_sweeps();
+  d["sweeps"]["a"].erase("models");
+  CHECK(table_err(d) == "mc.json: sweeps.a.models: missing");
+  d = with_sweeps();
+  d["sweeps"]["a"]["quick_M"] = {1, 4096};
+  CHECK(table_err(d) == "mc.json: sweeps.a.quick_M[1]: 4096 is not in M");
+  d = with_sweeps();
+  d["sweeps"]["a"]["M"] = {1, 16, 1};
+  CHECK(table_err(d) == "mc.json: sweeps.a.M[2]: duplicate 1");
+  d = with_sweeps();
+  d["sweeps"]["p"]["M"] = {7};
+  CHECK(table_err(d) == "mc.json: sweeps.p.M: pairwise: needs one M per model (2), got 1");
+  d = with_sweeps();
+  d["sweeps"]["a"]["tokens"] = {1};
+  CHECK(table_err(d).find("mc.json: sweeps.a.tokens: unknown field (known: ") == 0);
+  d = with_sweeps();
+  d["sweeps"]["a"] = json::array();
+  CHECK(table_err(d).find("mc.json: sweeps.a: expected an object") == 0);
+  d = with_sweeps();
+  d["sweeps"] = 3;
+  CHECK(table_err(d) == "mc.json: sweeps: expected an object of named sweeps");
+  // Every loader validates the sweeps, the models-only one included.
+  d = with_sweeps();
+  d["sweeps"]["a"]["pairwise"] = "yes";
+  CHECK(err(d) == "mc.json: sweeps.a.pairwise: expected true or false, got \"yes\"");
+}
+
+TEST_CASE("model configs: a model added to the file reaches the verify cases and the sweep points") {
+  // A copy of the committed file with one more model in every sweep.
+  json doc = read_json_file("configs/model_configs.json");
+  json extra = doc["models"][0];
+  extra["name"] = "test_added";
+  extra["model_dim"] = 1536;
+  extra["inter_dim"] = 640;
+  extra["experts"] = 16;
+  extra["top_k"] = 4;
+  doc["models"].push_back(extra);
+  for (const char* s : {"layer", "fused_moe_q8_verify", "align", "quant_verify"}) {
+    REQUIRE(doc["sweeps"].contains(s));
+    doc["sweeps"][s]["models"].push_back("test_added");
+  }
+  doc["sweeps"]["fused_moe_q8_verify"]["M"].push_back(32);
+  tooling::TempDir dir;
+  const std::string path = dir.path("model_configs.json");
+  tooling::spit(path, doc.dump(2));
+
+  VerifyOptions o;
+  o.models = load_model_table(path);
+  const auto layer = o.models.points("layer");
+  REQUIRE(!layer.empty());
+  CHECK(layer.back().model.name == "test_added");
+  CHECK(layer.back().M == doc["sweeps"]["layer"]["M"].back().get<int64_t>());
+  CHECK(layer_input_spec(layer.back().model, 4096).shape.model_dim == 1536);
+
+  const auto fm = case_names("fused_moe", o);
+  for (const auto& p : o.models.points("layer")) {
+    INFO(p.model.name << " M " << p.M);
+    CHECK(has(fm, "gpu/model/" + p.model.name + "_M" + std::to_string(p.M)));
+  }
+  CHECK(has(fm, "gpu/model/test_added_M1"));
+  const auto q8 = case_names("fused_moe_q8", o);
+  CHECK(std::count_if(q8.begin(), q8.end(), [](const std::string& n) {
+          return n.find("/model/test_added_M32") != std::string::npos;
+        }) >= 2);  // one per scheme
+  const auto al = case_names("moe_align", o);
+  CHECK(has(al, "gpu/M65536_E16_k4_b64_softmax_auto"));  // the added model's (E, top_k)
+  const auto qu = case_names("quant", o);
+  CHECK(has(qu, "gpu/fp8_per_token/test_added/M16"));
+  // The committed file's points keep their case names.
+  CHECK(has(fm, "gpu/model/qwen3_235b_M4096"));
+  CHECK(has(qu, "gpu/int8_per_token/mixtral_8x7b/M1024"));
+
+  // --quick takes the sweep's quick subsets.
+  o.quick = true;
+  const auto fq = case_names("fused_moe", o);
+  CHECK(has(fq, "gpu/model/test_added_M256"));
+  CHECK_FALSE(has(fq, "gpu/model/test_added_M16"));
 }
 
 TEST_CASE("model configs: validation errors name file, model and field") {

@@ -8,9 +8,14 @@
 //     "shared_experts": { "count": 1, "inter_dim": 2048 },
 //     "source": "...", "notes": "..." }
 //
-// Loading validates every field; an error names the file, the model and the
-// field, e.g. "configs/model_configs.json: models[2] (deepseek_v3): routing.n_group:
-// must divide experts (256), got 7".
+// The top-level "sweeps" object names, for each benchmark / verify / tune sweep,
+// the models it runs and the token counts M (see configs/README.md):
+//
+//   "sweeps": { "layer": { "models": ["mixtral_8x7b", ...], "M": [1, 16, ...], "quick_M": [1, 256, 4096] }, ... }
+//
+// Loading validates every field; an error names the file, the model (or sweep)
+// and the field, e.g. "configs/model_configs.json: models[2] (deepseek_v3): routing.n_group:
+// must divide experts (256), got 7", "configs/model_configs.json: sweeps.layer.models[1]: unknown model 'x' (known: ...)".
 #pragma once
 #include <cstdint>
 #include <string>
@@ -69,12 +74,52 @@ struct ModelConfig {
   nlohmann::json to_json() const;
 };
 
+// One sweep of "sweeps": every model at every M (model-major), or with `pairwise`
+// model i at M[i] only. The quick subset (verify --quick) keeps quick_models and
+// quick_M (empty: all of them).
+struct Sweep {
+  std::string name;  // key in "sweeps", e.g. "layer"
+  std::vector<std::string> models;
+  std::vector<int64_t> M;
+  std::vector<std::string> quick_models;
+  std::vector<int64_t> quick_M;
+  bool pairwise = false;
+};
+
+struct SweepPoint {
+  ModelConfig model;
+  int64_t M = 0;
+};
+
+// The parsed file: models and sweeps. Passed to whatever builds points from it.
+struct ModelTable {
+  std::string source;  // the file, as named in errors
+  std::vector<ModelConfig> models;
+  std::vector<Sweep> sweeps;
+
+  const ModelConfig& model(std::string_view name) const;  // InputError listing the known names
+  const Sweep& sweep(std::string_view name) const;        // InputError "<source>: sweeps.<name>: missing"
+  // The sweep's points in order (model-major); the quick subset with quick = true.
+  std::vector<SweepPoint> points(std::string_view sweep, bool quick = false) const;
+  // The sweep's models in order, each once.
+  std::vector<ModelConfig> sweep_models(std::string_view sweep, bool quick = false) const;
+  // The sweep's token counts (quick_M with quick = true); InputError for a pairwise sweep.
+  std::vector<int64_t> sweep_tokens(std::string_view sweep, bool quick = false) const;
+};
+
 // Parses and validates a model_configs.json document; `source` names it in errors.
+ModelTable parse_model_table(const nlohmann::json& doc, const std::string& source);
+// Reads and validates a file. InputError names the file, model (or sweep) and field.
+ModelTable load_model_table(const std::string& path);
+// The models alone (the whole document is validated, sweeps included).
 std::vector<ModelConfig> parse_model_configs(const nlohmann::json& doc, const std::string& source);
-// Reads and validates a file. InputError names the file, model and field.
 std::vector<ModelConfig> load_model_configs(const std::string& path);
 // The model called `name`; InputError listing the known names otherwise.
 const ModelConfig& find_model(const std::vector<ModelConfig>& models, std::string_view name);
+
+// The inputs of a model's layer at M tokens: bf16, weights scaled by
+// 1/sqrt(fan-in), softmax routing of normal scores (benchmarks, GPU tests, verify).
+InputSpec layer_input_spec(const ModelConfig& m, int64_t M, uint64_t seed = 0);
 
 // configs/<file> under the current folder if it exists, else under source_dir.
 std::string find_config_file(std::string_view file, std::string_view source_dir);

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "moe/run_kernel.hpp"
+#include "moe/model_config.hpp"
 
 namespace moe {
 
@@ -50,6 +51,7 @@ struct VerifyOptions {
   uint64_t seed = 0;
   // --tuned-config: the table families with tuned configs (fused_moe) look up; null: their heuristics.
   std::shared_ptr<const TunedTable> tuned_table;
+  ModelTable models;               // configs/model_configs.json: the model cases come from its sweeps
 };
 
 struct KernelFamily {
