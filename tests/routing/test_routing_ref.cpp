@@ -374,6 +374,7 @@ TEST_CASE("routing golden: a corrupt file or case stays inside its case") {
   const KernelFamily family = make_routing_family();
   VerifyOptions o;
   o.data_dir = dir.string();
+  o.models = load_model_table("configs/model_configs.json");
   auto golden_results = [&] {
     std::vector<std::pair<std::string, CaseResult>> out;
     for (const auto& c : family.cases(o))
