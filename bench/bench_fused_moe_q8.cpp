@@ -33,7 +33,7 @@
 #include "kernels/moe_align/moe_align.hpp"
 #include "moe/inputs.hpp"
 #include "moe/model_config.hpp"
-#include "reference/fused_moe_q8/fused_moe_q8_check.hpp"
+#include "harness/families/fused_moe_q8/fused_moe_q8_runner.hpp"
 
 namespace {
 

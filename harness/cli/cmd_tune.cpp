@@ -32,7 +32,7 @@
 #include "moe/model_config.hpp"
 #include "moe/fused_moe_tuning.hpp"
 #if MOE_HAVE_GPU
-#include "reference/fused_moe/fused_moe_check.hpp"
+#include "harness/families/fused_moe/fused_moe_runner.hpp"
 #endif
 
 namespace moe::cli {

@@ -16,7 +16,7 @@
 #include "moe/inputs.hpp"
 #include "moe/model_config.hpp"
 #include "moe/registry.hpp"
-#include "reference/fused_moe/fused_moe_check.hpp"
+#include "harness/families/fused_moe/fused_moe_runner.hpp"
 #include "reference/fused_moe/fused_moe_ref.hpp"
 
 namespace moe {

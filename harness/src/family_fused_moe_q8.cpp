@@ -19,7 +19,7 @@
 #include "moe/model_config.hpp"
 #include "moe/registry.hpp"
 #include "reference/fused_moe/fused_moe_ref.hpp"
-#include "reference/fused_moe_q8/fused_moe_q8_check.hpp"
+#include "harness/families/fused_moe_q8/fused_moe_q8_runner.hpp"
 #include "reference/fused_moe_q8/fused_moe_q8_ref.hpp"
 
 namespace moe {

@@ -22,7 +22,7 @@
 #include "moe/model_config.hpp"
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
-#include "reference/fused_moe/fused_moe_check.hpp"
+#include "harness/families/fused_moe/fused_moe_runner.hpp"
 
 using moe::DType;
 using moe::InputSpec;

@@ -1,5 +1,5 @@
 // GPU tests of the quantized fused MoE kernels against the CPU reference
-// (staged check, reference/fused_moe_q8/fused_moe_q8_check.hpp). Every output
+// (staged check, harness/families/fused_moe_q8/fused_moe_q8_runner.hpp). Every output
 // (a1, a2, scales, intermediate, partial rows, out) is poisoned before each run.
 //
 // Test cases (doctest names, filter with -tc=...):
@@ -25,7 +25,7 @@
 #include "moe/model_config.hpp"
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
-#include "reference/fused_moe_q8/fused_moe_q8_check.hpp"
+#include "harness/families/fused_moe_q8/fused_moe_q8_runner.hpp"
 
 using moe::DType;
 using namespace moe::fused_moe_q8;

@@ -1,4 +1,4 @@
-#include "reference/fused_moe/fused_moe_check.hpp"
+#include "harness/families/fused_moe/fused_moe_runner.hpp"
 
 #if MOE_HAVE_GPU
 #include <algorithm>

@@ -2,7 +2,7 @@
 // the device (moe::kernels::fill_normal, identical to moe::fill_host), aligned
 // routing from the CPU reference or the GPU align kernel, a poisoned run of the
 // layer and the comparison with the CPU reference on (a subset of) the tokens.
-// Shared by tests/fused_moe, harness/src/family_fused_moe.cpp and the benchmark.
+// Shared by tests/fused_moe, the verify family, tune and the benchmark.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -1,4 +1,4 @@
-#include "reference/fused_moe_q8/fused_moe_q8_check.hpp"
+#include "harness/families/fused_moe_q8/fused_moe_q8_runner.hpp"
 
 #if MOE_HAVE_GPU
 #include <algorithm>
@@ -7,7 +7,7 @@
 
 #include "kernels/common/common_kernels.hpp"
 #include "moe/error.hpp"
-#include "reference/fused_moe/fused_moe_check.hpp"
+#include "harness/families/fused_moe/fused_moe_runner.hpp"
 #include "reference/moe_align/moe_align_ref.hpp"
 
 namespace moe::fused_moe_q8::check {
