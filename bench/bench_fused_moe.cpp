@@ -1,4 +1,4 @@
-// Benchmarks of the fused MoE layer (issue 5): the full layer (GPU align +
+// Benchmarks of the fused MoE layer: the full layer (GPU align +
 // stage 1 + stage 2 + reduce) and each part, graph-replayed (5 launches per
 // replay, like ../shared/anchors/torch_moe_layer.py), for the models and token
 // counts M of the "layer" sweep of configs/model_configs.json.

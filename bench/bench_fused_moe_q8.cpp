@@ -1,4 +1,4 @@
-// Benchmarks of the quantized fused MoE layer (issue 6), bf16 side by side: for
+// Benchmarks of the quantized fused MoE layer, bf16 side by side: for
 // the models and token counts M of the "layer" sweep of configs/model_configs.json,
 // the bf16 layer (kernels/fused_moe) and then every quantized scheme, each
 // the full layer (GPU align + activation quantizer + stage 1 + intermediate

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tables of bench_fused_moe_q8 against the issue-6 targets (quantized fused MoE).
+"""Tables of bench_fused_moe_q8 against the quantized layer's targets (quantized fused MoE).
 
   python3 bench/fused_moe_q8_report.py --bench bench_fused_moe_q8.json \
       [--anchors ../shared/anchors/h200-moe-layer.json] [--md out.md] [--json out.json]
@@ -11,10 +11,10 @@ Every number printed is one of those counters (or a quotient of two of them).
 
 Floor (the bench's): weight bytes of the experts hit (8-bit codes + fp32 scales) +
 hidden in / out bf16, over the read bandwidth the bench measured; for the 8-bit
-schemes that is the fp8 bandwidth floor of issue 6 (half the bf16 weight bytes; the
+schemes that is the fp8 bandwidth floor (half the bf16 weight bytes; the
 scales add < 0.2 %).
 
-Targets (issue 6; stated for FP8 per-tensor, printed for every scheme):
+Targets (stated for FP8 per-tensor, printed for every scheme):
   >= 85 % of the fp8 bandwidth floor at M <= 256;
   >= 1.5x the bf16 path's speed (speedup_vs_bf16) at M = 4096;
   fp8 faster than vLLM Triton fp8 (--anchors: absolute, another run on the same kind of

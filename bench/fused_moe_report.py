@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side table of bench_fused_moe and the torch anchor (issue 5 targets).
+"""Side-by-side table of bench_fused_moe and the torch anchor (the layer's targets).
 
   python3 bench/fused_moe_report.py --bench bench.json --torch torch.json [--md out.md] [--json out.json]
       [--anchors ../shared/anchors/h200-moe-layer.json]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU-host check of the tooling commands (issue 7): bench (small filter, two
+# GPU-host check of the tooling commands: bench (small filter, two
 # families, --shard 0/2 and 1/2, merge, compare, report), tune (one model, one
 # M, into a temporary CSV), then verify and bench with --tuned-config on it.
 # Run from the repository root after `scripts/gpu_host.sh build`:

@@ -163,7 +163,7 @@ struct GpuCase {
 
 std::vector<GpuCase> gpu_cases(const ModelTable& models, bool quick) {
   std::vector<GpuCase> v;
-  // The seed's odd shapes as (M, N = 2*inter, K = model_dim, top_k, E).
+  // aiter's odd test shapes as (M, N = 2*inter, K = model_dim, top_k, E).
   const int64_t odd[][5] = {{16, 14336, 1, 2, 4},   {4, 4, 8, 1, 2},       {1, 14336, 128, 2, 4}, {3, 14336, 128, 2, 4},
                             {16, 14336, 128, 1, 1}, {64, 7186, 128, 2, 8}, {64, 64, 128, 2, 8},   {1, 1024, 16384, 1, 2}};
   for (const auto& o : odd)

@@ -19,7 +19,7 @@ enum class Activation : int {
 
 // Where the routed weight w_j of (token, slot j) is applied.
 enum class RouterWeight : int {
-  // out = sum_j w_j * W2 (act(W1g x) * (W1u x))       (the seed; default)
+  // out = sum_j w_j * W2 (act(W1g x) * (W1u x))       (default)
   OnOutput = 0,
   // out = sum_j W2 (act(W1g (w_j x)) * (W1u (w_j x)))  (vLLM's apply_router_weight_on_input):
   // the kernel scales the fp32 gate/up accumulators by w_j, which equals scaling x

@@ -2,7 +2,7 @@
 // shared by the kernels, the CPU reference, tests and benchmarks. No GPU code:
 // compiles in every backend.
 //
-// Schemes (issue 6) and the scale layouts the GEMMs read (all fp32):
+// Schemes and the scale layouts the GEMMs read (all fp32):
 //   scheme          a1 (hidden, M x H)      w1 (E, 2I, H)             a2 (inter, Mk x I)   w2 (E, H, I)
 //   fp8_tensor      (1) dynamic per tensor  (E) per expert            (1) per tensor       (E)
 //   fp8_token       (M) per token           (E, 2I) per out channel   (Mk) per slot row    (E, H)

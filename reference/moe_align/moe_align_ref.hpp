@@ -1,4 +1,4 @@
-// CPU reference of moe_align_block_size (the seed's token sorting/alignment).
+// CPU reference of moe_align_block_size (aiter's token sorting/alignment).
 // Same contract as the kernel: core/include/moe/contract/moe_align.hpp (with the worked example).
 #pragma once
 #include <cstdint>

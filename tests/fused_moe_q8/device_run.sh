@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device session for the quantized fused MoE family (issue 6), run from the
+# One device session for the quantized fused MoE family, run from the
 # repository root on the GPU host after `MOE_NVCC_ARCH=sm_90a scripts/gpu_host.sh build`:
 #
 #   OUT=/path/to/out bash scripts/gpu_host.sh exec bash tests/fused_moe_q8/device_run.sh [steps]

@@ -48,7 +48,7 @@
 //     amax Inf or NaN      -> scale = NaN (the quantizer reports an input error).
 //   inv   = 1 / scale (fp32 division; 0 when scale is 0)
 //   code  = encode(x * inv) (fp32 multiply), or 0 when scale is 0.
-// Multiplying by the reciprocal (as vLLM's kernels do) instead of the seed's
+// Multiplying by the reciprocal (as vLLM's kernels do) instead of aiter's
 // `x / scale` can move x * inv by one float ulp (2^-24 relative), which changes a
 // code only when x / scale sits within that ulp of a rounding boundary.
 //

@@ -1,4 +1,4 @@
-// Input generation equivalent to the seed's input_helper_e2e:
+// Input generation equivalent to aiter's input_helper_e2e (its Triton MoE tests):
 //   hidden (M, model_dim), w1 (E, 2*inter_dim, model_dim) gate rows then up rows,
 //   w2 (E, model_dim, inter_dim), scores (M, E) -> softmax -> top-k weights/ids.
 // Every element comes from the counter-based RNG, so the GPU fills big tensors in
@@ -16,10 +16,10 @@
 
 namespace moe {
 
-// Plain standard normal (the seed's torch.randn), or divided by sqrt(fan_in)
+// Plain standard normal (torch.randn, as aiter's tests draw), or divided by sqrt(fan_in)
 // so GEMM outputs stay O(1) (what the anchors use).
 enum class ValueDist { Normal, FanIn };
-// Softmax of normal scores then top-k (the seed, default); balanced round-robin;
+// Softmax of normal scores then top-k (default, as aiter's tests); balanced round-robin;
 // Zipf-skewed expert popularity; every token to the same experts.
 enum class RoutingDist { Softmax, Balanced, Zipf, OneExpert };
 

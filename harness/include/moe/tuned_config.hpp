@@ -1,4 +1,4 @@
-// The tuned-config table (configs/tuned_fmoe.csv), in the seed's format
+// The tuned-config table (configs/tuned_fmoe.csv), in aiter's tuned-config format
 //
 //   cu_num,token,model_dim,inter_dim,expert,topk,act_type,dtype,impl,splitK,pad_m,pad_n
 //

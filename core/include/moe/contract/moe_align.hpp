@@ -42,7 +42,7 @@
 // --------------------------------------------------------------------------
 // With n = M*top_k slots and at most nz = min(E, n) non-empty experts, the padded
 // total is sum_e ceil(c_e/bs)*bs <= sum_e (c_e + bs - 1) <= n + nz*(bs-1). This
-// equals the min(n + E*(bs-1), n*bs) (same value in both cases E <= n and
+// equals the bound min(n + E*(bs-1), n*bs) (same value in both cases E <= n and
 // E > n). The padded total is a multiple of bs, so
 //   capacity   = bs * floor((n + min(E, n)*(bs-1)) / bs)
 //   max_blocks = capacity / bs = nz + floor((n - nz) / bs).

@@ -10,7 +10,7 @@
 // fp32 scales, so that  x[b, r, c] ~= decode(q[b, r, c]) * scales[scale_index(b, r, c)].
 //
 //   Granularity   scale shape (row-major)                 used for
-//   PerTensor     (batch)                                 seed's quantize_fp8; batch=E: per-expert weights
+//   PerTensor     (batch)                                 aiter's quantize_fp8; batch=E: per-expert weights
 //   PerRow        (batch, rows)                           per-token activations (a1/a2_scale);
 //                                                         per-output-channel weights (w1_scale (E, 2*inter, 1))
 //   PerGroup      (batch, rows, ceil(cols/group))  or     DeepSeek-V3 activations: 1 x 128 groups along K
