@@ -15,6 +15,8 @@ std::string_view dtype_name(DType t) {
     case DType::BF16: return "bf16";
     case DType::F16: return "fp16";
     case DType::I32: return "i32";
+    case DType::I8: return "i8";
+    case DType::F8E4M3: return "fp8_e4m3";
   }
   return "?";
 }
@@ -24,7 +26,9 @@ DType parse_dtype(std::string_view s) {
   if (s == "fp16" || s == "f16") return DType::F16;
   if (s == "fp32" || s == "f32") return DType::F32;
   if (s == "i32") return DType::I32;
-  throw_input_error(fmt::format("unknown dtype '{}' (expected bf16, fp16, fp32 or i32)", s));
+  if (s == "i8") return DType::I8;
+  if (s == "fp8_e4m3") return DType::F8E4M3;
+  throw_input_error(fmt::format("unknown dtype '{}' (expected bf16, fp16, fp32, i32, i8 or fp8_e4m3)", s));
 }
 
 #if MOE_HAVE_GPU

@@ -92,6 +92,8 @@ std::string_view npy_descr(DType t) {
     case DType::F16: return "<f2";
     case DType::BF16: return "<u2";
     case DType::I32: return "<i4";
+    case DType::I8: return "|i1";
+    case DType::F8E4M3: return "|u1";
   }
   return "?";
 }
@@ -123,7 +125,9 @@ std::vector<float> NpyArray::to_f32() const {
       }
       break;
     case DType::I32:
-      fail(source, "expected a float array ('<f4', '<f2' or '<u2' bf16 bits), got int32 ('<i4')");
+    case DType::I8:
+    case DType::F8E4M3:
+      fail(source, fmt::format("expected a float array ('<f4', '<f2' or '<u2' bf16 bits), got {} ('{}')", dtype_name(dtype), npy_descr(dtype)));
   }
   return out;
 }
@@ -198,12 +202,16 @@ NpyArray parse_npy(std::span<const uint8_t> file, const std::string& name) {
     a.dtype = DType::I32, src_size = 4;
   } else if (descr == "<i8") {
     a.dtype = DType::I32, src_size = 8, narrow_i64 = true;
+  } else if (descr == "|i1" || descr == "<i1") {
+    a.dtype = DType::I8, src_size = 1;
+  } else if (descr == "|u1" || descr == "<u1") {
+    a.dtype = DType::F8E4M3, src_size = 1;
   } else if (!descr.empty() && descr[0] == '>') {
     fail(name, fmt::format("big-endian dtype '{}' is not supported (use '<' little-endian)", descr));
   } else if (descr == "|V2" || descr == "<V2" || descr == "bfloat16") {
     fail(name, fmt::format("dtype '{}': store bf16 as uint16 bit patterns ('<u2'), e.g. t.view(torch.int16).numpy().view(numpy.uint16)", descr));
   } else {
-    fail(name, fmt::format("unsupported dtype '{}' (supported: '<f4', '<f2', '<u2' = bf16 bits, '<i4', '<i8')", descr));
+    fail(name, fmt::format("unsupported dtype '{}' (supported: '<f4', '<f2', '<u2' = bf16 bits, '<i4', '<i8', '|i1' = int8, '|u1' = fp8 e4m3 codes)", descr));
   }
   // Element count with an overflow guard.
   int64_t n = 1;

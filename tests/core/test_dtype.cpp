@@ -247,7 +247,11 @@ TEST_CASE("dtype: names, sizes and parsing") {
   CHECK(moe::dtype_size(DType::F16) == 2);
   CHECK(moe::dtype_size(DType::F32) == 4);
   CHECK(moe::dtype_size(DType::I32) == 4);
-  for (DType t : {DType::F32, DType::BF16, DType::F16, DType::I32}) CHECK(moe::parse_dtype(moe::dtype_name(t)) == t);
+  CHECK(moe::dtype_size(DType::I8) == 1);
+  CHECK(moe::dtype_size(DType::F8E4M3) == 1);
+  CHECK(!moe::is_float_dtype(DType::F8E4M3));
+  for (DType t : {DType::F32, DType::BF16, DType::F16, DType::I32, DType::I8, DType::F8E4M3})
+    CHECK(moe::parse_dtype(moe::dtype_name(t)) == t);
   CHECK(moe::parse_dtype("f16") == DType::F16);
   CHECK(moe::parse_dtype("f32") == DType::F32);
   CHECK_THROWS_AS(moe::parse_dtype("float"), moe::InputError);

@@ -126,6 +126,22 @@ TEST_CASE("npy: 1-D shape is written as (n,) and bf16 uses the '<u2' convention"
   CHECK(parse_npy(bytes, "b.npy").to_f32() == v);
 }
 
+TEST_CASE("npy: 8-bit codes: '|i1' is int8, '|u1' is fp8 e4m3; neither widens to float") {
+  const std::vector<int8_t> q{-128, -1, 0, 127};
+  auto a = parse_npy(npy_bytes("{'descr': '|i1', 'fortran_order': False, 'shape': (2, 2), }", 1, raw(q)), "q.npy");
+  CHECK(a.dtype == DType::I8);
+  CHECK(a.bytes == std::vector<uint8_t>{0x80, 0xff, 0x00, 0x7f});
+  CHECK_THROWS_AS(a.to_f32(), moe::InputError);
+  const std::vector<uint8_t> codes{0x38, 0xb8, 0x7e};  // e4m3fn 1.0, -1.0, 448
+  a = parse_npy(npy_bytes("{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }", 1, raw(codes)), "c.npy");
+  CHECK(a.dtype == DType::F8E4M3);
+  CHECK(a.bytes == codes);
+  const auto bytes = encode_npy(DType::F8E4M3, std::vector<int64_t>{3}, codes);
+  const std::string header(bytes.begin() + 10, bytes.begin() + 10 + (bytes[8] | (bytes[9] << 8)));
+  CHECK(header.find("'descr': '|u1'") != std::string::npos);
+  CHECK(parse_npy(bytes, "c2.npy").bytes == codes);
+}
+
 TEST_CASE("npy: version 2 and 3 headers, int64 narrowing") {
   const std::vector<int64_t> v{0, -1, 255, 2147483647, -2147483648LL};
   auto a = parse_npy(npy_bytes("{'descr': '<i8', 'fortran_order': False, 'shape': (5,), }", 2, raw(v)), "v2.npy");

@@ -11,11 +11,23 @@
 
 namespace moe {
 
-enum class DType : int { F32 = 0, BF16 = 1, F16 = 2, I32 = 3 };
+// I8 and F8E4M3 are the 8-bit codes of the quantized layers, read and written as
+// raw bytes (an fp8 code's format, e4m3fn or e4m3fnuz, is a parameter of the
+// kernel that reads it, not of the tensor).
+enum class DType : int { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, I8 = 4, F8E4M3 = 5 };
 
-inline size_t dtype_size(DType t) { return t == DType::BF16 || t == DType::F16 ? 2 : 4; }
+inline size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::BF16:
+    case DType::F16: return 2;
+    case DType::I8:
+    case DType::F8E4M3: return 1;
+    default: return 4;
+  }
+}
+inline bool is_float_dtype(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
 std::string_view dtype_name(DType t);
-// Accepts "bf16", "fp16"/"f16", "fp32"/"f32", "i32"; throws InputError otherwise.
+// Accepts "bf16", "fp16"/"f16", "fp32"/"f32", "i32", "i8", "fp8_e4m3"; throws InputError otherwise.
 DType parse_dtype(std::string_view s);
 
 MOE_HD uint32_t f32_bits(float f) {

@@ -10,12 +10,6 @@
 
 namespace moe::routing {
 
-namespace {
-
-bool is_float_dtype(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
-
-}  // namespace
-
 void SoftmaxTopkParams::validate() const {
   MOE_REQUIRE(tokens >= 0 && tokens <= kMaxTokens,
               fmt::format("softmax_topk: tokens (M) must be in [0, {}], got {}", kMaxTokens, tokens));

@@ -9,6 +9,9 @@
 //         bf16 tensor is stored as its raw 16-bit patterns, e.g. from PyTorch
 //         `t.view(torch.int16).numpy().view(numpy.uint16)`; every '<u2' array is
 //         read as bf16 and bf16 outputs are written as '<u2').
+//   '|i1' int8 codes
+//   '|u1' fp8 e4m3 codes (the same convention: `t.view(torch.uint8).numpy()`;
+//         whether they are e4m3fn or e4m3fnuz is a parameter of the kernel)
 // Anything else (big-endian, Fortran order, other dtypes, bad magic, a header
 // that does not parse, a file shorter or longer than its shape says) throws
 // InputError naming the file and what is wrong.
@@ -31,7 +34,7 @@
 namespace moe {
 
 struct NpyArray {
-  DType dtype = DType::F32;       // F32, F16, BF16 ('<u2') or I32 ('<i4', or '<i8' narrowed)
+  DType dtype = DType::F32;       // F32, F16, BF16 ('<u2'), I32 ('<i4', or '<i8' narrowed), I8 ('|i1'), F8E4M3 ('|u1')
   std::vector<int64_t> shape;     // () for a scalar
   std::vector<uint8_t> bytes;     // C order, dtype_size(dtype) bytes per element
   std::string source;             // file it came from (for messages)
