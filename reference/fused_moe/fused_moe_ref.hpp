@@ -59,7 +59,7 @@
 #include <span>
 #include <vector>
 
-#include "kernels/fused_moe/fused_moe_types.hpp"
+#include "moe/contract/fused_moe.hpp"
 #include "moe/check.hpp"
 #include "moe/dtype.hpp"
 #include "moe/inputs.hpp"

@@ -153,15 +153,6 @@ Q8WeightFn q8_weights_from_host(const quant::QuantProblem& p, std::span<const ui
   };
 }
 
-Q8RefOptions q8_ref_options_for(const Q8Problem& p, const fused_moe_q8::Q8TileConfig& cfg, int stage) {
-  MOE_REQUIRE(stage == 1 || stage == 2, "q8_ref_options_for: stage must be 1 or 2");
-  Q8RefOptions o;
-  if (!cfg.wgmma || fused_moe_q8::is_int8(p.scheme)) return o;
-  o.accumulation = Q8Accumulation::HopperFp8Mma;
-  if (stage == 2 && cfg.split_k > 1) o.segment_k = fused_moe_q8::q8_k_per_split(p.base.inter_dim, cfg);
-  return o;
-}
-
 Q8Stage1Result q8_ref_stage1(const Q8Problem& p, std::span<const uint8_t> a1, std::span<const float> a1_scale,
                              const Q8RefInputs& in, const Q8RefOptions& opt, std::span<const int64_t> tokens) {
   p.validate();

@@ -23,7 +23,7 @@
 //     int8: 0 (exact) -- we still use acc(K) (an upper bound). Hopper's fp8
 //     wgmma keeps only 13 fraction bits (fp8_mma_accum.hpp): no fp32 tolerance
 //     covers that, so for those tiles the reference runs the bit-exact model
-//     (Q8Accumulation::HopperFp8Mma, chosen by q8_ref_options_for) and the
+//     (Q8Accumulation::HopperFp8Mma, chosen by the harness's q8_ref_options_for) and the
 //     comparison keeps the tolerance below; what the model loses against exact
 //     sums is documented there (rel-L2 1.2e-4 at K = 128 to 1.9e-3 at K = 7168).
 //   scales: non-block: acc * (a_s * w_s), 2 roundings (2 u_32); block: per
@@ -50,7 +50,7 @@
 #include <span>
 #include <vector>
 
-#include "kernels/fused_moe_q8/fused_moe_q8_types.hpp"
+#include "moe/contract/fused_moe_q8.hpp"
 #include "moe/check.hpp"
 #include "reference/quant/quant_ref.hpp"
 
@@ -89,9 +89,8 @@ struct Q8RefOptions {
   int64_t segment_k = 0;
 };
 
-// The options that model the tile config `cfg` running stage `stage` (1 or 2) of p:
-// HopperFp8Mma for fp8 schemes on wgmma tiles, with stage 2's split-K range.
-Q8RefOptions q8_ref_options_for(const Q8Problem& p, const fused_moe_q8::Q8TileConfig& cfg, int stage);
+// (Which options model a given kernel tile config is the harness's knowledge:
+// q8_ref_options_for in harness/families/fused_moe_q8/fused_moe_q8_runner.hpp.)
 
 struct Q8Stage1Result {
   std::vector<int64_t> tokens;      // computed tokens, ascending

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "harness/families/fused_moe_q8/fused_moe_q8_runner.hpp"
 #include "kernels/fused_moe_q8/fused_moe_q8_types.hpp"
 #include "moe/check.hpp"
 #include "moe/fp8.hpp"
@@ -169,15 +170,15 @@ TEST_CASE("hopper fp8 mma model: which tile configs the reference models") {
   for (int i = 0; i < kNumQ8TileShapes; ++i)
     if (kQ8TileShapes[i].wgmma) wg = q8_config_of_shape(i);
   if (wg.wgmma) {
-    CHECK(moe::ref::q8_ref_options_for(p, wg, 1).accumulation == moe::ref::Q8Accumulation::HopperFp8Mma);
-    CHECK(moe::ref::q8_ref_options_for(p, wg, 1).segment_k == 0);
+    CHECK(moe::fused_moe_q8::q8_ref_options_for(p, wg, 1).accumulation == moe::ref::Q8Accumulation::HopperFp8Mma);
+    CHECK(moe::fused_moe_q8::q8_ref_options_for(p, wg, 1).segment_k == 0);
     wg.split_k = 2;  // I = 208: 2 k-tiles of 128, one per split
-    CHECK(moe::ref::q8_ref_options_for(p, wg, 2).segment_k == 128);
+    CHECK(moe::fused_moe_q8::q8_ref_options_for(p, wg, 2).segment_k == 128);
     const Q8Problem pi = make_q8_problem(Scheme::Int8Token, 64, 400, 208, 16, 4);
-    CHECK(moe::ref::q8_ref_options_for(pi, wg, 1).accumulation == moe::ref::Q8Accumulation::Exact);
+    CHECK(moe::fused_moe_q8::q8_ref_options_for(pi, wg, 1).accumulation == moe::ref::Q8Accumulation::Exact);
   }
-  CHECK(moe::ref::q8_ref_options_for(p, sync, 1).accumulation == moe::ref::Q8Accumulation::Exact);
-  CHECK_THROWS(moe::ref::q8_ref_options_for(p, sync, 3));
+  CHECK(moe::fused_moe_q8::q8_ref_options_for(p, sync, 1).accumulation == moe::ref::Q8Accumulation::Exact);
+  CHECK_THROWS(moe::fused_moe_q8::q8_ref_options_for(p, sync, 3));
 }
 
 TEST_CASE("hopper fp8 mma model: the reference layer with the model stays close to the exact one") {

@@ -1,5 +1,20 @@
 #include "harness/families/fused_moe_q8/fused_moe_q8_runner.hpp"
 
+#include "moe/error.hpp"
+
+namespace moe::fused_moe_q8 {
+
+ref::Q8RefOptions q8_ref_options_for(const Q8Problem& p, const Q8TileConfig& cfg, int stage) {
+  MOE_REQUIRE(stage == 1 || stage == 2, "q8_ref_options_for: stage must be 1 or 2");
+  ref::Q8RefOptions o;
+  if (!cfg.wgmma || is_int8(p.scheme)) return o;
+  o.accumulation = ref::Q8Accumulation::HopperFp8Mma;
+  if (stage == 2 && cfg.split_k > 1) o.segment_k = q8_k_per_split(p.base.inter_dim, cfg);
+  return o;
+}
+
+}  // namespace moe::fused_moe_q8
+
 #if MOE_HAVE_GPU
 #include <algorithm>
 
@@ -178,7 +193,7 @@ Q8CheckResult run_and_check(const Q8DeviceLayer& l, const Q8LayerConfig& cfg, Pa
     const auto got_q = a1.download(s);
     const auto got_s = a1s.download(s);
     res.a1_exact = got_q == want.q && got_s == want.scales;
-    const auto r1 = ref::q8_ref_stage1(p, got_q, got_s, in, ref::q8_ref_options_for(p, cfg.stage1, 1), sel);
+    const auto r1 = ref::q8_ref_stage1(p, got_q, got_s, in, q8_ref_options_for(p, cfg.stage1, 1), sel);
     const auto inter_all = widen(inter.download(s), b.dtype);
     std::vector<float> got(r1.intermediate.size());
     for (size_t ti = 0; ti < r1.tokens.size(); ++ti)
@@ -192,7 +207,7 @@ Q8CheckResult run_and_check(const Q8DeviceLayer& l, const Q8LayerConfig& cfg, Pa
       const auto want = ref::quantize(p.a2_quant(), widen(inter.download(s), b.dtype));
       res.a2_exact = got_q == want.q && got_s == want.scales;
     }
-    const auto r2 = ref::q8_ref_stage2(p, got_q, got_s, in, ref::q8_ref_options_for(p, cfg.stage2, 2), sel);
+    const auto r2 = ref::q8_ref_stage2(p, got_q, got_s, in, q8_ref_options_for(p, cfg.stage2, 2), sel);
     const auto out_all = widen(out.download(s), b.dtype);
     std::vector<float> got(r2.out.size());
     for (size_t ti = 0; ti < r2.tokens.size(); ++ti)
@@ -200,7 +215,7 @@ Q8CheckResult run_and_check(const Q8DeviceLayer& l, const Q8LayerConfig& cfg, Pa
     res.out = check_close(got, r2.out, ref::q8_out_tolerance(p, r2.out_rms));
   }
   auto acc_name = [&](const Q8TileConfig& t, int stage) {
-    return ref::q8_ref_options_for(p, t, stage).accumulation == ref::Q8Accumulation::HopperFp8Mma ? "hopper_fp8_model"
+    return q8_ref_options_for(p, t, stage).accumulation == ref::Q8Accumulation::HopperFp8Mma ? "hopper_fp8_model"
                                                                                                   : "exact";
   };
   res.detail = fmt::format("{} {} cfg {} ref accumulation s1 {} s2 {}", p.summary(), part_name(part), cfg.to_string(),

@@ -12,9 +12,19 @@
 
 #include "kernels/fused_moe_q8/fused_moe_q8.hpp"
 #include "moe/check.hpp"
+#include "moe/gpu_runtime.hpp"
+#if MOE_HAVE_GPU
 #include "moe/gpu.hpp"
+#endif
 #include "moe/inputs.hpp"
 #include "reference/fused_moe_q8/fused_moe_q8_ref.hpp"
+
+namespace moe::fused_moe_q8 {
+// The reference options that model tile config `cfg` running stage `stage` (1 or 2)
+// of p: the bit-exact Hopper fp8 accumulation for fp8 schemes on wgmma tiles, with
+// stage 2's split-K range as the accumulator length.
+ref::Q8RefOptions q8_ref_options_for(const Q8Problem& p, const Q8TileConfig& cfg, int stage);
+}  // namespace moe::fused_moe_q8
 
 #if MOE_HAVE_GPU
 namespace moe::fused_moe_q8::check {
