@@ -12,7 +12,7 @@ torch.topk's order among equal values is not defined, so inputs are drawn
 WITHOUT near-ties: a row is redrawn until every decision (order inside the
 top-k, the k / k+1 boundary, the kept-group boundary, the top-1 gap) has a
 margin of at least MARGIN, measured in fp64. The C++ side
-(harness/src/family_routing.cpp, run by tests/routing/test_routing_ref.cpp)
+(harness/families/routing/routing_verify.cpp, run by tests/routing/test_routing_ref.cpp)
 then compares ids exactly and weights within the documented tolerance.
 Floats are written with 9 significant digits, which round-trip fp32 exactly.
 """

@@ -24,7 +24,7 @@ using namespace moe;
 using moe::routing::order_key;
 
 namespace moe {
-KernelFamily make_routing_family();  // harness/src/family_routing.cpp
+KernelFamily make_routing_family();  // harness/families/routing/routing_verify.cpp
 }
 
 namespace {
