@@ -14,8 +14,7 @@ namespace fs = std::filesystem;
 
 std::string resolve_data_dir(const CommonOptions& c) {
   if (!c.data_dir.empty()) return c.data_dir;
-  if (fs::exists("data")) return "data";
-  return std::string(MOE_SOURCE_DIR) + "/data";
+  return find_data_dir(MOE_SOURCE_DIR);
 }
 
 std::string default_tuned_config() { return find_config_file("tuned_fmoe.csv", MOE_SOURCE_DIR); }
@@ -47,7 +46,7 @@ OpenTunedConfig open_tuned_config(const std::string& path) {
 
 void add_commands(CLI::App& app, CommonOptions& common, std::vector<Command>& out) {
   app.add_option("--device", common.device, "GPU index")->check(CLI::TypeValidator<int>(""))->check(CLI::Range(0, 1023));
-  app.add_option("--data-dir", common.data_dir, "Folder with golden vectors (default: ./data, else the source tree's)");
+  app.add_option("--data-dir", common.data_dir, "Folder with golden vectors (default: ./data, else the installed prefix's share/moe-harness/data, else the source tree's)");
   register_devices(app, out);
   register_list(app, out);
   register_verify(app, out);

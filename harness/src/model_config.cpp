@@ -361,10 +361,36 @@ InputSpec layer_input_spec(const ModelConfig& m, int64_t M, uint64_t seed) {
   return s;
 }
 
-std::string find_config_file(std::string_view file, std::string_view source_dir) {
-  const std::filesystem::path here = std::filesystem::path("configs") / file;
-  if (std::filesystem::exists(here)) return here.string();
-  return (std::filesystem::path(source_dir) / "configs" / file).string();
+std::string installed_share_dir() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  // bin/moe-harness -> <prefix>; libexec/moe-harness/bench_x -> <prefix>
+  for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
+    const fs::path share = dir / "share" / "moe-harness";
+    if (fs::is_directory(share / "configs", ec)) return share.string();
+    if (dir.filename() != "libexec" && dir.filename() != "moe-harness" && dir.filename() != "bin") break;
+  }
+  return {};
 }
+
+namespace {
+std::string find_installed(const std::filesystem::path& rel, std::string_view source_dir) {
+  std::error_code ec;
+  if (std::filesystem::exists(rel, ec)) return rel.string();
+  if (const std::string share = installed_share_dir(); !share.empty()) {
+    const auto p = std::filesystem::path(share) / rel;
+    if (std::filesystem::exists(p, ec)) return p.string();
+  }
+  return (std::filesystem::path(source_dir) / rel).string();
+}
+}  // namespace
+
+std::string find_config_file(std::string_view file, std::string_view source_dir) {
+  return find_installed(std::filesystem::path("configs") / file, source_dir);
+}
+
+std::string find_data_dir(std::string_view source_dir) { return find_installed("data", source_dir); }
 
 }  // namespace moe

@@ -65,6 +65,30 @@ __device__ __forceinline__ void cp_async_wait() {
 #endif
 }
 
+// The cp.async software pipeline of the tile kernels' mma.sync main loop, over the
+// nk K slices from kt_begin: STAGES-1 slices in flight. At iteration `it` slice
+// `it` is visible to every thread and slot (it-1)%STAGES, read by iteration it-1,
+// is free to refill.
+//   load(slot, k_tile)   issue one slice's copies into `slot`
+//   compute(slot, it)    the MMAs of the slice in `slot`
+template <int STAGES, class Load, class Compute>
+__device__ __forceinline__ void cp_async_mainloop(int nk, int64_t kt_begin, Load&& load, Compute&& compute) {
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < nk) load(s, kt_begin + s);
+    cp_async_commit();
+  }
+  for (int it = 0; it < nk; ++it) {
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    const int pre = it + STAGES - 1;
+    if (pre < nk) load(pre % STAGES, kt_begin + pre);
+    cp_async_commit();
+    compute(it % STAGES, it);
+  }
+  cp_async_wait<0>();
+}
+
 // Programmatic dependent launch (sm_90): both are no-ops when the kernel was
 // launched without the programmatic-serialization attribute, and on AMD.
 __device__ __forceinline__ void pdl_wait() {

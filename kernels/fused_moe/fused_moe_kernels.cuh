@@ -260,21 +260,9 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize)
         for (int e = 0; e < Atom::kAcc; ++e) acc[mi][nj][e] = 0.0f;
 
     if constexpr (!WGMMA) {
-      // ---- pipeline prologue: STAGES-1 slices in flight
-#pragma unroll
-      for (int s = 0; s < STAGES - 1; ++s) {
-        if (s < nk) load_stage(s, kt_begin + s);
-        cp_async_commit();
-      }
-      for (int it = 0; it < nk; ++it) {
-        cp_async_wait<STAGES - 2>();
-        __syncthreads();  // slice `it` visible to all; slot (it-1)%STAGES free
-        const int pre = it + STAGES - 1;
-        if (pre < nk) load_stage(pre % STAGES, kt_begin + pre);
-        cp_async_commit();
-
-        const uint16_t* a_s = sA + (it % STAGES) * BM * BK;
-        const uint16_t* b_s = sB + (it % STAGES) * BN * BK;
+      cp_async_mainloop<STAGES>(nk, kt_begin, load_stage, [&](int slot, int) {
+        const uint16_t* a_s = sA + slot * BM * BK;
+        const uint16_t* b_s = sB + slot * BN * BK;
 #pragma unroll
         for (int kk = 0; kk < BK; kk += Atom::K) {
           typename Atom::AFrag af[MT];
@@ -290,37 +278,21 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize)
 #pragma unroll
             for (int nj = 0; nj < NT; ++nj) Atom::template mma<Elem>(acc[mi][nj], af[mi], bf[nj]);
         }
-      }
-      cp_async_wait<0>();
+      });
     } else {
 #if FMOE_HAVE_WGMMA
-      // ---- wgmma main loop: STAGES-2 slices of loads in flight plus one batch of
-      // wgmma (wait_group 1), so slot (it-2)%STAGES is free at iteration it: every
-      // thread passed wait_group 1 of iteration it-1 before the barrier.
+      // ---- wgmma main loop (wgmma_mainloop: loads STAGES-2 slices ahead).
       const int wg_m = wm / 4;  // this warpgroup's m64 slab; its columns start at wn * WTN
+      wgmma_mainloop<STAGES>(
+          nk, kt_begin, load_stage,
+          [&](int slot) {
+            const uint32_t a_addr = smem_u32(sA + slot * BM * BK + wg_m * 64 * BK);
+            const uint32_t b_addr = smem_u32(sB + slot * BN * BK + wn * G::WTN * BK);
 #pragma unroll
-      for (int s = 0; s < STAGES - 2; ++s) {
-        if (s < nk) load_stage(s, kt_begin + s);
-        cp_async_commit();
-      }
-      for (int it = 0; it < nk; ++it) {
-        cp_async_wait<STAGES - 3>();
-        fence_proxy_async();
-        __syncthreads();
-        const int pre = it + STAGES - 2;
-        if (pre < nk) load_stage(pre % STAGES, kt_begin + pre);
-        cp_async_commit();
-        const uint32_t a_addr = smem_u32(sA + (it % STAGES) * BM * BK + wg_m * 64 * BK);
-        const uint32_t b_addr = smem_u32(sB + (it % STAGES) * BN * BK + wn * G::WTN * BK);
-        wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < BK / 16; ++kk)
-          wgmma_m64k16<G::WTN, Elem>(&acc[0][0][0], wgmma_desc(a_addr + kk * 32), wgmma_desc(b_addr + kk * 32));
-        wgmma_commit();
-        wgmma_wait<1>();
-      }
-      wgmma_wait<0>();
-      cp_async_wait<0>();
+            for (int kk = 0; kk < BK / 16; ++kk)
+              wgmma_m64k16<G::WTN, Elem>(&acc[0][0][0], wgmma_desc(a_addr + kk * 32), wgmma_desc(b_addr + kk * 32));
+          },
+          [](int) { wgmma_wait<1>(); });
 #else
 #if defined(__CUDA_ARCH__)
       __trap();  // not an sm_90a build: the host never launches wgmma shapes here

@@ -312,19 +312,9 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize) q8_gemm_kernel(const Q8Gemm
     };
 
     if constexpr (!WGMMA) {
-#pragma unroll
-      for (int s = 0; s < STAGES - 1; ++s) {
-        if (s < nk) load_stage(s, kt_begin + s);
-        fused_moe::dev::cp_async_commit();
-      }
-      for (int it = 0; it < nk; ++it) {
-        fused_moe::dev::cp_async_wait<STAGES - 2>();
-        __syncthreads();
-        const int pre = it + STAGES - 1;
-        if (pre < nk) load_stage(pre % STAGES, kt_begin + pre);
-        fused_moe::dev::cp_async_commit();
-        const uint8_t* a_s = sA + (it % STAGES) * BM * BK;
-        const uint8_t* b_s = sB + (it % STAGES) * BN * BK;
+      fused_moe::dev::cp_async_mainloop<STAGES>(nk, kt_begin, load_stage, [&](int slot, int it) {
+        const uint8_t* a_s = sA + slot * BM * BK;
+        const uint8_t* b_s = sB + slot * BN * BK;
         const int64_t kslice = (kt_begin + it) * BK;
 #pragma unroll
         for (int kk = 0; kk < BK; kk += Atom::K) {
@@ -345,40 +335,28 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize) q8_gemm_kernel(const Q8Gemm
             if (knext % kGroupK == 0 || knext >= k_stop) flush((kslice + kk) / kGroupK);
           }
         }
-      }
-      fused_moe::dev::cp_async_wait<0>();
+      });
     } else {
 #if FMOE_HAVE_WGMMA
       using namespace fused_moe::dev;
       const int wg_m = wm / 4;
+      wgmma_mainloop<STAGES>(
+          nk, kt_begin, load_stage,
+          [&](int slot) {
+            const uint32_t a_addr = smem_u32(sA + slot * BM * BK + wg_m * 64 * BK);
+            const uint32_t b_addr = smem_u32(sB + slot * BN * BK + wn * WTN * BK);
 #pragma unroll
-      for (int s = 0; s < STAGES - 2; ++s) {
-        if (s < nk) load_stage(s, kt_begin + s);
-        cp_async_commit();
-      }
-      for (int it = 0; it < nk; ++it) {
-        cp_async_wait<STAGES - 3>();
-        fence_proxy_async();
-        __syncthreads();
-        const int pre = it + STAGES - 2;
-        if (pre < nk) load_stage(pre % STAGES, kt_begin + pre);
-        cp_async_commit();
-        const uint32_t a_addr = smem_u32(sA + (it % STAGES) * BM * BK + wg_m * 64 * BK);
-        const uint32_t b_addr = smem_u32(sB + (it % STAGES) * BN * BK + wn * WTN * BK);
-        wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < BK / 32; ++kk)
-          wgmma8_m64k32<WTN, INT8>(&acc[0][0][0], wgmma_desc(a_addr + kk * 32), wgmma_desc(b_addr + kk * 32));
-        wgmma_commit();
-        if constexpr (BLOCK) {
-          wgmma_wait<0>();
-          flush(kt_begin + it);  // BK = 128: one slice = one K group
-        } else {
-          wgmma_wait<1>();
-        }
-      }
-      wgmma_wait<0>();
-      cp_async_wait<0>();
+            for (int kk = 0; kk < BK / 32; ++kk)
+              wgmma8_m64k32<WTN, INT8>(&acc[0][0][0], wgmma_desc(a_addr + kk * 32), wgmma_desc(b_addr + kk * 32));
+          },
+          [&](int it) {
+            if constexpr (BLOCK) {
+              wgmma_wait<0>();
+              flush(kt_begin + it);  // BK = 128: one slice = one K group
+            } else {
+              wgmma_wait<1>();
+            }
+          });
 #else
 #if defined(__CUDA_ARCH__)
       __trap();  // not an sm_90a build: the host never launches wgmma shapes here

@@ -24,20 +24,22 @@
 
 #include "kernels/moe_align/moe_align.hpp"
 #include "moe/gpu_runtime.hpp"
+#include "moe/warp.cuh"
 
 namespace moe::align::detail {
 
-#if defined(MOE_BACKEND_HIP)
-using lanemask_t = unsigned long long;
-#if defined(__AMDGCN_WAVEFRONT_SIZE)
-constexpr int kWarp = __AMDGCN_WAVEFRONT_SIZE;
-#else
-constexpr int kWarp = 64;
-#endif
-#else
-using lanemask_t = unsigned int;
-constexpr int kWarp = 32;
-#endif
+using warp::ballot;
+using warp::first_lane;
+using warp::kWarp;
+using warp::lane_id;
+using warp::lanemask_lt;
+using warp::lanemask_t;
+using warp::popc;
+using warp::shfl;
+using warp::shfl_up;
+using warp::shfl_xor;
+using warp::warp_sum;
+using warp::warp_sync;
 
 // Shared scratch (kAlignScratchInts ints, moe_align.hpp): [0, warps) block-scan
 // warp sums, then counters.
@@ -75,78 +77,6 @@ struct AlignParams {
   int32_t sentinel;
   int32_t key_bits;  // bit width of num_experts: match keys e+1 lie in [0, 2^key_bits)
 };
-
-// ---- warp primitives (CUDA / HIP) --------------------------------------------
-
-__device__ __forceinline__ int lane_id() { return static_cast<int>(threadIdx.x) & (kWarp - 1); }
-
-__device__ __forceinline__ lanemask_t ballot(bool pred) {
-#if defined(MOE_BACKEND_HIP)
-  return __ballot(pred);
-#else
-  return __ballot_sync(0xffffffffu, pred);
-#endif
-}
-
-__device__ __forceinline__ int shfl(int v, int src) {
-#if defined(MOE_BACKEND_HIP)
-  return __shfl(v, src, kWarp);
-#else
-  return __shfl_sync(0xffffffffu, v, src);
-#endif
-}
-
-__device__ __forceinline__ int shfl_up(int v, int delta) {
-#if defined(MOE_BACKEND_HIP)
-  return __shfl_up(v, static_cast<unsigned int>(delta), kWarp);
-#else
-  return __shfl_up_sync(0xffffffffu, v, static_cast<unsigned int>(delta));
-#endif
-}
-
-__device__ __forceinline__ int shfl_xor(int v, int mask) {
-#if defined(MOE_BACKEND_HIP)
-  return __shfl_xor(v, mask, kWarp);
-#else
-  return __shfl_xor_sync(0xffffffffu, v, mask);
-#endif
-}
-
-__device__ __forceinline__ int warp_sum(int v) {
-#pragma unroll
-  for (int m = kWarp / 2; m >= 1; m >>= 1) v += shfl_xor(v, m);
-  return v;
-}
-
-__device__ __forceinline__ int popc(lanemask_t m) {
-#if defined(MOE_BACKEND_HIP)
-  return static_cast<int>(__popcll(m));
-#else
-  return __popc(m);
-#endif
-}
-
-// Index of the lowest set bit (m != 0).
-__device__ __forceinline__ int first_lane(lanemask_t m) {
-#if defined(MOE_BACKEND_HIP)
-  return static_cast<int>(__ffsll(static_cast<unsigned long long>(m))) - 1;
-#else
-  return __ffs(static_cast<int>(m)) - 1;
-#endif
-}
-
-__device__ __forceinline__ lanemask_t lanemask_lt() { return (lanemask_t{1} << lane_id()) - 1; }
-
-// Orders shared-memory accesses of the lanes of one warp.
-__device__ __forceinline__ void warp_sync() {
-#if defined(MOE_BACKEND_HIP)
-  __builtin_amdgcn_fence(__ATOMIC_RELEASE, "wavefront");
-  __builtin_amdgcn_wave_barrier();
-  __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "wavefront");
-#else
-  __syncwarp();
-#endif
-}
 
 // Lanes whose v equals this lane's v (the whole warp must call it), for v in
 // [-1, 2^bits - 1): one ballot per bit of the key v+1 (bits = 9 for E = 256).

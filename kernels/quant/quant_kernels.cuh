@@ -14,22 +14,14 @@
 #include "moe/dtype.hpp"
 #include "moe/fp8.hpp"
 #include "moe/gpu_runtime.hpp"
+#include "moe/warp.cuh"
 
 namespace moe::quant::dev {
-
-// ---- portable warp helpers (warp = 32 on NVIDIA, 64 on gfx90a) ----------------------
-__device__ __forceinline__ int shfl_xor_i32(int v, int mask, int width) {
-#if defined(MOE_BACKEND_HIP)
-  return __shfl_xor(v, mask, width);
-#else
-  return __shfl_xor_sync(0xffffffffu, v, mask, width);
-#endif
-}
 
 // Max over aligned groups of `width` lanes (width a power of two <= 32).
 __device__ __forceinline__ int group_max(int v, int width) {
   for (int m = width / 2; m >= 1; m >>= 1) {
-    const int o = shfl_xor_i32(v, m, 32);
+    const int o = warp::shfl_xor(v, m, 32);
     v = o > v ? o : v;
   }
   return v;
@@ -39,7 +31,7 @@ __device__ __forceinline__ int group_max(int v, int width) {
 __device__ __forceinline__ int block_max(int v, int* smem) {
   const int ws = warpSize;
   for (int m = ws / 2; m >= 1; m >>= 1) {
-    const int o = shfl_xor_i32(v, m, ws);
+    const int o = warp::shfl_xor(v, m, ws);
     v = o > v ? o : v;
   }
   const int lane = static_cast<int>(threadIdx.x) % ws, wid = static_cast<int>(threadIdx.x) / ws;
@@ -49,7 +41,7 @@ __device__ __forceinline__ int block_max(int v, int* smem) {
   if (wid == 0) {
     v = lane < nw ? smem[lane] : 0;
     for (int m = ws / 2; m >= 1; m >>= 1) {
-      const int o = shfl_xor_i32(v, m, ws);
+      const int o = warp::shfl_xor(v, m, ws);
       v = o > v ? o : v;
     }
     if (lane == 0) smem[32] = v;

@@ -1,5 +1,4 @@
-// Device helpers of the routing kernels: warp primitives with per-backend
-// wrappers (CUDA warp 32, AMD wavefront 64), group ("G lanes per token")
+// Device helpers of the routing kernels: group ("G lanes per token")
 // reductions, the top-k selection of a token held by G lanes, and vector
 // loads of logits. Include only from .hip translation units.
 #pragma once
@@ -10,42 +9,15 @@
 #include "moe/contract/routing_math.hpp"
 #include "moe/dtype.hpp"
 #include "moe/gpu_runtime.hpp"
+#include "moe/warp.cuh"
 
 namespace moe::routing::dev {
 
-#if defined(MOE_BACKEND_HIP)
-inline constexpr int kWarp = warpSize;  // 64 on gfx90a
-#else
-inline constexpr int kWarp = 32;
-#endif
-
-__device__ __forceinline__ int lane_id() { return static_cast<int>(threadIdx.x) & (kWarp - 1); }
-
-__device__ __forceinline__ uint64_t ballot(bool p) {
-#if defined(MOE_BACKEND_HIP)
-  return static_cast<uint64_t>(__ballot(p));
-#else
-  return static_cast<uint64_t>(__ballot_sync(0xffffffffu, p));
-#endif
-}
-
-template <typename T>
-__device__ __forceinline__ T shfl_xor(T v, int mask) {
-#if defined(MOE_BACKEND_HIP)
-  return __shfl_xor(v, mask);
-#else
-  return __shfl_xor_sync(0xffffffffu, v, mask);
-#endif
-}
-
-template <typename T>
-__device__ __forceinline__ T shfl(T v, int src_lane) {
-#if defined(MOE_BACKEND_HIP)
-  return __shfl(v, src_lane);
-#else
-  return __shfl_sync(0xffffffffu, v, src_lane);
-#endif
-}
+using warp::ballot;
+using warp::kWarp;
+using warp::lane_id;
+using warp::shfl;
+using warp::shfl_xor;
 
 // Max over the G lanes of a group (G divides the warp, groups are aligned).
 template <int G>

@@ -153,21 +153,42 @@ Q8WeightFn q8_weights_from_host(const quant::QuantProblem& p, std::span<const ui
   };
 }
 
+namespace {
+// What both stages start from: the selected tokens, each expert's slots among
+// them, and the experts hit.
+struct StagePlan {
+  std::vector<int64_t> tokens;
+  std::vector<std::vector<int64_t>> rows;
+  std::vector<int32_t> hit;
+};
+
+StagePlan plan_stage(const Q8Problem& p, const quant::QuantProblem& ap, std::span<const uint8_t> codes,
+                     std::span<const float> scales, const Q8RefInputs& in, std::span<const int64_t> tokens,
+                     const char* what) {
+  p.validate();
+  MOE_REQUIRE(static_cast<int64_t>(codes.size()) == ap.numel() && static_cast<int64_t>(scales.size()) == ap.num_scales(),
+              fmt::format("fused_moe_q8_ref {} codes/scales do not match the scheme's layout ({} codes, {} scales)",
+                          what, ap.numel(), ap.num_scales()));
+  StagePlan plan;
+  plan.tokens = select_tokens(p.base.tokens, tokens);
+  plan.rows = slots_per_expert(p, in, plan.tokens);
+  for (int32_t e = 0; e < p.base.experts; ++e)
+    if (!plan.rows[static_cast<size_t>(e)].empty()) plan.hit.push_back(e);
+  return plan;
+}
+}  // namespace
+
 Q8Stage1Result q8_ref_stage1(const Q8Problem& p, std::span<const uint8_t> a1, std::span<const float> a1_scale,
                              const Q8RefInputs& in, const Q8RefOptions& opt, std::span<const int64_t> tokens) {
-  p.validate();
   const quant::QuantProblem ap = p.a1_quant();
-  MOE_REQUIRE(static_cast<int64_t>(a1.size()) == ap.numel() && static_cast<int64_t>(a1_scale.size()) == ap.num_scales(),
-              "fused_moe_q8_ref stage 1: a1 codes/scales do not match a1_quant()");
   const int64_t H = p.base.model_dim, I = p.base.inter_dim, k = p.base.top_k;
   Q8Stage1Result res;
-  res.tokens = select_tokens(p.base.tokens, tokens);
-  const auto rows = slots_per_expert(p, in, res.tokens);
+  const StagePlan plan = plan_stage(p, ap, a1, a1_scale, in, tokens, "stage 1: a1");
+  res.tokens = plan.tokens;
+  const auto& rows = plan.rows;
+  const auto& hit = plan.hit;
   const int64_t T = static_cast<int64_t>(res.tokens.size());
   res.intermediate.assign(static_cast<size_t>(T * k * I), 0.0f);
-  std::vector<int32_t> hit;
-  for (int32_t e = 0; e < p.base.experts; ++e)
-    if (!rows[static_cast<size_t>(e)].empty()) hit.push_back(e);
   const bool model = models_hopper_fp8(p, opt);
   const int64_t seg = model_segment(p, opt, H);
   std::vector<DMat> X(static_cast<size_t>(p.base.experts)), Xd(X.size());
@@ -214,18 +235,14 @@ Q8Stage1Result q8_ref_stage1(const Q8Problem& p, std::span<const uint8_t> a1, st
 
 Q8Stage2Result q8_ref_stage2(const Q8Problem& p, std::span<const uint8_t> a2, std::span<const float> a2_scale,
                              const Q8RefInputs& in, const Q8RefOptions& opt, std::span<const int64_t> tokens) {
-  p.validate();
   const quant::QuantProblem ap = p.a2_quant();
-  MOE_REQUIRE(static_cast<int64_t>(a2.size()) == ap.numel() && static_cast<int64_t>(a2_scale.size()) == ap.num_scales(),
-              "fused_moe_q8_ref stage 2: a2 codes/scales do not match a2_quant()");
   const int64_t H = p.base.model_dim, I = p.base.inter_dim, k = p.base.top_k;
   Q8Stage2Result res;
-  res.tokens = select_tokens(p.base.tokens, tokens);
-  const auto rows = slots_per_expert(p, in, res.tokens);
+  const StagePlan plan = plan_stage(p, ap, a2, a2_scale, in, tokens, "stage 2: a2");
+  res.tokens = plan.tokens;
+  const auto& rows = plan.rows;
+  const auto& hit = plan.hit;
   const int64_t T = static_cast<int64_t>(res.tokens.size());
-  std::vector<int32_t> hit;
-  for (int32_t e = 0; e < p.base.experts; ++e)
-    if (!rows[static_cast<size_t>(e)].empty()) hit.push_back(e);
   const bool model = models_hopper_fp8(p, opt);
   const int64_t seg = model_segment(p, opt, I);
   std::vector<DMat> A(static_cast<size_t>(p.base.experts)), Ad(A.size());

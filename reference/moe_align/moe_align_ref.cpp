@@ -123,27 +123,34 @@ AlignGoldenCase parse_align_golden(const nlohmann::json& j, const std::string& f
   return c;
 }
 
-std::vector<AlignGoldenCase> load_align_golden(const std::string& data_dir) {
+std::vector<std::string> align_golden_files(const std::string& data_dir) {
   namespace fs = std::filesystem;
   const fs::path dir = fs::path(data_dir) / "moe_align";
-  std::vector<fs::path> files;
-  if (fs::is_directory(dir))
-    for (const auto& de : fs::directory_iterator(dir))
-      if (de.is_regular_file() && de.path().extension() == ".json") files.push_back(de.path());
+  std::vector<std::string> files;
+  std::error_code ec;
+  if (fs::is_directory(dir, ec))
+    for (const auto& de : fs::directory_iterator(dir, ec))
+      if (de.is_regular_file(ec) && de.path().extension() == ".json") files.push_back(de.path().string());
   std::sort(files.begin(), files.end());
   if (files.empty()) throw Error(fmt::format("moe_align: no golden vectors (*.json) in {}", dir.string()));
-  std::vector<AlignGoldenCase> out;
-  for (const auto& f : files) {
-    std::ifstream in(f);
-    if (!in) throw Error(fmt::format("moe_align: cannot read {}", f.string()));
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& ex) {
-      throw InputError(fmt::format("moe_align golden {}: not JSON: {}", f.string(), ex.what()));
-    }
-    out.push_back(parse_align_golden(j, f.string()));
+  return files;
+}
+
+AlignGoldenCase load_align_golden_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(fmt::format("moe_align golden {}: cannot read", path));
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& ex) {
+    throw InputError(fmt::format("moe_align golden {}: not JSON: {}", path, ex.what()));
   }
+  return parse_align_golden(j, path);
+}
+
+std::vector<AlignGoldenCase> load_align_golden(const std::string& data_dir) {
+  std::vector<AlignGoldenCase> out;
+  for (const auto& f : align_golden_files(data_dir)) out.push_back(load_align_golden_file(f));
   return out;
 }
 

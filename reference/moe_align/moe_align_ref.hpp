@@ -60,7 +60,11 @@ struct AlignGoldenCase {
   int64_t capacity = 0;             // the script's own bound (0 when expect_error)
 };
 AlignGoldenCase parse_align_golden(const nlohmann::json& j, const std::string& file = {});
-// Every data_dir/moe_align/*.json in name order; throws Error when none exist.
+// The golden files data_dir/moe_align/*.json in name order; throws Error when none exist.
+std::vector<std::string> align_golden_files(const std::string& data_dir);
+// One golden file; InputError (naming the file) when it cannot be read or parsed.
+AlignGoldenCase load_align_golden_file(const std::string& path);
+// Every golden file, parsed (the first bad one throws).
 std::vector<AlignGoldenCase> load_align_golden(const std::string& data_dir);
 
 // Outcome of checking the reference against one golden case (one line).

@@ -4,7 +4,9 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -226,7 +228,7 @@ TEST_CASE("model configs: a model added to the file reaches the verify cases and
           return n.find("/model/test_added_M32") != std::string::npos;
         }) >= 2);  // one per scheme
   const auto al = case_names("moe_align", o);
-  CHECK(has(al, "gpu/M65536_E16_k4_b64_softmax_auto"));  // the added model's (E, top_k)
+  CHECK(has(al, "gpu/model/test_added_M65536_E16_k4_b64_softmax_auto"));  // the added model's (E, top_k)
   const auto qu = case_names("quant", o);
   CHECK(has(qu, "gpu/fp8_per_token/test_added/M16"));
   // The committed file's points keep their case names.
@@ -238,6 +240,22 @@ TEST_CASE("model configs: a model added to the file reaches the verify cases and
   const auto fq = case_names("fused_moe", o);
   CHECK(has(fq, "gpu/model/test_added_M256"));
   CHECK_FALSE(has(fq, "gpu/model/test_added_M16"));
+}
+
+TEST_CASE("verify: case names are unique within each family (full and quick, committed model table)") {
+  VerifyOptions o;
+  o.models = load_model_table("configs/model_configs.json");
+  for (bool quick : {false, true}) {
+    o.quick = quick;
+    for (const auto& f : kernel_families()) {
+      std::set<std::string> seen;
+      for (const auto& c : f.cases(o)) {
+        INFO(f.name << (quick ? " --quick: " : ": ") << c.name);
+        CHECK(seen.insert(c.name).second);
+      }
+      CHECK(!seen.empty());
+    }
+  }
 }
 
 TEST_CASE("model configs: validation errors name file, model and field") {
@@ -312,4 +330,38 @@ TEST_CASE("model configs: invalid JSON names the file and the position") {
     CHECK(m.find(dir.path("bad.json") + ": invalid JSON") == 0);
     CHECK(m.find("line 3") != std::string::npos);
   }
+}
+
+TEST_CASE("verify: a corrupt moe_align golden file fails as its own case; the other files still run") {
+  tooling::TempDir dir;
+  std::filesystem::create_directories(dir.path("moe_align"));
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator("data/moe_align"))
+    if (e.path().extension() == ".json") {
+      std::filesystem::copy_file(e.path(), dir.path("moe_align/" + e.path().filename().string()));
+      ++files;
+    }
+  REQUIRE(files > 2);
+  tooling::spit(dir.path("moe_align/zz_corrupt.json"), "{\"name\": \"x\", \"num_tokens\": [\xff\xfe");
+  VerifyOptions o;
+  o.models = load_model_table("configs/model_configs.json");
+  o.data_dir = dir.path();
+  int golden = 0, passed = 0, failed = 0;
+  for (const auto& f : kernel_families())
+    if (f.name == "moe_align")
+      for (const auto& c : f.cases(o)) {
+        if (c.name.rfind("golden/", 0) != 0) continue;
+        ++golden;
+        const CaseResult r = c.run();
+        if (r.passed) {
+          ++passed;
+        } else {
+          ++failed;
+          CHECK(c.name == "golden/zz_corrupt");
+          CHECK(r.message.find("zz_corrupt.json") != std::string::npos);
+        }
+      }
+  CHECK(golden == static_cast<int>(files) + 1);
+  CHECK(passed == static_cast<int>(files));
+  CHECK(failed == 1);
 }

@@ -38,4 +38,18 @@ void Problem::validate() const {
               fmt::format("fused_moe: M*top_k = {} does not fit the int32 slot ids", slots()));
 }
 
+Problem make_problem(const MoeShape& shape, DType dtype, Activation act, RouterWeight router_weight) {
+  Problem p;
+  p.tokens = shape.tokens;
+  p.model_dim = shape.model_dim;
+  p.inter_dim = shape.inter_dim;
+  p.experts = shape.experts;
+  p.top_k = shape.top_k;
+  p.dtype = dtype;
+  p.act = act;
+  p.router_weight = router_weight;
+  p.validate();
+  return p;
+}
+
 }  // namespace moe::fused_moe

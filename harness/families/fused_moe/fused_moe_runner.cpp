@@ -14,15 +14,7 @@ namespace moe::fused_moe::check {
 
 DeviceLayer::DeviceLayer(const InputSpec& s, Activation act, RouterWeight rw) : spec(s) {
   spec.validate();
-  problem.tokens = spec.shape.tokens;
-  problem.model_dim = spec.shape.model_dim;
-  problem.inter_dim = spec.shape.inter_dim;
-  problem.experts = spec.shape.experts;
-  problem.top_k = spec.shape.top_k;
-  problem.dtype = spec.dtype;
-  problem.act = act;
-  problem.router_weight = rw;
-  problem.validate();
+  problem = make_problem(spec.shape, spec.dtype, act, rw);
   routing = make_routing(spec);
   hidden = gpu::DeviceBuffer<uint16_t>(static_cast<size_t>(spec.hidden_elems()));
   w1 = gpu::DeviceBuffer<uint16_t>(static_cast<size_t>(spec.w1_elems()));

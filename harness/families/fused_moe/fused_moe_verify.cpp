@@ -23,6 +23,7 @@ namespace moe {
 namespace {
 
 using fused_moe::Activation;
+using fused_moe::make_problem;
 using fused_moe::Problem;
 using fused_moe::RouterWeight;
 
@@ -42,13 +43,8 @@ CaseResult from_check(const CheckResult& c) {
 CaseResult hand_case(bool on_input) {
   const std::vector<float> hidden{1, 2}, w1{1, 0, 0, 1, 0, 1, 1, 0}, w2{1, -2, 1, 1}, tw{0.5f, 0.25f};
   const std::vector<int32_t> ids{0, 1};
-  Problem p;
-  p.tokens = 1;
-  p.model_dim = 2;
-  p.inter_dim = 1;
-  p.experts = 2;
-  p.top_k = 2;
-  p.router_weight = on_input ? RouterWeight::OnInput : RouterWeight::OnOutput;
+  const Problem p = make_problem({.tokens = 1, .model_dim = 2, .inter_dim = 1, .experts = 2, .top_k = 2}, DType::BF16,
+                                 Activation::SiLU, on_input ? RouterWeight::OnInput : RouterWeight::OnOutput);
   const auto r = ref::fused_moe_ref(p, ref::ref_inputs_from_host(hidden, w1, w2, tw, ids), {});
   std::vector<float> want;
   if (!on_input) {
@@ -73,14 +69,7 @@ CaseResult naive_case(Activation act, RouterWeight rw, uint64_t seed) {
   spec.values = ValueDist::FanIn;
   spec.seed = seed;
   const Routing routing = make_routing(spec);
-  Problem p;
-  p.tokens = 9;
-  p.model_dim = 24;
-  p.inter_dim = 10;
-  p.experts = 5;
-  p.top_k = 2;
-  p.act = act;
-  p.router_weight = rw;
+  const Problem p = make_problem(spec.shape, DType::BF16, act, rw);
   std::vector<float> x(9 * 24), w1(5 * 20 * 24), w2(5 * 24 * 10);
   fill_host(spec, rng::Stream::Hidden, 0, x);
   fill_host(spec, rng::Stream::W1, 0, w1);
@@ -129,13 +118,7 @@ CaseResult tolerance_case(DType dt) {
   spec.values = ValueDist::FanIn;
   spec.seed = 17;
   const Routing routing = make_routing(spec);
-  Problem p;
-  p.tokens = 32;
-  p.model_dim = 320;
-  p.inter_dim = 96;
-  p.experts = 8;
-  p.top_k = 2;
-  p.dtype = dt;
+  const Problem p = make_problem(spec.shape, dt);
   ref::FusedMoeRefOptions o64;
   o64.inter_dtype = dt;
   auto o32 = o64;

@@ -2,6 +2,7 @@
 // data/moe_align (CPU, no GPU needed), and the HIP kernels against the reference
 // on generated routing (GPU; a short subset with VerifyOptions::quick).
 #include <exception>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -44,50 +45,62 @@ std::vector<GpuCase> gpu_cases(const ModelTable& models, bool quick) {
   for (const SweepPoint& pt : models.points("align", quick))
     v.push_back({pt.M, pt.model.experts, pt.model.top_k, 64, AlignIds::Softmax, 0.0, false, P::Auto, pt.model.name});
   // Edges: big E, one expert, most experts empty, half-remote map, masked ids, both paths.
-  v.push_back({16, 4096, 8, 256, AlignIds::Uniform, 0.0, false, P::Auto});
-  v.push_back({4096, 256, 8, 64, AlignIds::OneExpert, 0.0, false, P::Auto});
-  v.push_back({2256, 1024, 6, 32, AlignIds::FewExperts, 0.1, false, P::Auto});
-  v.push_back({256, 256, 8, 128, AlignIds::Softmax, 0.05, true, P::MultiBlock});
-  v.push_back({4096, 256, 8, 64, AlignIds::Softmax, 0.0, true, P::SingleBlock});
+  v.push_back({16, 4096, 8, 256, AlignIds::Uniform, 0.0, false, P::Auto, ""});
+  v.push_back({4096, 256, 8, 64, AlignIds::OneExpert, 0.0, false, P::Auto, ""});
+  v.push_back({2256, 1024, 6, 32, AlignIds::FewExperts, 0.1, false, P::Auto, ""});
+  v.push_back({256, 256, 8, 128, AlignIds::Softmax, 0.05, true, P::MultiBlock, ""});
+  v.push_back({4096, 256, 8, 64, AlignIds::Softmax, 0.0, true, P::SingleBlock, ""});
   if (!quick) {
     for (int64_t M : {3, 7, 2256, 131072})
       for (int32_t E : {1, 2, 160, 257, 384, 512, 4096}) {
         const int32_t k = std::min<int32_t>(E, M >= 131072 ? 8 : 6);
         v.push_back({M, E, k, 16 << (E % 5), E >= 384 ? AlignIds::Uniform : AlignIds::Softmax, 0.05, E % 2 == 0,
-                     P::Auto});
+                     P::Auto, ""});
       }
-    v.push_back({131072, 4096, 64, 256, AlignIds::OneExpert, 0.0, false, P::Auto});
-    v.push_back({65536, 256, 16, 16, AlignIds::Zipf, 0.0, true, P::Auto});
+    v.push_back({131072, 4096, 64, 256, AlignIds::OneExpert, 0.0, false, P::Auto, ""});
+    v.push_back({65536, 256, 16, 16, AlignIds::Zipf, 0.0, true, P::Auto, ""});
   }
   return v;
 }
 
 std::vector<VerifyCase> align_cases(const VerifyOptions& o) {
   std::vector<VerifyCase> out;
-  // Golden vectors: one CPU case per file (or one failing case if none load).
-  try {
-    for (auto& g : ref::load_align_golden(o.data_dir)) {
-      VerifyCase vc;
-      vc.kernel = "moe_align";
-      vc.name = "golden/" + g.name;
-      vc.params = {{"M", g.shape.num_tokens}, {"E", g.shape.num_experts}, {"top_k", g.shape.top_k},
-                   {"block_size", g.shape.block_size}, {"expert_map", !g.expert_map.empty()},
-                   {"expect_error", g.expect_error}, {"generator", g.generator}};
-      vc.run = [g = std::move(g)]() {
-        const auto r = ref::check_align_golden(g);
-        CaseResult cr;
-        cr.passed = r.passed;
-        cr.message = r.message;
-        return cr;
-      };
-      out.push_back(std::move(vc));
-    }
-  } catch (const std::exception& e) {
+  // Golden vectors: one CPU case per file; a file that does not load is a failing
+  // case of its own (named after the file), and the others still run.
+  auto failing = [&](std::string name, std::string msg) {
     VerifyCase vc;
     vc.kernel = "moe_align";
-    vc.name = "golden/load";
-    const std::string msg = e.what();
-    vc.run = [msg] { return CaseResult{false, false, "error: " + msg, nlohmann::json::object()}; };
+    vc.name = std::move(name);
+    vc.run = [msg = std::move(msg)] { return CaseResult{false, false, "error: " + msg, nlohmann::json::object()}; };
+    out.push_back(std::move(vc));
+  };
+  std::vector<std::string> files;
+  try {
+    files = ref::align_golden_files(o.data_dir);
+  } catch (const std::exception& e) {
+    failing("golden/load", e.what());
+  }
+  for (const auto& file : files) {
+    ref::AlignGoldenCase g;
+    try {
+      g = ref::load_align_golden_file(file);
+    } catch (const std::exception& e) {
+      failing("golden/" + std::filesystem::path(file).stem().string(), e.what());
+      continue;
+    }
+    VerifyCase vc;
+    vc.kernel = "moe_align";
+    vc.name = "golden/" + g.name;
+    vc.params = {{"M", g.shape.num_tokens}, {"E", g.shape.num_experts}, {"top_k", g.shape.top_k},
+                 {"block_size", g.shape.block_size}, {"expert_map", !g.expert_map.empty()},
+                 {"expect_error", g.expect_error}, {"generator", g.generator}};
+    vc.run = [g = std::move(g)]() {
+      const auto r = ref::check_align_golden(g);
+      CaseResult cr;
+      cr.passed = r.passed;
+      cr.message = r.message;
+      return cr;
+    };
     out.push_back(std::move(vc));
   }
 
@@ -95,8 +108,10 @@ std::vector<VerifyCase> align_cases(const VerifyOptions& o) {
     VerifyCase vc;
     vc.kernel = "moe_align";
     vc.needs_gpu = true;
-    vc.name = fmt::format("gpu/M{}_E{}_k{}_b{}_{}{}{}_{}", c.M, c.E, c.k, c.bs, ref::align_ids_name(c.ids),
-                          c.masked > 0 ? "_masked" : "", c.half_remote ? "_halfremote" : "", path_name(c.path));
+    // A model's cases carry its name: two models may share (E, top_k).
+    vc.name = fmt::format("gpu/{}M{}_E{}_k{}_b{}_{}{}{}_{}", c.model.empty() ? "" : "model/" + c.model + "_", c.M, c.E,
+                          c.k, c.bs, ref::align_ids_name(c.ids), c.masked > 0 ? "_masked" : "",
+                          c.half_remote ? "_halfremote" : "", path_name(c.path));
     vc.params = {{"M", c.M}, {"E", c.E}, {"top_k", c.k}, {"block_size", c.bs}, {"ids", ref::align_ids_name(c.ids)},
                  {"masked", c.masked}, {"expert_map", c.half_remote}, {"path", path_name(c.path)}};
     if (!c.model.empty()) vc.params["model"] = c.model;  // --where model=NAME

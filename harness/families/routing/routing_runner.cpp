@@ -130,6 +130,34 @@ RunResult finish(RoutingCheck c, bool det, const std::string& what) {
   return r;
 }
 
+// The kernel's two poisoned runs (the second checks determinism): launch(w, ids)
+// writes `no` weights and ids.
+struct TwoRuns {
+  std::vector<float> w1, w2;
+  std::vector<int32_t> i1, i2;
+  bool deterministic() const { return same_bits(w1, w2) && same_bits(i1, i2); }
+};
+
+template <class Launch>
+TwoRuns run_twice(size_t no, Launch&& launch) {
+  gpu::DeviceBuffer<float> w(no > 0 ? no : 1);
+  gpu::DeviceBuffer<int32_t> ids(no > 0 ? no : 1);
+  TwoRuns r;
+  for (int rep = 0; rep < 2; ++rep) {
+    w.poison();
+    ids.poison();
+    launch(w.data(), ids.data());
+    MOE_GPU_CHECK(hipDeviceSynchronize());
+    auto hw = w.download();
+    auto hi = ids.download();
+    hw.resize(no);
+    hi.resize(no);
+    (rep == 0 ? r.w1 : r.w2) = std::move(hw);
+    (rep == 0 ? r.i1 : r.i2) = std::move(hi);
+  }
+  return r;
+}
+
 }  // namespace
 
 RunResult run_softmax_topk(const routing::SoftmaxTopkParams& p, const routing::SoftmaxTopkConfig& cfg, uint64_t seed,
@@ -139,24 +167,11 @@ RunResult run_softmax_topk(const routing::SoftmaxTopkParams& p, const routing::S
   DevTensor logits = make_tensor(n, p.dtype, seed, rng::Stream::Logits, 1.0f);
   apply_pattern(logits, p.tokens, p.experts, p.dtype, pat);
   const size_t no = static_cast<size_t>(p.tokens) * static_cast<size_t>(p.top_k);
-  gpu::DeviceBuffer<float> w(no > 0 ? no : 1);
-  gpu::DeviceBuffer<int32_t> ids(no > 0 ? no : 1);
-  std::vector<float> w1, w2;
-  std::vector<int32_t> i1, i2;
-  for (int rep = 0; rep < 2; ++rep) {
-    w.poison();
-    ids.poison();
-    routing::softmax_topk(logits.buf.data(), w.data(), ids.data(), p, cfg, nullptr);
-    MOE_GPU_CHECK(hipDeviceSynchronize());
-    auto hw = w.download();
-    auto hi = ids.download();
-    hw.resize(no);
-    hi.resize(no);
-    (rep == 0 ? w1 : w2) = std::move(hw);
-    (rep == 0 ? i1 : i2) = std::move(hi);
-  }
+  const TwoRuns runs = run_twice(no, [&](float* w, int32_t* ids) {
+    routing::softmax_topk(logits.buf.data(), w, ids, p, cfg, nullptr);
+  });
   const auto ref = softmax_topk(logits.host, p);
-  return finish(check_softmax_topk(w1, i1, ref, logits.host, p), same_bits(w1, w2) && same_bits(i1, i2),
+  return finish(check_softmax_topk(runs.w1, runs.i1, ref, logits.host, p), runs.deterministic(),
                 fmt::format("softmax_topk M={} E={} k={} {} renorm={} {}", p.tokens, p.experts, p.top_k,
                             dtype_name(p.dtype), p.renormalize, pattern_name(pat)));
 }
@@ -177,25 +192,11 @@ RunResult run_grouped_topk(const routing::GroupedTopkParams& p, const routing::G
     dbias.upload(bias);
   }
   const size_t no = static_cast<size_t>(p.tokens) * static_cast<size_t>(p.top_k);
-  gpu::DeviceBuffer<float> w(no > 0 ? no : 1);
-  gpu::DeviceBuffer<int32_t> ids(no > 0 ? no : 1);
-  std::vector<float> w1, w2;
-  std::vector<int32_t> i1, i2;
-  for (int rep = 0; rep < 2; ++rep) {
-    w.poison();
-    ids.poison();
-    routing::grouped_topk(logits.buf.data(), bias_mode > 0 ? dbias.data() : nullptr, w.data(), ids.data(), p, cfg,
-                          nullptr);
-    MOE_GPU_CHECK(hipDeviceSynchronize());
-    auto hw = w.download();
-    auto hi = ids.download();
-    hw.resize(no);
-    hi.resize(no);
-    (rep == 0 ? w1 : w2) = std::move(hw);
-    (rep == 0 ? i1 : i2) = std::move(hi);
-  }
+  const TwoRuns runs = run_twice(no, [&](float* w, int32_t* ids) {
+    routing::grouped_topk(logits.buf.data(), bias_mode > 0 ? dbias.data() : nullptr, w, ids, p, cfg, nullptr);
+  });
   const auto ref = grouped_topk(logits.host, bias, p);
-  return finish(check_grouped_topk(w1, i1, ref, logits.host, p), same_bits(w1, w2) && same_bits(i1, i2),
+  return finish(check_grouped_topk(runs.w1, runs.i1, ref, logits.host, p), runs.deterministic(),
                 fmt::format("grouped_topk M={} E={} groups={}/{} k={} {} {} bias={} {}", p.tokens, p.experts,
                             p.topk_group, p.n_group, p.top_k, routing::scoring_name(p.scoring), dtype_name(p.dtype),
                             bias_mode, pattern_name(pat)));
@@ -232,29 +233,16 @@ RunResult run_sigmoid_top1(const routing::SigmoidTop1Params& p, const routing::S
   gpu::DeviceBuffer<unsigned char> ws(pl.workspace_bytes > 0 ? pl.workspace_bytes : 16);
   routing::sigmoid_top1_workspace_init(ws.data(), pl.workspace_bytes, nullptr);
   const size_t no = static_cast<size_t>(p.tokens) * static_cast<size_t>(p.out_cols());
-  gpu::DeviceBuffer<float> ow(no > 0 ? no : 1);
-  gpu::DeviceBuffer<int32_t> oid(no > 0 ? no : 1);
-  std::vector<float> w1, w2;
-  std::vector<int32_t> i1, i2;
-  for (int rep = 0; rep < 2; ++rep) {
-    ow.poison();
-    oid.poison();
-    routing::sigmoid_top1(x.buf.data(), w.buf.data(), ow.data(), oid.data(),
-                          pl.workspace_bytes > 0 ? ws.data() : nullptr, pl.workspace_bytes, p, cfg, nullptr);
-    MOE_GPU_CHECK(hipDeviceSynchronize());
-    auto hw = ow.download();
-    auto hi = oid.download();
-    hw.resize(no);
-    hi.resize(no);
-    (rep == 0 ? w1 : w2) = std::move(hw);
-    (rep == 0 ? i1 : i2) = std::move(hi);
-  }
+  const TwoRuns runs = run_twice(no, [&](float* ow, int32_t* oid) {
+    routing::sigmoid_top1(x.buf.data(), w.buf.data(), ow, oid, pl.workspace_bytes > 0 ? ws.data() : nullptr,
+                          pl.workspace_bytes, p, cfg, nullptr);
+  });
   const auto ref = sigmoid_top1(x.host, w.host, p);
-  RoutingCheck c = check_sigmoid_top1(w1, i1, ref, p);
+  RoutingCheck c = check_sigmoid_top1(runs.w1, runs.i1, ref, p);
   if (pat == Pattern::DupCols) {
     // exact ties: the winner must be the lowest column of its class (< 4)
     for (int64_t t = 0; t < p.tokens; ++t) {
-      const int32_t id = i1[static_cast<size_t>(t * p.out_cols())];
+      const int32_t id = runs.i1[static_cast<size_t>(t * p.out_cols())];
       if (p.experts > 4 && (id < 0 || id >= 4)) {
         c.passed = false;
         c.ids.passed = false;
@@ -263,7 +251,7 @@ RunResult run_sigmoid_top1(const routing::SigmoidTop1Params& p, const routing::S
       }
     }
   }
-  return finish(std::move(c), same_bits(w1, w2) && same_bits(i1, i2),
+  return finish(std::move(c), runs.deterministic(),
                 fmt::format("sigmoid_top1 M={} K={} E={} {} shared={} impl={} splits={} cols={} {}", p.tokens,
                             p.hidden, p.experts, dtype_name(p.dtype), p.shared_expert, routing::top1_impl_name(pl.impl),
                             pl.splits, pl.col_tiles, pattern_name(pat)));

@@ -121,7 +121,15 @@ const ModelConfig& find_model(const std::vector<ModelConfig>& models, std::strin
 // 1/sqrt(fan-in), softmax routing of normal scores (benchmarks, GPU tests, verify).
 InputSpec layer_input_spec(const ModelConfig& m, int64_t M, uint64_t seed = 0);
 
-// configs/<file> under the current folder if it exists, else under source_dir.
+// Where the harness finds its configs and golden data, first hit wins:
+//   1. configs/<file> (data/) under the current folder;
+//   2. <prefix>/share/moe-harness/configs/<file> (data/) of an installed binary
+//      (<prefix>/bin/moe-harness, <prefix>/libexec/moe-harness/bench_*), found from
+//      the executable's own path, so a relocated prefix works too;
+//   3. the source tree the binary was built from (source_dir).
 std::string find_config_file(std::string_view file, std::string_view source_dir);
+std::string find_data_dir(std::string_view source_dir);
+// <prefix>/share/moe-harness when this executable runs from an installed prefix, else empty.
+std::string installed_share_dir();
 
 }  // namespace moe

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "moe/dtype.hpp"
+#include "moe/inputs.hpp"
 
 namespace moe::fused_moe {
 
@@ -50,5 +51,9 @@ struct Problem {
   // Useful FLOPs of the layer: 2*M*k*(2*inter*model_dim) + 2*M*k*(model_dim*inter).
   double flops() const { return 6.0 * static_cast<double>(slots()) * static_cast<double>(inter_dim) * static_cast<double>(model_dim); }
 };
+
+// The problem of the generated inputs' shape (moe/inputs.hpp), validated.
+Problem make_problem(const MoeShape& shape, DType dtype, Activation act = Activation::SiLU,
+                     RouterWeight router_weight = RouterWeight::OnOutput);
 
 }  // namespace moe::fused_moe
