@@ -12,7 +12,16 @@ cd "$(dirname "$0")/.."
 root=$PWD
 py=${PYTHON:-/usr/bin/python3}
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# meson-python 0.12 writes its native file into the source folder: remove it
+# unless it was there before.
+native=$root/.mesonpy-native-file.ini
+keep_native=0
+[ -e "$native" ] && keep_native=1
+cleanup() {
+  rm -rf "$tmp"
+  [ "$keep_native" = 1 ] || rm -f "$native"
+}
+trap cleanup EXIT
 
 t0=$(date +%s)
 "$py" -m venv --system-site-packages "$tmp/venv"

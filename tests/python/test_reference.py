@@ -152,3 +152,13 @@ def test_fused_moe_q8_close_to_the_unquantized_layer():
     a = mh.fused_moe_q8(x["hidden"], x["w1"], x["w2"], x["topk_weights"], x["topk_ids"], scheme="fp8_token")
     b = mh.fused_moe_q8(x["hidden"], w1q, w2q, x["topk_weights"], x["topk_ids"], scheme="fp8_token")
     np.testing.assert_array_equal(a["out"], b["out"])
+
+
+def test_fp16_bits_and_float16_arrays_agree():
+    x = mh.make_inputs(M=4, seed=8, dtype="fp16", values="fanin", **SIZES)
+    bits = mh.fused_moe(x["hidden"], x["w1"], x["w2"], x["topk_weights"], x["topk_ids"], dtype="fp16")
+    halves = [x[n].view(np.float16) for n in ("hidden", "w1", "w2")]
+    native = mh.fused_moe(*halves, x["topk_weights"], x["topk_ids"])
+    assert bits["problem"]["dtype"] == native["problem"]["dtype"] == "fp16"
+    np.testing.assert_array_equal(bits["out"], native["out"])
+    assert mh.tolerance(bits)["rtol"] == 2.0**-11
