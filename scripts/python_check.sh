@@ -35,6 +35,6 @@ case "$installed" in
   "$tmp"/venv/*) echo "python_check: testing $installed" ;;
   *) echo "python_check: imported $installed, not the installed copy" >&2; exit 1 ;;
 esac
-"$tmp/venv/bin/python" -m pytest -q -p no:cacheprovider "$@" "$root/tests/python"
+PYTHONDONTWRITEBYTECODE=1 "$tmp/venv/bin/python" -m pytest -q -p no:cacheprovider "$@" "$root/tests/python"
 t2=$(date +%s)
 echo "python_check: pytest: $((t2 - t1)) s; total $((t2 - t0)) s"
