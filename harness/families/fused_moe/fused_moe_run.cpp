@@ -184,8 +184,9 @@ void ProgressMeter::add(int64_t n) {
   const int64_t done = done_.fetch_add(n) + n;
   const auto now = Clock::now();
   std::lock_guard<std::mutex> lock(mu_);
-  if (now - last_ < std::chrono::seconds(5) || now - start_ < std::chrono::seconds(2)) return;
+  if (now - last_ < (printed_ ? std::chrono::seconds(5) : std::chrono::seconds(2))) return;
   last_ = now;
+  printed_ = true;
   const double s = std::chrono::duration<double>(now - start_).count();
   const double f = total_ > 0 ? std::min(1.0, static_cast<double>(done) / static_cast<double>(total_)) : 0.0;
   fmt::print(stderr, "{}: {:.0f}% after {:.0f} s{}\n", what_, 100 * f, s,

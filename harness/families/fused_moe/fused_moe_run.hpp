@@ -33,8 +33,8 @@ struct Routed {
 };
 Routed routed(const Tensors& in, const Params& p);
 
-// Prints "<what>: N% after S s, about T s left" on stderr at most every 5 s,
-// starting 2 s in; add() is thread-safe.
+// Prints "<what>: N% after S s, about T s left" on stderr 2 s in, then at most
+// every 5 s; add() is thread-safe.
 class ProgressMeter {
  public:
   ProgressMeter(std::string what, int64_t total);
@@ -46,6 +46,7 @@ class ProgressMeter {
   int64_t total_;
   std::atomic<int64_t> done_{0};
   Clock::time_point start_, last_;
+  bool printed_ = false;
   std::mutex mu_;
 };
 
