@@ -80,8 +80,10 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return fmt::format("({}{})", fmt::join(d, ", "), shape.size() == 1 ? "," : "");
 }
 
-// The one place tensors are read. accepted: the dtypes (empty: any); rank < 0: any.
-Tensor load_tensor(const std::string& path, const std::string& what, const std::vector<DType>& accepted, int rank) {
+// The one place tensors are read. accepted: the dtypes (empty: any); rank < 0:
+// any; bits_only: 16-bit floats without their widened copy (RunInput::bits_only).
+Tensor load_tensor(const std::string& path, const std::string& what, const std::vector<DType>& accepted, int rank,
+                   bool bits_only = false) {
   NpyArray a = read_npy(path);
   if (!accepted.empty() && std::find(accepted.begin(), accepted.end(), a.dtype) == accepted.end()) {
     // float inputs accept any float encoding; other kinds only the listed dtypes.
@@ -101,7 +103,7 @@ Tensor load_tensor(const std::string& path, const std::string& what, const std::
   } else if (a.dtype == DType::I8 || a.dtype == DType::F8E4M3) {
     t.codes = std::move(a.bytes);
   } else {
-    t.f = a.to_f32();
+    if (a.dtype == DType::F32 || !bits_only) t.f = a.to_f32();
     if (a.dtype != DType::F32) {
       t.bits.resize(a.bytes.size() / 2);
       std::memcpy(t.bits.data(), a.bytes.data(), a.bytes.size());
@@ -238,7 +240,7 @@ int run_run(const CommonOptions& c) {
     const auto it = std::find_if(k.inputs.begin(), k.inputs.end(), [&](const RunInput& i) { return i.name == name; });
     MOE_REQUIRE(it != k.inputs.end(), fmt::format("run {}: unknown input '{}'", k.name, name));
     MOE_REQUIRE(!in.count(name), fmt::format("run {}: --in {} given twice", k.name, name));
-    in[name] = load_tensor(path, name, it->dtypes, it->rank);
+    in[name] = load_tensor(path, name, it->dtypes, it->rank, it->bits_only);
     read_paths.push_back(path);
   }
   for (const auto& i : k.inputs)

@@ -237,11 +237,28 @@ void validate_layer(const Tensors& in, const Params& p) {
   pr.validate();
 }
 
+// Slices of a weight tensor widened to float: from its fp32 values, or from
+// the raw 16-bit values (bits_only inputs) as the reference asks for them.
+ref::SliceFn weight_slices(const Tensor& t, const char* name) {
+  return [&t, name](uint64_t off, std::span<float> out) {
+    const size_t n = t.f.empty() ? t.bits.size() : t.f.size();
+    MOE_REQUIRE(off + out.size() <= n, fmt::format("fused_moe reference: {} slice [{}, {}) beyond its {} elements", name,
+                                                   off, off + out.size(), n));
+    if (!t.f.empty()) {
+      std::copy_n(t.f.begin() + static_cast<std::ptrdiff_t>(off), out.size(), out.begin());
+      return;
+    }
+    for (size_t i = 0; i < out.size(); ++i)
+      out[i] = t.dtype == DType::BF16 ? bf16_bits_to_f32(t.bits[off + i]) : f16_bits_to_f32(t.bits[off + i]);
+  };
+}
+
 Tensors reference(const Tensors& in, const Params& p) {
   const fused_moe::Problem pr = problem_of(in, p);
   const Routed r = routed(in, p);
-  ref::FusedMoeRefInputs src =
-      ref::ref_inputs_from_host(in.at("hidden").f, in.at("w1").f, in.at("w2").f, r.weights, r.ids);
+  ref::FusedMoeRefInputs src = ref::ref_inputs_from_host(in.at("hidden").f, {}, {}, r.weights, r.ids);
+  src.w1 = weight_slices(in.at("w1"), "w1");
+  src.w2 = weight_slices(in.at("w2"), "w2");
   // Progress over the weight rows of the experts the routing touches.
   std::set<int32_t> hit;
   for (int32_t e : r.ids)
@@ -342,8 +359,8 @@ std::vector<RunKernel> fused_moe_run_kernels() {
   k.name = "fused_moe";
   k.summary = "fused MoE layer: out = sum_j w_j W2[e_j] (act(W1_gate[e_j] x) * (W1_up[e_j] x)), bf16/fp16 (fp32: reference only)";
   k.inputs = {{"hidden", {DType::BF16, DType::F16, DType::F32}, 2, false, "(M, model_dim) activations"},
-              {"w1", {DType::BF16, DType::F16, DType::F32}, 3, false, "(E, 2*inter, model_dim): gate rows, then up rows"},
-              {"w2", {DType::BF16, DType::F16, DType::F32}, 3, false, "(E, model_dim, inter)"}};
+              {"w1", {DType::BF16, DType::F16, DType::F32}, 3, false, "(E, 2*inter, model_dim): gate rows, then up rows", true},
+              {"w2", {DType::BF16, DType::F16, DType::F32}, 3, false, "(E, model_dim, inter)", true}};
   for (auto& i : routing_inputs()) k.inputs.push_back(std::move(i));
   k.params = {{"activation", false, 0, "0 silu, 1 gelu_tanh"},
               {"router_weight_on_input", false, 0, "1: the routed weight scales the input (vLLM's apply_router_weight_on_input)"}};

@@ -21,7 +21,7 @@ namespace moe {
 struct Tensor {
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
-  std::vector<float> f;    // float dtypes, widened
+  std::vector<float> f;    // float dtypes, widened (empty for a RunInput::bits_only 16-bit input)
   std::vector<int32_t> i;  // I32
   std::vector<uint16_t> bits;  // BF16/F16: the raw 16-bit values as read
   std::vector<uint8_t> codes;  // I8 / F8E4M3: the raw bytes
@@ -41,6 +41,9 @@ struct RunInput {
   int rank = 1;  // -1: any (the kernel's validate checks it)
   bool optional = false;
   std::string doc;
+  // 16-bit floats kept only as their raw bits (Tensor::f left empty): model-sized
+  // weights, which the kernel's reference widens slice by slice.
+  bool bits_only = false;
 };
 struct RunParam {
   std::string name;
