@@ -2,29 +2,63 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 
 namespace moe {
 
+namespace {
+
+// JSON has no NaN: non-finite values as strings.
+nlohmann::json num(double v) {
+  if (std::isfinite(v)) return v;
+  return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
+}
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// |d| / bound with 0/0 = 0 and d/0 = inf.
+double ratio(double d, double bound) {
+  if (d == 0) return 0;
+  return bound > 0 ? d / bound : kInf;
+}
+
+}  // namespace
+
 nlohmann::json CheckResult::to_json() const {
-  nlohmann::json j{{"passed", passed},       {"count", count},       {"rel_l2", rel_l2},
-                   {"max_abs", max_abs},     {"max_rel", max_rel},   {"n_outside", n_outside},
+  nlohmann::json j{{"passed", passed},       {"count", count},       {"rel_l2", num(rel_l2)},
+                   {"max_abs", num(max_abs)}, {"max_rel", num(max_rel)}, {"n_outside", n_outside},
                    {"n_nonfinite", n_nonfinite}, {"message", message}};
   auto& mm = j["first_mismatches"] = nlohmann::json::array();
-  for (const auto& m : first_mismatches) {
-    // JSON has no NaN: write non-finite values as strings.
-    auto num = [](double v) -> nlohmann::json {
-      if (std::isfinite(v)) return v;
-      return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
-    };
+  for (const auto& m : first_mismatches)
     mm.push_back({{"index", m.index}, {"got", num(m.got)}, {"expected", num(m.expected)}});
+  j["tolerance"] = {{"atol", num(tolerance.atol)}, {"rtol", num(tolerance.rtol)}, {"max_rel_l2", num(tolerance.max_rel_l2)}};
+  if (!bound_rule.empty()) j["tolerance"]["bound_rule"] = bound_rule;
+  if (margins_known) {
+    j["margin"] = num(margin());
+    j["element_margin"] = num(element_margin);
+    j["l2_margin"] = num(l2_margin);
+  } else {
+    j["margin"] = j["element_margin"] = j["l2_margin"] = nullptr;
   }
+  if (worst.index >= 0)
+    j["worst"] = {{"index", worst.index}, {"got", num(worst.got)}, {"want", num(worst.want)}, {"bound", num(worst.bound)}};
+  else
+    j["worst"] = nullptr;
   return j;
 }
 
 static void note(CheckResult& r, int64_t i, double got, double exp) {
   if (r.first_mismatches.size() < CheckResult::kMaxListed) r.first_mismatches.push_back({i, got, exp});
+}
+
+// Records element i's margin; keeps the first element of the largest margin.
+static void track(CheckResult& r, int64_t i, double got, double want, double bound, double m) {
+  if (r.worst.index < 0 || m > r.element_margin) {
+    r.element_margin = m;
+    r.worst = {i, got, want, bound};
+  }
 }
 
 static std::string list_mismatches(const CheckResult& r) {
@@ -33,28 +67,37 @@ static std::string list_mismatches(const CheckResult& r) {
   return s;
 }
 
-CheckResult check_close(std::span<const float> out, std::span<const float> ref, const Tolerance& tol) {
+// The float comparison of check_close / check_within; bound_of(i, want) is the
+// element bound.
+template <typename T, typename BoundFn>
+static CheckResult compare_floats(std::span<const T> out, std::span<const T> ref, double max_rel_l2, BoundFn bound_of) {
   CheckResult r;
   r.count = static_cast<int64_t>(ref.size());
+  r.tolerance.max_rel_l2 = max_rel_l2;
   if (out.size() != ref.size()) {
     r.passed = false;
+    r.element_margin = kInf;
     r.message = fmt::format("size mismatch: output has {} elements, reference {}", out.size(), ref.size());
     return r;
   }
   double err2 = 0, ref2 = 0;
   for (size_t i = 0; i < ref.size(); ++i) {
     const double o = out[i], e = ref[i];
+    const auto idx = static_cast<int64_t>(i);
     if (!std::isfinite(e)) {
       const bool same_class = (std::isnan(e) && std::isnan(o)) || (std::isinf(e) && o == e);
       if (!same_class) {
         ++r.n_nonfinite;
-        note(r, static_cast<int64_t>(i), o, e);
+        note(r, idx, o, e);
+        track(r, idx, o, e, 0, kInf);
       }
       continue;
     }
+    const double b = bound_of(i, e);
     if (!std::isfinite(o)) {
       ++r.n_nonfinite;
-      note(r, static_cast<int64_t>(i), o, e);
+      note(r, idx, o, e);
+      track(r, idx, o, e, b, kInf);
       continue;
     }
     const double d = std::abs(o - e);
@@ -62,20 +105,48 @@ CheckResult check_close(std::span<const float> out, std::span<const float> ref, 
     ref2 += e * e;
     r.max_abs = std::max(r.max_abs, d);
     if (e != 0) r.max_rel = std::max(r.max_rel, d / std::abs(e));
-    if (d > tol.atol + tol.rtol * std::abs(e)) {
+    track(r, idx, o, e, b, ratio(d, b));
+    if (d > b) {
       ++r.n_outside;
-      note(r, static_cast<int64_t>(i), o, e);
+      note(r, idx, o, e);
     }
   }
   r.rel_l2 = ref2 > 0 ? std::sqrt(err2 / ref2) : std::sqrt(err2);
-  const bool l2_ok = r.rel_l2 <= tol.max_rel_l2;
+  r.l2_margin = ratio(r.rel_l2, max_rel_l2);
+  const bool l2_ok = r.rel_l2 <= max_rel_l2;
   r.passed = r.n_nonfinite == 0 && r.n_outside == 0 && l2_ok;
+  return r;
+}
+
+CheckResult check_close(std::span<const float> out, std::span<const float> ref, const Tolerance& tol) {
+  CheckResult r = compare_floats(out, ref, tol.max_rel_l2, [&](size_t, double e) { return tol.atol + tol.rtol * std::abs(e); });
+  r.tolerance = tol;
   if (r.passed) {
     r.message = fmt::format("ok: rel_l2 {:.3e}, max_abs {:.3e}", r.rel_l2, r.max_abs);
-  } else {
+  } else if (r.message.empty()) {
     r.message = fmt::format("FAIL: {} non-finite, {} of {} outside atol {:.1e} + rtol {:.1e}, rel_l2 {:.3e} (limit {:.1e});{}",
                             r.n_nonfinite, r.n_outside, r.count, tol.atol, tol.rtol, r.rel_l2, tol.max_rel_l2,
                             list_mismatches(r));
+  }
+  return r;
+}
+
+CheckResult check_within(std::span<const double> out, std::span<const double> ref, std::span<const double> bound,
+                         double max_rel_l2, std::string rule) {
+  CheckResult r;
+  if (bound.size() != ref.size()) {
+    r.passed = false;
+    r.element_margin = kInf;
+    r.message = fmt::format("check_within: {} bounds for {} elements", bound.size(), ref.size());
+  } else {
+    r = compare_floats(out, ref, max_rel_l2, [&](size_t i, double) { return bound[i]; });
+  }
+  r.bound_rule = std::move(rule);
+  if (r.passed) {
+    r.message = fmt::format("ok: rel_l2 {:.3e}, max_abs {:.3e}, margin {:.3g} ({})", r.rel_l2, r.max_abs, r.margin(), r.bound_rule);
+  } else if (r.message.empty()) {
+    r.message = fmt::format("FAIL: {} non-finite, {} of {} outside {}, rel_l2 {:.3e} (limit {:.1e});{}", r.n_nonfinite,
+                            r.n_outside, r.count, r.bound_rule, r.rel_l2, max_rel_l2, list_mismatches(r));
   }
   return r;
 }
@@ -85,13 +156,18 @@ CheckResult check_exact(std::span<const int32_t> out, std::span<const int32_t> r
   r.count = static_cast<int64_t>(ref.size());
   if (out.size() != ref.size()) {
     r.passed = false;
+    r.element_margin = kInf;
     r.message = fmt::format("size mismatch: output has {} elements, reference {}", out.size(), ref.size());
     return r;
   }
   for (size_t i = 0; i < ref.size(); ++i) {
+    const auto idx = static_cast<int64_t>(i);
     if (out[i] != ref[i]) {
       ++r.n_outside;
-      note(r, static_cast<int64_t>(i), out[i], ref[i]);
+      note(r, idx, out[i], ref[i]);
+      track(r, idx, out[i], ref[i], 0, kInf);
+    } else if (r.worst.index < 0) {
+      track(r, idx, out[i], ref[i], 0, 0);
     }
   }
   r.passed = r.n_outside == 0;
@@ -105,6 +181,7 @@ CheckResult check_same_sets(std::span<const int32_t> out, std::span<const int32_
   r.count = static_cast<int64_t>(ref.size());
   if (out.size() != ref.size() || group <= 0 || ref.size() % static_cast<size_t>(group) != 0) {
     r.passed = false;
+    r.element_margin = kInf;
     r.message = fmt::format("size mismatch: output {}, reference {}, group {}", out.size(), ref.size(), group);
     return r;
   }
@@ -118,7 +195,9 @@ CheckResult check_same_sets(std::span<const int32_t> out, std::span<const int32_
       ++r.n_outside;
       // Report the first slot of the group where the sorted sets part.
       auto it = std::mismatch(a.begin(), a.end(), b.begin());
-      note(r, static_cast<int64_t>(g + static_cast<size_t>(it.first - a.begin())), *it.first, *it.second);
+      const auto idx = static_cast<int64_t>(g + static_cast<size_t>(it.first - a.begin()));
+      note(r, idx, *it.first, *it.second);
+      track(r, idx, *it.first, *it.second, 0, kInf);
     }
   }
   r.passed = r.n_outside == 0;

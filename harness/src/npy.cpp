@@ -1,8 +1,10 @@
 #include "moe/npy.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -19,6 +21,18 @@ constexpr char kMagic[] = "\x93NUMPY";
 
 [[noreturn]] void fail(const std::string& name, const std::string& what) {
   throw InputError(fmt::format("{}: {}", name, what));
+}
+
+// Header text for a one-line message: trailing padding dropped, control and
+// non-ASCII bytes escaped.
+std::string printable(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\n')) s.remove_suffix(1);
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7F) out += static_cast<char>(c);
+    else out += fmt::format("\\x{:02x}", c);
+  }
+  return out;
 }
 
 // Minimal parser for the header's Python dict literal, e.g.
@@ -40,11 +54,11 @@ struct HeaderParser {
     return false;
   }
   void expect(char c) {
-    if (!eat(c)) fail(name, fmt::format("malformed .npy header (expected '{}' at offset {}): {}", c, i, s));
+    if (!eat(c)) fail(name, fmt::format("malformed .npy header (expected '{}' at offset {}): {}", c, i, printable(s)));
   }
   std::string str() {
     ws();
-    if (i >= s.size() || (s[i] != '\'' && s[i] != '"')) fail(name, fmt::format("malformed .npy header (expected a string at offset {}): {}", i, s));
+    if (i >= s.size() || (s[i] != '\'' && s[i] != '"')) fail(name, fmt::format("malformed .npy header (expected a string at offset {}): {}", i, printable(s)));
     const char q = s[i++];
     const size_t start = i;
     while (i < s.size() && s[i] != q) ++i;
@@ -71,7 +85,7 @@ struct HeaderParser {
       ws();
       const size_t start = i;
       while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-      if (i == start) fail(name, fmt::format("malformed .npy header (bad shape at offset {}): {}", i, s));
+      if (i == start) fail(name, fmt::format("malformed .npy header (bad shape at offset {}): {}", i, printable(s)));
       const std::string digits(s.substr(start, i - start));
       if (digits.size() > 15) fail(name, fmt::format("shape dimension {} is too large", digits));
       v.push_back(std::stoll(digits));
@@ -140,7 +154,30 @@ std::vector<int32_t> NpyArray::to_i32() const {
   return out;
 }
 
-NpyArray parse_npy(std::span<const uint8_t> file, const std::string& name) {
+namespace {
+
+// What the preamble and header say: the array's dtype and shape, and where and
+// how many data bytes follow.
+struct NpyHeader {
+  NpyArray a;  // dtype, shape, source (no bytes)
+  std::string descr;
+  int src_size = 0;
+  bool narrow_i64 = false;
+  size_t data_start = 0;
+  uint64_t data_bytes = 0;
+};
+
+// Bytes of the preamble + header that `head` (the file's first bytes) declares;
+// 0 when `head` is too short to tell.
+size_t header_end(std::span<const uint8_t> head) {
+  if (head.size() < 12) return 0;
+  if (head[6] == 1) return 10 + (head[8] | (size_t{head[9]} << 8));
+  return 12 + (head[8] | (size_t{head[9]} << 8) | (size_t{head[10]} << 16) | (size_t{head[11]} << 24));
+}
+
+// Parses the preamble and header; `file` holds at least them (its size is
+// used only in the truncation message).
+NpyHeader parse_header(std::span<const uint8_t> file, const std::string& name) {
   if (file.size() < 10 || std::memcmp(file.data(), kMagic, 6) != 0)
     fail(name, file.size() < 6 ? "not an .npy file (too short for the magic string)"
                                : "not an .npy file (bad magic: expected \\x93NUMPY)");
@@ -187,11 +224,13 @@ NpyArray parse_npy(std::span<const uint8_t> file, const std::string& name) {
     fail(name, "the .npy header lacks one of 'descr', 'fortran_order', 'shape'");
   if (fortran) fail(name, "Fortran-order arrays are not supported: save a C-order copy (numpy.ascontiguousarray)");
 
-  NpyArray a;
+  NpyHeader h;
+  NpyArray& a = h.a;
   a.source = name;
   a.shape = shape;
-  int src_size = 0;
-  bool narrow_i64 = false;
+  int& src_size = h.src_size;
+  bool& narrow_i64 = h.narrow_i64;
+  h.descr = descr;
   if (descr == "<f4") {
     a.dtype = DType::F32, src_size = 4;
   } else if (descr == "<f2") {
@@ -219,16 +258,28 @@ NpyArray parse_npy(std::span<const uint8_t> file, const std::string& name) {
     if (d != 0 && n > std::numeric_limits<int64_t>::max() / 8 / d) fail(name, "shape too large");
     n *= d;
   }
-  const size_t data_start = header_start + header_len;
-  const uint64_t want = static_cast<uint64_t>(n) * static_cast<uint64_t>(src_size);
-  const uint64_t have = file.size() - data_start;
+  h.data_start = header_start + header_len;
+  h.data_bytes = static_cast<uint64_t>(n) * static_cast<uint64_t>(src_size);
+  return h;
+}
+
+void require_data_size(const NpyHeader& h, uint64_t have, const std::string& name) {
+  const uint64_t want = h.data_bytes;
+  const NpyArray& a = h.a;
+  const std::string& descr = h.descr;
   if (have < want)
     fail(name, fmt::format("truncated: shape {} of '{}' needs {} data bytes, the file has {}", a.shape_str(), descr, want, have));
   if (have > want)
     fail(name, fmt::format("{} bytes of trailing data after the array (shape {} of '{}' needs {})", have - want,
                            a.shape_str(), descr, want));
-  const uint8_t* src = file.data() + data_start;
-  if (!narrow_i64) {
+}
+
+// The array from its header and exactly h.data_bytes bytes of data at src.
+NpyArray take_data(NpyHeader h, const uint8_t* src, const std::string& name) {
+  NpyArray a = std::move(h.a);
+  const uint64_t want = h.data_bytes;
+  const int64_t n = a.numel();
+  if (!h.narrow_i64) {
     a.bytes.assign(src, src + want);
   } else {
     a.bytes.resize(static_cast<size_t>(n) * 4);
@@ -244,11 +295,43 @@ NpyArray parse_npy(std::span<const uint8_t> file, const std::string& name) {
   return a;
 }
 
+}  // namespace
+
+NpyArray parse_npy(std::span<const uint8_t> file, const std::string& name) {
+  NpyHeader h = parse_header(file, name);
+  require_data_size(h, file.size() - h.data_start, name);
+  return take_data(std::move(h), file.data() + h.data_start, name);
+}
+
+// Reads only a regular file, the header first: the data is read only when the
+// file's size is what the header declares (no unbounded reads of devices, pipes
+// or folders).
 NpyArray read_npy(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) throw InputError(fmt::format("{}: cannot open (no such file)", path));
+  if (fs::is_directory(st)) throw InputError(fmt::format("{}: is a folder, not an .npy file", path));
+  if (!fs::is_regular_file(st)) throw InputError(fmt::format("{}: is not a regular file (an .npy file is needed)", path));
+  const uintmax_t size = fs::file_size(path, ec);
+  if (ec) throw InputError(fmt::format("{}: cannot read its size: {}", path, ec.message()));
   std::ifstream f(path, std::ios::binary);
   if (!f) throw InputError(fmt::format("{}: cannot open", path));
-  std::vector<uint8_t> buf((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  return parse_npy(buf, path);
+  auto read_exactly = [&](std::vector<uint8_t>& buf, size_t from, size_t n) {
+    buf.resize(from + n);
+    f.read(reinterpret_cast<char*>(buf.data() + from), static_cast<std::streamsize>(n));
+    if (static_cast<size_t>(f.gcount()) != n) throw InputError(fmt::format("{}: read failed (the file changed while reading?)", path));
+  };
+  std::vector<uint8_t> buf;
+  read_exactly(buf, 0, static_cast<size_t>(std::min<uintmax_t>(size, 12)));
+  const size_t end = header_end(buf);
+  const size_t head = static_cast<size_t>(std::min<uintmax_t>(end, size));
+  if (head > buf.size()) read_exactly(buf, buf.size(), head - buf.size());
+  NpyHeader h = parse_header(buf, path);  // rejects a header longer than the file
+  require_data_size(h, static_cast<uint64_t>(size) - h.data_start, path);
+  std::vector<uint8_t> data;
+  read_exactly(data, 0, static_cast<size_t>(h.data_bytes));
+  return take_data(std::move(h), data.data(), path);
 }
 
 std::vector<uint8_t> encode_npy(DType dtype, std::span<const int64_t> shape, std::span<const uint8_t> data) {

@@ -255,3 +255,72 @@ TEST_CASE("check: JSON output carries the metrics and no NaN literal") {
   CHECK(j["first_mismatches"][1]["index"] == 5);
   CHECK(j["first_mismatches"][1]["got"].is_number());
 }
+
+TEST_CASE("margins: element and rel-L2 margins, the worst element, one JSON vocabulary") {
+  // bounds 0.01 + 0.1|want| = {0.11, 0.21, 0.41}; errors {0.05, 0, 0.2}
+  const std::vector<float> want{1.0f, 2.0f, 4.0f}, got{1.05f, 2.0f, 4.2f};
+  const moe::Tolerance tol{0.01, 0.1, 1.0};
+  const auto r = moe::check_close(got, want, tol);
+  CHECK(r.passed);
+  CHECK(r.worst.index == 2);  // 0.2/0.41 = 0.488 > 0.05/0.11 = 0.4545
+  CHECK(r.worst.got == doctest::Approx(4.2));
+  CHECK(r.worst.want == 4.0);
+  CHECK(r.worst.bound == doctest::Approx(0.41));
+  CHECK(r.element_margin == doctest::Approx(0.2 / 0.41).epsilon(1e-5));
+  CHECK(r.l2_margin == doctest::Approx(r.rel_l2 / 1.0));
+  CHECK(r.margin() == doctest::Approx(0.2 / 0.41).epsilon(1e-5));
+  const auto j = r.to_json();
+  CHECK(j.at("tolerance").at("atol") == 0.01);
+  CHECK(j.at("tolerance").at("rtol") == 0.1);
+  CHECK(j.at("tolerance").at("max_rel_l2") == 1.0);
+  CHECK(j.at("worst").at("index") == 2);
+  CHECK(j.at("margin").get<double>() == doctest::Approx(r.margin()));
+  CHECK(j.at("l2_margin").get<double>() == doctest::Approx(r.l2_margin));
+  CHECK(json_ok(r));
+
+  // Just outside: margin > 1 and the check fails, naming the same element.
+  const std::vector<float> bad{1.0f, 2.0f, 4.5f};
+  const auto f = moe::check_close(bad, want, tol);
+  CHECK_FALSE(f.passed);
+  CHECK(f.worst.index == 2);
+  CHECK(f.margin() > 1.0);
+  CHECK(f.margin() == doctest::Approx(0.5 / 0.41).epsilon(1e-5));
+}
+
+TEST_CASE("margins: the rel-L2 limit can dominate; a NaN output has an infinite margin") {
+  const std::vector<float> want{1.0f, 1.0f, 1.0f, 1.0f}, got{1.01f, 1.01f, 1.01f, 1.01f};
+  const auto r = moe::check_close(got, want, moe::Tolerance{1.0, 0.0, 0.005});
+  CHECK_FALSE(r.passed);
+  CHECK(r.element_margin < 0.02);
+  CHECK(r.l2_margin == doctest::Approx(0.01 / 0.005).epsilon(1e-4));
+  CHECK(r.margin() == r.l2_margin);
+  std::vector<float> nan_out = want;
+  nan_out[3] = poisoned();
+  const auto n = moe::check_close(nan_out, want, moe::Tolerance{1.0, 1.0, 1.0});
+  CHECK_FALSE(n.passed);
+  CHECK(std::isinf(n.margin()));
+  CHECK(n.worst.index == 3);
+  CHECK(n.to_json().at("margin") == "inf");
+  CHECK(json_ok(n));
+}
+
+TEST_CASE("margins: exact comparisons have zero bounds (margin 0 or inf); per-element bounds") {
+  const std::vector<int32_t> a{1, 2, 3}, b{1, 5, 3};
+  const auto same = moe::check_exact(a, a);
+  CHECK(same.margin() == 0);
+  CHECK(same.to_json().at("tolerance").at("atol") == 0);
+  const auto diff = moe::check_exact(b, a);
+  CHECK(std::isinf(diff.margin()));
+  CHECK(diff.worst.index == 1);
+  CHECK(diff.worst.got == 5);
+  CHECK(diff.worst.want == 2);
+  const std::vector<double> want{1.0, -2.0}, got{1.1, -2.3}, bound{0.2, 0.2};
+  const auto w = moe::check_within(got, want, bound, 1.0, "quant error model");
+  CHECK_FALSE(w.passed);
+  CHECK(w.worst.index == 1);
+  CHECK(w.element_margin == doctest::Approx(1.5));
+  CHECK(w.to_json().at("tolerance").at("bound_rule") == "quant error model");
+  const auto ok = moe::check_within(want, want, bound, 0.0, "zero");
+  CHECK(ok.passed);
+  CHECK(ok.margin() == 0);
+}

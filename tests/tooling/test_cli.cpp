@@ -140,7 +140,7 @@ TEST_CASE("cli run moe_align: reference outputs, --expect checks, input errors")
   const std::vector<int64_t> shape{M, K};
   write_npy_i32(d.path("ids.npy"), shape, ids);
   const std::string common = "run moe_align --in topk_ids=" + d.path("ids.npy") + " --param num_experts=11 --param block_size=16";
-  auto r = harness(common + " --out-dir " + d.path("out"), d);
+  auto r = harness(common + " --reference-only --out-dir " + d.path("out"), d);
   CHECK_MESSAGE(r.code == 0, r.out);
   const auto want = ref::moe_align_block_size(align::AlignShape{M, K, E, BS}, ids);
   const auto got = read_npy(d.path("out/ref_sorted_token_ids.npy"));
@@ -214,7 +214,7 @@ TEST_CASE("cli run routing: softmax_topk (bf16 logits, --model) and grouped_topk
   write_npy(d.path("logits.npy"), DType::BF16, shape,
             std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bits.data()), bits.size() * 2));
   // Qwen3-235B: softmax, top-8, renormalised.
-  auto r = harness("run softmax_topk --model qwen3_235b --in logits=" + d.path("logits.npy") + " --out-dir " + d.path("s"), d);
+  auto r = harness("run softmax_topk --model qwen3_235b --reference-only --in logits=" + d.path("logits.npy") + " --out-dir " + d.path("s"), d);
   CHECK_MESSAGE(r.code == 0, r.out);
   routing::SoftmaxTopkParams sp;
   sp.tokens = M, sp.experts = E, sp.top_k = 8, sp.dtype = DType::BF16, sp.renormalize = true;
@@ -247,7 +247,7 @@ TEST_CASE("cli run routing: softmax_topk (bf16 logits, --model) and grouped_topk
   r = harness("run softmax_topk --model deepseek_v3 --in logits=" + d.path("logits.npy") + " --out-dir " + d.path("x"), d);
   CHECK_MESSAGE(r.code == 2, r.out);
   CHECK(r.out.find("not softmax top-k") != std::string::npos);
-  r = harness("run softmax_topk --model qwen3_235b --param top_k=3 --in logits=" + d.path("logits.npy") + " --out-dir " +
+  r = harness("run softmax_topk --model qwen3_235b --reference-only --param top_k=3 --in logits=" + d.path("logits.npy") + " --out-dir " +
                   d.path("k3"),
               d);
   CHECK_MESSAGE(r.code == 0, r.out);
@@ -262,7 +262,7 @@ TEST_CASE("cli run routing: softmax_topk (bf16 logits, --model) and grouped_topk
   for (auto& v : bias) v = 0.1f * gen.normal();
   write_npy_f32(d.path("l2.npy"), std::vector<int64_t>{M, E2}, l2);
   write_npy_f32(d.path("bias.npy"), std::vector<int64_t>{E2}, bias);
-  r = harness("run grouped_topk --model deepseek_v3 --in logits=" + d.path("l2.npy") + " --in bias=" + d.path("bias.npy") +
+  r = harness("run grouped_topk --model deepseek_v3 --reference-only --in logits=" + d.path("l2.npy") + " --in bias=" + d.path("bias.npy") +
                   " --out-dir " + d.path("g"),
               d);
   CHECK_MESSAGE(r.code == 0, r.out);

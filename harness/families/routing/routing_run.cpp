@@ -1,5 +1,7 @@
-// `moe-harness run softmax_topk|grouped_topk`: the routing kernels on a user's logits.
+// `moe-harness run softmax_topk|grouped_topk|sigmoid_top1`: the routing kernels on
+// a user's logits (sigmoid_top1: on the hidden states and the router weight).
 #include <algorithm>
+#include <limits>
 #include <span>
 
 #include <fmt/format.h>
@@ -57,7 +59,10 @@ Tensors topk_tensors(ref::TopkResult r) {
 }
 
 // Routing outputs are checked together (weights with the documented tolerance
-// of kernels/routing/routing.hpp, ids exactly): --expect needs both.
+// of kernels/routing/routing.hpp, ids exactly): --expect needs both. The
+// routing reference applies its own per-element weight bounds and does not
+// report them, so the margin is known only when an id differs (infinite);
+// worst is then the first mismatch.
 Checks routing_checks(const ref::RoutingCheck& rc) {
   CheckResult all;
   all.passed = rc.passed;
@@ -69,7 +74,45 @@ Checks routing_checks(const ref::RoutingCheck& rc) {
   all.n_nonfinite = rc.weights.n_nonfinite;
   all.first_mismatches = rc.ids.passed ? rc.weights.first_mismatches : rc.ids.first_mismatches;
   all.message = rc.message;
+  all.bound_rule = "ids exact; weights: the routing reference's per-element bounds (kernels/routing/routing.hpp)";
+  all.margins_known = false;
+  if (!all.first_mismatches.empty()) {
+    const auto& m = all.first_mismatches.front();
+    all.worst = {m.index, m.got, m.expected, rc.ids.passed ? std::numeric_limits<double>::quiet_NaN() : 0.0};
+  }
+  if (!rc.ids.passed) {
+    all.margins_known = true;
+    all.element_margin = std::numeric_limits<double>::infinity();
+  }
   return {{"topk_weights+topk_ids", all}};
+}
+
+routing::SigmoidTop1Params top1_params(const Tensors& in, const Params& p) {
+  const auto& x = in.at("x");
+  const auto& w = in.at("w");
+  routing::SigmoidTop1Params tp;
+  tp.tokens = x.shape[0];
+  tp.hidden = x.shape[1];
+  MOE_REQUIRE(w.shape[0] <= routing::kMaxExperts, fmt::format("w has {} rows (E <= {})", w.shape[0], routing::kMaxExperts));
+  tp.experts = static_cast<int32_t>(w.shape[0]);
+  tp.dtype = x.dtype;
+  const int32_t shared = int_param(p, "shared_expert");
+  MOE_REQUIRE(shared == 0 || shared == 1, fmt::format("--param shared_expert={}: must be 0 or 1", shared));
+  tp.shared_expert = shared != 0;
+  return tp;
+}
+
+// w as the kernel reads it: (K, E), from the (E, K) router weight.
+template <typename T>
+std::vector<T> transpose_ek(const std::vector<T>& w, int64_t E, int64_t K) {
+  std::vector<T> t(w.size());
+  for (int64_t e = 0; e < E; ++e)
+    for (int64_t k = 0; k < K; ++k) t[static_cast<size_t>(k * E + e)] = w[static_cast<size_t>(e * K + k)];
+  return t;
+}
+
+ref::Top1Ref top1_reference(const Tensors& in, const routing::SigmoidTop1Params& tp) {
+  return ref::sigmoid_top1(in.at("x").f, transpose_ek(in.at("w").f, tp.experts, tp.hidden), tp);
 }
 
 void require_both(const Tensors& got) {
@@ -117,6 +160,7 @@ std::vector<RunKernel> routing_run_kernels() {
     s.inputs = {{"logits", {DType::F32, DType::BF16, DType::F16}, 2, false, "(M, E) router logits"}};
     s.params = {{"top_k", true, 0, "k"}, {"renormalize", false, 0, "1: divide the k weights by their sum"}};
     s.outputs = {"topk_weights", "topk_ids"};
+    s.expect_together = true;
     s.validate = [](const Tensors& in, const Params& p) { softmax_params(in, p).validate(); };
     s.reference = [](const Tensors& in, const Params& p) {
       return topk_tensors(ref::softmax_topk(logits_of(in).f, softmax_params(in, p)));
@@ -136,6 +180,10 @@ std::vector<RunKernel> routing_run_kernels() {
       const auto sp = softmax_params(in, p);
       const auto r = ref::softmax_topk(logits_of(in).f, sp);
       return routing_checks(ref::check_softmax_topk(got.at("topk_weights").f, got.at("topk_ids").i, r, logits_of(in).f, sp));
+    };
+    s.output_specs = [](const Tensors& in, const Params& p) {
+      const std::vector<int64_t> shape{logits_of(in).shape[0], int_param(p, "top_k")};
+      return OutputSpecs{{"topk_weights", {DType::F32, shape}}, {"topk_ids", {DType::I32, shape}}};
     };
     s.from_model = [](const ModelConfig& m, Params& p) {
       MOE_REQUIRE(m.routing.type == RoutingType::Softmax,
@@ -158,6 +206,7 @@ std::vector<RunKernel> routing_run_kernels() {
                 {"renormalize", false, 1, "1: divide the k weights by their sum"},
                 {"routed_scaling_factor", false, 1.0, "weights multiplied by this", false}};
     g.outputs = {"topk_weights", "topk_ids"};
+    g.expect_together = true;
     g.validate = [](const Tensors& in, const Params& p) {
       const auto gp = grouped_params(in, p);
       gp.validate();
@@ -190,6 +239,10 @@ std::vector<RunKernel> routing_run_kernels() {
       const auto r = ref::grouped_topk(logits_of(in).f, bias_of(in), gp);
       return routing_checks(ref::check_grouped_topk(got.at("topk_weights").f, got.at("topk_ids").i, r, logits_of(in).f, gp));
     };
+    g.output_specs = [](const Tensors& in, const Params& p) {
+      const std::vector<int64_t> shape{logits_of(in).shape[0], int_param(p, "top_k")};
+      return OutputSpecs{{"topk_weights", {DType::F32, shape}}, {"topk_ids", {DType::I32, shape}}};
+    };
     g.from_model = [](const ModelConfig& m, Params& p) {
       MOE_REQUIRE(m.routing.type == RoutingType::GroupedTopk,
                   fmt::format("model {} routes with {}, not grouped top-k", m.name, routing_type_name(m.routing.type)));
@@ -201,6 +254,49 @@ std::vector<RunKernel> routing_run_kernels() {
       p.emplace("routed_scaling_factor", m.routing.routed_scaling_factor);
     };
     t.push_back(std::move(g));
+  }
+  {
+    RunKernel s;
+    s.name = "sigmoid_top1";
+    s.summary = "router GEMM + sigmoid + top-1 (Llama 4 routing), optionally with the fused shared expert column";
+    s.inputs = {{"x", {DType::BF16, DType::F16}, 2, false, "(M, hidden) hidden states"},
+                {"w", {DType::BF16, DType::F16}, 2, false, "(E, hidden) router weight (nn.Linear layout), x's dtype"}};
+    s.params = {{"shared_expert", false, 0, "1: a second output column: id E, weight 1 (the shared expert)"}};
+    s.outputs = {"topk_weights", "topk_ids"};
+    s.expect_together = true;
+    s.validate = [](const Tensors& in, const Params& p) {
+      const auto& x = in.at("x");
+      const auto& w = in.at("w");
+      MOE_REQUIRE(w.dtype == x.dtype, fmt::format("w is {} but x is {}: they must share one dtype", dtype_name(w.dtype), dtype_name(x.dtype)));
+      MOE_REQUIRE(w.shape[1] == x.shape[1], fmt::format("w has {} columns, x {}: both are (., hidden)", w.shape[1], x.shape[1]));
+      top1_params(in, p).validate();
+    };
+    s.reference = [](const Tensors& in, const Params& p) { return topk_tensors(top1_reference(in, top1_params(in, p)).out); };
+#if MOE_HAVE_GPU
+    s.device = [](const Tensors& in, const Params& p) {
+      const auto tp = top1_params(in, p);
+      gpu::DeviceBuffer<uint16_t> x(in.at("x").bits.size()), w(in.at("w").bits.size());
+      x.upload(in.at("x").bits);
+      w.upload(transpose_ek(in.at("w").bits, tp.experts, tp.hidden));
+      const size_t ws_bytes = routing::sigmoid_top1_workspace_bytes(tp);
+      gpu::DeviceBuffer<unsigned char> ws(ws_bytes > 0 ? ws_bytes : 16);
+      if (ws_bytes > 0) routing::sigmoid_top1_workspace_init(ws.data(), ws_bytes, nullptr);
+      return run_topk_on_device(tp.tokens, tp.out_cols(), [&](float* wt, int32_t* ids) {
+        routing::sigmoid_top1(x.data(), w.data(), wt, ids, ws_bytes > 0 ? ws.data() : nullptr, ws_bytes, tp, {}, nullptr);
+      });
+    };
+#endif
+    s.check = [](const Tensors& got, const Tensors&, const Tensors& in, const Params& p, bool) {
+      require_both(got);
+      const auto tp = top1_params(in, p);
+      return routing_checks(ref::check_sigmoid_top1(got.at("topk_weights").f, got.at("topk_ids").i, top1_reference(in, tp), tp));
+    };
+    s.output_specs = [](const Tensors& in, const Params& p) {
+      const auto tp = top1_params(in, p);
+      const std::vector<int64_t> shape{tp.tokens, tp.out_cols()};
+      return OutputSpecs{{"topk_weights", {DType::F32, shape}}, {"topk_ids", {DType::I32, shape}}};
+    };
+    t.push_back(std::move(s));
   }
   return t;
 }
