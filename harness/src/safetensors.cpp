@@ -252,6 +252,8 @@ Header read_header(const Source& src, const std::string& path, const std::string
     });
   } catch (const json::parse_error& e) {
     fail(path, tensor, fmt::format("header is not valid JSON (byte {} of {})", e.byte, n));
+  } catch (const json::exception& e) {  // a number out of range ("1e400")
+    fail(path, tensor, fmt::format("header is not valid JSON: {}", printable(e.what())));
   }
   if (!duplicate.empty()) fail(path, duplicate, "named twice in the header");
   if (!doc.is_object()) fail(path, tensor, "header is not a JSON object");

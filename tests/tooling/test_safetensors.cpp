@@ -100,6 +100,15 @@ TEST_CASE("safetensors: round trip of every dtype, random shapes, with metadata"
   CHECK(dir.stray_temporaries() == 0);
 }
 
+TEST_CASE("safetensors: empty tensors convert to empty vectors") {
+  tooling::TempDir dir;
+  tooling::Gen gen(78);
+  const std::string path = dir.path("empty.safetensors");
+  write_safetensors(path, {{"f", random_array(DType::F32, {0, 3}, gen)}, {"i", random_array(DType::I32, {4, 0}, gen)}});
+  CHECK(read_safetensors(path, "f").to_f32().empty());
+  CHECK(read_safetensors(path, "i").to_i32().empty());
+}
+
 TEST_CASE("safetensors: a file written byte by byte as the format describes") {
   tooling::TempDir dir;
   const std::vector<float> w{1.5f, -2.0f, 3.25f, 0.0f, 7.0f, -8.5f};
@@ -149,6 +158,7 @@ TEST_CASE("safetensors: every malformed file is one InputError naming file, tens
   CHECK(read_error(dir, st_file("[1]", "")) == file + ": t: header does not start with '{' (not a safetensors file)");
   CHECK(read_error(dir, st_file(R"({"t": {"dtype": "F32",)", data16)).find(": t: header is not valid JSON (byte ") != std::string::npos);
   CHECK(read_error(dir, st_file("{\"t\xff\": 1}", "")).find("header is not valid JSON") != std::string::npos);
+  CHECK(read_error(dir, st_file(R"({"t": 1e400})", "")).find(": t: header is not valid JSON: ") != std::string::npos);
   // Truncated: the data buffer is shorter than the offsets say.
   CHECK(read_error(dir, st_file(good, data16.substr(0, 10))) ==
         file + ": t: data_offsets [0, 16] run past the data buffer (10 bytes): offsets out of range or the file is truncated");
