@@ -3,13 +3,14 @@
 # apt, and says what it did. Idempotent: packages already installed are left
 # alone, and `apt-get update` runs only when something is missing.
 #
-#   scripts/bootstrap.sh [--with-hip] [--with-chromium] [--with-mpi] [--check]
+#   scripts/bootstrap.sh [--with-hip] [--with-chromium] [--with-mpi] [--with-clang] [--check]
 #
 #   --with-hip       also hipcc, libamdhip64-dev and rocm-device-libs (the -Dgpu=hip
 #                    backend; Debian bookworm's HIP 5.2 compiles for gfx90a)
 #   --with-chromium  also chromium (for viewing HTML reports headless)
 #   --with-mpi       also OpenMPI (libopenmpi-dev, openmpi-bin): meson -Dmpi=auto finds
 #                    it, and `mpirun moe-harness verify|bench` shards over ranks
+#   --with-clang     also clang and its sanitizer/libFuzzer runtimes (scripts/sanitize.sh)
 #   --check          only report what is missing; exit 1 if anything is
 #
 # Works as root, or as a user with sudo. CUDA (nvcc) is not installed here: use
@@ -24,8 +25,9 @@ for arg in "$@"; do
     --with-hip) pkgs+=(hipcc libamdhip64-dev rocm-device-libs) ;;
     --with-chromium) pkgs+=(chromium) ;;
     --with-mpi) pkgs+=(libopenmpi-dev openmpi-bin) ;;
+    --with-clang) pkgs+=(clang libclang-rt-dev) ;;
     --check) check_only=1 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bootstrap: unknown option '$arg' (see --help)" >&2; exit 2 ;;
   esac
 done

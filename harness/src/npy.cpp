@@ -128,7 +128,7 @@ std::vector<float> NpyArray::to_f32() const {
   std::vector<float> out(static_cast<size_t>(n));
   switch (dtype) {
     case DType::F32:
-      std::memcpy(out.data(), bytes.data(), static_cast<size_t>(n) * 4);
+      if (n > 0) std::memcpy(out.data(), bytes.data(), static_cast<size_t>(n) * 4);  // empty: both may be null
       break;
     case DType::F16:
     case DType::BF16:
@@ -150,7 +150,7 @@ std::vector<int32_t> NpyArray::to_i32() const {
   if (dtype != DType::I32)
     fail(source, fmt::format("expected an int32 array ('<i4' or '<i8'), got {} ('{}')", dtype_name(dtype), npy_descr(dtype)));
   std::vector<int32_t> out(static_cast<size_t>(numel()));
-  std::memcpy(out.data(), bytes.data(), out.size() * 4);
+  if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * 4);
   return out;
 }
 

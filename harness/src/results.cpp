@@ -26,8 +26,8 @@ json read_json_file(const std::string& path) {
   ss << f.rdbuf();
   try {
     return json::parse(ss.str());
-  } catch (const json::parse_error& e) {
-    // e.what() already says "parse error at line L, column C: ...".
+  } catch (const json::exception& e) {
+    // e.what() already says "parse error at line L, column C: ..." (or "number overflow parsing '1e400'").
     throw InputError(fmt::format("{}: invalid JSON: {}", path, e.what()));
   }
 }
