@@ -4,7 +4,7 @@
 // Inputs: hidden (M, H) bf16/fp16 (quantized here with the reference quantizer,
 // in the scheme's activation granularity); w1 (E, 2I, H) and w2 (E, H, I) codes
 // ('|u1' e4m3 for the fp8 schemes, '|i1' int8 for int8_token) with w1_scale and
-// w2_scale in the scheme's layout (kernels/fused_moe_q8/fused_moe_q8_types.hpp):
+// w2_scale in the scheme's layout (core/include/moe/contract/fused_moe_q8.hpp):
 //   --param scheme=  0 fp8_tensor  scales (E)
 //                    1 fp8_token   scales (E, N)            (N = 2I for w1, H for w2; (E, N, 1) accepted)
 //                    2 fp8_block   scales (E, ceil(N/128), ceil(K/128))
@@ -27,6 +27,7 @@
 #include <fmt/format.h>
 
 #include "harness/families/fused_moe/fused_moe_run.hpp"
+#include "harness/families/fused_moe_q8/fused_moe_q8_runner.hpp"
 #include "kernels/fused_moe_q8/fused_moe_q8.hpp"
 #include "moe/error.hpp"
 #include "moe/npy.hpp"
@@ -249,7 +250,7 @@ Checks check_device(const Tensors& got, const Tensors& in, const Params& p) {
   const ref::Q8RefInputs src = ref_inputs(q, in, r);
   Checks out;
   const auto a1 = ref::quantize(q.a1_quant(), in.at("hidden").f);
-  const auto r1 = ref::q8_ref_stage1(q, a1.q, a1.scales, src, ref::q8_ref_options_for(q, cfg.stage1, 1));
+  const auto r1 = ref::q8_ref_stage1(q, a1.q, a1.scales, src, fused_moe_q8::q8_ref_options_for(q, cfg.stage1, 1));
   // Slots of invalid experts have no intermediate row; the routing here has none.
   out.emplace_back("intermediate", check_close(got.at("intermediate").f, r1.intermediate, ref::q8_inter_tolerance(q, r1.inter_rms)));
   const auto a2 = ref::quantize(q.a2_quant(), got.at("intermediate").f);
@@ -259,7 +260,7 @@ Checks check_device(const Tensors& got, const Tensors& in, const Params& p) {
   for (size_t i = 0; i < want_s.size(); ++i) want_s[i] = static_cast<int32_t>(f32_bits(a2.scales[i]));
   for (size_t i = 0; i < got_s.size(); ++i) got_s[i] = static_cast<int32_t>(f32_bits(got.at("a2_scale").f[i]));
   out.emplace_back("a2_scale (bits)", check_exact(got_s, want_s));
-  const auto r2 = ref::q8_ref_stage2(q, got.at("a2").codes, got.at("a2_scale").f, src, ref::q8_ref_options_for(q, cfg.stage2, 2));
+  const auto r2 = ref::q8_ref_stage2(q, got.at("a2").codes, got.at("a2_scale").f, src, fused_moe_q8::q8_ref_options_for(q, cfg.stage2, 2));
   out.emplace_back("out", check_close(got.at("out").f, r2.out, ref::q8_out_tolerance(q, r2.out_rms)));
   return out;
 }
