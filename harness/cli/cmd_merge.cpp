@@ -33,7 +33,7 @@ int run_merge(const CommonOptions&) {
   if (benches > 0) {
     MOE_REQUIRE(benches == docs.size(), "merge: mixing benchmark (bench --json) and verify result files");
     const auto merged = merge_bench_docs(docs, o.allow_partial);
-    write_file_atomic(o.out, merged.dump(2) + "\n");
+    write_file_atomic(o.out, merged.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     int errors = 0;
     for (const auto& b : merged["benchmarks"]) errors += b.value("error_occurred", false) ? 1 : 0;
     fmt::print("merge: {} benchmark file(s), {} entries ({} reported an error) -> {}\n", docs.size(),
@@ -41,7 +41,7 @@ int run_merge(const CommonOptions&) {
     return 0;
   }
   const auto merged = merge_verify_docs(docs, o.allow_partial);
-  write_file_atomic(o.out, merged.dump(2) + "\n");
+  write_file_atomic(o.out, merged.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   const auto& s = merged["summary"];
   fmt::print("merge: {} file(s), {} case(s): {} passed, {} failed, {} skipped -> {}\n", docs.size(),
              merged["cases"].size(), s["passed"].get<int>(), s["failed"].get<int>(), s["skipped"].get<int>(), o.out);

@@ -255,11 +255,13 @@ int run_verify(const CommonOptions& c) {
     nlohmann::json merged = merge_verify_docs(parts);
     merged["tuned_config"] = tuned;
     merged["mpi"] = {{"ranks", world.size}};
-    if (!o.json.empty()) write_file_atomic(o.json, merged.dump(2) + "\n");
+    if (!o.json.empty())
+      write_file_atomic(o.json, merged.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     fmt::print("verify: merged over {} ranks\n", world.size);
     return print_verdict(merged["cases"], o.json, "");
   }
-  if (!o.json.empty()) write_file_atomic(o.json, doc.dump(2) + "\n");
+  // Invalid UTF-8 that slipped into a string is replaced: it must not lose the run.
+  if (!o.json.empty()) write_file_atomic(o.json, doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   return print_verdict(results, o.json, "");
 }
 

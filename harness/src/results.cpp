@@ -246,7 +246,11 @@ void validate_verify_doc(const json& doc, const std::string& source) {
     check_field(c, at, "needs_gpu", Want::Boolean, false, source);
   }
   check_shard_field(doc, source);
-  check_field(doc, "", "devices", Want::Array, false, source);
+  if (const json* devices = check_field(doc, "", "devices", Want::Array, false, source))
+    for (size_t i = 0; i < devices->size(); ++i)
+      if (!(*devices)[i].is_object())
+        throw_field_error(source, json_pointer_append("/devices", i),
+                          fmt::format("expected an object, got {}", article_type_name((*devices)[i])));
   check_field(doc, "", "options", Want::Object, false, source);
   if (doc.contains("tuned_config") && !doc["tuned_config"].is_null())
     check_field(doc, "", "tuned_config", Want::Object, false, source);

@@ -140,6 +140,25 @@ with tempfile.TemporaryDirectory() as tmp:
     expect_input_error("merge: a file name that is not UTF-8", ["merge", os.fsdecode(raw), "--out", P("m.json")],
                        "bad", ".json")
 
+    # Good files under such a name: the report and its JSON are still written.
+    raw_good = os.path.join(os.fsencode(tmp), b"good\xfe.json")
+    with open(raw_good, "w") as f:
+        json.dump(bench_doc([(0, "a/m/M:1")]), f)
+    rc, out, err = run(["report", "--bench", os.fsdecode(raw_good), "--verify", good_verify, "--out", P("u.html")])
+    check("report of a file whose name is not UTF-8: exit 0, valid JSON written",
+          rc == 0 and os.path.exists(P("u.json")) and json.load(open(P("u.json"), encoding="utf-8"))["inputs"],
+          f"rc={rc} {err!r}")
+
+    # A wild but finite counter (a percentage of 1.8e19) still renders, with a few ticks.
+    wild = bench_doc([(0, "a/m/M:1"), (1, "a/m/M:2")])
+    wild["benchmarks"][0]["pct_read_bw"] = 2**64 - 1
+    wild_f = write_json(P("wild.json"), wild)
+    try:
+        rc, out, err = run(["report", "--bench", wild_f, "--out", P("w.html")], timeout=20)
+    except subprocess.TimeoutExpired:
+        rc, err = None, b"timed out"
+    check("report with a counter of 2^64-1: exit 0 within seconds", rc == 0, f"rc={rc} {err!r}")
+
     # ---- merge: each file once, shards in range and consistent, no duplicate index ----
     expect_input_error("merge: the same file twice", ["merge", good_verify, good_verify, "--out", P("m.json")],
                        "good_verify.json", "twice")

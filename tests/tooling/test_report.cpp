@@ -205,6 +205,9 @@ TEST_CASE("results documents: a wrong type names the file and the JSON pointer")
   CHECK_THROWS_WITH_AS(build_report_json(in),
                        "v.json: /cases/0/kernel: expected a string, got an integer", InputError);
   v = verify_doc({{0, "c0", "pass"}});
+  v["devices"] = json::array({json::object(), 3});
+  CHECK_THROWS_WITH_AS(validate_verify_doc(v, "v.json"), "v.json: /devices/1: expected an object, got an integer", InputError);
+  v = verify_doc({{0, "c0", "pass"}});
   v["cases"][0] = json::array();
   CHECK_THROWS_WITH_AS(validate_verify_doc(v, "v.json"), "v.json: /cases/0: expected an object, got an array", InputError);
 
