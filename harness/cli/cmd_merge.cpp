@@ -22,12 +22,18 @@ int run_merge(const CommonOptions&) {
   check_output_not_input(o.out, o.inputs);
   std::vector<std::pair<std::string, nlohmann::json>> docs;
   for (const auto& p : o.inputs) docs.emplace_back(p, read_json_file(p));
+  // Each file is one kind or the other, all files the same kind.
+  auto is_bench = [](const nlohmann::json& d) { return is_bench_doc(d) && !d.contains("cases"); };
+  for (const auto& [p, d] : docs)
+    MOE_REQUIRE(is_bench(d) || (d.is_object() && d.contains("cases") && d["cases"].is_array()),
+                utf8_sanitized(fmt::format("{}: neither verify results (a 'cases' array) nor a Google Benchmark "
+                                           "document (a 'benchmarks' array)", p)));
   size_t benches = 0;
-  for (const auto& [p, d] : docs) benches += is_bench_doc(d) && !d.contains("cases") ? 1 : 0;
+  for (const auto& [p, d] : docs) benches += is_bench(d) ? 1 : 0;
   if (benches > 0) {
     MOE_REQUIRE(benches == docs.size(), "merge: mixing benchmark (bench --json) and verify result files");
     const auto merged = merge_bench_docs(docs, o.allow_partial);
-    write_file_atomic(o.out, merged.dump(2) + "\n");
+    write_file_atomic(o.out, merged.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     int errors = 0;
     for (const auto& b : merged["benchmarks"]) errors += b.value("error_occurred", false) ? 1 : 0;
     fmt::print("merge: {} benchmark file(s), {} entries ({} reported an error) -> {}\n", docs.size(),
@@ -35,7 +41,7 @@ int run_merge(const CommonOptions&) {
     return 0;
   }
   const auto merged = merge_verify_docs(docs, o.allow_partial);
-  write_file_atomic(o.out, merged.dump(2) + "\n");
+  write_file_atomic(o.out, merged.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   const auto& s = merged["summary"];
   fmt::print("merge: {} file(s), {} case(s): {} passed, {} failed, {} skipped -> {}\n", docs.size(),
              merged["cases"].size(), s["passed"].get<int>(), s["failed"].get<int>(), s["skipped"].get<int>(), o.out);

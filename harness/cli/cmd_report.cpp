@@ -67,7 +67,7 @@ int run_report(const CommonOptions&) {
   in.generated_at = utc_now_iso();
   const auto rep = build_report_json(in);
   write_file_atomic(o.out, render_report_html(rep));
-  write_file_atomic(json_out, rep.dump(2) + "\n");
+  write_file_atomic(json_out, rep.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   fmt::print("report: {} verify case(s), {} benchmark point(s) -> {} (data: {})\n", rep["verify"]["cases"].size(),
              rep["bench"]["points"].size(), o.out, json_out);
   return 0;

@@ -157,6 +157,8 @@ int run_tune(const CommonOptions& c) {
     dev.wgmma = o.wgmma;
     if (o.cu_num > 0) dev.sm_count = o.cu_num;
     dev.name = o.device_name;
+  } else if (o.cu_num > 0 && o.cu_num != dev.sm_count) {
+    fmt::print(stderr, "tune: note: --cu-num {} ignored; the GPU reports {}\n", o.cu_num, dev.sm_count);
   }
 
   fused_moe::TuneSpace space;
@@ -183,7 +185,10 @@ int run_tune(const CommonOptions& c) {
   if (o.dry_run) {
     fmt::print("tune --dry-run: {} point(s), {} candidate(s), cu_num {}, device '{}'{}, table {} ({} rows)\n",
                points.size(), total, dev.sm_count, dev.name,
-               have_gpu ? "" : " (no GPU: assumed; --cu-num, --device-name, --wgmma)", path, before.rows().size());
+               have_gpu ? ""
+               : o.cu_num > 0 ? " (no GPU: assumed; --cu-num, --device-name, --wgmma)"
+                              : " (no GPU: cu_num is the default, --cu-num sets it; --device-name, --wgmma)",
+               path, before.rows().size());
     for (const auto& pt : points) {
       const auto ch = fused_moe::select_config(pt.problem, dev, &before);
       fmt::print("{} M={} {}: {} candidate(s); now {} ({})\n", pt.model->name, pt.problem.tokens, o.dtype,
@@ -293,10 +298,14 @@ void register_tune(CLI::App& app, std::vector<Command>& out) {
   sub->add_option("--warmup", o.warmup, "Untimed launches per candidate")->capture_default_str()->check(CLI::Range(0, 1000));
   sub->add_option("--check-tokens", o.check_tokens,
                   "Tokens compared with the CPU reference per point (0: all)")->capture_default_str()->check(CLI::NonNegativeNumber);
-  sub->add_option("--seed", o.seed, "RNG seed of the inputs")->capture_default_str();
+  add_seed_option(sub, o.seed, "RNG seed of the inputs (0 to 2^64-1)");
   sub->add_option("--model-configs", o.model_configs, "Model configs (default: configs/model_configs.json)");
   sub->add_flag("--dry-run", o.dry_run, "Only list the points and their candidates (no GPU needed)");
-  sub->add_option("--cu-num", o.cu_num, "--dry-run without a GPU: the SM/CU count to assume (default 132)");
+  sub->add_option("--cu-num", o.cu_num,
+                  fmt::format("--dry-run without a GPU: the SM/CU count to assume (a positive integer; default: the "
+                              "device's, without a GPU {})",
+                              fused_moe::DeviceLimits{}.sm_count))
+      ->check(CLI::Range(1, 1 << 16));
   sub->add_option("--device-name", o.device_name,
                   "--dry-run without a GPU: the GPU name to assume for the table's device column (e.g. 'NVIDIA H200'; "
                   "default none: only rows without a device match)");

@@ -106,6 +106,12 @@ bool where_selects(const std::map<std::string, std::set<std::string>>& w, const 
 }
 
 int run_verify(const CommonOptions& c) {
+  // Input errors come before any work and before any notice is printed.
+  for (const auto& k : o.kernels) {
+    const auto& fams = kernel_families();
+    MOE_REQUIRE(std::any_of(fams.begin(), fams.end(), [&](const KernelFamily& f) { return f.name == k; }),
+                utf8_sanitized(fmt::format("unknown kernel '{}' (see moe-harness list)", k)));
+  }
   if (!o.json.empty()) check_output_target(o.json);
   // Under mpirun every rank takes shard rank/size on GPU local_rank; rank 0 merges.
   const MpiWorld world = mpi_world();
@@ -120,8 +126,9 @@ int run_verify(const CommonOptions& c) {
   vo.data_dir = resolve_data_dir(c);
   vo.quick = o.quick;
   vo.seed = o.seed;
-  vo.models = load_model_table(o.model_configs.empty() ? find_config_file("model_configs.json", MOE_SOURCE_DIR)
-                                                       : o.model_configs);
+  const std::string model_configs_path =
+      o.model_configs.empty() ? find_config_file("model_configs.json", MOE_SOURCE_DIR) : o.model_configs;
+  vo.models = load_model_table(model_configs_path);
   const auto devs = list_devices();
   vo.gpu_available = !devs.empty();
   if (vo.gpu_available) {
@@ -136,11 +143,6 @@ int run_verify(const CommonOptions& c) {
       fmt::print(stderr, "moe-harness: no GPU on this machine ({}); running the CPU references against the golden data in {}\n",
                std::string(gpu_backend()) == "none" ? "built with -Dgpu=none" : "the runtime sees no device",
                vo.data_dir);
-  }
-  for (const auto& k : o.kernels) {
-    const auto& fams = kernel_families();
-    MOE_REQUIRE(std::any_of(fams.begin(), fams.end(), [&](const KernelFamily& f) { return f.name == k; }),
-                fmt::format("unknown kernel '{}' (see moe-harness list)", k));
   }
   std::vector<VerifyCase> cases;
   for (const auto& f : kernel_families()) {
@@ -192,6 +194,7 @@ int run_verify(const CommonOptions& c) {
 #endif
       }
     }
+    r.message = utf8_sanitized(r.message);  // golden files and exceptions may carry any bytes
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count();
     (r.skipped ? skipped : r.passed ? passed : failed)++;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -226,9 +229,22 @@ int run_verify(const CommonOptions& c) {
   for (const auto& d : devs) doc["devices"].push_back(d.to_json());
   doc["tuned_config"] = tuned;
   if (!shard_text.empty()) doc["shard"] = shard.to_json();
-  if (!o.where.empty()) doc["where"] = o.where;
-  // Every option that changes which cases run or what they compute.
-  doc["options"] = {{"seed", o.seed}, {"quick", o.quick}, {"kernels", o.kernels}, {"allow_empty", o.allow_empty}};
+  auto sanitized = [](const std::vector<std::string>& v) {
+    std::vector<std::string> out;
+    for (const auto& x : v) out.push_back(utf8_sanitized(x));
+    return out;
+  };
+  if (!o.where.empty()) doc["where"] = sanitized(o.where);
+  // Every option that changes which cases run or what they compute; shards
+  // merge only when these agree.
+  doc["options"] = {{"seed", o.seed},
+                    {"quick", o.quick},
+                    {"kernels", sanitized(o.kernels)},
+                    {"where", sanitized(o.where)},
+                    {"model_configs", utf8_sanitized(model_configs_path)},
+                    {"tuned_config", tuned.is_object() && tuned.contains("file") ? tuned["file"] : nlohmann::json(nullptr)},
+                    {"data_dir", utf8_sanitized(vo.data_dir)},
+                    {"allow_empty", o.allow_empty}};
   if (world.launched()) {
     // Every rank sends its document; rank 0 merges and writes the file.
     const auto docs = mpi_gather_to_root(doc.dump());
@@ -239,11 +255,13 @@ int run_verify(const CommonOptions& c) {
     nlohmann::json merged = merge_verify_docs(parts);
     merged["tuned_config"] = tuned;
     merged["mpi"] = {{"ranks", world.size}};
-    if (!o.json.empty()) write_file_atomic(o.json, merged.dump(2) + "\n");
+    if (!o.json.empty())
+      write_file_atomic(o.json, merged.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     fmt::print("verify: merged over {} ranks\n", world.size);
     return print_verdict(merged["cases"], o.json, "");
   }
-  if (!o.json.empty()) write_file_atomic(o.json, doc.dump(2) + "\n");
+  // Invalid UTF-8 that slipped into a string is replaced: it must not lose the run.
+  if (!o.json.empty()) write_file_atomic(o.json, doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   return print_verdict(results, o.json, "");
 }
 
@@ -253,7 +271,7 @@ void register_verify(CLI::App& app, std::vector<Command>& out) {
   auto* sub = app.add_subcommand("verify", "Check every kernel against its CPU reference (golden data without a GPU)");
   sub->add_option("--kernel", o.kernels, "Only these kernel families (repeatable)");
   sub->add_flag("--quick", o.quick, "A short subset of cases");
-  sub->add_option("--seed", o.seed, "RNG seed for generated inputs");
+  add_seed_option(sub, o.seed, "RNG seed for generated inputs (0 to 2^64-1)");
   sub->add_option("--json", o.json, "Results file, written atomically ('' to skip)")->capture_default_str();
   sub->add_option("--shard", o.shard,
                   "Only cases with index % n == i, as i/n (merge shards with moe-harness merge); under mpirun each "

@@ -1,5 +1,7 @@
 #include "commands.hpp"
 
+#include <charconv>
+#include <cstdint>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -15,6 +17,22 @@ namespace fs = std::filesystem;
 std::string resolve_data_dir(const CommonOptions& c) {
   if (!c.data_dir.empty()) return c.data_dir;
   return find_data_dir(MOE_SOURCE_DIR);
+}
+
+CLI::Option* add_seed_option(CLI::App* sub, uint64_t& seed, const std::string& what) {
+  // CLI11's own conversion (strtoull, base 0) would wrap -1, clamp 2^64 and read 010 as octal;
+  // this check accepts plain decimal only and hands CLI11 the canonical digits.
+  const CLI::Validator decimal_u64(
+      [](std::string& text) -> std::string {
+        uint64_t v = 0;
+        const auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (text.empty() || r.ec != std::errc() || r.ptr != text.data() + text.size())
+          return fmt::format("expected an integer in [0, {}], got '{}'", UINT64_MAX, utf8_sanitized(text));
+        text = std::to_string(v);
+        return "";
+      },
+      "UINT64");
+  return sub->add_option("--seed", seed, what)->transform(decimal_u64)->capture_default_str();
 }
 
 std::string default_tuned_config() { return find_config_file("tuned_fmoe.csv", MOE_SOURCE_DIR); }
@@ -39,7 +57,7 @@ std::shared_ptr<const TunedTable> load_tuned_config(const std::string& path) {
 
 OpenTunedConfig open_tuned_config(const std::string& path) {
   auto t = load_tuned_config(path);
-  nlohmann::json summary{{"file", t->file().empty() ? (path.empty() ? default_tuned_config() : path) : t->file()},
+  nlohmann::json summary{{"file", utf8_sanitized(t->file().empty() ? (path.empty() ? default_tuned_config() : path) : t->file())},
                          {"rows", t->rows().size()}};
   return {std::move(t), std::move(summary)};
 }

@@ -1,4 +1,5 @@
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -37,6 +38,11 @@ void add_commands(CLI::App& app, CommonOptions& common, std::vector<Command>& ou
 
 // --data-dir, else ./data, else the source tree's data/.
 std::string resolve_data_dir(const CommonOptions& c);
+
+// ---- --seed ------------------------------------------------------------------
+// Adds `--seed N` to `sub`, bound to `seed`: a decimal integer in [0, 2^64-1];
+// anything else (-1, 2^64, 0x10, 1e3) is a usage error naming --seed.
+CLI::Option* add_seed_option(CLI::App* sub, uint64_t& seed, const std::string& what);
 
 // ---- --tuned-config (verify, bench, run, tune) ----------------------------------
 // Adds `--tuned-config PATH` to `sub`, bound to `path` (empty = the default).

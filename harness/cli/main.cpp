@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
     return app.exit(e);  // --help, --version
   } catch (const CLI::ParseError& e) {
     // One line and exit code 2, whatever CLI11's own code would be.
-    std::cerr << "moe-harness: error: " << parse_error_line(app, e) << " (see moe-harness --help)\n";
+    std::cerr << "moe-harness: error: " << moe::utf8_sanitized(parse_error_line(app, e)) << " (see moe-harness --help)\n";
     return 2;
   }
   try {
@@ -56,10 +56,10 @@ int main(int argc, char** argv) {
     std::cerr << "moe-harness: error: no command given (see moe-harness --help)\n";
     return 2;
   } catch (const moe::InputError& e) {
-    std::cerr << "moe-harness: error: " << e.what() << "\n";
+    std::cerr << "moe-harness: error: " << moe::utf8_sanitized(e.what()) << "\n";
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << "moe-harness: failed: " << e.what() << "\n";
+    std::cerr << "moe-harness: failed: " << moe::utf8_sanitized(e.what()) << "\n";
     return 1;
   }
 }

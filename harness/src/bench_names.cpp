@@ -87,8 +87,7 @@ std::map<std::string, std::string> parse_bench_label(const std::string& label) {
 }
 
 std::vector<BenchPoint> read_bench_points(const json& doc, const std::string& source) {
-  if (!doc.is_object() || !doc.contains("benchmarks") || !doc["benchmarks"].is_array())
-    throw InputError(fmt::format("{}: not a Google Benchmark JSON document (no 'benchmarks' array)", source));
+  validate_bench_doc(doc, source);
   struct Group {
     std::vector<const json*> iters;
     const json* mean = nullptr;

@@ -128,7 +128,8 @@ std::string svg_chart(const std::string& title, const std::string& ylabel, const
       yt = k;
     }
   } else {
-    const double step = y1 > 400 ? 100 : y1 > 200 ? 50 : 20;
+    double step = y1 > 400 ? 100 : y1 > 200 ? 50 : 20;
+    while (y1 / step > 10) step *= 10;  // a wild value in the input keeps about ten ticks
     for (double v = 0; v <= y1 + 1e-9; v += step) yt.push_back(v);
   }
   for (double v : yt) {

@@ -61,7 +61,7 @@ json build_report_json(const ReportInputs& in) {
   for (const auto& [path, d] : in.verify) {
     validate_verify_doc(d, path);
     json info{{"kind", "verify"},
-              {"path", path},
+              {"path", utf8_sanitized(path)},
               {"tool", first_string(d, {"tool"})},
               {"version", first_string(d, {"version"})},
               {"backend", first_string(d, {"backend"})},
@@ -74,7 +74,7 @@ json build_report_json(const ReportInputs& in) {
       for (const auto& dev : d["devices"])
         if (dev_seen.insert(dev.dump()).second) devices.push_back(dev);
     for (auto c : d["cases"]) {
-      c["source"] = path;
+      c["source"] = utf8_sanitized(path);
       const auto k = c["kernel"].get<std::string>(), st = c["status"].get<std::string>();
       if (!per_kernel.count(k)) kernel_order.push_back(k);
       auto& cnt = per_kernel[k];
@@ -92,11 +92,15 @@ json build_report_json(const ReportInputs& in) {
     const auto pts = read_bench_points(d, path);
     json ctx = d.contains("context") && d["context"].is_object() ? d["context"] : json::object();
     inputs.push_back({{"kind", "bench"},
-                      {"path", path},
+                      {"path", utf8_sanitized(path)},
                       {"git_revision", first_string(ctx, {"git_revision", "moe_git_revision", "git_rev", "git_commit"})},
                       {"benchmarks", pts.size()},
                       {"context", ctx}});
-    for (const auto& p : pts) (p.error ? errors : points).push_back(p.to_json());
+    for (const auto& p : pts) {
+      json pj = p.to_json();
+      pj["source"] = utf8_sanitized(p.source);
+      (p.error ? errors : points).push_back(std::move(pj));
+    }
   }
   rep["inputs"] = inputs;
   rep["devices"] = devices;
@@ -119,10 +123,11 @@ json build_report_json(const ReportInputs& in) {
     rep["configs"]["config_sources"] = src;
     json used = json::array();
     for (const auto& [path, d] : in.verify)
-      if (d.contains("tuned_config")) used.push_back({{"input", path}, {"table", d["tuned_config"]}});
+      if (d.contains("tuned_config") && d["tuned_config"].is_object())
+        used.push_back({{"input", utf8_sanitized(path)}, {"table", d["tuned_config"]}});
     for (const auto& [path, d] : in.bench)
       if (d.contains("moe_bench") && d["moe_bench"].is_object() && d["moe_bench"].contains("tuned_config"))
-        used.push_back({{"input", path}, {"table", d["moe_bench"]["tuned_config"]}});
+        used.push_back({{"input", utf8_sanitized(path)}, {"table", d["moe_bench"]["tuned_config"]}});
     rep["configs"]["tuned_tables_used"] = used;
   }
   rep["verify"] = {{"summary", {{"passed", passed}, {"failed", failed}, {"skipped", skipped}}},

@@ -3,6 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "moe/charts.hpp"
@@ -79,9 +82,9 @@ TEST_CASE("merge: shards combine in global order; errors for gaps and duplicates
   CHECK(merge_verify_docs({{"a.json", a}}, true)["cases"].size() == 3);
   CHECK_THROWS_WITH_AS(merge_verify_docs({{"a.json", a}, {"a2.json", a}}), "merge: a.json and a2.json are both shard 0/2",
                        InputError);
-  const auto c = verify_doc({{2, "c9", "pass"}}, 1, 2);
-  CHECK_THROWS_WITH_AS(merge_verify_docs({{"a.json", a}, {"c.json", c}}),
-                       "merge: case index 2 (k/c9) is in both a.json and c.json", InputError);
+  const auto c = verify_doc({{1, "c1", "pass"}, {1, "c9", "pass"}}, 1, 2);
+  CHECK_THROWS_WITH_AS(merge_verify_docs({{"a.json", a}, {"c.json", c}}), "merge: case index 1 (k/c9) is twice in c.json",
+                       InputError);
   // Without indexes: by name, across files (a name repeated inside one file is that file's business).
   auto na = verify_doc({{0, "n1", "pass"}, {0, "n1", "pass"}}), nb = verify_doc({{0, "n1", "pass"}});
   for (auto* d : {&na, &nb})
@@ -101,10 +104,142 @@ TEST_CASE("merge: shards combine in global order; errors for gaps and duplicates
   auto broken = a;
   broken["cases"][1]["status"] = "maybe";
   CHECK_THROWS_WITH_AS(merge_verify_docs({{"x.json", broken}}),
-                       "x.json: cases[1].status: expected pass, fail or skip, got 'maybe'", InputError);
+                       "x.json: /cases/1/status: expected pass, fail or skip, got 'maybe'", InputError);
   CHECK_THROWS_WITH_AS(validate_verify_doc(json{{"benchmarks", json::array()}}, "g.json"),
                        "g.json: not a verify results document (no 'cases' array)", InputError);
   CHECK_THROWS_AS(merge_verify_docs({}), InputError);
+}
+
+TEST_CASE("merge: each file once, shard counts in range, indexes in their shard, options agree") {
+  const auto a = verify_doc({{0, "c0", "pass"}, {2, "c2", "pass"}}, 0, 2);
+  const auto b = verify_doc({{1, "c1", "pass"}}, 1, 2);
+  CHECK(merge_verify_docs({{"a.json", a}, {"b.json", b}})["cases"].size() == 3);
+  // One file twice doubles nothing: it is an error, sharded or not.
+  auto plain = verify_doc({{0, "p", "pass"}});
+  plain.erase("shard");
+  CHECK_THROWS_WITH_AS(merge_verify_docs({{"p.json", plain}, {"p.json", plain}}), "merge: p.json is given twice", InputError);
+  tooling::TempDir dir;
+  {
+    std::ofstream(dir.path("f.json")) << plain.dump();
+  }
+  std::filesystem::create_hard_link(dir.path("f.json"), dir.path("g.json"));
+  CHECK_THROWS_WITH_AS(merge_verify_docs({{dir.path("f.json"), plain}, {dir.path("g.json"), plain}}),
+                       doctest::Contains("are the same file"), InputError);
+  // Counts and indexes in range before anything is built from them.
+  for (const json& count : {json(-1), json(0), json(65537), json(int64_t{1} << 31), json(UINT64_MAX), json(2.0)}) {
+    auto bad = verify_doc({{0, "c0", "pass"}}, 0, 2);
+    bad["shard"]["count"] = count;
+    CHECK_THROWS_WITH_AS(merge_verify_docs({{"n.json", bad}}, true), doctest::Contains("n.json: /shard/count: expected an integer"),
+                         InputError);
+  }
+  const auto forged = verify_doc({{5, "c5", "pass"}}, 5, 2);
+  CHECK_THROWS_WITH_AS(merge_verify_docs({{"a.json", a}, {"b.json", b}, {"f.json", forged}}),
+                       "f.json: /shard/index: expected an integer in [0, 1], got 5", InputError);
+  const auto stray = verify_doc({{1, "c1", "pass"}, {4, "c4", "pass"}}, 1, 2);
+  CHECK_THROWS_WITH_AS(merge_verify_docs({{"a.json", a}, {"s.json", stray}}),
+                       "s.json: /cases/1/index: index 4 is not in shard 1/2 (index % 2 != 1)", InputError);
+  // A large count: the missing shards are counted, not listed one by one.
+  const auto wide = verify_doc({{0, "c0", "pass"}}, 0, 65536);
+  CHECK_THROWS_WITH_AS(merge_verify_docs({{"w.json", wide}}),
+                       doctest::Contains("1/65536, 2/65536, 3/65536, 4/65536, 5/65536, 6/65536, 7/65536, 8/65536, "
+                                         "9/65536, 10/65536 and 65525 more"),
+                       InputError);
+  // Shards of one run share its options.
+  auto b7 = b, a0 = a;
+  a0["options"] = {{"seed", 0}};
+  b7["options"] = {{"seed", 7}};
+  CHECK_THROWS_WITH_AS(merge_verify_docs({{"a.json", a0}, {"b.json", b7}}), doctest::Contains("different options"), InputError);
+
+  // Bench shards: an index names one benchmark (its repeated entries may share it).
+  auto bench_shard = [](std::vector<std::pair<int, std::string>> entries, int i, int n) {
+    json d{{"benchmarks", json::array()}, {"shard", {{"index", i}, {"count", n}}}};
+    for (auto& [idx, name] : entries)
+      d["benchmarks"].push_back({{"name", name}, {"real_time", 1.0}, {"time_unit", "us"}, {"moe_index", idx},
+                                 {"moe_family", "f"}});
+    return d;
+  };
+  const auto b0 = bench_shard({{0, "x/M:1"}, {0, "x/M:1"}, {2, "x/M:3"}}, 0, 2);
+  const auto b1 = bench_shard({{1, "x/M:2"}}, 1, 2);
+  CHECK(merge_bench_docs({{"b0.json", b0}, {"b1.json", b1}})["benchmarks"].size() == 4);
+  const auto b1dup = bench_shard({{1, "x/M:2"}, {1, "x/M:4"}}, 1, 2);
+  CHECK_THROWS_WITH_AS(merge_bench_docs({{"b0.json", b0}, {"b1.json", b1dup}}),
+                       "merge: benchmark index 1 is both x/M:2 in b1.json and x/M:4 in b1.json", InputError);
+  const auto b1odd = bench_shard({{1, "x/M:2"}, {2, "x/M:4"}}, 1, 2);
+  CHECK_THROWS_WITH_AS(merge_bench_docs({{"b0.json", b0}, {"b1.json", b1odd}}),
+                       "b1.json: /benchmarks/1/moe_index: index 2 is not in shard 1/2 (index % 2 != 1)", InputError);
+  CHECK_THROWS_WITH_AS(merge_bench_docs({{"b0.json", b0}, {"b0.json", b0}}), "merge: b0.json is given twice", InputError);
+}
+
+TEST_CASE("results documents: a wrong type names the file and the JSON pointer") {
+  auto with = [](const char* key, json value, size_t entry = 0) {
+    auto d = gbench({{"x/M:1", 10.0, 1.0}});
+    d["benchmarks"][entry][key] = std::move(value);
+    return d;
+  };
+  CHECK_THROWS_WITH_AS(read_bench_points(with("label", 7), "b.json"),
+                       "b.json: /benchmarks/0/label: expected a string, got an integer", InputError);
+  CHECK_THROWS_WITH_AS(read_bench_points(with("repetitions", "3", 1), "b.json"),
+                       "b.json: /benchmarks/1/repetitions: expected an integer, got a string", InputError);
+  CHECK_THROWS_WITH_AS(read_bench_points(with("real_time", json::array()), "b.json"),
+                       "b.json: /benchmarks/0/real_time: expected a number, got an array", InputError);
+  CHECK_THROWS_WITH_AS(read_bench_points(with("error_occurred", "yes"), "b.json"),
+                       "b.json: /benchmarks/0/error_occurred: expected true or false, got a string", InputError);
+  CHECK_THROWS_WITH_AS(read_bench_points(with("moe_index", -1), "b.json"),
+                       doctest::Contains("b.json: /benchmarks/0/moe_index: expected an integer in [0, "), InputError);
+  auto no_name = gbench({{"x/M:1", 10.0, 1.0}});
+  no_name["benchmarks"][0].erase("name");
+  CHECK_THROWS_WITH_AS(read_bench_points(no_name, "b.json"), "b.json: /benchmarks/0/name: missing (expected a string)",
+                       InputError);
+  auto moe_bench = gbench({{"x/M:1", 10.0, 1.0}});
+  moe_bench["moe_bench"] = "fast";
+  CHECK_THROWS_WITH_AS(read_bench_points(moe_bench, "b.json"), "b.json: /moe_bench: expected an object, got a string",
+                       InputError);
+  auto v = verify_doc({{0, "c0", "pass"}});
+  v["cases"][0]["seconds"] = "1s";
+  CHECK_THROWS_WITH_AS(validate_verify_doc(v, "v.json"), "v.json: /cases/0/seconds: expected a number, got a string",
+                       InputError);
+  v = verify_doc({{0, "c0", "pass"}});
+  v["cases"][0]["kernel"] = 3;
+  ReportInputs in;
+  in.verify.emplace_back("v.json", v);
+  CHECK_THROWS_WITH_AS(build_report_json(in),
+                       "v.json: /cases/0/kernel: expected a string, got an integer", InputError);
+  v = verify_doc({{0, "c0", "pass"}});
+  v["devices"] = json::array({json::object(), 3});
+  CHECK_THROWS_WITH_AS(validate_verify_doc(v, "v.json"), "v.json: /devices/1: expected an object, got an integer", InputError);
+  v = verify_doc({{0, "c0", "pass"}});
+  v["cases"][0] = json::array();
+  CHECK_THROWS_WITH_AS(validate_verify_doc(v, "v.json"), "v.json: /cases/0: expected an object, got an array", InputError);
+
+  // 1e400 is beyond a double: named where it is, however deep.
+  tooling::TempDir dir;
+  {
+    std::ofstream(dir.path("big.json")) << R"({"benchmarks": [{"name": "x", "a/b": {"c": [0, 1e400]}}]})";
+  }
+  CHECK_THROWS_WITH_AS(read_json_file(dir.path("big.json")),
+                       (dir.path("big.json") + ": /benchmarks/0/a~1b/c/1: number out of range (number overflow parsing '1e400')")
+                           .c_str(),
+                       InputError);
+  {
+    std::ofstream(dir.path("top.json")) << "-1e999";
+    std::ofstream(dir.path("obj.json")) << R"({"a": [[], {"k": [1, 2, {"z": 1e400}]}]})";
+  }
+  CHECK_THROWS_WITH_AS(read_json_file(dir.path("top.json")), doctest::Contains("top.json: (top level): number out of range"),
+                       InputError);
+  CHECK_THROWS_WITH_AS(read_json_file(dir.path("obj.json")), doctest::Contains("obj.json: /a/1/k/2/z: number out of range"),
+                       InputError);
+}
+
+TEST_CASE("utf8_sanitized: invalid bytes become U+FFFD, valid text is unchanged") {
+  CHECK(utf8_sanitized("plain ascii") == "plain ascii");
+  CHECK(utf8_sanitized("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80") == "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80");
+  CHECK(utf8_sanitized("a\xFF" "b") == "a\xEF\xBF\xBD" "b");
+  CHECK(utf8_sanitized("\xC0\xAF") == "\xEF\xBF\xBD\xEF\xBF\xBD");          // overlong '/'
+  CHECK(utf8_sanitized("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
+  CHECK(utf8_sanitized("\xE2\x82") == "\xEF\xBF\xBD\xEF\xBF\xBD");          // cut short
+  CHECK(utf8_sanitized("\xF4\x90\x80\x80").substr(0, 3) == "\xEF\xBF\xBD");  // above U+10FFFF
+  const std::string s = utf8_sanitized(std::string("x\x80y\0z", 5));
+  CHECK(json(s).dump() == "\"x\xEF\xBF\xBDy\\u0000z\"");
 }
 
 TEST_CASE("bench points: names, labels, counters, repetitions, units, errors") {

@@ -3,6 +3,7 @@
 #pragma once
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace moe {
 
@@ -30,6 +31,11 @@ class GpuError : public Error {
 };
 
 [[noreturn]] void throw_input_error(const std::string& msg);
+
+// `s` with every byte that does not belong to a valid UTF-8 sequence replaced by
+// U+FFFD: messages and JSON strings built from paths, file contents or argv can
+// then always be printed and dumped.
+std::string utf8_sanitized(std::string_view s);
 
 }  // namespace moe
 

@@ -11,29 +11,34 @@
 
 namespace moe {
 
-// Reads and parses a JSON file; InputError "file:line:col: message" on failure.
+// Reads and parses a JSON file; InputError "file: invalid JSON: ..." on failure,
+// and "file: /json/pointer: number out of range" for a number beyond a double
+// (1e400).
 nlohmann::json read_json_file(const std::string& path);
 
 // ---- shards -----------------------------------------------------------------
 // "--shard i/n": this process takes the cases whose index % n == i.
 struct Shard {
+  static constexpr int kMaxCount = 65536;
   int index = 0;
   int count = 1;
   bool selects(size_t case_index) const { return static_cast<int>(case_index % static_cast<size_t>(count)) == index; }
   nlohmann::json to_json() const { return {{"index", index}, {"count", count}}; }
 };
-// Parses "i/n" with 0 <= i < n, 1 <= n <= 65536; InputError otherwise.
+// Parses "i/n" with 0 <= i < n, 1 <= n <= Shard::kMaxCount; InputError otherwise.
 Shard parse_shard(std::string_view s);
 
 // ---- verify documents ---------------------------------------------------------
 // Checks the shape of a `moe-harness verify` results document (cases[] with
-// kernel, name, status in pass|fail|skip); InputError naming `source` otherwise.
+// kernel, name, status in pass|fail|skip, and the type of every field a reader
+// uses); otherwise InputError "<source>: <JSON pointer>: expected ..., got ...".
 void validate_verify_doc(const nlohmann::json& doc, const std::string& source);
 
-// Merges verify results. Shards (inputs carrying "shard" objects, from verify
+// Merges verify results. No file may come twice (under one name or two).
+// Shards (inputs carrying "shard" objects, from verify
 // --shard i/n) must share the count n and cover every index 0..n-1 exactly once
-// unless allow_partial; their cases are ordered by global "index" (each index
-// once). Other inputs (e.g. runs of different --kernel sets) keep input order,
+// unless allow_partial, and share their "options"; their cases are ordered by
+// global "index" (each index once, and in its shard: index % n == i). Other inputs (e.g. runs of different --kernel sets) keep input order,
 // and a (kernel, name) found in two files is an error. The summary is
 // recomputed; devices are de-duplicated.
 nlohmann::json merge_verify_docs(const std::vector<std::pair<std::string, nlohmann::json>>& docs,
@@ -50,11 +55,15 @@ nlohmann::json merge_verify_docs(const std::vector<std::pair<std::string, nlohma
 // The family of a Google Benchmark document entry: "moe_family", else
 // bench_<family> of the context's executable, else "".
 std::string bench_entry_family(const nlohmann::json& doc, const nlohmann::json& entry);
+// Checks the type of every field the bench readers use (read_bench_points
+// calls it); otherwise InputError "<source>: <JSON pointer>: expected ..., got ...".
+void validate_bench_doc(const nlohmann::json& doc, const std::string& source);
 // True when `doc` looks like a Google Benchmark document (a "benchmarks" array).
 bool is_bench_doc(const nlohmann::json& doc);
 // Merges bench documents. Shards (inputs carrying "shard", from bench --shard
 // i/n) must share n and cover 0..n-1 once unless allow_partial; benchmarks are
-// ordered by moe_index and an index in two files is an error. Other inputs are
+// ordered by moe_index (index % n == i) and an index held by two benchmarks or
+// two files is an error. No file may come twice. Other inputs are
 // concatenated in order and a run_name in two files is an error. Plain Google
 // Benchmark documents are accepted (their family comes from the executable).
 nlohmann::json merge_bench_docs(const std::vector<std::pair<std::string, nlohmann::json>>& docs,
