@@ -24,6 +24,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -43,6 +44,7 @@
 #endif
 #include "moe/registry.hpp"
 #include "moe/run_kernel.hpp"
+#include "moe/safetensors.hpp"
 
 namespace moe::cli {
 namespace {
@@ -55,6 +57,8 @@ struct Opts {
   std::string out_dir;
   std::string model, model_configs;
   std::string tuned_config;
+  std::vector<std::string> experts;  // checkpoint shards holding a layer's experts (--experts)
+  int layer = -1;
   bool cpu_only = false;
   bool reference_only = false;
   bool list = false;
@@ -82,9 +86,8 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 // The one place tensors are read. accepted: the dtypes (empty: any); rank < 0:
 // any; bits_only: 16-bit floats without their widened copy (RunInput::bits_only).
-Tensor load_tensor(const std::string& path, const std::string& what, const std::vector<DType>& accepted, int rank,
-                   bool bits_only = false) {
-  NpyArray a = read_npy(path);
+Tensor to_tensor(NpyArray a, const std::string& path, const std::string& what, const std::vector<DType>& accepted,
+                 int rank, bool bits_only = false) {
   if (!accepted.empty() && std::find(accepted.begin(), accepted.end(), a.dtype) == accepted.end()) {
     // float inputs accept any float encoding; other kinds only the listed dtypes.
     const bool want_float = std::any_of(accepted.begin(), accepted.end(), is_float_dtype);
@@ -110,6 +113,12 @@ Tensor load_tensor(const std::string& path, const std::string& what, const std::
     }
   }
   return t;
+}
+
+// path: FILE.npy or FILE.safetensors:TENSOR (moe/safetensors.hpp).
+Tensor load_tensor(const std::string& path, const std::string& what, const std::vector<DType>& accepted, int rank,
+                   bool bits_only = false) {
+  return to_tensor(read_tensor_arg(path), path, what, accepted, rank, bits_only);
 }
 
 void save_tensor(const std::string& path, const Tensor& t) {
@@ -206,7 +215,8 @@ int run_run(const CommonOptions& c) {
   // Parameters: numbers; integer ones in the int32 range (checked before any cast).
   Params params;
   for (const auto& s : o.params) {
-    auto [name, value] = split_eq(s, "--param");
+    std::string name, value;
+    std::tie(name, value) = split_eq(s, "--param");  // named, not bound: lambdas capture them
     const auto it = std::find_if(k.params.begin(), k.params.end(), [&](const RunParam& p) { return p.name == name; });
     MOE_REQUIRE(it != k.params.end(), fmt::format("run {}: unknown --param '{}'", k.name, name));
     MOE_REQUIRE(!params.count(name), fmt::format("run {}: --param {} given twice", k.name, name));
@@ -236,12 +246,28 @@ int run_run(const CommonOptions& c) {
   Tensors in;
   std::vector<std::string> read_paths;
   for (const auto& s : o.in) {
-    auto [name, path] = split_eq(s, "--in");
+    std::string name, path;
+    std::tie(name, path) = split_eq(s, "--in");
     const auto it = std::find_if(k.inputs.begin(), k.inputs.end(), [&](const RunInput& i) { return i.name == name; });
     MOE_REQUIRE(it != k.inputs.end(), fmt::format("run {}: unknown input '{}'", k.name, name));
     MOE_REQUIRE(!in.count(name), fmt::format("run {}: --in {} given twice", k.name, name));
     in[name] = load_tensor(path, name, it->dtypes, it->rank, it->bits_only);
     read_paths.push_back(path);
+  }
+  // --experts: w1 and w2 assembled from a checkpoint's per-expert tensors of one layer.
+  MOE_REQUIRE(o.experts.empty() == (o.layer < 0), "run: --experts FILE[,FILE...] and --layer L go together");
+  if (!o.experts.empty()) {
+    const auto input_of = [&](const char* n) {
+      return std::find_if(k.inputs.begin(), k.inputs.end(), [&](const RunInput& i) { return i.name == n; });
+    };
+    MOE_REQUIRE(input_of("w1") != k.inputs.end() && input_of("w2") != k.inputs.end(),
+                fmt::format("run {}: --experts gives w1 and w2, which this kernel does not take", k.name));
+    MOE_REQUIRE(!in.count("w1") && !in.count("w2"), fmt::format("run {}: give w1/w2 either with --in or with --experts", k.name));
+    ExpertWeights ew = assemble_experts(o.experts, o.layer);
+    const std::string from = fmt::format("{} layer {} ({} experts)", fmt::join(o.experts, ","), o.layer, ew.experts);
+    in["w1"] = to_tensor(std::move(ew.w1), from, "w1", input_of("w1")->dtypes, input_of("w1")->rank, input_of("w1")->bits_only);
+    in["w2"] = to_tensor(std::move(ew.w2), from, "w2", input_of("w2")->dtypes, input_of("w2")->rank, input_of("w2")->bits_only);
+    read_paths.insert(read_paths.end(), o.experts.begin(), o.experts.end());
   }
   for (const auto& i : k.inputs)
     MOE_REQUIRE(i.optional || in.count(i.name), fmt::format("run {}: missing --in {}=FILE.npy", k.name, i.name));
@@ -251,7 +277,8 @@ int run_run(const CommonOptions& c) {
   std::map<std::string, std::string> expect_paths;
   Tensors theirs;
   for (const auto& s : o.expect) {
-    auto [name, path] = split_eq(s, "--expect");
+    std::string name, path;
+    std::tie(name, path) = split_eq(s, "--expect");
     MOE_REQUIRE(std::find(k.outputs.begin(), k.outputs.end(), name) != k.outputs.end(),
                 fmt::format("run {}: --expect {}: not an output (outputs: {})", k.name, name, fmt::join(k.outputs, ", ")));
     MOE_REQUIRE(!expect_paths.count(name), fmt::format("run {}: --expect {} given twice", k.name, name));
@@ -354,7 +381,14 @@ int run_run(const CommonOptions& c) {
 void register_run(CLI::App& app, std::vector<Command>& out) {
   auto* sub = app.add_subcommand("run", "Run one kernel on .npy inputs, write .npy outputs, check against the reference");
   sub->add_option("kernel", o.kernel, "Kernel (see run --list)");
-  sub->add_option("--in", o.in, "Input tensor name=FILE.npy (repeatable); bf16 as '<u2' bit patterns");
+  sub->add_option("--in", o.in,
+                  "Input tensor name=FILE.npy or name=FILE.safetensors:TENSOR (repeatable); .npy bf16 as '<u2' bit "
+                  "patterns, fp8 e4m3 codes as '|u1', int8 as '|i1'");
+  sub->add_option("--experts", o.experts,
+                  "Checkpoint shards (FILE.safetensors[,FILE...]) whose layer --layer experts give w1 and w2 "
+                  "(Mixtral block_sparse_moe.experts.N.w1/w3/w2 or DeepSeek/Qwen mlp.experts.N.gate/up/down_proj)")
+      ->delimiter(',');
+  sub->add_option("--layer", o.layer, "Layer index for --experts")->check(CLI::NonNegativeNumber);
   sub->add_option("--param", o.params, "Parameter name=value (repeatable)");
   sub->add_option("--model", o.model, "Take the kernel's parameters from this model's config (see moe-harness list)");
   sub->add_option("--model-configs", o.model_configs, "Model configs file (default: configs/model_configs.json)");

@@ -342,8 +342,7 @@ NpyArray read_tensor_arg(const std::string& spec) {
     fail(spec, "", fmt::format("name a tensor: FILE.safetensors:TENSOR (the file has {} tensors: {}{})", names.size(),
                                fmt::join(shown, ", "), names.size() > shown.size() ? ", ..." : ""));
   }
-  if (ends_with(spec, ".npy")) return read_npy(spec);
-  fail(spec, "", "expected FILE.npy or FILE.safetensors:TENSOR");
+  return read_npy(spec);  // any other name: an .npy file (read_npy checks its magic)
 }
 
 void write_safetensors(const std::string& path, const std::map<std::string, NpyArray>& tensors,

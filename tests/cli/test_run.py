@@ -68,6 +68,23 @@ def read_npy(path):
     return descr, shape, values
 
 
+def safetensors_bytes(tensors):
+    """A safetensors file: name -> (dtype, shape, raw little-endian bytes)."""
+    header, data, off = {}, b"", 0
+    for name in sorted(tensors):
+        dt, shape, raw = tensors[name]
+        header[name] = {"dtype": dt, "shape": list(shape), "data_offsets": [off, off + len(raw)]}
+        off += len(raw)
+        data += raw
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def bf16_raw(values):
+    return struct.pack("<%dH" % len(values), *values)
+
+
 def bf16(x):
     """bf16 bit pattern of a float (round to nearest even)."""
     u = struct.unpack("<I", struct.pack("<f", x))[0]
@@ -252,6 +269,38 @@ def main():
         check("an output equal to an --in file: exit 2", rc == 2, out + err)
         check("an output equal to an --in file: input kept", open(hidden, "rb").read() == open(os.path.join(same, "ref_out.npy"), "rb").read())
         check("an output equal to an --in file: nothing written", not os.path.exists(os.path.join(same, "run.json")))
+
+        # ---- safetensors: one tensor by name, and a layer's experts from two Mixtral-style shards
+        _, _, hv = read_npy(hidden)
+        _, _, w1v = read_npy(w1)
+        _, _, w2v = read_npy(w2)
+        st_hidden = P("acts.safetensors")
+        open(st_hidden, "wb").write(safetensors_bytes({"model.hidden": ("BF16", (M, H), bf16_raw(hv))}))
+        shards = []
+        for part, experts in enumerate(([0, 1], [2, 3])):
+            t = {"model.norm.weight": ("BF16", (H,), bf16_raw([bf16(1.0)] * H))} if part == 0 else {}
+            for e in experts:
+                base = f"model.layers.3.block_sparse_moe.experts.{e}."
+                rows = lambda r0, r1: w1v[(e * 2 * I + r0) * H:(e * 2 * I + r1) * H]
+                t[base + "w1.weight"] = ("BF16", (I, H), bf16_raw(rows(0, I)))
+                t[base + "w3.weight"] = ("BF16", (I, H), bf16_raw(rows(I, 2 * I)))
+                t[base + "w2.weight"] = ("BF16", (H, I), bf16_raw(w2v[e * H * I:(e + 1) * H * I]))
+            shards.append(P(f"model-0000{part + 1}.safetensors"))
+            open(shards[-1], "wb").write(safetensors_bytes(t))
+        st = ["run", "fused_moe", "--in", f"hidden={st_hidden}:model.hidden", "--experts", ",".join(shards), "--layer", "3",
+              "--in", f"topk_weights={tw}", "--in", f"topk_ids={ti}", "--reference-only"]
+        rc, out, err = run(st + ["--out-dir", P("fm_st")])
+        check("fused_moe from safetensors (--in FILE:TENSOR, --experts, --layer): exit 0", rc == 0, out + err)
+        check("fused_moe from safetensors: the same reference output as from .npy",
+              rc == 0 and open(P("fm_st/ref_out.npy"), "rb").read() == open(P("fused_moe_ref/ref_out.npy"), "rb").read())
+        expect_input_error("--experts without --layer", st[:4] + st[4:6] + st[8:] + ["--out-dir", nd], "--layer", nd)
+        expect_input_error("--experts: a layer the shards lack", st[:7] + ["5"] + st[8:] + ["--out-dir", nd], "layer", nd)
+        expect_input_error("--experts: an expert missing", st[:5] + [shards[1]] + st[6:] + ["--out-dir", nd], "expert", nd)
+        expect_input_error("a .safetensors file without a tensor name", st[:2] + ["--in", f"hidden={st_hidden}"] + st[4:] +
+                           ["--out-dir", nd], "model.hidden", nd)
+        expect_input_error("a tensor name not in the file", st[:2] + ["--in", f"hidden={st_hidden}:model.hiddn"] + st[4:] +
+                           ["--out-dir", nd], "model.hiddn", nd)
+        expect_input_error("--experts and --in w1 together", st + ["--in", f"w1={w1}", "--out-dir", nd], "either", nd)
 
         # ---- fused_moe_q8 (fp8 per token and int8 per token) ---------------------------------
         M, H, I, E, K = 4, 64, 32, 4, 2

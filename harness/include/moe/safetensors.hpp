@@ -40,8 +40,9 @@ NpyArray parse_safetensors(std::span<const uint8_t> file, const std::string& pat
 std::vector<std::string> safetensors_names(const std::string& path);
 
 // A tensor argument of the command line:
-//   "FILE.npy"                  -> read_npy(FILE.npy)
 //   "FILE.safetensors:TENSOR"   -> read_safetensors (split at the first ':' after ".safetensors")
+//   "FILE.safetensors"          -> an error listing the file's first tensor names
+//   anything else               -> read_npy (an .npy file under any name)
 NpyArray read_tensor_arg(const std::string& spec);
 
 // Writes the tensors (names sorted, data in that order, header padded with

@@ -111,8 +111,9 @@ MOE_HD float rt_rint(float a) {
 // exp(x), bit-identical on every backend. NaN -> NaN, -inf -> 0, +inf -> inf.
 MOE_RT_DET float det_exp(float x) {
   MOE_RT_NO_CONTRACT
-  // Clamp (NaN handled at the end): below -110 the result is 0, above 89 inf.
-  const float xc = x < -110.0f ? -110.0f : (x > 89.0f ? 89.0f : x);
+  // Clamp: below -110 the result is 0, above 89 inf. NaN computes on 0 (so the
+  // float -> int conversion below stays defined) and is returned at the end.
+  const float xc = x < -110.0f ? -110.0f : (x > 89.0f ? 89.0f : (x == x ? x : 0.0f));
   const float t = rt_mul(xc, 1.44269502162933349609375f);  // fp32(log2 e)
   const float n = rt_rint(t);
   // f = xc*log2(e) - n with log2(e) = L_hi + L_lo (two fmas, exact-ish)
