@@ -67,6 +67,23 @@ void routing_from_model(const ModelConfig& m, Params& p) {
   }
 }
 
+std::vector<RunParam> layer_params() {
+  return {{"activation", false, 0, "0 silu, 1 gelu_tanh"},
+          {"router_weight_on_input", false, 0, "1: the routed weight scales the input (vLLM's apply_router_weight_on_input)"}};
+}
+
+void layer_from_model(const ModelConfig& m, Params& p) {
+  MOE_REQUIRE(m.activation == "silu" || m.activation == "gelu",
+              fmt::format("model {}: activation {} is not one of the layer's (silu, gelu_tanh)", m.name, m.activation));
+  p.emplace("activation", m.activation == "silu" ? 0 : 1);
+  routing_from_model(m, p);
+}
+
+OutputSpecs layer_output_specs(const Tensors& in, const Params&) {
+  const auto& h = in.at("hidden");
+  return OutputSpecs{{"out", {h.dtype, {h.shape[0], h.shape[1]}}}};
+}
+
 int32_t experts_of(const Tensors& in) {
   const int64_t E = in.at("w1").shape[0];
   MOE_REQUIRE(E <= routing::kMaxExperts * 64, fmt::format("w1 has {} experts (too many)", E));
@@ -362,8 +379,7 @@ std::vector<RunKernel> fused_moe_run_kernels() {
               {"w1", {DType::BF16, DType::F16, DType::F32}, 3, false, "(E, 2*inter, model_dim): gate rows, then up rows", true},
               {"w2", {DType::BF16, DType::F16, DType::F32}, 3, false, "(E, model_dim, inter)", true}};
   for (auto& i : routing_inputs()) k.inputs.push_back(std::move(i));
-  k.params = {{"activation", false, 0, "0 silu, 1 gelu_tanh"},
-              {"router_weight_on_input", false, 0, "1: the routed weight scales the input (vLLM's apply_router_weight_on_input)"}};
+  k.params = layer_params();
   for (auto& p : routing_params()) k.params.push_back(std::move(p));
   k.outputs = {"out"};
   k.validate = validate_layer;
@@ -372,16 +388,8 @@ std::vector<RunKernel> fused_moe_run_kernels() {
   k.device = device;
 #endif
   k.check = check;
-  k.from_model = [](const ModelConfig& m, Params& p) {
-    MOE_REQUIRE(m.activation == "silu" || m.activation == "gelu",
-                fmt::format("model {}: activation {} is not one of the layer's (silu, gelu_tanh)", m.name, m.activation));
-    p.emplace("activation", m.activation == "silu" ? 0 : 1);
-    routing_from_model(m, p);
-  };
-  k.output_specs = [](const Tensors& in, const Params&) {
-    const auto& h = in.at("hidden");
-    return OutputSpecs{{"out", {h.dtype, {h.shape[0], h.shape[1]}}}};
-  };
+  k.from_model = layer_from_model;
+  k.output_specs = layer_output_specs;
   return {std::move(k)};
 }
 

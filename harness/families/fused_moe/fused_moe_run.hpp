@@ -18,6 +18,11 @@ namespace moe::run_fused {
 std::vector<RunInput> routing_inputs();
 std::vector<RunParam> routing_params();
 void routing_from_model(const ModelConfig& m, Params& p);
+// The layer's own parameters (activation, router_weight_on_input), what --model
+// fills (activation and routing), and the output (out: hidden's dtype and shape).
+std::vector<RunParam> layer_params();
+void layer_from_model(const ModelConfig& m, Params& p);
+OutputSpecs layer_output_specs(const Tensors& in, const Params& p);
 
 bool routes_from_logits(const Tensors& in);
 int32_t experts_of(const Tensors& in);  // w1's first extent

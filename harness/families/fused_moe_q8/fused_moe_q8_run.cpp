@@ -291,9 +291,8 @@ std::vector<RunKernel> fused_moe_q8_run_kernels() {
   k.params = {{"scheme", true, 0,
                "0 fp8_tensor (scales (E)), 1 fp8_token (E, N), 2 fp8_block (E, ceil(N/128), ceil(K/128)), "
                "3 int8_token (E, N)"},
-              {"fp8", false, 0, "fp8 codes: 0 e4m3fn, 1 e4m3fnuz"},
-              {"activation", false, 0, "0 silu, 1 gelu_tanh"},
-              {"router_weight_on_input", false, 0, "1: the routed weight scales the input"}};
+              {"fp8", false, 0, "fp8 codes: 0 e4m3fn, 1 e4m3fnuz"}};
+  for (auto& p : layer_params()) k.params.push_back(std::move(p));
   for (auto& p : routing_params()) k.params.push_back(std::move(p));
   k.outputs = {"out"};
   k.validate = validate_layer;
@@ -302,16 +301,8 @@ std::vector<RunKernel> fused_moe_q8_run_kernels() {
   k.device = device;
 #endif
   k.check = check;
-  k.from_model = [](const ModelConfig& m, Params& p) {
-    MOE_REQUIRE(m.activation == "silu" || m.activation == "gelu",
-                fmt::format("model {}: activation {} is not one of the layer's (silu, gelu_tanh)", m.name, m.activation));
-    p.emplace("activation", m.activation == "silu" ? 0 : 1);
-    routing_from_model(m, p);
-  };
-  k.output_specs = [](const Tensors& in, const Params&) {
-    const auto& h = in.at("hidden");
-    return OutputSpecs{{"out", {h.dtype, {h.shape[0], h.shape[1]}}}};
-  };
+  k.from_model = layer_from_model;
+  k.output_specs = layer_output_specs;
   return {std::move(k)};
 }
 
