@@ -71,11 +71,35 @@ uint16_t encode16_ref(float f, int exp_bits) {
 uint16_t bf16_ref(float f) { return encode16_ref(f, 8); }
 uint16_t f16_ref(float f) { return encode16_ref(f, 5); }
 
+// The compiler's own _Float16 where it has one (GCC; clang 15+ on x86); with clang
+// 14 (the sanitizer build) the double reference stands in for it.
+#if defined(__clang__) && __clang_major__ < 15
+#define MOE_TEST_FLOAT16 0
+#else
+#define MOE_TEST_FLOAT16 1
+#endif
+
 uint16_t f16_compiler(float f) {
+#if MOE_TEST_FLOAT16
   const _Float16 h = static_cast<_Float16>(f);
   uint16_t b;
   std::memcpy(&b, &h, 2);
   return b;
+#else
+  return f16_ref(f);
+#endif
+}
+
+float f16_widen_compiler(uint16_t h) {
+#if MOE_TEST_FLOAT16
+  _Float16 hc;
+  std::memcpy(&hc, &h, 2);
+  return static_cast<float>(hc);
+#else
+  if ((h & 0x7fffu) == 0x7c00u) return (h & 0x8000u) ? -INFINITY : INFINITY;
+  if ((h & 0x7fffu) > 0x7c00u) return NAN;
+  return static_cast<float>(decode16(h, 5));
+#endif
 }
 
 // Interesting floats: zeros, ones, limits, subnormals, both formats' boundaries,
@@ -156,9 +180,7 @@ TEST_CASE("dtype: every fp16 code widens exactly and round-trips") {
   for (uint32_t c = 0; c < 65536; ++c) {
     const uint16_t h = static_cast<uint16_t>(c);
     const float f = moe::f16_bits_to_f32(h);
-    _Float16 hc;
-    std::memcpy(&hc, &h, 2);
-    const float fc = static_cast<float>(hc);
+    const float fc = f16_widen_compiler(h);
     if (is_nan16(h, 5)) {
       REQUIRE(std::isnan(f));
       REQUIRE(std::isnan(fc));

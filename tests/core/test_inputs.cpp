@@ -248,8 +248,10 @@ TEST_CASE("inputs: value scales (plain normal and fan-in)") {
   CHECK(s.scale(moe::rng::Stream::Hidden) == 1.0f);
   for (moe::DType dt : {moe::DType::F32, moe::DType::BF16, moe::DType::F16}) {
     s.dtype = dt;
-    for (auto [which, fan_in] : {std::pair{moe::rng::Stream::W1, 1024.0}, std::pair{moe::rng::Stream::W2, 384.0},
-                                 std::pair{moe::rng::Stream::Hidden, 1.0}}) {
+    for (const auto& stream_fan_in : {std::pair{moe::rng::Stream::W1, 1024.0}, std::pair{moe::rng::Stream::W2, 384.0},
+                                      std::pair{moe::rng::Stream::Hidden, 1.0}}) {
+      const auto which = stream_fan_in.first;  // named, not bound: doctest's INFO captures them
+      const double fan_in = stream_fan_in.second;
       std::vector<float> v(200000);
       moe::fill_host(s, which, 0, v);
       double sum = 0, sq = 0;

@@ -70,7 +70,9 @@ TEST_CASE("tile names: malformed names are rejected naming the field") {
       {"16x64x128-w4-s3-mma-x", "field 'mma'"},
       {"-16x64x128-w4-s3-mma", "field 'block_m'"},
   };
-  for (const auto& [name, field] : bad) {
+  for (const auto& name_field : bad) {
+    const auto& name = name_field.first;  // named, not bound: doctest's CAPTURE captures it
+    const auto& field = name_field.second;
     CAPTURE(name);
     CHECK_THROWS_WITH_AS(parse_tile(name), doctest::Contains(field), InputError);
   }

@@ -189,8 +189,10 @@ TEST_CASE("moe_align ref: capacity formula equals the issue's bound and is attai
   }
   // Attained: nz = min(E, n) experts each with 1 (mod bs) slots, the rest of the
   // slots added to expert 0 in whole blocks, the remainder (< bs) to expert 0 too.
-  for (auto [M, k, E, bs] : std::vector<std::tuple<int64_t, int32_t, int32_t, int32_t>>{
+  for (const auto& shape : std::vector<std::tuple<int64_t, int32_t, int32_t, int32_t>>{
            {3, 2, 4, 16}, {1, 8, 256, 64}, {100, 8, 256, 64}, {4096, 8, 256, 64}, {37, 3, 5, 16}, {9, 1, 4096, 256}}) {
+    const int64_t M = std::get<0>(shape);  // named, not bound: doctest's CAPTURE captures them
+    const int32_t k = std::get<1>(shape), E = std::get<2>(shape), bs = std::get<3>(shape);
     const AlignShape s{M, k, E, bs};
     const int64_t n = s.num_slots();
     const int64_t nz = std::min<int64_t>(E, n);

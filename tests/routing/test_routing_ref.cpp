@@ -395,7 +395,9 @@ TEST_CASE("routing golden: a corrupt file or case stays inside its case") {
     REQUIRE(r.size() == 2);
     CHECK(r[0].first == "golden/bad");
     CHECK(r[1].first == "golden/#1");
-    for (const auto& [name, res] : r) {
+    for (const auto& name_res : r) {
+      const auto& name = name_res.first;  // named, not bound: doctest's INFO captures it
+      const auto& res = name_res.second;
       INFO(name << ": " << res.message);
       CHECK_FALSE(res.passed);
       CHECK(res.message.find("/cases/") != std::string::npos);

@@ -7,6 +7,13 @@
 # usage: install_check.sh BUILD_DIR
 set -eu
 build=$1
+# An instrumented library (scripts/sanitize.sh) links only with its sanitizer runtime.
+sanitize=$(meson introspect "$build" --buildoptions |
+           python3 -c 'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "b_sanitize"))')
+if [ "$sanitize" != none ]; then
+  echo "SKIP: a sanitizer build (b_sanitize=$sanitize): the install check runs in the plain builds"
+  exit 77
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 fail() { echo "install_check: $*" >&2; exit 1; }

@@ -208,7 +208,8 @@ TEST_CASE("safetensors: tensor arguments FILE.npy and FILE.safetensors:TENSOR") 
         st + ": name a tensor: FILE.safetensors:TENSOR (the file has 2 tensors: 'a:b', 'x')");
   CHECK(error_of([&] { read_tensor_arg(st + ":"); }) == st + ": no tensor after ':' (write FILE.safetensors:TENSOR)");
   CHECK(error_of([&] { read_tensor_arg(st + ":y"); }).find(st + ": y: no such tensor in the file (2 tensors)") == 0);
-  CHECK(error_of([&] { read_tensor_arg(dir.path("x.pt")); }) == dir.path("x.pt") + ": expected FILE.npy or FILE.safetensors:TENSOR");
+  // Any other name is read as an .npy file, whatever its extension.
+  CHECK(error_of([&] { read_tensor_arg(dir.path("x.pt")); }).find(dir.path("x.pt")) == 0);
 }
 
 namespace {
