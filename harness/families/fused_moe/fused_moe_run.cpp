@@ -84,6 +84,15 @@ OutputSpecs layer_output_specs(const Tensors& in, const Params&) {
   return OutputSpecs{{"out", {h.dtype, {h.shape[0], h.shape[1]}}}};
 }
 
+void add_layer_common(RunKernel& k) {
+  for (auto& i : routing_inputs()) k.inputs.push_back(std::move(i));
+  for (auto& p : layer_params()) k.params.push_back(std::move(p));
+  for (auto& p : routing_params()) k.params.push_back(std::move(p));
+  k.outputs = {"out"};
+  k.from_model = layer_from_model;
+  k.output_specs = layer_output_specs;
+}
+
 int32_t experts_of(const Tensors& in) {
   const int64_t E = in.at("w1").shape[0];
   MOE_REQUIRE(E <= routing::kMaxExperts * 64, fmt::format("w1 has {} experts (too many)", E));
@@ -378,18 +387,13 @@ std::vector<RunKernel> fused_moe_run_kernels() {
   k.inputs = {{"hidden", {DType::BF16, DType::F16, DType::F32}, 2, false, "(M, model_dim) activations"},
               {"w1", {DType::BF16, DType::F16, DType::F32}, 3, false, "(E, 2*inter, model_dim): gate rows, then up rows", true},
               {"w2", {DType::BF16, DType::F16, DType::F32}, 3, false, "(E, model_dim, inter)", true}};
-  for (auto& i : routing_inputs()) k.inputs.push_back(std::move(i));
-  k.params = layer_params();
-  for (auto& p : routing_params()) k.params.push_back(std::move(p));
-  k.outputs = {"out"};
+  add_layer_common(k);
   k.validate = validate_layer;
   k.reference = reference;
 #if MOE_HAVE_GPU
   k.device = device;
 #endif
   k.check = check;
-  k.from_model = layer_from_model;
-  k.output_specs = layer_output_specs;
   return {std::move(k)};
 }
 

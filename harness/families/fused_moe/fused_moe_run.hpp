@@ -23,6 +23,9 @@ void routing_from_model(const ModelConfig& m, Params& p);
 std::vector<RunParam> layer_params();
 void layer_from_model(const ModelConfig& m, Params& p);
 OutputSpecs layer_output_specs(const Tensors& in, const Params& p);
+// What both layers' entries share, appended to k: the routing inputs, the layer's
+// and the routing parameters, the output, --model and the output's shape.
+void add_layer_common(RunKernel& k);
 
 bool routes_from_logits(const Tensors& in);
 int32_t experts_of(const Tensors& in);  // w1's first extent

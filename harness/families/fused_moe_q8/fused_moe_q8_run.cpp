@@ -287,22 +287,17 @@ std::vector<RunKernel> fused_moe_q8_run_kernels() {
               {"w1_scale", {DType::F32}, -1, false, "w1 scales in the scheme's layout (see scheme)"},
               {"w2", {DType::F8E4M3, DType::I8}, 3, false, "(E, model_dim, inter) codes"},
               {"w2_scale", {DType::F32}, -1, false, "w2 scales in the scheme's layout"}};
-  for (auto& i : routing_inputs()) k.inputs.push_back(std::move(i));
   k.params = {{"scheme", true, 0,
                "0 fp8_tensor (scales (E)), 1 fp8_token (E, N), 2 fp8_block (E, ceil(N/128), ceil(K/128)), "
                "3 int8_token (E, N)"},
               {"fp8", false, 0, "fp8 codes: 0 e4m3fn, 1 e4m3fnuz"}};
-  for (auto& p : layer_params()) k.params.push_back(std::move(p));
-  for (auto& p : routing_params()) k.params.push_back(std::move(p));
-  k.outputs = {"out"};
+  add_layer_common(k);
   k.validate = validate_layer;
   k.reference = reference;
 #if MOE_HAVE_GPU
   k.device = device;
 #endif
   k.check = check;
-  k.from_model = layer_from_model;
-  k.output_specs = layer_output_specs;
   return {std::move(k)};
 }
 
