@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <fmt/format.h>
 
 #include "moe/error.hpp"
+#include "moe/json_numbers.hpp"
 
 namespace moe::ref {
 
@@ -90,9 +92,33 @@ CheckResult compare_align(const AlignFull& ref, std::span<const int32_t> sorted_
 
 namespace {
 
+// An integer field that fits T. nlohmann's get<int>() would convert a float or an
+// out-of-range integer without a check (undefined for 1e34), so look first.
+template <typename T>
+T int_value(const nlohmann::json& v, const char* key) {
+  const bool fits = v.is_number_integer() &&
+                    (v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                                            : v.get<int64_t>() >= std::numeric_limits<T>::min() &&
+                                                  v.get<int64_t>() <= std::numeric_limits<T>::max());
+  if (!fits)
+    throw InputError(fmt::format("'{}': expected an integer in [{}, {}], got {}", key, std::numeric_limits<T>::min(),
+                                 std::numeric_limits<T>::max(), v.dump().substr(0, 40)));
+  return v.get<T>();
+}
+
+template <typename T>
+T int_field(const nlohmann::json& j, const char* key) {
+  return int_value<T>(j.at(key), key);
+}
+
 std::vector<int32_t> ints(const nlohmann::json& j, const char* key) {
   if (!j.contains(key) || j.at(key).is_null()) return {};
-  return j.at(key).get<std::vector<int32_t>>();
+  const auto& a = j.at(key);
+  if (!a.is_array()) throw InputError(fmt::format("'{}': expected an array of integers", key));
+  std::vector<int32_t> out;
+  out.reserve(a.size());
+  for (const auto& v : a) out.push_back(int_value<int32_t>(v, key));
+  return out;
 }
 
 }  // namespace
@@ -103,10 +129,10 @@ AlignGoldenCase parse_align_golden(const nlohmann::json& j, const std::string& f
     c.file = file;
     c.name = j.at("name").get<std::string>();
     c.generator = j.value("generator", std::string("?"));
-    c.shape.num_tokens = j.at("num_tokens").get<int64_t>();
-    c.shape.top_k = j.at("top_k").get<int32_t>();
-    c.shape.num_experts = j.at("num_experts").get<int32_t>();
-    c.shape.block_size = j.at("block_size").get<int32_t>();
+    c.shape.num_tokens = int_field<int64_t>(j, "num_tokens");
+    c.shape.top_k = int_field<int32_t>(j, "top_k");
+    c.shape.num_experts = int_field<int32_t>(j, "num_experts");
+    c.shape.block_size = int_field<int32_t>(j, "block_size");
     c.topk_ids = ints(j, "topk_ids");
     c.expert_map = ints(j, "expert_map");
     c.expect_error = j.value("expect_error", false);
@@ -114,10 +140,12 @@ AlignGoldenCase parse_align_golden(const nlohmann::json& j, const std::string& f
       const auto& e = j.at("expected");
       c.expected.sorted_token_ids = ints(e, "sorted_token_ids");
       c.expected.expert_ids = ints(e, "expert_ids");
-      c.expected.num_tokens_post_padded = e.at("num_tokens_post_padded").get<int32_t>();
-      c.capacity = e.value("capacity", int64_t{0});
+      c.expected.num_tokens_post_padded = int_field<int32_t>(e, "num_tokens_post_padded");
+      c.capacity = e.contains("capacity") ? int_field<int64_t>(e, "capacity") : 0;
     }
   } catch (const nlohmann::json::exception& ex) {
+    throw InputError(fmt::format("moe_align golden {}: malformed: {}", file.empty() ? "?" : file, ex.what()));
+  } catch (const InputError& ex) {
     throw InputError(fmt::format("moe_align golden {}: malformed: {}", file.empty() ? "?" : file, ex.what()));
   }
   return c;
@@ -145,6 +173,7 @@ AlignGoldenCase load_align_golden_file(const std::string& path) {
   } catch (const nlohmann::json::exception& ex) {
     throw InputError(fmt::format("moe_align golden {}: not JSON: {}", path, ex.what()));
   }
+  require_bounded_numbers(j, path);
   return parse_align_golden(j, path);
 }
 

@@ -14,6 +14,8 @@
 
 #include "moe/check.hpp"
 #include "moe/dtype.hpp"
+#include "moe/error.hpp"
+#include "moe/json_numbers.hpp"
 #include "moe/rng.hpp"
 
 namespace {
@@ -323,4 +325,13 @@ TEST_CASE("margins: exact comparisons have zero bounds (margin 0 or inf); per-el
   const auto ok = moe::check_within(want, want, bound, 0.0, "zero");
   CHECK(ok.passed);
   CHECK(ok.margin() == 0);
+}
+
+TEST_CASE("json numbers: a golden document's floats must convert without undefined behaviour") {
+  const auto doc = nlohmann::json::parse(R"({"M": 5, "logits": [0.5, -8.25], "cases": [{"x": 1e34}]})");
+  CHECK_THROWS_WITH_AS(moe::require_bounded_numbers(doc, "g.json"), doctest::Contains("g.json: /cases/0/x: the number"),
+                       moe::InputError);
+  const auto ok = nlohmann::json::parse(R"({"M": 9007199254740993, "w": [1.5, -2147483648.0], "s": "1e99"})");
+  CHECK_NOTHROW(moe::require_bounded_numbers(ok, "ok.json"));  // integers and strings are not floats
+  CHECK_THROWS_AS(moe::require_bounded_numbers(ok, "ok.json", 1.0), moe::InputError);
 }

@@ -18,6 +18,7 @@
 #include "moe/error.hpp"
 #include "moe/fp8.hpp"
 #include "moe/gpu.hpp"
+#include "moe/json_numbers.hpp"
 #include "moe/registry.hpp"
 #include "moe/rng.hpp"
 #include "reference/quant/quant_ref.hpp"
@@ -98,6 +99,7 @@ std::vector<Golden> load_golden(const std::string& dir) {
   } catch (const std::exception& e) {
     throw_input_error(fmt::format("{}: {}", path, e.what()));
   }
+  require_bounded_numbers(doc, path);
   std::vector<Golden> out;
   for (const auto& c : doc.at("cases")) {
     Golden g;

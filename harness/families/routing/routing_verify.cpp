@@ -9,6 +9,7 @@
 
 #include "kernels/routing/routing.hpp"
 #include "moe/error.hpp"
+#include "moe/json_numbers.hpp"
 #include "moe/registry.hpp"
 #include "reference/routing/routing_ref.hpp"
 #include "harness/families/routing/routing_runner.hpp"
@@ -117,6 +118,7 @@ std::vector<VerifyCase> routing_cases(const VerifyOptions& o) {
     // case: the sweep goes on and its results are written.
     try {
       const json doc = json::parse(f);
+      require_bounded_numbers(doc, path);
       const json& cases = doc.at("cases");
       MOE_REQUIRE(cases.is_array(), fmt::format("{}: /cases must be an array", path));
       for (size_t i = 0; i < cases.size(); ++i) {
