@@ -18,13 +18,15 @@
 #     bench     every bench_* executable (fused_moe: the layer benchmarks, not the sweep)
 #     torch     bench/anchors/torch_moe_layer.py on the same card
 #     report    moe-harness report over verify + every bench JSON
+#     mutation  scripts/mutation_suite.py: kernel mutants must fail verify, fresh seeds must pass
+#               (MUTATION_BUDGET_S, default 480 s; MUTANTS, SEEDS to choose)
 #
 # Logs go to /tmp/moe-run (kept between calls of a warm machine) and are bundled
 # after every step into $OUT/results.tar.gz, so a call stopped at its limit still
 # returns what it did. Exit status: 0 when every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-steps=${1:-build,tests,sanitize,q8,tooling,probe,tune,verify,bench,torch,report}
+steps=${1:-build,tests,sanitize,q8,tooling,probe,tune,verify,bench,torch,report,mutation}
 out=${OUT:-out}
 run_dir=${MOE_RUN_DIR:-/tmp/moe-run}
 mkdir -p "$out" "$run_dir"
@@ -181,6 +183,14 @@ if has report; then
   [ -f "$run_dir/verify.json" ] && verify_args=(--verify "$run_dir/verify.json")
   "$H" report "${verify_args[@]}" "${benches[@]}" --out "$run_dir/report.html" --json-out "$run_dir/report.json" \
     > "$run_dir/report.log" 2>&1 || { status=1; cat "$run_dir/report.log"; }
+fi
+
+if has mutation; then
+  step "mutation suite"
+  mut_args=(--build "$build" --out "$run_dir/mutation" --budget-s "${MUTATION_BUDGET_S:-480}" --seeds "${SEEDS:-20}")
+  [ -n "${MUTANTS:-}" ] && mut_args+=(--mutants "$MUTANTS")
+  MOE_LOG_DIR="$run_dir" bash scripts/gpu_host.sh exec python3 scripts/mutation_suite.py "${mut_args[@]}" \
+    2>&1 | tee -a "$run_dir/steps.log" || status=1
 fi
 
 step "end (status $status)"
