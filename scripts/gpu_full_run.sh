@@ -87,7 +87,7 @@ if has sanitize; then
   # Small subsets per binary (the q8 family's memcheck runs in step q8).
   san() {  # tool binary doctest-filter
     local tool=$1 n=$2 filt=$3
-    timeout 150 compute-sanitizer --tool "$tool" --error-exitcode 9 "$build/tests/$n" -tc="$filt" \
+    timeout "${SAN_TIMEOUT:-90}" compute-sanitizer --tool "$tool" --error-exitcode 9 "$build/tests/$n" -tc="$filt" \
       > "$run_dir/sanitizer-$tool-$n.log" 2>&1
     local rc=$?
     note "$tool $n rc=$rc $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$run_dir/sanitizer-$tool-$n.log" | tail -1)"
@@ -98,6 +98,11 @@ if has sanitize; then
   san memcheck gpu_test_routing 'sanitize:*'
   san racecheck gpu_test_routing 'sanitize:*'
   san memcheck gpu_test_fused_moe 'fused_moe gpu: validation,fused_moe gpu: seed odd shapes'
+  san racecheck gpu_test_fused_moe 'fused_moe gpu: seed odd shapes'
+  san memcheck gpu_test_quant 'quant gpu: kernels equal the reference bit for bit*,quant gpu: explicit block sizes*'
+  san racecheck gpu_test_quant 'quant gpu: kernels equal the reference bit for bit*'
+  san racecheck gpu_test_fused_moe_q8 'sanitize:*'
+  san memcheck gpu_test_core '*'
 fi
 
 if has q8; then
