@@ -41,7 +41,7 @@ fi
 
 if [ "$step" = build ] || [ "$step" = all ] || [ ! -f "$build/build.ninja" ]; then
   if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" -Dgpu=cuda -Dnvcc_arch="${MOE_NVCC_ARCH:-sm_90a}" -Dextra_rpath="$prefix/usr/lib/x86_64-linux-gnu" 2>&1 | tee "$logs/meson-setup.log"
+    meson setup "$build" -Dgpu=cuda -Dnvcc_arch="${MOE_NVCC_ARCH:-sm_90a}" -Dpython=disabled -Dextra_rpath="$prefix/usr/lib/x86_64-linux-gnu" 2>&1 | tee "$logs/meson-setup.log"
   fi
   ninja -C "$build" 2>&1 | tee "$logs/build.log" | tail -3
 fi
