@@ -15,7 +15,8 @@
 #     tune      moe-harness tune (default models and M) into $run_dir/tuned_fmoe.csv, then copied to
 #               configs/tuned_fmoe.csv so that the later steps (verify, bench) use the tuned rows
 #     verify    moe-harness devices + verify (the full default sweep; VERIFY_ARGS=--quick for less)
-#     bench     every bench_* executable (fused_moe: the layer benchmarks, not the sweep)
+#     bench     every bench_* executable (fused_moe: the layer benchmarks, not the sweep;
+#               BENCHES="bench_a bench_b" for only those)
 #     torch     bench/anchors/torch_moe_layer.py on the same card
 #     report    moe-harness report over verify + every bench JSON
 #     mutation  scripts/mutation_suite.py: kernel mutants must fail verify, fresh seeds must pass
@@ -160,6 +161,7 @@ if has bench; then
   for b in "$build"/bench/bench_*; do
     [ -x "$b" ] && [ -f "$b" ] || continue
     n=$(basename "$b")
+    [ -n "${BENCHES:-}" ] && [[ " $BENCHES " != *" $n "* ]] && continue
     filter=.
     case "$n" in
       bench_fused_moe) filter='^BM_fused_moe_layer/' ;;
