@@ -17,6 +17,24 @@ using nlohmann::json;
 
 namespace {
 
+// Google Benchmark document: per benchmark one iteration entry per repetition
+// time (us), plus the mean/median/stddev aggregates when `aggregates`.
+json reps_doc(const std::vector<std::pair<std::string, std::vector<double>>>& points, bool aggregates = false,
+              json context = {{"moe_device", "GPU X"}}) {
+  json d{{"context", std::move(context)}, {"benchmarks", json::array()}};
+  for (const auto& [name, ts] : points) {
+    const int n = static_cast<int>(ts.size());
+    for (int i = 0; i < n; ++i)
+      d["benchmarks"].push_back({{"name", name}, {"run_name", name}, {"run_type", "iteration"}, {"repetitions", n},
+                                 {"repetition_index", i}, {"real_time", ts[i]}, {"time_unit", "us"}});
+    if (!aggregates) continue;
+    for (const auto& [agg, v] : {std::pair<std::string, double>{"mean", 100.0}, {"median", 42.0}, {"stddev", 3.0}})
+      d["benchmarks"].push_back({{"name", name + "_" + agg}, {"run_name", name}, {"run_type", "aggregate"},
+                                 {"aggregate_name", agg}, {"repetitions", n}, {"real_time", v}, {"time_unit", "us"}});
+  }
+  return d;
+}
+
 // n evenly spread times around `median`, +-1 % apart.
 std::vector<double> spread(double median, int n, double step = 0.01) {
   std::vector<double> v;
@@ -101,4 +119,35 @@ TEST_CASE("geometric mean") {
   CHECK(geometric_mean({1.1, 1.08, 0.8}) == doctest::Approx(std::cbrt(1.1 * 1.08 * 0.8)));
   CHECK_THROWS_AS(geometric_mean({}), InputError);
   CHECK_THROWS_AS(geometric_mean({1.0, 0.0}), InputError);
+}
+
+TEST_CASE("read_bench_points: every repetition's time and the median") {
+  // Iteration entries only: mean, stddev and median computed here.
+  auto p = read_bench_points(reps_doc({{"k/M:1", {3, 1, 2, 10}}}), "r")[0];
+  CHECK(p.rep_us == std::vector<double>{3, 1, 2, 10});
+  CHECK(p.us == doctest::Approx(4.0));
+  CHECK(p.us_median == doctest::Approx(2.5));
+  CHECK(p.samples == 4);
+  // With aggregates: Google Benchmark's mean, median and stddev win, the
+  // repetitions are kept.
+  p = read_bench_points(reps_doc({{"k/M:1", {3, 1, 2}}}, true), "r")[0];
+  CHECK(p.rep_us == std::vector<double>{3, 1, 2});
+  CHECK(p.us == 100.0);
+  CHECK(p.us_median == 42.0);
+  CHECK(p.us_stddev == 3.0);
+  CHECK(p.samples == 3);
+  CHECK(p.to_json()["us_repetitions"] == json::array({3.0, 1.0, 2.0}));
+  CHECK(p.to_json()["us_median"] == 42.0);
+  // One run: one repetition, its time the median.
+  p = read_bench_points(reps_doc({{"k/M:1", {7}}}), "r")[0];
+  CHECK(p.rep_us == std::vector<double>{7});
+  CHECK(p.us_median == 7.0);
+  // Aggregates only (--benchmark_report_aggregates_only): no repetitions; median = mean without one.
+  json agg_only{{"benchmarks",
+                 {{{"name", "x_mean"}, {"run_name", "x"}, {"run_type", "aggregate"}, {"aggregate_name", "mean"},
+                   {"repetitions", 5}, {"real_time", 9.0}, {"time_unit", "us"}}}}};
+  p = read_bench_points(agg_only, "g")[0];
+  CHECK(p.rep_us.empty());
+  CHECK(p.us_median == 9.0);
+  CHECK(p.samples == 5);
 }
