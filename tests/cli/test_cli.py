@@ -256,6 +256,8 @@ rc, out, err = run(["bench", "--help"])
 check("bench --help: lists its options", rc == 0 and all(
     o in out for o in ("--kernel", "--model", "--filter", "--repetitions", "--flush-l2", "--json", "--shard",
                        "--tuned-config", "--bench-dir")), out)
+rep_help = " ".join(out[out.find("--repetitions"):].split("--min-time")[0].split())
+check("bench --help: --repetitions defaults to 3", "=3 " in rep_help, rep_help)
 for cmd in ("verify", "run", "tune"):
     rc, out, err = run([cmd, "--help"])
     check(f"{cmd} --help: lists --tuned-config", rc == 0 and "--tuned-config" in out, out)
@@ -296,12 +298,22 @@ with tempfile.TemporaryDirectory() as tmp:
     full = os.path.join(tmp, "full.json")
     out, err = bench(["--json", full], "all")
     doc = json.load(open(full))
-    names = [b["name"] for b in doc["benchmarks"]]
+    first_reps = [b for b in doc["benchmarks"] if b.get("run_type") == "iteration" and b["repetition_index"] == 0]
+    names = [b["name"] for b in first_reps]
     check("bench: every benchmark of both executables, families tagged",
           len(names) == 12 and {b["moe_family"] for b in doc["benchmarks"]} == {"fakea", "fakeb"} and
           sorted(doc["contexts"]) == ["fakea", "fakeb"], str(names))
-    check("bench: global indices 0..n-1 in order", [b["moe_index"] for b in doc["benchmarks"]] == list(range(12)),
+    check("bench: global indices 0..n-1 in order, on every entry of a benchmark",
+          [b["moe_index"] for b in first_reps] == list(range(12)) and all("moe_index" in b for b in doc["benchmarks"]),
           str([b.get("moe_index") for b in doc["benchmarks"]]))
+    # Repeated 3 times by default: every repetition stays in the file beside the aggregates.
+    per_run = {}
+    for b in doc["benchmarks"]:
+        per_run.setdefault(b["run_name"], []).append(b.get("aggregate_name") or f"rep{b.get('repetition_index')}")
+    check("bench: 3 repetitions by default, each kept, with mean, median and stddev aggregates",
+          doc["moe_bench"]["repetitions"] == 3 and len(per_run) == 12 and
+          all({"rep0", "rep1", "rep2", "mean", "median", "stddev"} <= set(v) for v in per_run.values()),
+          json.dumps(per_run)[:1000])
     check("bench: progress lines with count and ETA", "[12/12]" in err and "ETA" in err, err[-2000:])
     check("bench: tuned table passed on (default table)",
           doc["contexts"]["fakea"]["moe_tuned_config"].endswith("tuned_fmoe.csv") and
@@ -350,6 +362,11 @@ with tempfile.TemporaryDirectory() as tmp:
           sum(1 for b in fd["benchmarks"] if b.get("aggregate_name") == "mean") == 2, str(len(fd["benchmarks"])))
     check("bench --flush-l2 on: MOE_BENCH_FLUSH_L2=1 for the executables",
           fd["contexts"]["fakeb"]["moe_flush_l2"] == "1", json.dumps(fd["contexts"]))
+    out, err = bench(["--kernel", "fakeb", "--repetitions", "0", "--json", fj], "--repetitions 0")
+    fd = json.load(open(fj))
+    check("bench --repetitions 0: Google Benchmark's single run, no aggregates",
+          len(fd["benchmarks"]) == 4 and not any(b.get("run_type") == "aggregate" for b in fd["benchmarks"]),
+          str(len(fd["benchmarks"])))
     expect_usage_error("bench --kernel nosuch", ["bench", "--bench-dir", fb, "--kernel", "nosuch"], "nosuch")
     expect_usage_error("bench --shard 3/3", ["bench", "--bench-dir", fb, "--shard", "3/3"], "shard")
     expect_usage_error("bench --flush-l2 maybe", ["bench", "--bench-dir", fb, "--flush-l2", "maybe"], "--flush-l2")
