@@ -6,7 +6,9 @@
 //     keeps those matching --model, numbers the list (families in name order,
 //     benchmarks in registration order) and takes this shard (index % n == i);
 //  2. runs each executable once with a filter naming exactly its selected
-//     benchmarks, --benchmark_out=<tmp>.json, progress lines with count and ETA;
+//     benchmarks, --benchmark_out=<tmp>.json, --benchmark_repetitions (every
+//     repetition stays in the file beside the aggregates: compare tests them),
+//     progress lines with count and ETA;
 //  3. writes Google Benchmark's own entries, tagged with moe_family and
 //     moe_index, into one document (--json, atomically).
 //
@@ -36,6 +38,7 @@
 #include "moe/error.hpp"
 #include "moe/model_config.hpp"
 #include "moe/report.hpp"
+#include "moe/stats.hpp"
 
 namespace moe::cli {
 namespace {
@@ -46,7 +49,7 @@ struct Opts {
   std::vector<std::string> kernels;
   std::vector<std::string> models;
   std::string filter;
-  int repetitions = 0;
+  int repetitions = 3;
   std::string flush_l2 = "default";
   std::string json_out = "moe-bench.json";
   std::string shard;
@@ -390,7 +393,13 @@ void register_bench(CLI::App& app, std::vector<Command>& out) {
                   "Only benchmarks of these models (configs/model_configs.json names; matched in the benchmark name, "
                   "or as E:<experts> and k:<top_k> arguments; repeatable)");
   sub->add_option("--filter", o.filter, "Google Benchmark --benchmark_filter regular expression");
-  sub->add_option("--repetitions", o.repetitions, "--benchmark_repetitions (mean/stddev aggregates; 0: default)")
+  sub->add_option("--repetitions", o.repetitions,
+                  fmt::format("--benchmark_repetitions: runs of each benchmark; the JSON keeps every run and Google "
+                              "Benchmark's mean, median and stddev aggregates (0 or 1: one run, no aggregates). "
+                              "compare's U test needs {} or more in both runs to flag a change at its default alpha "
+                              "(see compare --help)",
+                              rank_test_min_repetitions(CompareOptions{}.alpha)))
+      ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--min-time", o.min_time, "--benchmark_min_time in seconds, for benchmarks without fixed iterations");
   sub->add_option("--flush-l2", o.flush_l2,

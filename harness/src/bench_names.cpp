@@ -20,7 +20,7 @@ using nlohmann::json;
 json BenchPoint::to_json() const {
   json j{{"name", name},   {"kernel", kernel},     {"model", model},    {"variant", variant},
          {"M", m},         {"us", us},             {"us_stddev", us_stddev}, {"samples", samples},
-         {"label", label}, {"source", source}};
+         {"us_median", us_median}, {"us_repetitions", rep_us}, {"label", label}, {"source", source}};
   json c = json::object();
   for (const auto& [k, v] : counters) c[k] = std::isfinite(v) ? json(v) : json(nullptr);
   j["counters"] = c;
@@ -68,6 +68,12 @@ std::map<std::string, double> entry_counters(const json& e) {
   return c;
 }
 
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : (v[h - 1] + v[h]) / 2.0;
+}
+
 }  // namespace
 
 std::map<std::string, std::string> parse_bench_label(const std::string& label) {
@@ -91,6 +97,7 @@ std::vector<BenchPoint> read_bench_points(const json& doc, const std::string& so
   struct Group {
     std::vector<const json*> iters;
     const json* mean = nullptr;
+    const json* median = nullptr;
     const json* stddev = nullptr;
     const json* error = nullptr;
   };
@@ -115,6 +122,7 @@ std::vector<BenchPoint> read_bench_points(const json& doc, const std::string& so
     if (rt == "aggregate") {
       const std::string an = e.value("aggregate_name", std::string());
       if (an == "mean") g.mean = &e;
+      else if (an == "median") g.median = &e;
       else if (an == "stddev") g.stddev = &e;
     } else {
       g.iters.push_back(&e);
@@ -134,26 +142,27 @@ std::vector<BenchPoint> read_bench_points(const json& doc, const std::string& so
     if (g.error) {
       p.error = true;
       p.error_message = g.error->value("error_message", std::string("error"));
-    } else if (g.mean) {
-      p.counters = entry_counters(*g.mean);
-      p.us = entry_us(*g.mean, source, rn);
-      p.samples = g.mean->value("repetitions", static_cast<int>(std::max<size_t>(g.iters.size(), 1)));
-      if (g.stddev) p.us_stddev = entry_us(*g.stddev, source, rn);
     } else {
-      // Average repeated iteration entries ourselves.
-      const size_t n = g.iters.size();
-      std::vector<double> us(n);
-      for (size_t k = 0; k < n; ++k) {
-        us[k] = entry_us(*g.iters[k], source, rn);
-        for (const auto& [key, v] : entry_counters(*g.iters[k])) p.counters[key] += v / double(n);
+      for (const json* it : g.iters) p.rep_us.push_back(entry_us(*it, source, rn));
+      if (g.mean) {
+        p.counters = entry_counters(*g.mean);
+        p.us = entry_us(*g.mean, source, rn);
+        p.samples = g.mean->value("repetitions", static_cast<int>(std::max<size_t>(g.iters.size(), 1)));
+        if (g.stddev) p.us_stddev = entry_us(*g.stddev, source, rn);
+      } else {
+        // Average repeated iteration entries ourselves.
+        const size_t n = p.rep_us.size();
+        for (const json* it : g.iters)
+          for (const auto& [key, v] : entry_counters(*it)) p.counters[key] += v / double(n);
+        double mean = 0;
+        for (double v : p.rep_us) mean += v / double(n);
+        double var = 0;
+        for (double v : p.rep_us) var += (v - mean) * (v - mean);
+        p.us = mean;
+        p.us_stddev = n > 1 ? std::sqrt(var / double(n - 1)) : 0.0;
+        p.samples = static_cast<int>(n);
       }
-      double mean = 0;
-      for (double v : us) mean += v / double(n);
-      double var = 0;
-      for (double v : us) var += (v - mean) * (v - mean);
-      p.us = mean;
-      p.us_stddev = n > 1 ? std::sqrt(var / double(n - 1)) : 0.0;
-      p.samples = static_cast<int>(n);
+      p.us_median = g.median ? entry_us(*g.median, source, rn) : p.rep_us.empty() ? p.us : median_of(p.rep_us);
     }
     // Name components.
     std::vector<std::string> comps;

@@ -256,6 +256,9 @@ rc, out, err = run(["bench", "--help"])
 check("bench --help: lists its options", rc == 0 and all(
     o in out for o in ("--kernel", "--model", "--filter", "--repetitions", "--flush-l2", "--json", "--shard",
                        "--tuned-config", "--bench-dir")), out)
+rep_help = " ".join(out[out.find("--repetitions"):].split("--min-time")[0].split())
+check("bench --help: --repetitions defaults to 3 and says what compare needs", "=3 " in rep_help and
+      "4 or more" in rep_help, rep_help)
 for cmd in ("verify", "run", "tune"):
     rc, out, err = run([cmd, "--help"])
     check(f"{cmd} --help: lists --tuned-config", rc == 0 and "--tuned-config" in out, out)
@@ -296,12 +299,22 @@ with tempfile.TemporaryDirectory() as tmp:
     full = os.path.join(tmp, "full.json")
     out, err = bench(["--json", full], "all")
     doc = json.load(open(full))
-    names = [b["name"] for b in doc["benchmarks"]]
+    first_reps = [b for b in doc["benchmarks"] if b.get("run_type") == "iteration" and b["repetition_index"] == 0]
+    names = [b["name"] for b in first_reps]
     check("bench: every benchmark of both executables, families tagged",
           len(names) == 12 and {b["moe_family"] for b in doc["benchmarks"]} == {"fakea", "fakeb"} and
           sorted(doc["contexts"]) == ["fakea", "fakeb"], str(names))
-    check("bench: global indices 0..n-1 in order", [b["moe_index"] for b in doc["benchmarks"]] == list(range(12)),
+    check("bench: global indices 0..n-1 in order, on every entry of a benchmark",
+          [b["moe_index"] for b in first_reps] == list(range(12)) and all("moe_index" in b for b in doc["benchmarks"]),
           str([b.get("moe_index") for b in doc["benchmarks"]]))
+    # Repeated 3 times by default: every repetition stays in the file beside the aggregates.
+    per_run = {}
+    for b in doc["benchmarks"]:
+        per_run.setdefault(b["run_name"], []).append(b.get("aggregate_name") or f"rep{b.get('repetition_index')}")
+    check("bench: 3 repetitions by default, each kept, with mean, median and stddev aggregates",
+          doc["moe_bench"]["repetitions"] == 3 and len(per_run) == 12 and
+          all({"rep0", "rep1", "rep2", "mean", "median", "stddev"} <= set(v) for v in per_run.values()),
+          json.dumps(per_run)[:1000])
     check("bench: progress lines with count and ETA", "[12/12]" in err and "ETA" in err, err[-2000:])
     check("bench: tuned table passed on (default table)",
           doc["contexts"]["fakea"]["moe_tuned_config"].endswith("tuned_fmoe.csv") and
@@ -350,6 +363,11 @@ with tempfile.TemporaryDirectory() as tmp:
           sum(1 for b in fd["benchmarks"] if b.get("aggregate_name") == "mean") == 2, str(len(fd["benchmarks"])))
     check("bench --flush-l2 on: MOE_BENCH_FLUSH_L2=1 for the executables",
           fd["contexts"]["fakeb"]["moe_flush_l2"] == "1", json.dumps(fd["contexts"]))
+    out, err = bench(["--kernel", "fakeb", "--repetitions", "0", "--json", fj], "--repetitions 0")
+    fd = json.load(open(fj))
+    check("bench --repetitions 0: Google Benchmark's single run, no aggregates",
+          len(fd["benchmarks"]) == 4 and not any(b.get("run_type") == "aggregate" for b in fd["benchmarks"]),
+          str(len(fd["benchmarks"])))
     expect_usage_error("bench --kernel nosuch", ["bench", "--bench-dir", fb, "--kernel", "nosuch"], "nosuch")
     expect_usage_error("bench --shard 3/3", ["bench", "--bench-dir", fb, "--shard", "3/3"], "shard")
     expect_usage_error("bench --flush-l2 maybe", ["bench", "--bench-dir", fb, "--flush-l2", "maybe"], "--flush-l2")
@@ -439,6 +457,90 @@ with tempfile.TemporaryDirectory() as tmp:
         rc, out, err = run(["tune", "--model", "deepseek_v3", "-M", "1", "--tuned-config", tcsv], cwd=tmp)
         check("tune without a GPU: exit 2, one line, nothing written",
               rc == 2 and len(err_lines(err)) == 1 and not os.path.exists(tcsv), f"rc={rc} {err!r}")
+
+# ---- compare: U test over the repetitions, minimum effect, geometric mean, device check ----
+# Fixtures (tests/tooling/data/make_fixtures.py): the same three points in each file,
+# repetitions spread +-1 % around the median.
+CD = "tests/tooling/data/"
+
+
+def flagged(out):  # table rows whose verdict is REGRESSION
+    return sum(l.endswith(" REGRESSION") for l in out.splitlines())
+
+
+with tempfile.TemporaryDirectory() as ctmp:
+    cj = os.path.join(ctmp, "cmp.json")
+    rc, out, err = run(["compare", CD + "compare_a.json", CD + "compare_b_mixed.json", "--json", cj])
+    check("compare 5 vs 5 repetitions: exit 1 on a significant regression", rc == 1, out + err)
+    cd = json.load(open(cj))
+    verdicts = {r["name"].split("/")[1] + "/" + r["kernel"]: r["verdict"] for r in cd["rows"]}
+    check("compare: +10 % separated is a regression, +8 % spread over A is not significant, -20 % a speedup",
+          verdicts == {"deepseek_v3/align": "regression", "mixtral_8x7b/align": "not significant",
+                       "deepseek_v3/fused_moe": "speedup"}, str(verdicts))
+    check("compare: p of 5 vs 5 completely separated is 2/252",
+          abs(cd["rows"][0]["p"] - 2 / 252) < 1e-12, str(cd["rows"][0]))
+    g = cd.get("geomean_ratio")
+    gk = cd.get("geomean_ratio_by_kernel", {})
+    check("compare --json: geomean_ratio overall and per kernel",
+          g is not None and abs(g - (1.1 * 1.08 * 0.8) ** (1 / 3)) < 1e-9 and
+          abs(gk["align"]["ratio"] - (1.1 * 1.08) ** 0.5) < 1e-9 and gk["align"]["points"] == 2 and
+          abs(gk["fused_moe"]["ratio"] - 0.8) < 1e-9, json.dumps(cd)[:1500])
+    check("compare: geometric means printed at the end",
+          "geomean B/A median time ratio: 0.9832 (B 1.7% faster) over 3 point(s)" in out and "  align: 1.0900" in out
+          and "  fused_moe: 0.8000 (B 20.0% faster)" in out, out)
+    # One run each, +7.8 % on a 4.7 us-scale point: never a regression.
+    rc, out, err = run(["compare", CD + "compare_a1.json", CD + "compare_b1_slower.json"])
+    check("compare 1 vs 1: +7.8 % reads 'unknown (too few repetitions: need 4)', exit 0, warning first",
+          rc == 0 and flagged(out) == 0 and out.count("unknown (too few repetitions: need 4)") == 3 and
+          out.startswith("WARNING: 3 of 3 point(s) have too few repetitions"), out + err)
+    # bench's default 3 repetitions: 3 vs 3 cannot give p < 0.05 (0.1 at best) ...
+    rc, out, err = run(["compare", CD + "compare_a3.json", CD + "compare_b3_slower.json"])
+    check("compare 3 vs 3 at alpha 0.05: +10 % reads unknown, exit 0, the warning says 0.1 and 4 repetitions",
+          rc == 0 and out.count("unknown (too few repetitions: need 4)") == 3 and
+          "smallest possible p 0.1" in out and "--repetitions 4" in out, out + err)
+    # ... unless the user accepts a looser alpha.
+    rc, out, err = run(["compare", CD + "compare_a3.json", CD + "compare_b3_slower.json", "--alpha", "0.2"])
+    check("compare 3 vs 3 --alpha 0.2: the separated +10 % points are regressions",
+          rc == 1 and flagged(out) == 3, out + err)
+    check("compare --help: explains the rule and the repetitions it needs",
+          all(t in " ".join(run(["compare", "--help"])[1].split()) for t in
+              ("Mann-Whitney", "--alpha", "--threshold", "--force", "at least 4 each", "never give p below 0.1")),
+          run(["compare", "--help"])[1])
+    expect_usage_error("compare --alpha 0", ["compare", CD + "compare_a.json", CD + "compare_b_same.json",
+                                             "--alpha", "0"], "--alpha")
+
+    # Devices: another GPU or other ceilings are refused (exit 2, one line naming
+    # both files and the field) unless --force; a file without a device warns.
+    def variant(name, **ctx):
+        d = json.load(open(CD + "compare_b_same.json"))
+        for k, v in ctx.items():
+            if v is None:
+                d["context"].pop(k, None)
+            else:
+                d["context"][k] = v
+        path = os.path.join(ctmp, name)
+        with open(path, "w") as f:
+            json.dump(d, f)
+        return path
+    other = variant("other_device.json", moe_device="SYNTHETIC FIXTURE <other device>")
+    lines = expect_usage_error("compare: runs from different devices", ["compare", CD + "compare_a.json", other],
+                               "moe_device")
+    check("compare: the refusal names both files and --force", lines and CD + "compare_a.json" in lines[-1] and
+          other in lines[-1] and "--force" in lines[-1], str(lines))
+    rc, out, err = run(["compare", CD + "compare_a.json", other, "--force"])
+    check("compare --force: compares, and the first line says the devices differ",
+          rc == 0 and out.splitlines()[0] == "WARNING: comparing runs from different devices: "
+          "A=SYNTHETIC FIXTURE <not a measurement> B=SYNTHETIC FIXTURE <other device>", out + err)
+    ceil = variant("other_ceilings.json", moe_read_gbps="4500.0")
+    expect_usage_error("compare: read ceilings 50 % apart", ["compare", CD + "compare_a.json", ceil], "moe_read_gbps")
+    close = variant("close_ceilings.json", moe_read_gbps="3090.0", moe_bf16_tflops="n/a")
+    rc, out, err = run(["compare", CD + "compare_a.json", close])
+    check("compare: ceilings 3 % apart (run-to-run noise) or not measured: compared, no warning",
+          rc == 0 and "WARNING" not in out, out + err)
+    nodev = variant("no_device.json", moe_device=None)
+    rc, out, err = run(["compare", CD + "compare_a.json", nodev])
+    check("compare: a file without a device warns, never refuses",
+          rc == 0 and out.startswith("WARNING: " + nodev + " records no device"), out + err)
 
 # ---- output targets: checked before any work, never a special file or an input ----
 dev_null_mode = os.stat("/dev/null").st_mode

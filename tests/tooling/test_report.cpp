@@ -1,5 +1,5 @@
-// Result documents: shards and merge, Google Benchmark parsing, compare, the
-// HTML report (self-contained, escaped).
+// Result documents: shards and merge, Google Benchmark parsing, the HTML report
+// (self-contained, escaped). compare: test_compare.cpp.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -305,42 +305,6 @@ TEST_CASE("bench points: names, labels, counters, repetitions, units, errors") {
                        "v.json: not a Google Benchmark JSON document (no 'benchmarks' array)", InputError);
   json badunit{{"benchmarks", {{{"name", "a"}, {"real_time", 1.0}, {"time_unit", "fortnight"}}}}};
   CHECK_THROWS_WITH_AS(read_bench_points(badunit, "u"), doctest::Contains("unknown time_unit 'fortnight'"), InputError);
-}
-
-TEST_CASE("compare: regressions and speedups beyond noise and threshold") {
-  const auto a = read_bench_points(gbench({{"a", 100.0, 1.0}, {"b", 100.0, 1.0}, {"c", 100.0, 10.0}, {"d", 100.0, 1.0},
-                                           {"gone", 5.0, 0.1}}),
-                                   "A");
-  const auto b = read_bench_points(gbench({{"a", 110.0, 1.0},    // +10% > 5%: regression
-                                           {"b", 103.0, 1.0},    // +3%: same
-                                           {"c", 120.0, 10.0},   // +20% but noise 3*14.1 = 42%: same
-                                           {"d", 80.0, 1.0},     // -20%: speedup
-                                           {"new", 1.0, 0.0}}),
-                                   "B");
-  const auto r = compare_benchmarks(a, b, 5.0, 3.0);
-  REQUIRE(r.rows.size() == 4);
-  CHECK(r.rows[0].verdict == "regression");
-  CHECK(r.rows[0].delta_pct == doctest::Approx(10.0));
-  CHECK(r.rows[1].verdict == "same");
-  CHECK(r.rows[2].verdict == "same");
-  CHECK(r.rows[2].noise_pct == doctest::Approx(3.0 * std::sqrt(200.0)));
-  CHECK(r.rows[3].verdict == "speedup");
-  CHECK(r.regressions == 1);
-  CHECK(r.speedups == 1);
-  CHECK(r.only_a == std::vector<std::string>{"gone"});
-  CHECK(r.only_b == std::vector<std::string>{"new"});
-  const std::string table = format_compare_table(r);
-  CHECK(table.find("REGRESSION") != std::string::npos);
-  CHECK(table.find("only in A: gone") != std::string::npos);
-  CHECK(table.find("4 compared, 1 regression(s), 1 speedup(s)") != std::string::npos);
-  CHECK(r.to_json()["rows"][0]["verdict"] == "regression");
-  // A higher threshold hides the regression.
-  CHECK(compare_benchmarks(a, b, 15.0).regressions == 0);
-  CHECK_THROWS_AS(compare_benchmarks(a, b, -1.0), InputError);
-  // A failed run is reported, never counted as a speedup.
-  auto be = b;
-  be[0].error = true;
-  CHECK(compare_benchmarks(a, be).rows[0].verdict == "error");
 }
 
 TEST_CASE("report: self-contained, escaped HTML with tables and charts; JSON alongside") {

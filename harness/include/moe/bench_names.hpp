@@ -6,8 +6,9 @@
 //   user counters  us, GBps, TFLOPs, pct_read_bw, pct_bf16_flops, M
 //   (pct_bw / pct_flops are accepted as aliases). Latency is the `us` counter,
 //   else real_time converted from time_unit. With --benchmark_repetitions the
-//   mean and stddev aggregates are used; without aggregates, repeated
-//   iteration entries of one run_name are averaged here.
+//   mean, median and stddev aggregates are used; without aggregates, repeated
+//   iteration entries of one run_name are averaged here. Either way each
+//   repetition's own latency (its iteration entry) is kept too.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -27,6 +28,9 @@ struct BenchPoint {
   double us = 0;        // mean latency in microseconds
   double us_stddev = 0; // stddev over repetitions (0 with one sample)
   int samples = 1;      // repetitions behind us / us_stddev
+  double us_median = 0; // median over repetitions: the median aggregate, else of rep_us, else us
+  std::vector<double> rep_us;  // latency of each repetition (iteration entries, file order);
+                               // empty when the file holds only aggregates
   std::map<std::string, double> counters;  // mean of every user counter
   std::string label;
   std::string source;   // file it came from

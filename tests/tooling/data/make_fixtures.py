@@ -41,22 +41,46 @@ bench.append({"name": "fused_moe/qwen3_235b/persistent/M:8192/manual_time",
 json.dump({"context": ctx, "benchmarks": bench}, open("sample_bench.json", "w"), indent=1)
 
 
-def rep_doc(scale, sd, names):
+# Compare fixtures: the same three points (two kernels) per file, `reps` repetitions
+# spread evenly by +-sd around the median (reps 1: one run, no aggregates), in a
+# context with the device and ceilings bench_common records.
+cmp_ctx = dict(ctx, moe_read_gbps="3000.0", moe_copy_gbps="2900.0", moe_bf16_tflops="800.0")
+cmp_names = [("align/deepseek_v3/M:64/manual_time", 20.0), ("align/mixtral_8x7b/M:64/manual_time", 8.0),
+             ("fused_moe/deepseek_v3/persistent/M:64/manual_time", 300.0)]
+
+
+def rep_doc(reps, scales, sds=None):
     b = []
-    for n, us in names:
-        for i in range(3):
-            b.append(entry(n, us * scale * (1 + (i - 1) * sd), 64, "deepseek_v3", reps=3, idx=i))
-        b.append(entry(n, us * scale, 64, "deepseek_v3", reps=3, agg="mean"))
-        b.append(entry(n, us * scale, 64, "deepseek_v3", reps=3, agg="median"))
-        b.append(entry(n, us * scale * sd, 64, "deepseek_v3", reps=3, agg="stddev"))
-    return {"context": ctx, "benchmarks": b}
+    for k, (n, us) in enumerate(cmp_names):
+        med, sd = us * scales[k], (sds or [0.01] * len(cmp_names))[k]
+        ts = [med * (1 + (i - (reps - 1) / 2) * sd) for i in range(reps)]
+        if reps == 1:
+            b.append(entry(n, ts[0], 64, "deepseek_v3"))
+            continue
+        for i, t in enumerate(ts):
+            b.append(entry(n, t, 64, "deepseek_v3", reps=reps, idx=i))
+        mean = sum(ts) / reps
+        b.append(entry(n, mean, 64, "deepseek_v3", reps=reps, agg="mean"))
+        b.append(entry(n, med, 64, "deepseek_v3", reps=reps, agg="median"))
+        b.append(entry(n, (sum((t - mean) ** 2 for t in ts) / (reps - 1)) ** 0.5, 64, "deepseek_v3", reps=reps,
+                       agg="stddev"))
+    return {"context": cmp_ctx, "benchmarks": b}
 
 
-names = [("align/deepseek_v3/M:64/manual_time", 20.0)]
-json.dump(rep_doc(1.0, 0.01, names), open("compare_a.json", "w"), indent=1)
-json.dump(rep_doc(1.10, 0.01, names), open("compare_b_slower.json", "w"), indent=1)
-json.dump(rep_doc(1.01, 0.01, names), open("compare_b_same.json", "w"), indent=1)
-json.dump(rep_doc(0.8, 0.01, names), open("compare_b_faster.json", "w"), indent=1)
+def dump(doc, name):
+    json.dump(doc, open(name, "w"), indent=1)
+
+
+dump(rep_doc(5, [1.0] * 3), "compare_a.json")
+dump(rep_doc(5, [1.10] * 3), "compare_b_slower.json")
+dump(rep_doc(5, [1.01] * 3), "compare_b_same.json")
+dump(rep_doc(5, [0.8] * 3), "compare_b_faster.json")
+# +10 % (separated: regression), +8 % with runs overlapping A's (not significant), -20 % (speedup)
+dump(rep_doc(5, [1.10, 1.08, 0.8], [0.01, 0.06, 0.01]), "compare_b_mixed.json")
+dump(rep_doc(3, [1.0] * 3), "compare_a3.json")
+dump(rep_doc(3, [1.10] * 3), "compare_b3_slower.json")
+dump(rep_doc(1, [1.0] * 3), "compare_a1.json")
+dump(rep_doc(1, [1.078] * 3), "compare_b1_slower.json")
 
 cases = []
 i = 0
