@@ -225,7 +225,7 @@ json build_report_json(const ReportInputs& in) {
       if (p.error) continue;
       const PointShape shape = shape_of(p, in.model_names);
       const auto it = point_at.find(shape.key + "\t" + std::to_string(p.m));
-      if (it == point_at.end() || !(p.us > 0)) {
+      if (it == point_at.end() || !(p.us > 0) || !(points[it->second]["us"].get<double>() > 0)) {
         unmatched.push_back(utf8_sanitized(p.name));
         continue;
       }

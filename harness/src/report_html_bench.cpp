@@ -212,6 +212,13 @@ std::string summary_section(const json& rep) {
 }
 
 std::string ceilings_table(const json& rep) {
+  // A borrowed ceiling names its input briefly: the baseline's name, else the file name.
+  std::map<std::string, std::string> short_name;
+  for (const auto& in : rep["inputs"]) {
+    const std::string path = in.value("path", "");
+    short_name[path] = in["kind"] == "baseline" ? "baseline " + in["name"].get<std::string>()
+                                                : path.substr(path.find_last_of('/') + 1);
+  }
   std::string rows;
   for (const auto& in : rep["inputs"]) {
     if (!in.contains("ceilings")) continue;
@@ -219,7 +226,7 @@ std::string ceilings_table(const json& rep) {
     auto cell = [&](const char* key, const std::string& what) {
       if (!c[key].is_number()) return td("no " + what + " measured", "skip");
       std::string t = format_number(c[key].get<double>());
-      if (c["from"].contains(key)) t += " (from " + c["from"][key].get<std::string>() + ")";
+      if (c["from"].contains(key)) t += " (from " + short_name[c["from"][key].get<std::string>()] + ")";
       return td(t, "num");
     };
     const std::string who = in["kind"] == "baseline" ? "baseline " + in["name"].get<std::string>() : "ours";

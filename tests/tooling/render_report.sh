@@ -19,6 +19,7 @@ data=tests/tooling/data
 h200=reports/h200-b8c48d9
 "$harness" report --verify $h200/verify.json --bench $h200/bench_fused_moe.json --bench $h200/bench_fused_moe_q8.json \
   --bench $h200/bench_memory.json --bench $h200/bench_moe_align.json --bench $h200/bench_routing.json \
+  --bench reports/h200-6cb0c7a/bench_quant.json \
   --baseline torch=$h200/torch_moe_layer.gbench.json --out "$out/h200.html" > "$out/h200.log"
 profile=$(mktemp -d)
 trap 'rm -rf "$profile"' EXIT
@@ -66,6 +67,13 @@ if grep -q '>no data<' "$out/dom.html"; then echo "FAIL: a chart says 'no data'"
   --need summary --need layer-summary || fail=1
 "$python" tests/tooling/check_report_layout.py "$chromium" "$out/h200.html" "$out" --min-charts 20 \
   --need summary --need layer-summary || fail=1
+# The checker itself must see a legend overlap and an empty chart.
+if "$python" tests/tooling/check_report_layout.py "$chromium" tests/tooling/data/bad_layout.html "$out" \
+    > "$out/bad_layout.log" 2>&1 || ! grep -q "overlap" "$out/bad_layout.log" || ! grep -q "empty" "$out/bad_layout.log"; then
+  echo "FAIL: check_report_layout.py missed the overlap or the empty chart of bad_layout.html:"; cat "$out/bad_layout.log"; fail=1
+else
+  echo "ok: check_report_layout.py finds the overlap and the empty chart of bad_layout.html"
+fi
 # The screenshots: PNGs, not blank.
 for png in report.png first-screen.png; do
   if [ ! -s "$out/$png" ]; then echo "FAIL: no screenshot $png"; fail=1; continue; fi
