@@ -25,6 +25,7 @@ void BM_copy(benchmark::State& state) {
       state,
       [&](hipStream_t s) { MOE_GPU_CHECK(hipMemcpyAsync(b.data(), a.data(), bytes, hipMemcpyDeviceToDevice, s)); },
       {2.0 * static_cast<double>(bytes), 0}, {.batch = 5, .graph = true, .flush_l2 = true});
+  state.counters["MiB"] = static_cast<double>(state.range(0));
 }
 BENCHMARK(BM_copy)->Arg(1024)->UseManualTime()->Unit(benchmark::kMicrosecond);
 

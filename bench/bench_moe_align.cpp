@@ -7,9 +7,9 @@
 //                launch gaps show (DeepSeek-V3 only).
 // BM_align_path  each path's own default configuration (choose(s, lim, path)):
 //                path 1 SingleBlock, 2 MultiBlock, 3 Fused, at the model shapes.
-// BM_align_cfg   forced paths/sizes for tuning (path 1 single block: p5 = warps,
-//                p6 = stage in shared memory; path 2 multi block: p5 = slots per
-//                block, p6 = rank warps).
+// BM_align_cfg   forced paths/sizes for tuning (path 1 single block: warps, stage
+//                in shared memory (0/1); paths 2 multi block and 3 fused: slots per
+//                block, rank warps).
 // Inputs stay in L2 (the routing kernel has just written them); bytes = ids read
 // once + every output element written once.
 #include <map>
@@ -136,11 +136,17 @@ void path_args(benchmark::internal::Benchmark* b, const std::vector<moe::SweepPo
   }
 }
 
-void cfg_args(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"M", "E", "k", "block", "path", "p5", "p6"});
+// Path 1 (single block): rank warps and the shared-memory stage.
+void cfg_args_single(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "E", "k", "block", "path", "warps", "stage"});
   for (int64_t M : {64, 256, 1024})
     for (int64_t w : {8, 16, 32})
       for (int64_t stage : {0, 1}) b->Args({M, 256, 8, 64, 1, w, stage});
+}
+
+// Paths 2 (multi block) and 3 (fused): slots per block and rank warps.
+void cfg_args_multi(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "E", "k", "block", "path", "slots", "rank_warps"});
   for (int64_t M : {256, 1024, 4096, 16384})
     for (int64_t spb : {256, 512, 1024, 2048})
       for (int64_t w : {8, 16}) b->Args({M, 256, 8, 64, 2, spb, w});
@@ -161,7 +167,10 @@ void register_points(const moe::ModelTable& table) {
   path_args(b, points);
   b->UseManualTime()->Iterations(100)->Unit(benchmark::kMicrosecond);
   b = benchmark::RegisterBenchmark("BM_align_cfg", BM_align_cfg);
-  cfg_args(b);
+  cfg_args_single(b);
+  b->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
+  b = benchmark::RegisterBenchmark("BM_align_cfg", BM_align_cfg);
+  cfg_args_multi(b);
   b->UseManualTime()->Iterations(50)->Unit(benchmark::kMicrosecond);
 }
 

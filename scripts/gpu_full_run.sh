@@ -18,7 +18,7 @@
 #     bench     every bench_* executable (fused_moe: the layer benchmarks, not the sweep;
 #               BENCHES="bench_a bench_b" for only those)
 #     torch     bench/anchors/torch_moe_layer.py on the same card
-#     report    moe-harness report over verify + every bench JSON
+#     report    moe-harness report over verify + every bench JSON, the torch anchor as baseline "torch"
 #     mutation  scripts/mutation_suite.py: kernel mutants must fail verify, fresh seeds must pass
 #               (MUTATION_BUDGET_S, default 480 s; MUTANTS, SEEDS to choose)
 #
@@ -178,7 +178,7 @@ fi
 if has torch && [ -f bench/anchors/torch_moe_layer.py ]; then
   step "torch anchor"
   PYTHONUNBUFFERED=1 timeout 400 python3 bench/anchors/torch_moe_layer.py --json "$run_dir/torch_moe_layer.json" \
-    > "$run_dir/torch_moe_layer.log" 2>&1 || status=1
+    --gbench-json "$run_dir/torch_moe_layer.gbench.json" > "$run_dir/torch_moe_layer.log" 2>&1 || status=1
   tail -25 "$run_dir/torch_moe_layer.log"
 fi
 
@@ -188,6 +188,7 @@ if has report; then
   for j in "$run_dir"/bench_*.json "$run_dir"/q8/bench_*.json; do [ -f "$j" ] && benches+=(--bench "$j"); done
   verify_args=()
   [ -f "$run_dir/verify.json" ] && verify_args=(--verify "$run_dir/verify.json")
+  [ -f "$run_dir/torch_moe_layer.gbench.json" ] && benches+=(--baseline "torch=$run_dir/torch_moe_layer.gbench.json")
   "$H" report "${verify_args[@]}" "${benches[@]}" --out "$run_dir/report.html" --json-out "$run_dir/report.json" \
     > "$run_dir/report.log" 2>&1 || { status=1; cat "$run_dir/report.log"; }
 fi

@@ -1,7 +1,8 @@
 # Provenance: the project's anchor script ../shared/anchors/torch_moe_layer.py (given to
 # the project with ../shared/anchors/README.md; copied so it travels with the repository
 # to the GPU host and runs in the same call as bench_fused_moe). Added: these comment
-# lines, and the models and M values read from the "layer" sweep of configs/model_configs.json.
+# lines, the models and M values read from the "layer" sweep of configs/model_configs.json,
+# and --gbench-json (gbench_format.py beside this file).
 """Side-by-side baseline for a MoE layer on one NVIDIA GPU, using only PyTorch.
 
 Prints the device ceilings (copy and read bandwidth, dense bf16 / fp8 GEMM rate) and the
@@ -9,12 +10,19 @@ time of a full MoE layer through torch._grouped_mm (argsort + gather + two group
 + SiLU*up + weighted index_add), graph-replayed, for the models and M values given.
 Run it in the same run and on the same card as the kernel being compared.
 
-  python3 torch_moe_layer.py [--models a,b] [--M 1,16] [--json out.json]   (default: the "layer" sweep)
+  python3 torch_moe_layer.py [--models a,b] [--M 1,16] [--json out.json] [--gbench-json out.gbench.json]
+  (default: the "layer" sweep)
+
+--json writes the rows and ceilings as measured (bench/fused_moe_report.py reads it);
+--gbench-json writes them as Google Benchmark JSON named as moe-harness's own layer
+benchmarks, for `moe-harness report --bench ... --baseline torch=out.gbench.json`.
 """
 import argparse, json, os, sys, torch, torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import model_sweeps
+import gbench_format
 
 TABLE = model_sweeps.load()
 # (E, top_k, model_dim, inter_dim) of every model of configs/model_configs.json
@@ -98,6 +106,7 @@ if __name__ == "__main__":
     p.add_argument("--models", default=",".join(model_sweeps.sweep_models(TABLE, "layer")))
     p.add_argument("--M", default=",".join(str(M) for M in model_sweeps.sweep_tokens(TABLE, "layer")))
     p.add_argument("--json")
+    p.add_argument("--gbench-json", help="the rows as Google Benchmark JSON with moe-harness's benchmark names")
     a = p.parse_args()
     out = dict(device=torch.cuda.get_device_name(), ceilings=ceilings(), rows=[])
     print(json.dumps(out["ceilings"]), flush=True)
@@ -105,3 +114,5 @@ if __name__ == "__main__":
         out["rows"] += layer_rows(m, [int(x) for x in a.M.split(",")])
     if a.json:
         json.dump(out, open(a.json, "w"), indent=1)
+    if a.gbench_json:
+        json.dump(gbench_format.to_gbench(out["rows"], out["ceilings"], out["device"]), open(a.gbench_json, "w"), indent=1)

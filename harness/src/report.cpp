@@ -2,6 +2,7 @@
 #include "moe/report.hpp"
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <map>
@@ -43,6 +44,96 @@ std::string first_string(const json& obj, std::initializer_list<const char*> key
   for (const char* k : keys)
     if (obj.contains(k) && obj[k].is_string()) return obj[k].get<std::string>();
   return "";
+}
+
+
+struct InputPeaks {
+  std::string path, device;
+  Peaks peaks;
+  std::map<std::string, std::string> borrowed;  // ceiling -> the input it came from
+  json to_json() const {
+    auto num = [](double v) { return v > 0 ? json(v) : json(nullptr); };
+    json j{{"device", device},
+           {"read_gbps", num(peaks.read_gbps)},
+           {"bf16_tflops", num(peaks.bf16_tflops)},
+           {"fp8_tflops", num(peaks.fp8_tflops)},
+           {"int8_tops", num(peaks.int8_tops)}};
+    json from = json::object();
+    for (const auto& [k, v] : borrowed) from[k] = v;
+    j["from"] = from;
+    return j;
+  }
+};
+
+InputPeaks input_peaks(const std::string& path, const json& doc) {
+  const json ctx = doc.is_object() && doc.contains("context") && doc["context"].is_object() ? doc["context"] : json::object();
+  return {utf8_sanitized(path), utf8_sanitized(first_string(ctx, {"moe_device"})), Peaks::from_context(ctx), {}};
+}
+
+void fill_missing_peaks(std::vector<InputPeaks>& all) {
+  const std::pair<const char*, double Peaks::*> fields[] = {{"read_gbps", &Peaks::read_gbps},
+                                                            {"bf16_tflops", &Peaks::bf16_tflops},
+                                                            {"fp8_tflops", &Peaks::fp8_tflops},
+                                                            {"int8_tops", &Peaks::int8_tops}};
+  for (auto& a : all)
+    for (const auto& [name, field] : fields) {
+      if (a.peaks.*field > 0 || a.device.empty()) continue;
+      for (const auto& b : all)
+        if (&b != &a && b.device == a.device && b.borrowed.count(name) == 0 && b.peaks.*field > 0) {
+          a.peaks.*field = b.peaks.*field;
+          a.borrowed[name] = b.path;
+          break;
+        }
+    }
+}
+
+void add_shape(json& pj, const PointShape& s) {
+  pj["family"] = s.family;
+  pj["bench"] = utf8_sanitized(s.bench);
+  pj["model"] = utf8_sanitized(s.model);
+  json params = json::array();
+  for (const auto& [k, v] : s.params) params.push_back({utf8_sanitized(k), utf8_sanitized(v)});
+  pj["params"] = params;
+  pj["params_text"] = utf8_sanitized(s.params_text());
+  pj["key"] = utf8_sanitized(s.key);
+  pj["x"] = std::isfinite(s.x) ? json(s.x) : json(nullptr);
+  pj["x_label"] = s.x_label;
+  pj["dtype"] = s.dtype;
+}
+
+// Ours / baseline per point, a row per benchmark series (bench, model, params),
+// with the geometric mean of each row and of each model.
+json ratio_rows(const json& matched) {
+  std::vector<std::string> order;
+  std::map<std::string, json> rows;
+  std::map<std::string, std::pair<double, int>> per_model;  // model -> (sum of logs, count)
+  double all_logs = 0;
+  int all_n = 0;
+  for (const auto& p : matched) {
+    const std::string id = p["family"].get<std::string>() + "\t" + p["bench"].get<std::string>() + "\t" +
+                           p["model"].get<std::string>() + "\t" + p["params_text"].get<std::string>();
+    if (!rows.count(id)) {
+      order.push_back(id);
+      rows[id] = {{"family", p["family"]}, {"bench", p["bench"]}, {"model", p["model"]}, {"params", p["params_text"]},
+                  {"dtype", p["dtype"]}, {"points", json::array()}};
+    }
+    const double r = p["ratio"].get<double>();
+    rows[id]["points"].push_back({{"M", p["M"]}, {"ours_us", p["ours_us"]}, {"baseline_us", p["us"]}, {"ratio", r}});
+    auto& pm = per_model[p["model"].get<std::string>()];
+    pm.first += std::log(r), pm.second++;
+    all_logs += std::log(r), all_n++;
+  }
+  json out = json::array();
+  for (const auto& id : order) {
+    json row = rows[id];
+    double logs = 0;
+    for (const auto& q : row["points"]) logs += std::log(q["ratio"].get<double>());
+    row["geomean"] = std::exp(logs / static_cast<double>(row["points"].size()));
+    out.push_back(std::move(row));
+  }
+  json by_model = json::object();
+  for (const auto& [m, v] : per_model) by_model[m] = std::exp(v.first / v.second);
+  return {{"rows", out}, {"geomean_by_model", by_model}, {"geomean", all_n ? json(std::exp(all_logs / all_n)) : json(nullptr)}};
 }
 
 }  // namespace
@@ -87,20 +178,85 @@ json build_report_json(const ReportInputs& in) {
   json kernels = json::array();
   for (const auto& k : kernel_order)
     kernels.push_back({{"kernel", k}, {"passed", per_kernel[k][0]}, {"failed", per_kernel[k][1]}, {"skipped", per_kernel[k][2]}});
+  // Ceilings: each input's own context; one it lacks comes from another input
+  // of the same device (a baseline's script may measure the fp8 peak the
+  // benchmarks did not).
+  std::vector<InputPeaks> peaks;
+  for (const auto& [path, d] : in.bench) peaks.push_back(input_peaks(path, d));
+  for (const auto& b : in.baselines) peaks.push_back(input_peaks(b.path, b.doc));
+  fill_missing_peaks(peaks);
+
   json points = json::array(), errors = json::array();
-  for (const auto& [path, d] : in.bench) {
+  std::map<std::string, size_t> point_at;  // key \t M -> index in points
+  for (size_t f = 0; f < in.bench.size(); ++f) {
+    const auto& [path, d] = in.bench[f];
     const auto pts = read_bench_points(d, path);
     json ctx = d.contains("context") && d["context"].is_object() ? d["context"] : json::object();
     inputs.push_back({{"kind", "bench"},
                       {"path", utf8_sanitized(path)},
                       {"git_revision", first_string(ctx, {"git_revision", "moe_git_revision", "git_rev", "git_commit"})},
                       {"benchmarks", pts.size()},
-                      {"context", ctx}});
+                      {"context", ctx},
+                      {"ceilings", peaks[f].to_json()}});
     for (const auto& p : pts) {
       json pj = p.to_json();
       pj["source"] = utf8_sanitized(p.source);
-      (p.error ? errors : points).push_back(std::move(pj));
+      if (p.error) {
+        errors.push_back(std::move(pj));
+        continue;
+      }
+      const PointShape shape = shape_of(p, in.model_names);
+      add_shape(pj, shape);
+      const Floor floor = floor_of(p, shape.dtype, peaks[f].peaks);
+      pj["floor"] = floor.to_json();
+      pj["pct_floor"] = std::isfinite(floor.us) && p.us > 0 ? json(100.0 * floor.us / p.us) : json(nullptr);
+      point_at.emplace(shape.key + "\t" + std::to_string(p.m), points.size());
+      points.push_back(std::move(pj));
     }
+  }
+
+  json baselines = json::array();
+  for (size_t b = 0; b < in.baselines.size(); ++b) {
+    const auto& base = in.baselines[b];
+    const auto pts = read_bench_points(base.doc, base.path);
+    json ctx = base.doc.contains("context") && base.doc["context"].is_object() ? base.doc["context"] : json::object();
+    json matched = json::array(), unmatched = json::array();
+    for (const auto& p : pts) {
+      if (p.error) continue;
+      const PointShape shape = shape_of(p, in.model_names);
+      const auto it = point_at.find(shape.key + "\t" + std::to_string(p.m));
+      if (it == point_at.end() || !(p.us > 0) || !(points[it->second]["us"].get<double>() > 0)) {
+        unmatched.push_back(utf8_sanitized(p.name));
+        continue;
+      }
+      // Drawn where ours is: our point's name parts, floor and x.
+      const json& ours = points[it->second];
+      json bj = ours;
+      bj["name"] = utf8_sanitized(p.name);
+      bj["us"] = p.us;
+      bj["us_stddev"] = p.us_stddev;
+      bj["samples"] = p.samples;
+      bj["label"] = utf8_sanitized(p.label);
+      bj["source"] = utf8_sanitized(base.path);
+      bj.erase("counters");
+      bj["ours_us"] = ours["us"];
+      bj["ratio"] = ours["us"].get<double>() / p.us;  // ours / baseline: below 1, ours is faster
+      const json& fl = ours["floor"]["us"];
+      bj["pct_floor"] = fl.is_number() ? json(100.0 * fl.get<double>() / p.us) : json(nullptr);
+      matched.push_back(std::move(bj));
+    }
+    inputs.push_back({{"kind", "baseline"},
+                      {"name", utf8_sanitized(base.name)},
+                      {"path", utf8_sanitized(base.path)},
+                      {"git_revision", first_string(ctx, {"git_revision", "moe_git_revision", "git_rev", "git_commit"})},
+                      {"benchmarks", pts.size()},
+                      {"context", ctx},
+                      {"ceilings", peaks[in.bench.size() + b].to_json()}});
+    baselines.push_back({{"name", utf8_sanitized(base.name)},
+                         {"path", utf8_sanitized(base.path)},
+                         {"points", matched},
+                         {"unmatched", unmatched},
+                         {"ratios", ratio_rows(matched)}});
   }
   rep["inputs"] = inputs;
   rep["devices"] = devices;
@@ -134,6 +290,7 @@ json build_report_json(const ReportInputs& in) {
                    {"kernels", kernels},
                    {"cases", cases}};
   rep["bench"] = {{"points", points}, {"errors", errors}};
+  rep["baselines"] = baselines;
   return rep;
 }
 

@@ -9,20 +9,13 @@
 
 #include "moe/charts.hpp"
 #include "moe/report.hpp"
+#include "report_html_parts.hpp"
 
 namespace moe {
 using nlohmann::json;
+using namespace report_html;
 
 namespace {
-
-std::string json_scalar_text(const json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
-  if (v.is_number()) return format_number(v.get<double>());
-  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
-  if (v.is_null()) return "-";
-  return v.dump();
-}
 
 // "k=v, k=v" of a params object (scalars; nested values as compact JSON).
 std::string params_text(const json& p) {
@@ -69,32 +62,25 @@ table { border-collapse: collapse; margin: 6px 0 14px; font-size: 12px; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; vertical-align: top; }
 th { background: #f0f0f0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.pass { background: #d9f2d9; } .fail { background: #f7d4d4; font-weight: bold; } .skip { background: #eee; color: #666; }
+.pass { background: #d6e9f5; } .fail { background: #f3cfb3; font-weight: bold; } .skip { background: #eee; color: #666; }
 .partial { background: #fbe7c6; }
 .charts { display: flex; flex-wrap: wrap; gap: 12px; }
 .mono { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 11px; }
 .note { color: #666; font-size: 12px; }
+.chart-note { max-width: 520px; align-self: center; }
+#failed-cases { font-size: 13px; margin: 4px 0 8px; }
 td.msg { max-width: 420px; word-break: break-word; }
+p.lead { font-size: 14px; margin: 4px 0 10px; }
+.verdict { font-size: 14px; padding: 6px 10px; margin: 6px 0; border-left: 5px solid #0072B2; background: #f4f8fb; }
+.verdict.bad { border-left-color: #D55E00; background: #fbf1ea; }
+.chip { display: inline-block; font-size: 12px; padding: 1px 6px; margin: 2px; border-radius: 3px; }
+.chip.pass { background: #d6e9f5; } .chip.fail { background: #f3cfb3; font-weight: bold; }
+#layer-summary td, #layer-summary th { padding: 2px 7px; }
+tr.vs td { font-size: 11px; }
+tr.vs td:first-child { text-align: right; font-style: italic; }
 )CSS";
 
-std::string td(const std::string& text, const char* cls = nullptr) {
-  return cls ? fmt::format("<td class=\"{}\">{}</td>", cls, html_escape(text)) : fmt::format("<td>{}</td>", html_escape(text));
-}
-
 const char* status_class(const std::string& st) { return st == "pass" ? "pass" : st == "fail" ? "fail" : "skip"; }
-
-std::string kv_table(const std::string& id, const std::vector<std::pair<std::string, std::string>>& rows) {
-  std::string o = fmt::format("<table id=\"{}\" class=\"kv\">\n", id);
-  for (const auto& [k, v] : rows) o += fmt::format("<tr><th>{}</th>{}</tr>\n", html_escape(k), td(v));
-  return o + "</table>\n";
-}
-
-double counter_or_nan(const json& p, std::initializer_list<const char*> keys) {
-  const auto& c = p["counters"];
-  for (const char* k : keys)
-    if (c.contains(k) && c[k].is_number()) return c[k].get<double>();
-  return NAN;
-}
 
 }  // namespace
 
@@ -103,6 +89,7 @@ std::string render_report_html(const json& rep) {
   o += "<meta name=\"generator\" content=\"moe-harness report\">\n<title>moe-harness report</title>\n<style>";
   o += kCss;
   o += "</style>\n</head>\n<body>\n<h1>moe-harness report</h1>\n";
+  o += summary_section(rep);
   std::string details;  // long tables, after the charts
 
   // ---- provenance
@@ -122,6 +109,8 @@ std::string render_report_html(const json& rep) {
                             in.contains("shard") ? fmt::format(", shard {}/{}", json_scalar_text(in["shard"]["index"]),
                                                                json_scalar_text(in["shard"]["count"]))
                                                  : "");
+    else if (in["kind"] == "baseline")
+      details = fmt::format("baseline {}: {} benchmarks", json_scalar_text(in["name"]), json_scalar_text(in["benchmarks"]));
     else
       details = fmt::format("{} benchmarks", json_scalar_text(in["benchmarks"]));
     const std::string rev = in.value("git_revision", "");
@@ -167,8 +156,9 @@ std::string render_report_html(const json& rep) {
            "<th>driver</th><th>runtime</th><th>read GB/s</th><th>bf16 TFLOP/s</th><th>backend</th></tr>\n" +
            rows + "</table>\n";
   }
+  o += ceilings_table(rep);
   for (const auto& in : rep["inputs"]) {
-    if (in["kind"] != "bench" || !in.contains("context") || in["context"].empty()) continue;
+    if (in["kind"] == "verify" || !in.contains("context") || in["context"].empty()) continue;
     std::vector<std::pair<std::string, std::string>> rows;
     for (auto it = in["context"].begin(); it != in["context"].end(); ++it)
       if (!it.value().is_array() && !it.value().is_object()) rows.emplace_back(it.key(), json_scalar_text(it.value()));
@@ -308,69 +298,8 @@ std::string render_report_html(const json& rep) {
   o += "<section id=\"bench\">\n<h2>Benchmarks</h2>\n";
   const auto& pts = rep["bench"]["points"];
   if (pts.empty()) o += "<p class=\"note\">No benchmark results given.</p>\n";
-  std::vector<std::string> kernels;
-  std::map<std::string, std::vector<std::string>> models_of;
-  for (const auto& p : pts) {
-    const std::string k = p["kernel"].get<std::string>(), m = p["model"].get<std::string>();
-    if (std::find(kernels.begin(), kernels.end(), k) == kernels.end()) kernels.push_back(k);
-    auto& ml = models_of[k];
-    if (std::find(ml.begin(), ml.end(), m) == ml.end()) ml.push_back(m);
-  }
-  for (const auto& k : kernels) {
-    o += fmt::format("<h3>{}</h3>\n", html_escape(k));
-    for (const auto& m : models_of[k]) {
-      std::vector<std::string> variants;
-      for (const auto& p : pts)
-        if (p["kernel"] == k && p["model"] == m) {
-          const std::string var = p["variant"].get<std::string>();
-          if (std::find(variants.begin(), variants.end(), var) == variants.end()) variants.push_back(var);
-        }
-      std::vector<ChartSeries> lat, roof;
-      bool any_pct = false;
-      for (size_t vi = 0; vi < variants.size(); ++vi) {
-        const std::string color = chart_color(vi);
-        const std::string vname = variants[vi].empty() ? k : variants[vi];
-        ChartSeries sl{vname, color, false, {}, {}, {}};
-        ChartSeries sb{vname + " % read BW", color, false, {}, {}, {}};
-        ChartSeries sf{vname + " % bf16 FLOP/s", color, true, {}, {}, {}};
-        for (const auto& p : pts) {
-          if (p["kernel"] != k || p["model"] != m || p["variant"] != variants[vi]) continue;
-          const double x = static_cast<double>(p["M"].get<int64_t>());
-          sl.x.push_back(x), sl.y.push_back(p["us"].get<double>()), sl.err.push_back(p["us_stddev"].get<double>());
-          const double b = counter_or_nan(p, {"pct_read_bw", "pct_bw"}), f = counter_or_nan(p, {"pct_bf16_flops", "pct_flops"});
-          if (std::isfinite(b)) sb.x.push_back(x), sb.y.push_back(b), any_pct = true;
-          if (std::isfinite(f)) sf.x.push_back(x), sf.y.push_back(f), any_pct = true;
-        }
-        lat.push_back(sl);
-        if (!sb.x.empty()) roof.push_back(sb);
-        if (!sf.x.empty()) roof.push_back(sf);
-      }
-      const std::string mname = m.empty() ? "(no model)" : m;
-      o += fmt::format("<div class=\"charts\" data-kernel=\"{}\" data-model=\"{}\">\n", html_escape(k), html_escape(mname));
-      o += svg_chart(fmt::format("{} / {}: latency", k, mname), "µs (log scale)", lat, true, "latency");
-      if (any_pct)
-        o += svg_chart(fmt::format("{} / {}: % of measured roofline", k, mname), "% of ceiling", roof, false, "roofline");
-      else
-        o += "<p class=\"note\">No roofline counters (pct_read_bw, pct_bf16_flops) for these runs.</p>\n";
-      o += "</div>\n";
-    }
-  }
-  if (!pts.empty()) {
-    details += "<h3>Benchmark data</h3>\n<table id=\"bench-points\">\n<tr><th>benchmark</th><th>kernel</th><th>model</th>"
-         "<th>variant</th><th>M</th><th>µs</th><th>± sd</th><th>n</th><th>GB/s</th><th>TFLOP/s</th><th>% read BW</th>"
-         "<th>% bf16 FLOP/s</th><th>label</th></tr>\n";
-    for (const auto& p : pts)
-      details += fmt::format("<tr>{}{}{}{}{}{}{}{}{}{}{}{}{}</tr>\n", td(p["name"].get<std::string>(), "mono"),
-                       td(p["kernel"].get<std::string>()), td(p["model"].get<std::string>()),
-                       td(p["variant"].get<std::string>()), td(json_scalar_text(p["M"]), "num"),
-                       td(format_number(p["us"].get<double>()), "num"), td(format_number(p["us_stddev"].get<double>()), "num"),
-                       td(json_scalar_text(p["samples"]), "num"), td(format_number(counter_or_nan(p, {"GBps"})), "num"),
-                       td(format_number(counter_or_nan(p, {"TFLOPs"})), "num"),
-                       td(format_number(counter_or_nan(p, {"pct_read_bw", "pct_bw"})), "num"),
-                       td(format_number(counter_or_nan(p, {"pct_bf16_flops", "pct_flops"})), "num"),
-                       td(p["label"].get<std::string>(), "mono"));
-    details += "</table>\n";
-  }
+  o += bench_charts(rep);
+  details += bench_points_table(rep);
   const auto& errs = rep["bench"]["errors"];
   if (!errs.empty()) {
     o += "<h3>Benchmarks that reported an error</h3>\n<table id=\"bench-errors\">\n<tr><th>benchmark</th><th>message</th></tr>\n";
@@ -380,6 +309,7 @@ std::string render_report_html(const json& rep) {
     o += "</table>\n";
   }
   o += "</section>\n";
+  o += baseline_section(rep);
   o += "<section id=\"details\">\n<h2>Details</h2>\n" + details + "</section>\n</body>\n</html>\n";
   return o;
 }

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <string>
 
 #include "moe/charts.hpp"
@@ -344,7 +346,8 @@ TEST_CASE("report: self-contained, escaped HTML with tables and charts; JSON alo
     CHECK_MESSAGE(html.find(part) != std::string::npos, part);
   size_t charts = 0;
   for (size_t pos = 0; (pos = html.find("<svg", pos)) != std::string::npos; ++pos) ++charts;
-  CHECK(charts == 3 * 2);  // align x 2 models, fused_moe x 1 model; latency + roofline each
+  CHECK(charts == 2 * 2);  // align (2 models in one chart), fused_moe (2 variants); time + % of floor each
+  CHECK(html.find("no data") == std::string::npos);
   CHECK(html.find("<polyline") != std::string::npos);
 
   // No inputs with data: still a valid page.
@@ -357,4 +360,238 @@ TEST_CASE("report: self-contained, escaped HTML with tables and charts; JSON alo
 TEST_CASE("html_escape: the five HTML-significant characters") {
   CHECK(html_escape("a<b>&\"c'") == "a&lt;b&gt;&amp;&quot;c&#39;");
   CHECK(html_escape("plain µs") == "plain µs");
+}
+
+namespace {
+
+BenchPoint bench_point(const std::string& family, const std::string& name, int64_t m,
+                       std::map<std::string, double> counters = {}, const std::string& label = "") {
+  BenchPoint p;
+  p.name = name;
+  p.kernel = family;
+  p.m = m;
+  p.us = 100;
+  p.counters = std::move(counters);
+  p.label = label;
+  return p;
+}
+
+const std::vector<std::string> kModels{"mixtral_8x7b", "deepseek_v3", "qwen3_235b", "qwen3_30b", "llama4_scout"};
+
+}  // namespace
+
+TEST_CASE("report points: benchmark, model, parameters, x and dtype from our benchmark names") {
+  auto s = shape_of(bench_point("fused_moe", "BM_fused_moe_layer/mixtral_8x7b/M:4096/iterations:20/manual_time", 4096,
+                                {{"flops", 1e12}}),
+                    kModels);
+  CHECK(s.bench == "fused_moe_layer");
+  CHECK(s.model == "mixtral_8x7b");
+  CHECK(s.params.empty());
+  CHECK(s.key == "BM_fused_moe_layer/mixtral_8x7b");
+  CHECK(s.x == 4096);
+  CHECK(s.x_label == "M (tokens)");
+  CHECK(s.dtype == "bf16");
+
+  s = shape_of(bench_point("fused_moe_q8", "BM_q8_layer/fp8_tensor/deepseek_v3/M:1/iterations:10/manual_time", 1,
+                           {{"flops", 1e9}}),
+               kModels);
+  CHECK(s.bench == "q8_layer");
+  CHECK(s.model == "deepseek_v3");
+  REQUIRE(s.params.size() == 1);
+  CHECK(s.params[0] == std::pair<std::string, std::string>{"", "fp8_tensor"});
+  CHECK(s.params_text() == "fp8_tensor");
+  CHECK(s.dtype == "fp8");
+  CHECK(shape_of(bench_point("fused_moe_q8", "BM_q8_layer/int8_token/deepseek_v3/M:1", 1, {{"flops", 1e9}}), kModels).dtype ==
+        "int8");
+  // The label's dtype wins; no FLOPs declared, no dtype.
+  CHECK(shape_of(bench_point("x", "BM_k/M:1", 1, {{"flops", 1.0}}, "dtype=int8"), kModels).dtype == "int8");
+  CHECK(shape_of(bench_point("quant", "quant/deepseek_v3/fp8_per_tensor/M:1", 1, {{"flops", 0.0}}), kModels).dtype == "");
+
+  // Functions named after a model: the family plus what follows the model name (the longest model that fits).
+  s = shape_of(bench_point("routing", "BM_deepseek_v3_warm/M:1/iterations:50/manual_time", 1), kModels);
+  CHECK(s.model == "deepseek_v3");
+  CHECK(s.bench == "routing_warm");
+  s = shape_of(bench_point("routing", "BM_qwen3_235b_bf16/M:16", 16), kModels);
+  CHECK(s.model == "qwen3_235b");
+  CHECK(s.bench == "routing_bf16");
+  CHECK(shape_of(bench_point("routing", "BM_llama4_scout/M:16", 16), kModels).bench == "routing");
+  // An argument named "threads" before Google Benchmark's suffixes is the benchmark's.
+  s = shape_of(bench_point("routing", "BM_mixtral_8x7b_cfg/M:16384/lanes:1/threads:128/iterations:50/manual_time", 16384),
+               kModels);
+  CHECK(s.params_text() == "lanes:1 threads:128");
+  CHECK(s.key == "BM_mixtral_8x7b_cfg/lanes:1/threads:128");
+
+  // No M: plotted over the MiB counter, the MiB argument not a parameter.
+  s = shape_of(bench_point("memory", "BM_read_probe/64/manual_time", -1, {{"MiB", 64}}), kModels);
+  CHECK(s.x == 64);
+  CHECK(s.x_label == "MiB");
+  CHECK(s.params.empty());
+  CHECK(s.bench == "read_probe");
+  CHECK(std::isnan(shape_of(bench_point("memory", "BM_other/3", -1), kModels).x));
+
+  s = shape_of(bench_point("moe_align", "BM_align/M:1/E:256/k:8/block:64/iterations:100/manual_time", 1, {{"flops", 0}}),
+               kModels);
+  CHECK(s.model == "");
+  CHECK(s.params_text() == "E:256 k:8 block:64");
+  CHECK(s.dtype == "");
+  // Names without BM_: the model from the label or the second component.
+  s = shape_of(bench_point("fused_moe", "fused_moe/deepseek_v3/persistent/M:1/manual_time", 1, {}, "model=deepseek_v3"), {});
+  CHECK(s.model == "deepseek_v3");
+  CHECK(s.bench == "fused_moe");
+  CHECK(s.params_text() == "persistent");
+}
+
+TEST_CASE("report floors: the larger of the bandwidth and the compute floor, at the peak of the point's dtype") {
+  const Peaks pk = Peaks::from_context(
+      json{{"moe_read_gbps", "4000.0"}, {"moe_bf16_tflops", "800.0"}, {"moe_fp8_tflops", 1600.0}, {"moe_int8_tops", "n/a"}});
+  CHECK(pk.read_gbps == 4000);
+  CHECK(pk.of_dtype("bf16") == 800);
+  CHECK(pk.of_dtype("fp8") == 1600);
+  CHECK(pk.of_dtype("int8") == 0);
+  CHECK(Peaks::from_context(json{{"moe_read_gbps", "4000x"}}).read_gbps == 0);
+  CHECK(Peaks::from_context(json::array()).read_gbps == 0);
+
+  // Mixtral at M = 4096 in fp8: 2.9e12 FLOPs, 1.4 GB. Compute-bound at the fp8 peak.
+  const auto p = bench_point("fused_moe_q8", "BM_q8_layer/fp8_tensor/mixtral_8x7b/M:4096", 4096,
+                             {{"bytes", 1.4e9}, {"flops", 2.9e12}});
+  Floor f = floor_of(p, "fp8", pk);
+  CHECK(f.bandwidth_us == doctest::Approx(350.0));
+  CHECK(f.compute_us == doctest::Approx(2.9e12 / 1600e12 * 1e6));
+  CHECK(f.us == f.compute_us);
+  CHECK(f.bound == "compute");
+  CHECK(f.note.empty());
+  // The bf16 rate is never used for fp8: without an fp8 peak, the bandwidth floor alone, and a note.
+  Peaks no_fp8 = pk;
+  no_fp8.fp8_tflops = 0;
+  f = floor_of(p, "fp8", no_fp8);
+  CHECK(std::isnan(f.compute_us));
+  CHECK(f.us == doctest::Approx(350.0));
+  CHECK(f.bound == "bandwidth");
+  CHECK(f.note == "no fp8 peak measured");
+  // No FLOPs (a sort): bandwidth only, no note; no bytes and no FLOPs: no floor.
+  f = floor_of(bench_point("moe_align", "BM_align/M:64", 64, {{"bytes", 4e6}, {"flops", 0}}), "", pk);
+  CHECK(f.bound == "bandwidth");
+  CHECK(f.note.empty());
+  f = floor_of(bench_point("x", "x/M:1", 1), "", pk);
+  CHECK(f.bound.empty());
+  CHECK(std::isnan(f.us));
+}
+
+TEST_CASE("group_series: at most N per chart, split on the first dimension that varies, packed back") {
+  auto check_partition = [](const std::vector<std::vector<size_t>>& groups, size_t n, size_t max) {
+    std::vector<int> seen(n, 0);
+    for (const auto& g : groups) {
+      CHECK(g.size() <= max);
+      CHECK(!g.empty());
+      for (size_t i : g) seen.at(i)++;
+    }
+    for (size_t i = 0; i < n; ++i) CHECK(seen[i] == 1);
+  };
+  // Three models in one chart.
+  std::vector<std::vector<std::string>> d{{"a", "layer", ""}, {"b", "layer", ""}, {"c", "layer", ""}};
+  CHECK(group_series(d, 8) == std::vector<std::vector<size_t>>{{0, 1, 2}});
+  // 3 models x (bf16 + 4 schemes): one chart per model (5 + 5 do not fit 8).
+  d.clear();
+  for (const char* m : {"a", "b", "c"}) {
+    d.push_back({m, "bf16_layer", ""});
+    for (const char* sc : {"fp8_tensor", "fp8_token", "fp8_block", "int8_token"}) d.push_back({m, "q8_layer", sc});
+  }
+  auto g = group_series(d, 8);
+  CHECK(g.size() == 3);
+  check_partition(g, d.size(), 8);
+  CHECK(g[0] == std::vector<size_t>{0, 1, 2, 3, 4});
+  // Path 1 (6 configs) and path 3 (12): path 3 split again, the pieces packed.
+  d.clear();
+  for (const char* w : {"8", "16", "32"})
+    for (const char* st : {"0", "1"}) d.push_back({"", "align_cfg", "path:1", std::string("p5:") + w, std::string("p6:") + st});
+  for (const char* s : {"128", "512", "1024", "2048"})
+    for (const char* w : {"4", "8", "16"}) d.push_back({"", "align_cfg", "path:3", std::string("p5:") + s, std::string("p6:") + w});
+  g = group_series(d, 8);
+  check_partition(g, d.size(), 8);
+  CHECK(g.size() == 3);
+  // Identical series are cut in order.
+  g = group_series(std::vector<std::vector<std::string>>(20, {"x"}), 8);
+  CHECK(g.size() == 3);
+  check_partition(g, 20, 8);
+  CHECK(group_series({}, 8).empty());
+}
+
+TEST_CASE("svg_chart: colour-blind-safe palette, hover values, legends cut to fit, nothing without data") {
+  std::set<std::string> colors;
+  for (size_t i = 0; i < kMaxChartSeries; ++i) colors.insert(chart_color(i));
+  CHECK(colors.size() == kMaxChartSeries);
+  CHECK(svg_chart({"empty", "M (tokens)", "µs", true, NAN, "latency"}, {{"s", chart_color(0), false, {1, 2}, {NAN, -1}, {}}})
+            .empty());
+  const std::string long_name(200, 'n');
+  const std::string svg = svg_chart({"t", "MiB", "GB/s", false, 100, "roofline"},
+                                    {{long_name, chart_color(0), false, {1, 64}, {10, 90}, {}},
+                                     {"base", chart_color(0), true, {1, 64}, {20, 80}, {}}});
+  CHECK(svg.find("<title>" + long_name + "</title>") != std::string::npos);  // whole in the tooltip
+  CHECK(svg.find(long_name + "</text>") == std::string::npos);               // cut in the legend
+  CHECK(svg.find("…</text>") != std::string::npos);
+  CHECK(svg.find("MiB=64 90</title>") != std::string::npos);
+  CHECK(svg.find("stroke-dasharray=\"6 4\"") != std::string::npos);
+  CHECK(svg.find("class=\"reference\"") != std::string::npos);
+  size_t items = 0;
+  for (size_t pos = 0; (pos = svg.find("class=\"legend-item\"", pos)) != std::string::npos; ++pos) ++items;
+  CHECK(items == 2);
+}
+
+TEST_CASE("report with a baseline: lined up by name and M, ours / baseline, fp8 peak from the same device") {
+  ReportInputs in;
+  in.bench.emplace_back("layer.json", read_json_file(std::string(kData) + "sample_layer_bench.json"));
+  in.baselines.push_back({"torch", "base.json", read_json_file(std::string(kData) + "sample_baseline.json")});
+  in.model_names = kModels;
+  const json rep = build_report_json(in);
+  REQUIRE(rep["baselines"].size() == 1);
+  const auto& b = rep["baselines"][0];
+  CHECK(b["points"].size() == 8);  // 2 models x 4 M
+  REQUIRE(b["unmatched"].size() == 1);
+  CHECK(b["unmatched"][0] == "BM_fused_moe_layer/qwen3_235b/M:1/manual_time");
+  for (const auto& p : b["points"]) {
+    CHECK(p["ratio"].get<double>() == doctest::Approx(1 / 1.1));
+    CHECK(p["bench"] == "fused_moe_layer");
+    CHECK(p["family"] == "fused_moe");
+  }
+  CHECK(b["ratios"]["rows"].size() == 2);
+  CHECK(b["ratios"]["geomean_by_model"]["mixtral_8x7b"].get<double>() == doctest::Approx(1 / 1.1));
+  CHECK(b["ratios"]["geomean"].get<double>() == doctest::Approx(1 / 1.1));
+  // Our file has no fp8 peak: the baseline's, same device; int8 has none anywhere.
+  const auto& ours = rep["inputs"][0];
+  CHECK(ours["ceilings"]["fp8_tflops"].get<double>() == doctest::Approx(1400.0));
+  CHECK(ours["ceilings"]["from"]["fp8_tflops"] == "base.json");
+  CHECK(ours["ceilings"]["int8_tops"].is_null());
+  bool fp8_seen = false, int8_seen = false;
+  for (const auto& p : rep["bench"]["points"]) {
+    if (p["bench"] != "q8_layer") continue;
+    if (p["dtype"] == "fp8") {
+      fp8_seen = true;
+      CHECK(p["floor"]["compute_us"].is_number());
+      CHECK(p["floor"]["note"] == "");
+    }
+    if (p["dtype"] == "int8") {
+      int8_seen = true;
+      CHECK(p["floor"]["compute_us"].is_null());
+      CHECK(p["floor"]["note"] == "no int8 peak measured");
+    }
+    CHECK(p["pct_floor"].get<double>() > 0);
+  }
+  CHECK((fp8_seen && int8_seen));
+
+  const std::string html = render_report_html(rep);
+  for (const char* part : {"id=\"summary\"", "id=\"layer-summary\"", "ours ÷ torch", "class=\"ratios\"", "id=\"ceilings\"",
+                           "no int8 peak measured", "class=\"chart speedup\"", "MiB"})
+    CHECK_MESSAGE(html.find(part) != std::string::npos, part);
+  CHECK(html.find("no data") == std::string::npos);
+  // No chart holds more than 8 series.
+  for (size_t pos = 0; (pos = html.find("<svg", pos)) != std::string::npos; ++pos) {
+    const size_t end = html.find("</svg>", pos);
+    size_t items = 0;
+    for (size_t q = pos; (q = html.find("class=\"legend-item\"", q)) != std::string::npos && q < end; ++q) ++items;
+    CHECK(items <= kMaxChartSeries);
+  }
+  // A baseline file that is not a Google Benchmark document is an input error naming it.
+  in.baselines[0].doc = json{{"rows", json::array()}};
+  CHECK_THROWS_WITH_AS(build_report_json(in), "base.json: not a Google Benchmark JSON document (no 'benchmarks' array)",
+                       InputError);
 }

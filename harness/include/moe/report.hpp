@@ -3,7 +3,7 @@
 // (inline CSS and SVG, no scripts, no fonts, nothing fetched).
 //
 // Including this header gives the whole results API (results.hpp,
-// bench_names.hpp, compare.hpp).
+// bench_names.hpp, compare.hpp, report_points.hpp).
 #pragma once
 #include <string>
 #include <utility>
@@ -13,13 +13,25 @@
 
 #include "moe/bench_names.hpp"
 #include "moe/compare.hpp"
+#include "moe/report_points.hpp"
 #include "moe/results.hpp"
 
 namespace moe {
 
+// Another implementation's timings of our benchmark points: a Google Benchmark
+// document whose benchmark names are ours (the M and Google Benchmark's own
+// suffixes may differ), drawn beside ours and divided into ours.
+struct BaselineInput {
+  std::string name;  // what the report calls it ("torch")
+  std::string path;
+  nlohmann::json doc;
+};
+
 struct ReportInputs {
   std::vector<std::pair<std::string, nlohmann::json>> verify;  // (path, document)
   std::vector<std::pair<std::string, nlohmann::json>> bench;   // (path, Google Benchmark document)
+  std::vector<BaselineInput> baselines;
+  std::vector<std::string> model_names;             // every model of the model configs: found in benchmark names
   nlohmann::json models = nlohmann::json::array();  // ModelConfig::to_json() of the configs used
   std::string model_configs_path;
   nlohmann::json tuned = nullptr;                  // TunedTable summary, or null

@@ -2,6 +2,11 @@
 """Writes the synthetic fixtures of tests/tooling (NOT measurements)."""
 import json
 import math
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), *[os.pardir] * 3, "bench", "anchors"))
+import gbench_format  # noqa: E402
 
 ctx = {"date": "2026-11-26T00:00:00+00:00", "host_name": "fixture", "executable": "bench_fixture",
        "num_cpus": 16, "mhz_per_cpu": 2000, "cpu_scaling_enabled": False, "caches": [],
@@ -38,7 +43,11 @@ bench.append({"name": "fused_moe/qwen3_235b/persistent/M:8192/manual_time",
               "run_type": "iteration", "repetitions": 1, "repetition_index": 0, "threads": 1, "iterations": 0,
               "real_time": 0, "cpu_time": 0, "time_unit": "ns", "error_occurred": True,
               "error_message": "out of memory <&> (fixture)", "label": "model=qwen3_235b"})
-json.dump({"context": ctx, "benchmarks": bench}, open("sample_bench.json", "w"), indent=1)
+for e in bench:  # the work a floor is computed from: declared bytes, and FLOPs for fused_moe only
+    e["bytes"] = 4e4 * e.get("M", 1)
+    e["flops"] = 2e8 * e.get("M", 1) if e["name"].startswith("fused_moe") else 0.0
+ceilings = {"moe_read_gbps": "3000.0", "moe_bf16_tflops": "800.0"}
+json.dump({"context": dict(ctx, **ceilings), "benchmarks": bench}, open("sample_bench.json", "w"), indent=1)
 
 
 # Compare fixtures: the same three points (two kernels) per file, `reps` repetitions
@@ -108,3 +117,58 @@ json.dump({"tool": "moe-harness verify", "version": "0.1.0", "backend": "cuda", 
                         "max_smem_per_block": 232448, "driver_version": 0, "runtime_version": 0}],
            "summary": {"passed": sum(c["status"] == "pass" for c in cases), "failed": 1, "skipped": 1},
            "cases": cases}, open("sample_verify.json", "w"), indent=1)
+
+
+# Full-layer benchmarks named as bench_fused_moe / bench_fused_moe_q8 name theirs, a
+# memory probe plotted over MiB, and alignment configs too many for one chart. One
+# merged document (moe_family per entry, as `moe-harness bench` writes).
+# Our ceilings have no fp8 or int8 peak: the baseline below brings fp8.
+def layer_entry(family, name, us, work_bytes, flops, extra=None):
+    e = {"name": name, "run_name": name, "run_type": "iteration", "repetitions": 1, "repetition_index": 0,
+         "threads": 1, "iterations": 10, "real_time": us, "cpu_time": us, "time_unit": "us", "moe_family": family,
+         "us": us, "bytes": work_bytes, "flops": flops}
+    e.update(extra or {})
+    return e
+
+
+layer = []
+models = {"mixtral_8x7b": (4096, 14336, 2, 8), "deepseek_v3": (7168, 2048, 8, 256)}
+Ms = [1, 16, 256, 4096]
+for model, (H, I, k, E) in models.items():
+    for M in Ms:
+        hit = min(E, M * k)
+        wbytes, flops = hit * 3 * H * I * 2 + 4 * M * H, 6.0 * M * k * H * I
+        bf16_us = max(wbytes / 3.0e6, flops / 8.0e8) * 1.25  # µs at 3000 GB/s, 800 TFLOP/s
+        layer.append(layer_entry("fused_moe", f"BM_fused_moe_layer/{model}/M:{M}/iterations:20/manual_time", bf16_us,
+                                 wbytes, flops, {"M": M}))
+        layer.append(layer_entry("fused_moe_q8", f"BM_bf16_layer/{model}/M:{M}/iterations:10/manual_time",
+                                 bf16_us * 1.02, wbytes, flops, {"M": M}))
+        for scheme, f in [("fp8_tensor", 0.6), ("fp8_token", 0.62), ("fp8_block", 0.7), ("int8_token", 0.65)]:
+            layer.append(layer_entry("fused_moe_q8", f"BM_q8_layer/{scheme}/{model}/M:{M}/iterations:10/manual_time",
+                                     bf16_us * f, wbytes / 2, flops,
+                                     {"M": M, "bf16_us": bf16_us * 1.02, "speedup_vs_bf16": 1.02 / f}))
+for mib in [1, 64, 1024]:
+    layer.append(layer_entry("memory", f"BM_read_probe/{mib}/manual_time", 2.0 + mib * 0.4, mib * 2.0 ** 20, 0.0,
+                             {"MiB": mib}))
+layer.append(layer_entry("memory", "BM_copy/1024/manual_time", 900.0, 2 * 1024 * 2.0 ** 20, 0.0, {"MiB": 1024}))
+for M in [64, 256, 1024]:
+    for path, (a, avals), (b, bvals) in [(1, ("warps", [8, 16, 32]), ("stage", [0, 1])),
+                                         (3, ("slots", [128, 512, 1024, 2048]), ("rank_warps", [4, 8, 16]))]:
+        for x in avals:
+            for y in bvals:
+                layer.append(layer_entry("moe_align", f"BM_align_cfg/M:{M}/E:256/k:8/block:64/path:{path}/{a}:{x}/{b}:{y}"
+                                         "/iterations:50/manual_time", 5 + M / 100 + x / 1000 + y / 10,
+                                         4.0 * M * 8, 0.0, {"M": M}))
+json.dump({"context": dict(ctx, **ceilings, moe_device="SYNTHETIC FIXTURE"), "benchmarks": layer},
+          open("sample_layer_bench.json", "w"), indent=1)
+
+# A baseline as bench/anchors/torch_moe_layer.py --gbench-json writes it: ours'
+# bf16 layer names, 1.1x our time; one model we did not run.
+rows = [{"model": m, "M": M, "torch_grouped_mm_us": e["us"] * 1.1, "experts_hit": 8, "weight_bytes_read": e["bytes"],
+         "flops": e["flops"]}
+        for e in layer if e["name"].startswith("BM_fused_moe_layer/")
+        for m, M in [(e["name"].split("/")[1], e["M"])]]
+rows.append({"model": "qwen3_235b", "M": 1, "torch_grouped_mm_us": 150.0})
+json.dump(gbench_format.to_gbench(rows, {"read_TBps": 2.9, "bf16_TFLOPs": 790.0, "fp8_TFLOPs": 1400.0},
+                                  "SYNTHETIC FIXTURE", date="2026-11-26T00:00:00+00:00"),
+          open("sample_baseline.json", "w"), indent=1)
