@@ -8,7 +8,7 @@
 #               (fused_moe without its M >= 1024 / 40000 cases: step big)
 #     big       the big fused_moe cases (M = 1024/4096 subsets, DeepSeek-V3 M = 40000)
 #     sanitize  compute-sanitizer memcheck / racecheck on small subsets (align, routing, fused_moe)
-#     q8        tests/fused_moe_q8/device_run.sh (tests, memcheck, verify --quick, big cases)
+#     q8        tests/fused_moe_q8/device_run.sh (tests, memcheck, verify --quick, big cases; Q8_STEPS to choose)
 #     tooling   scripts/tooling_device_check.sh (bench, shards, merge, tune, --tuned-config)
 #     probe     tests/fused_moe_q8/wgmma_fp8_probe.cu on a fresh seed, its results replayed by the
 #               CPU model of Hopper's fp8 accumulation (reference/fused_moe_q8/fp8_mma_accum.hpp)
@@ -111,7 +111,7 @@ fi
 if has q8; then
   step "q8 (tests/fused_moe_q8/device_run.sh)"
   # its benchmark runs in step bench with the other bench_* executables
-  OUT="$run_dir/q8" MOE_BUILD="$build" timeout 420 bash tests/fused_moe_q8/device_run.sh cpu,gpu,sanitize,verify,big \
+  OUT="$run_dir/q8" MOE_BUILD="$build" timeout 420 bash tests/fused_moe_q8/device_run.sh "${Q8_STEPS:-cpu,gpu,sanitize,verify,big}" \
     > "$run_dir/q8-console.log" 2>&1 || status=1
   tail -40 "$run_dir/q8-console.log"
 fi
