@@ -84,6 +84,7 @@ void register_points(const ModelTable& table) {
             fmt::format("quant/{}/{}/M:{}", m.name, sc.name, M).c_str(),
             [p, model = m.name](benchmark::State& st) { run_point(st, p, model); })
             ->UseManualTime()
+            ->Iterations(200)  // each one is a graph of `batch` launches; auto-iteration took 12 s a point
             ->Unit(benchmark::kMicrosecond);
       }
 }
