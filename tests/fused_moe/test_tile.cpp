@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 
+#include "kernels/fused_moe/tensor_map.hpp"
 #include "kernels/fused_moe/tile.hpp"
 #include "kernels/fused_moe/fused_moe_types.hpp"
 #include "kernels/fused_moe_q8/fused_moe_q8_types.hpp"
@@ -86,4 +87,42 @@ TEST_CASE("tile names: a well-formed tile that is not compiled is named in the o
   CHECK(why.find(kTileShapes[0].name()) != std::string::npos);
   TileConfig cfg{odd};
   CHECK(cfg.why_invalid(1) == why);
+}
+
+TEST_CASE("tensor maps: one validity check names the rule broken") {
+  using moe::fused_moe::TileMapSpec;
+  alignas(16) static uint16_t buf[64];
+  const TileMapSpec ok{.base = buf, .dtype = moe::DType::BF16, .rows = 4096, .cols = 7168,
+                       .row_stride_bytes = 7168 * 2, .box_rows = 128, .box_cols = 64};
+  CHECK_NOTHROW(moe::fused_moe::validate_tile_map(ok));
+  auto broken = [&](auto edit, const char* rule) {
+    TileMapSpec s = ok;
+    edit(s);
+    CAPTURE(rule);
+    try {
+      moe::fused_moe::validate_tile_map(s);
+      FAIL("accepted");
+    } catch (const moe::InputError& e) {
+      CHECK(std::string(e.what()).find(rule) != std::string::npos);
+    }
+  };
+  broken([](TileMapSpec& s) { s.base = nullptr; }, "null");
+  broken([&](TileMapSpec& s) { s.base = reinterpret_cast<const char*>(buf) + 2; }, "16-byte aligned");
+  broken([](TileMapSpec& s) { s.rows = 0; }, "rows and cols");
+  broken([](TileMapSpec& s) { s.cols = int64_t{1} << 32; }, "rows and cols");
+  broken([](TileMapSpec& s) { s.row_stride_bytes = 7168 * 2 + 8; }, "multiple of 16");
+  broken([](TileMapSpec& s) { s.row_stride_bytes = 7168; }, "hold a row");
+  broken([](TileMapSpec& s) { s.box_cols = 32; }, "128 bytes");
+  broken([](TileMapSpec& s) { s.box_rows = 257; }, "box rows");
+  // 8-bit codes: 128 columns make a 128-byte box row.
+  TileMapSpec q = ok;
+  q.dtype = moe::DType::F8E4M3;
+  q.row_stride_bytes = 7168;
+  q.box_cols = 128;
+  CHECK_NOTHROW(moe::fused_moe::validate_tile_map(q));
+#if !defined(MOE_BACKEND_CUDA)
+  moe::fused_moe::TensorMap map;
+  CHECK_THROWS_AS(moe::fused_moe::encode_tile_map_2d(map, ok), moe::GpuError);
+  CHECK_FALSE(moe::fused_moe::tensor_maps_supported());
+#endif
 }
