@@ -2,14 +2,22 @@
 // device: boxes of a bf16 matrix with a padded row stride, interior, ragged at
 // the edges and at negative coordinates, loaded through one mbarrier in two
 // phases; the shared-memory image must be the 128-byte swizzle of the box with
-// zeros outside the tensor. Skipped on devices before sm_90 and in HIP builds.
+// zeros outside the tensor. Then the smallest warp-specialized GEMM built from
+// these pieces and wgmma (producer warp, consumer warpgroup, a ring of stages)
+// against a double-precision product. Skipped on devices before sm_90, in builds
+// without wgmma (the GEMM) and in HIP builds.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <tuple>
 #include <vector>
 
+#include "kernels/fused_moe/fused_moe.hpp"
 #include "kernels/fused_moe/tensor_map.hpp"
+#include "moe/dtype.hpp"
+#include "moe/inputs.hpp"
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
 #include "tma_test_kernels.hpp"
@@ -86,6 +94,55 @@ TEST_CASE("tma: the driver refuses nothing that validate_tile_map accepts for th
   CHECK_NOTHROW(moe::fused_moe::encode_tile_map_2d(
       map, {.base = w.data(), .dtype = moe::DType::F8E4M3, .rows = 4096, .cols = 7168, .row_stride_bytes = 7168,
             .box_rows = 128, .box_cols = 128}));
+}
+
+TEST_CASE("tma + wgmma: a warp-specialized GEMM over a ring of stages equals the product (ragged M and K)") {
+  if (!moe::fused_moe::tensor_maps_supported() || !moe::fused_moe::device_limits().wgmma) {
+    MESSAGE("skipped: needs an sm_90a build on sm_90");
+    return;
+  }
+  for (const auto& [M, N, K] : {std::tuple{100, 256, 520}, std::tuple{64, 128, 64}, std::tuple{130, 384, 4096}}) {
+    CAPTURE(M);
+    CAPTURE(N);
+    CAPTURE(K);
+    // Random bf16 operands from the project's generator.
+    std::vector<uint16_t> a(static_cast<size_t>(M) * K), b(static_cast<size_t>(N) * K);
+    moe::InputSpec spec;
+    spec.shape = {M, K, N, 2, 1};
+    spec.dtype = moe::DType::BF16;
+    spec.seed = static_cast<uint64_t>(M * 7 + K);
+    moe::fill_host_bits16(spec, moe::rng::Stream::Hidden, 0, a);
+    moe::fill_host_bits16(spec, moe::rng::Stream::W1, 0, b);
+    moe::gpu::DeviceBuffer<uint16_t> da(a.size()), db(b.size());
+    da.upload(a);
+    db.upload(b);
+    moe::gpu::DeviceBuffer<float> dc(static_cast<size_t>(M) * N);
+    MOE_GPU_CHECK(hipMemset(dc.data(), 0xFF, dc.size() * sizeof(float)));  // NaN poison
+    TensorMap map_a, map_b;
+    moe::fused_moe::encode_tile_map_2d(map_a, {.base = da.data(), .dtype = moe::DType::BF16, .rows = M, .cols = K,
+                                               .row_stride_bytes = int64_t{K} * 2, .box_rows = 64, .box_cols = 64});
+    moe::fused_moe::encode_tile_map_2d(map_b, {.base = db.data(), .dtype = moe::DType::BF16, .rows = N, .cols = K,
+                                               .row_stride_bytes = int64_t{K} * 2, .box_rows = 128, .box_cols = 64});
+    MOE_GPU_CHECK(moe::test::launch_tma_wgmma_gemm(map_a, map_b, M, N, K, dc.data(), nullptr));
+    MOE_GPU_CHECK(hipDeviceSynchronize());
+    const std::vector<float> c = dc.download();
+    // fp32 accumulation of K exact bf16 products: |error| <= K u_32 sum |a b| (worst case).
+    int bad = 0;
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j) {
+        double want = 0, mag = 0;
+        for (int k = 0; k < K; ++k) {
+          const double p = double(moe::bf16_bits_to_f32(a[static_cast<size_t>(i) * K + k])) *
+                           moe::bf16_bits_to_f32(b[static_cast<size_t>(j) * K + k]);
+          want += p;
+          mag += std::abs(p);
+        }
+        const double got = c[static_cast<size_t>(i) * N + j];
+        if (!(std::abs(got - want) <= K * 0x1p-24 * mag + 1e-30) && bad++ < 5)
+          MESSAGE("C[" << i << "][" << j << "] = " << got << ", want " << want);
+      }
+    CHECK(bad == 0);
+  }
 }
 
 #endif
