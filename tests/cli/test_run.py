@@ -329,6 +329,36 @@ def main():
                            "w1_scale has shape", nd)
         expect_input_error("fused_moe_q8 int8 scheme with e4m3 codes", q8[:2] + ["--param", "scheme=3"] + q8[4:] + ["--out-dir", nd],
                            "codes", nd)
+        # Activations already quantized (our quantizer's codes and per-row scales of hidden, as a
+        # user's quantizer would give them): the reference starts from them, the same output.
+        rc, out, err = run(q8 + ["--reference-only", "--out-dir", P("q8_own")])
+        check("fused_moe_q8 reference-only: exit 0", rc == 0, out + err)
+        rc, out, err = run(["run", "quantize", "--in", f"x={qh}", "--param", "qtype=0", "--param", "granularity=1",
+                            "--reference-only", "--out-dir", P("q8_a1")])
+        check("quantize hidden per row: exit 0", rc == 0, out + err)
+        a1, a1s = P("q8_a1/ref_q.npy"), P("q8_a1/ref_scales.npy")
+        rc, out, err = run(q8 + ["--in", f"a1={a1}", "--in", f"a1_scale={a1s}", "--reference-only",
+                                 "--out-dir", P("q8_pre")])
+        check("fused_moe_q8 with a1 + a1_scale: exit 0", rc == 0, out + err)
+        same = os.path.exists(P("q8_pre/ref_out.npy")) and read_npy(P("q8_pre/ref_out.npy")) == read_npy(P("q8_own/ref_out.npy"))
+        check("fused_moe_q8 with a1 + a1_scale: the reference output of quantizing hidden", same)
+        # Scales twice as large: another layer output, so a check against the first output fails.
+        descr, shape, vals = read_npy(a1s)
+        a1s2 = write_npy(P("a1s2.npy"), descr, shape, [2 * v for v in vals])
+        rc, out, err = run(q8 + ["--in", f"a1={a1}", "--in", f"a1_scale={a1s2}", "--cpu-only",
+                                 "--expect", f"out={P('q8_own/ref_out.npy')}", "--out-dir", P("q8_pre2")])
+        check("fused_moe_q8 with a1_scale doubled: the first output fails the check (exit 1)", rc == 1, out + err)
+        expect_input_error("fused_moe_q8 a1 without a1_scale", q8 + ["--in", f"a1={a1}", "--out-dir", nd], "a1_scale", nd)
+        a1bad = write_npy(P("a1bad.npy"), "|u1", (M, H - 1), [0] * (M * (H - 1)))
+        expect_input_error("fused_moe_q8 a1 of the wrong shape",
+                           q8 + ["--in", f"a1={a1bad}", "--in", f"a1_scale={a1s}", "--out-dir", nd], "a1 has shape", nd)
+        a1i8 = write_npy(P("a1i8.npy"), "|i1", (M, H), [0] * (M * H))
+        expect_input_error("fused_moe_q8 int8 a1 for an fp8 scheme",
+                           q8 + ["--in", f"a1={a1i8}", "--in", f"a1_scale={a1s}", "--out-dir", nd], "a1 is", nd)
+        a1sneg = write_npy(P("a1sneg.npy"), descr, shape, [-v for v in vals])
+        expect_input_error("fused_moe_q8 negative a1_scale",
+                           q8 + ["--in", f"a1={a1}", "--in", f"a1_scale={a1sneg}", "--out-dir", nd], "a1_scale[0]", nd)
+
         # int8 per token, per-channel scales given as (E, N, 1)
         iw1 = write_npy(P("iw1.npy"), "|i1", (E, 2 * I, H), [rng.randrange(-127, 128) for _ in range(E * 2 * I * H)])
         iw2 = write_npy(P("iw2.npy"), "|i1", (E, H, I), [rng.randrange(-127, 128) for _ in range(E * H * I)])

@@ -2,7 +2,10 @@
 // on a user's tensors.
 //
 // Inputs: hidden (M, H) bf16/fp16 (quantized here with the reference quantizer,
-// in the scheme's activation granularity); w1 (E, 2I, H) and w2 (E, H, I) codes
+// in the scheme's activation granularity), or besides it activations already
+// quantized by the user's own quantizer: a1 (M, H) codes with a1_scale in the
+// scheme's activation layout (the reference then starts from those; our GPU
+// kernel quantizes for itself, so it does not run); w1 (E, 2I, H) and w2 (E, H, I) codes
 // ('|u1' e4m3 for the fp8 schemes, '|i1' int8 for int8_token) with w1_scale and
 // w2_scale in the scheme's layout (core/include/moe/contract/fused_moe_q8.hpp):
 //   --param scheme=  0 fp8_tensor  scales (E)
@@ -71,16 +74,21 @@ std::string shape_text(const std::vector<int64_t>& s) {
   return "(" + t + (s.size() == 1 ? ",)" : ")");
 }
 
-// The scale tensor of one weight: the scheme's shape ((E, N, 1) also taken for
-// per-channel), every value finite and > 0.
-void validate_scales(const Tensor& s, const quant::QuantProblem& qp, const char* name, std::string_view scheme) {
-  std::vector<int64_t> want = qp.scale_shape();
-  std::vector<int64_t> got = s.shape;
-  if (got.size() == want.size() + 1 && got.back() == 1) got.pop_back();
-  MOE_REQUIRE(got == want, fmt::format("{} has shape {}; scheme {} needs {}", name, shape_text(s.shape), scheme, shape_text(want)));
+// A scale tensor: the scheme's shape up to dimensions of size 1,
+// every value finite and > 0 (>= 0 for activations: an all-zero row has scale 0).
+void validate_scales(const Tensor& s, const quant::QuantProblem& qp, const char* name, std::string_view scheme,
+                     bool zero_ok = false) {
+  // Dimensions of size 1 do not change the row-major order: (M,), (M, 1) and (1, M) all hold M scales.
+  const auto squeezed = [](std::vector<int64_t> v) {
+    std::erase(v, int64_t{1});
+    return v;
+  };
+  const std::vector<int64_t> want = qp.scale_shape();
+  MOE_REQUIRE(squeezed(s.shape) == squeezed(want),
+              fmt::format("{} has shape {}; scheme {} needs {}", name, shape_text(s.shape), scheme, shape_text(want)));
   for (size_t i = 0; i < s.f.size(); ++i)
-    MOE_REQUIRE(std::isfinite(s.f[i]) && s.f[i] > 0,
-                fmt::format("{}[{}] = {}: scales must be finite and > 0", name, i, s.f[i]));
+    MOE_REQUIRE(std::isfinite(s.f[i]) && (s.f[i] > 0 || (zero_ok && s.f[i] == 0)),
+                fmt::format("{}[{}] = {}: scales must be finite and {}", name, i, s.f[i], zero_ok ? ">= 0" : "> 0"));
 }
 
 void validate_layer(const Tensors& in, const Params& p) {
@@ -103,6 +111,15 @@ void validate_layer(const Tensors& in, const Params& p) {
                                                         scheme, dtype_name(codes), npy_descr(codes)));
   validate_scales(in.at("w1_scale"), q.w1_quant(), "w1_scale", scheme);
   validate_scales(in.at("w2_scale"), q.w2_quant(), "w2_scale", scheme);
+  MOE_REQUIRE(in.count("a1") == in.count("a1_scale"), "a1 and a1_scale come together (activations already quantized)");
+  if (in.count("a1")) {
+    const auto& a1 = in.at("a1");
+    MOE_REQUIRE(a1.shape == h.shape, fmt::format("a1 has shape {}; it quantizes hidden {}", shape_text(a1.shape),
+                                                 shape_text(h.shape)));
+    MOE_REQUIRE(a1.dtype == codes, fmt::format("a1 is {} ('{}'); scheme {} takes {} codes ('{}')", dtype_name(a1.dtype),
+                                               npy_descr(a1.dtype), scheme, dtype_name(codes), npy_descr(codes)));
+    validate_scales(in.at("a1_scale"), q.a1_quant(), "a1_scale", scheme, true);
+  }
 }
 
 ref::Q8RefInputs ref_inputs(const Q8Problem& q, const Tensors& in, const Routed& r) {
@@ -129,11 +146,18 @@ Tensors reference(const Tensors& in, const Params& p) {
       meter->add(nrows * cols);
     };
   }
-  auto res = ref::q8_ref_layer(q, in.at("hidden").f, src);
+  ref::Q8Stage2Result res;
+  if (in.count("a1")) {
+    const auto r1 = ref::q8_ref_stage1(q, in.at("a1").codes, in.at("a1_scale").f, src);
+    const auto a2 = ref::quantize(q.a2_quant(), r1.intermediate);
+    res = ref::q8_ref_stage2(q, a2.q, a2.scales, src);
+  } else {
+    res = ref::q8_ref_layer(q, in.at("hidden").f, src).stage2;
+  }
   Tensor t;
   t.dtype = b.dtype;
   t.shape = {b.tokens, b.model_dim};
-  t.f = std::move(res.stage2.out);  // not rounded: the tolerance covers the output rounding
+  t.f = std::move(res.out);  // not rounded: the tolerance covers the output rounding
   Tensors out;
   out["out"] = std::move(t);
   return out;
@@ -159,6 +183,7 @@ std::vector<float> widen16(const std::vector<uint16_t>& bits, DType dt) {
 // The layer on the device; besides out, the intermediate and its quantization a2
 // (for the staged check).
 Tensors device(const Tensors& in, const Params& p) {
+  if (in.count("a1")) return {};  // our kernel quantizes hidden itself
   const Q8Problem q = problem_of(in, p);
   const auto& b = q.base;
   const Routed r = routed(in, p);
@@ -282,7 +307,11 @@ std::vector<RunKernel> fused_moe_q8_run_kernels() {
   RunKernel k;
   k.name = "fused_moe_q8";
   k.summary = "quantized fused MoE layer (fp8 e4m3 per-tensor/per-token/block-128, int8 per-token), bf16/fp16 activations";
-  k.inputs = {{"hidden", {DType::BF16, DType::F16}, 2, false, "(M, model_dim) activations (quantized here)"},
+  k.inputs = {{"hidden", {DType::BF16, DType::F16}, 2, false, "(M, model_dim) activations (quantized here unless a1 is given)"},
+              {"a1", {DType::F8E4M3, DType::I8}, 2, true,
+               "(M, model_dim) activations already quantized (with a1_scale): the reference starts from them"},
+              {"a1_scale", {DType::F32}, -1, true,
+               "a1's scales in the scheme's activation layout: (1) per-tensor, (M) per-token, (M, ceil(model_dim/128)) block"},
               {"w1", {DType::F8E4M3, DType::I8}, 3, false, "(E, 2*inter, model_dim) codes: '|u1' e4m3 or '|i1' int8"},
               {"w1_scale", {DType::F32}, -1, false, "w1 scales in the scheme's layout (see scheme)"},
               {"w2", {DType::F8E4M3, DType::I8}, 3, false, "(E, model_dim, inter) codes"},
