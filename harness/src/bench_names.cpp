@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <set>
 
 #include <fmt/format.h>
@@ -29,6 +30,21 @@ json BenchPoint::to_json() const {
     j["error_message"] = error_message;
   }
   return j;
+}
+
+double context_ceiling(const json& context, const char* key) {
+  if (!context.is_object() || !context.contains(key)) return 0;
+  const json& v = context[key];
+  double d = 0;
+  if (v.is_number()) {
+    d = v.get<double>();
+  } else if (v.is_string()) {
+    const std::string s = v.get<std::string>();
+    char* end = nullptr;
+    d = std::strtod(s.c_str(), &end);
+    if (s.empty() || end != s.c_str() + s.size()) return 0;
+  }
+  return std::isfinite(d) && d > 0 ? d : 0;
 }
 
 namespace {

@@ -191,21 +191,6 @@ std::string format_compare(const CompareResult& r, const std::string& a_label, c
 
 namespace {
 
-// A context value as a positive number: strings as bench_common writes them
-// ("3086.9"), or JSON numbers; "n/a", "0.0" (not measured) and others give 0.
-double positive_number(const json& v) {
-  double x = 0;
-  if (v.is_number()) {
-    x = v.get<double>();
-  } else if (v.is_string()) {
-    const std::string t = v.get<std::string>();
-    char* end = nullptr;
-    x = std::strtod(t.c_str(), &end);
-    if (end == t.c_str() || *end != '\0') x = 0;
-  }
-  return std::isfinite(x) && x > 0 ? x : 0.0;
-}
-
 const char* const kCeilingKeys[] = {"moe_read_gbps", "moe_copy_gbps", "moe_bf16_tflops"};
 
 }  // namespace
@@ -223,8 +208,8 @@ BenchDevice read_bench_device(const json& doc) {
       names.insert((*c)["moe_device"].get<std::string>());
     // Each executable measures its own ceilings; the first context that has one stands for the file.
     for (const char* k : kCeilingKeys)
-      if (!d.ceilings.count(k) && c->contains(k))
-        if (const double v = positive_number((*c)[k]); v > 0) d.ceilings[k] = v;
+      if (!d.ceilings.count(k))
+        if (const double v = context_ceiling(*c, k); v > 0) d.ceilings[k] = v;
   }
   for (const auto& n : names) d.name += (d.name.empty() ? "" : " + ") + n;
   return d;

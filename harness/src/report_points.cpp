@@ -12,22 +12,6 @@ using nlohmann::json;
 
 namespace {
 
-// A positive finite number from a context value (a number or a numeric string), else 0.
-double positive_number(const json& ctx, const char* key) {
-  if (!ctx.is_object() || !ctx.contains(key)) return 0;
-  const json& v = ctx[key];
-  double d = 0;
-  if (v.is_number()) {
-    d = v.get<double>();
-  } else if (v.is_string()) {
-    const std::string s = v.get<std::string>();
-    char* end = nullptr;
-    d = std::strtod(s.c_str(), &end);
-    if (s.empty() || end != s.c_str() + s.size()) return 0;
-  }
-  return std::isfinite(d) && d > 0 ? d : 0;
-}
-
 // Google Benchmark's own name suffixes; the benchmark's arguments come before them.
 bool starts_gbench_suffix(std::string_view c) {
   return c == "manual_time" || c == "real_time" || c == "process_time" || c.starts_with("iterations:") ||
@@ -50,10 +34,10 @@ double counter(const BenchPoint& p, const char* key) {
 
 Peaks Peaks::from_context(const json& context) {
   Peaks p;
-  p.read_gbps = positive_number(context, "moe_read_gbps");
-  p.bf16_tflops = positive_number(context, "moe_bf16_tflops");
-  p.fp8_tflops = positive_number(context, "moe_fp8_tflops");
-  p.int8_tops = positive_number(context, "moe_int8_tops");
+  p.read_gbps = context_ceiling(context, "moe_read_gbps");
+  p.bf16_tflops = context_ceiling(context, "moe_bf16_tflops");
+  p.fp8_tflops = context_ceiling(context, "moe_fp8_tflops");
+  p.int8_tops = context_ceiling(context, "moe_int8_tops");
   return p;
 }
 

@@ -89,6 +89,19 @@ std::vector<double> naive(const HostProblem& hp, DType inter_dtype) {
 
 std::vector<float> to_float(const std::vector<double>& v) { return {v.begin(), v.end()}; }
 
+// The reference in double (the truth) and in float accumulation (a model of a
+// correct kernel), both with the intermediate rounded to dt.
+struct DoubleAndFloat {
+  moe::ref::FusedMoeRefResult r64, r32;
+};
+DoubleAndFloat double_and_float(const HostProblem& hp, DType dt) {
+  moe::ref::FusedMoeRefOptions o64;
+  o64.inter_dtype = dt;
+  moe::ref::FusedMoeRefOptions o32 = o64;
+  o32.fp64 = false;
+  return {moe::ref::fused_moe_ref(hp.p, inputs(hp), o64), moe::ref::fused_moe_ref(hp.p, inputs(hp), o32)};
+}
+
 }  // namespace
 
 TEST_CASE("fused_moe_ref: hand-computed 1 token, 2 experts, k=2") {
@@ -189,12 +202,7 @@ TEST_CASE("fused_moe_ref: float accumulation passes the derived tolerance agains
   for (DType dt : {DType::BF16, DType::F16}) {
     CAPTURE(static_cast<int>(dt));
     HostProblem hp = make_host(48, 384, 160, 8, 2, 7, moe::RoutingDist::Softmax, dt);
-    moe::ref::FusedMoeRefOptions o64;
-    o64.inter_dtype = dt;
-    moe::ref::FusedMoeRefOptions o32 = o64;
-    o32.fp64 = false;
-    const auto r64 = moe::ref::fused_moe_ref(hp.p, inputs(hp), o64);
-    const auto r32 = moe::ref::fused_moe_ref(hp.p, inputs(hp), o32);
+    const auto [r64, r32] = double_and_float(hp, dt);
     // The kernel also rounds its output: round the float-accumulated result to dt.
     std::vector<float> out32 = r32.out;
     for (float& v : out32) v = moe::round_to(dt, v);
@@ -213,6 +221,9 @@ TEST_CASE("fused_moe_ref: float accumulation passes the derived tolerance agains
       auto ids = hp.routing.topk_ids;
       ids[1] = -1;
       const auto in2 = moe::ref::ref_inputs_from_host(hp.hidden, hp.w1, hp.w2, hp.routing.topk_weights, ids);
+      moe::ref::FusedMoeRefOptions o32;
+      o32.inter_dtype = dt;
+      o32.fp64 = false;
       const auto rd = moe::ref::fused_moe_ref(hp.p, in2, o32);
       for (int64_t c0 = 0; c0 < hp.p.model_dim; ++c0) dropped[static_cast<size_t>(c0)] = rd.out[static_cast<size_t>(c0)];
     }
@@ -307,12 +318,7 @@ TEST_CASE("fused_moe_ref: the output check tells a 0.5 % stage-2 error from roun
       CAPTURE(static_cast<int>(dt));
       CAPTURE(seed);
       HostProblem hp = make_host(32, 512, 192, 8, 2, seed, moe::RoutingDist::Softmax, dt);
-      moe::ref::FusedMoeRefOptions o64;
-      o64.inter_dtype = dt;
-      moe::ref::FusedMoeRefOptions o32 = o64;
-      o32.fp64 = false;
-      const auto r64 = moe::ref::fused_moe_ref(hp.p, inputs(hp), o64);
-      const auto r32 = moe::ref::fused_moe_ref(hp.p, inputs(hp), o32);
+      const auto [r64, r32] = double_and_float(hp, dt);
       const auto tol = moe::ref::fused_moe_out_tolerance(hp.p, dt, dt, r64.out_rms);
       std::vector<float> correct = r32.out, scaled = r32.out;
       for (float& v : correct) v = moe::round_to(dt, v);

@@ -43,6 +43,11 @@ struct BenchPoint {
 // semicolons or tabs); tokens without '=' are ignored.
 std::map<std::string, std::string> parse_bench_label(const std::string& label);
 
+// A measured ceiling from a benchmark context (moe_read_gbps, moe_bf16_tflops, ...):
+// bench_common writes them as strings ("3086.9"); numbers are taken too. 0 when
+// the key is missing or the value is not a positive finite number ("n/a", "0.0").
+double context_ceiling(const nlohmann::json& context, const char* key);
+
 // Parses a Google Benchmark JSON document; InputError naming `source` when it
 // is not one.
 std::vector<BenchPoint> read_bench_points(const nlohmann::json& doc, const std::string& source);
