@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "moe/error.hpp"
+#include "moe/stats.hpp"
 
 namespace moe {
 using nlohmann::json;
@@ -106,9 +107,8 @@ void add_shape(json& pj, const PointShape& s) {
 json ratio_rows(const json& matched) {
   std::vector<std::string> order;
   std::map<std::string, json> rows;
-  std::map<std::string, std::pair<double, int>> per_model;  // model -> (sum of logs, count)
-  double all_logs = 0;
-  int all_n = 0;
+  std::map<std::string, std::vector<double>> row_ratios, model_ratios;
+  std::vector<double> all;
   for (const auto& p : matched) {
     const std::string id = p["family"].get<std::string>() + "\t" + p["bench"].get<std::string>() + "\t" +
                            p["model"].get<std::string>() + "\t" + p["params_text"].get<std::string>();
@@ -117,23 +117,21 @@ json ratio_rows(const json& matched) {
       rows[id] = {{"family", p["family"]}, {"bench", p["bench"]}, {"model", p["model"]}, {"params", p["params_text"]},
                   {"dtype", p["dtype"]}, {"points", json::array()}};
     }
-    const double r = p["ratio"].get<double>();
+    const double r = p["ratio"].get<double>();  // > 0: points line up only where both times are positive
     rows[id]["points"].push_back({{"M", p["M"]}, {"ours_us", p["ours_us"]}, {"baseline_us", p["us"]}, {"ratio", r}});
-    auto& pm = per_model[p["model"].get<std::string>()];
-    pm.first += std::log(r), pm.second++;
-    all_logs += std::log(r), all_n++;
+    row_ratios[id].push_back(r);
+    model_ratios[p["model"].get<std::string>()].push_back(r);
+    all.push_back(r);
   }
   json out = json::array();
   for (const auto& id : order) {
     json row = rows[id];
-    double logs = 0;
-    for (const auto& q : row["points"]) logs += std::log(q["ratio"].get<double>());
-    row["geomean"] = std::exp(logs / static_cast<double>(row["points"].size()));
+    row["geomean"] = geometric_mean(row_ratios[id]);
     out.push_back(std::move(row));
   }
   json by_model = json::object();
-  for (const auto& [m, v] : per_model) by_model[m] = std::exp(v.first / v.second);
-  return {{"rows", out}, {"geomean_by_model", by_model}, {"geomean", all_n ? json(std::exp(all_logs / all_n)) : json(nullptr)}};
+  for (const auto& [m, v] : model_ratios) by_model[m] = geometric_mean(v);
+  return {{"rows", out}, {"geomean_by_model", by_model}, {"geomean", all.empty() ? json(nullptr) : json(geometric_mean(all))}};
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "moe/charts.hpp"
+#include "moe/stats.hpp"
 #include "report_html_parts.hpp"
 
 namespace moe::report_html {
@@ -79,12 +80,12 @@ std::string ratio_cell(double r, const std::string& tip) {
   return fmt::format("<td class=\"num\" style=\"{}\" title=\"{}\">{:.2f}×</td>", ratio_style(r), html_escape(tip), r);
 }
 
+// The geometric mean of the cells that have a value (NaN when none has).
 double geomean(const std::vector<double>& v) {
-  double s = 0;
-  int n = 0;
+  std::vector<double> present;
   for (double x : v)
-    if (std::isfinite(x) && x > 0) s += std::log(x), n++;
-  return n ? std::exp(s / n) : NAN;
+    if (std::isfinite(x) && x > 0) present.push_back(x);
+  return present.empty() ? NAN : geometric_mean(present);
 }
 
 std::string series_row_name(const Series& s) { return s.params_text.empty() ? s.bench : s.bench + " " + s.params_text; }
