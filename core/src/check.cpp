@@ -118,6 +118,12 @@ static CheckResult compare_floats(std::span<const T> out, std::span<const T> ref
   return r;
 }
 
+double rms(std::span<const float> v) {
+  double s = 0;
+  for (float x : v) s += static_cast<double>(x) * x;
+  return v.empty() ? 0.0 : std::sqrt(s / static_cast<double>(v.size()));
+}
+
 CheckResult check_close(std::span<const float> out, std::span<const float> ref, const Tolerance& tol) {
   CheckResult r = compare_floats(out, ref, tol.max_rel_l2, [&](size_t, double e) { return tol.atol + tol.rtol * std::abs(e); });
   r.tolerance = tol;

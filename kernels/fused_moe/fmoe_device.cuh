@@ -102,6 +102,44 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 #endif
 }
 
+// The tiles one stage-kernel launch walks: m-blocks of the aligned rows (only the
+// valid ones when persistent: the grid then strides over exactly those) times
+// n-tiles times K splits. P is any params struct with the stage fields
+// (num_post, max_m_blocks, persistent, n_tiles, split_k, k). Call after pdl_wait():
+// num_post is written by the align kernel.
+struct TileSpace {
+  int valid_m;              // m-blocks that hold aligned rows
+  int num_m;                // m-blocks walked (valid_m, or max_m_blocks when not persistent)
+  int64_t tiles_per_split;  // num_m * n_tiles
+  int64_t total;            // tiles_per_split * split_k
+  int64_t k_tiles;          // ceil(k / BK)
+};
+template <int BM, int BK, class P>
+__device__ __forceinline__ TileSpace tile_space(const P& p) {
+  TileSpace t;
+  const int64_t num_post = *p.num_post;
+  const int64_t post_blocks = num_post > 0 ? num_post / BM : 0;
+  t.valid_m = static_cast<int>(post_blocks < p.max_m_blocks ? post_blocks : p.max_m_blocks);
+  t.num_m = p.persistent ? t.valid_m : p.max_m_blocks;
+  t.tiles_per_split = static_cast<int64_t>(t.num_m) * p.n_tiles;
+  t.total = t.tiles_per_split * p.split_k;
+  t.k_tiles = (static_cast<int64_t>(p.k) + BK - 1) / BK;
+  return t;
+}
+
+// Grouped tile order: tile `rest` of one split -> (m-block, n-tile), with the
+// m-block varying fastest inside groups of group_m blocks, so the blocks of a
+// group share each weight tile in L2 and their A rows stay in L2 across the n sweep.
+__device__ __forceinline__ void grouped_tile(int64_t rest, int num_m, int group_m, int n_tiles,
+                                             int& m_blk, int& n_tile) {
+  const int64_t group_span = static_cast<int64_t>(group_m) * n_tiles;
+  const int first_m = static_cast<int>(rest / group_span) * group_m;
+  const int gsize = (num_m - first_m) < group_m ? (num_m - first_m) : group_m;
+  const int in_g = static_cast<int>(rest % group_span);
+  m_blk = first_m + in_g % gsize;
+  n_tile = in_g / gsize;
+}
+
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + __expf(-g)); }
 __device__ __forceinline__ float gelu_tanh(float g) {
   const float c = 0.7978845608028654f;  // sqrt(2/pi)

@@ -87,33 +87,22 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize)
   // before the first read of anything it wrote (no-ops without the launch attribute).
   pdl_launch_dependents();
   pdl_wait();
-  const int64_t num_post = *p.num_post;
-  const int64_t post_blocks = num_post > 0 ? num_post / BM : 0;
-  const int valid_m = static_cast<int>(post_blocks < p.max_m_blocks ? post_blocks : p.max_m_blocks);
-  const int num_m = p.persistent ? valid_m : p.max_m_blocks;
-  const int64_t tiles_per_split = static_cast<int64_t>(num_m) * p.n_tiles;
-  const int64_t total = tiles_per_split * p.split_k;
+  const TileSpace ts = tile_space<BM, BK>(p);
+  const int valid_m = ts.valid_m;
   const int64_t K = p.k;
-  const int64_t k_tiles = (K + BK - 1) / BK;
+  const int64_t k_tiles = ts.k_tiles;
 
-  for (int64_t tile = blockIdx.x; tile < total; tile += gridDim.x) {
-    // ---- tile -> (split, m-block, n-tile). Grouped order: within a group of
-    // m-blocks the m-block varies fastest, so the blocks of a group share each
-    // weight tile in L2 and their A rows stay in L2 across the n sweep.
-    // group_mode 0: fixed groups of group_m blocks.
+  for (int64_t tile = blockIdx.x; tile < ts.total; tile += gridDim.x) {
+    // ---- tile -> (split, m-block, n-tile).
+    // group_mode 0: fixed groups of group_m blocks (grouped_tile).
     // group_mode 1: groups are the runs of blocks of one expert, cut at windows
     //   of group_m blocks, so each expert's weights stream from DRAM about once
     //   (for big tiles, where an expert spans several blocks).
-    const int split = static_cast<int>(tile / tiles_per_split);
-    const int64_t rest = tile % tiles_per_split;
+    const int split = static_cast<int>(tile / ts.tiles_per_split);
+    const int64_t rest = tile % ts.tiles_per_split;
     int m_blk, n_tile;
     if (p.group_mode == 0) {
-      const int64_t group_span = static_cast<int64_t>(p.group_m) * p.n_tiles;
-      const int first_m = static_cast<int>(rest / group_span) * p.group_m;
-      const int gsize = (num_m - first_m) < p.group_m ? (num_m - first_m) : p.group_m;
-      const int in_g = static_cast<int>(rest % group_span);
-      m_blk = first_m + in_g % gsize;
-      n_tile = in_g / gsize;
+      grouped_tile(rest, ts.num_m, p.group_m, p.n_tiles, m_blk, n_tile);
       if (m_blk >= valid_m) continue;  // uniform across the block
     } else {
       // Tiles of blocks [g0, g1) are exactly [g0 * n_tiles, g1 * n_tiles).

@@ -189,25 +189,16 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize) q8_gemm_kernel(const Q8Gemm
 
   fused_moe::dev::pdl_launch_dependents();
   fused_moe::dev::pdl_wait();
-  const int64_t num_post = *p.num_post;
-  const int64_t post_blocks = num_post > 0 ? num_post / BM : 0;
-  const int valid_m = static_cast<int>(post_blocks < p.max_m_blocks ? post_blocks : p.max_m_blocks);
-  const int num_m = p.persistent ? valid_m : p.max_m_blocks;
-  const int64_t tiles_per_split = static_cast<int64_t>(num_m) * p.n_tiles;
-  const int64_t total = tiles_per_split * p.split_k;
+  const fused_moe::dev::TileSpace ts = fused_moe::dev::tile_space<BM, BK>(p);
+  const int valid_m = ts.valid_m;
   const int64_t K = p.k;
-  const int64_t k_tiles = (K + BK - 1) / BK;
+  const int64_t k_tiles = ts.k_tiles;
   constexpr int kGroupM = 8;
 
-  for (int64_t tile = blockIdx.x; tile < total; tile += gridDim.x) {
-    const int split = static_cast<int>(tile / tiles_per_split);
-    const int64_t rest = tile % tiles_per_split;
-    const int64_t group_span = static_cast<int64_t>(kGroupM) * p.n_tiles;
-    const int first_m = static_cast<int>(rest / group_span) * kGroupM;
-    const int gsize = (num_m - first_m) < kGroupM ? (num_m - first_m) : kGroupM;
-    const int in_g = static_cast<int>(rest % group_span);
-    const int m_blk = first_m + in_g % gsize;
-    const int n_tile = in_g / gsize;
+  for (int64_t tile = blockIdx.x; tile < ts.total; tile += gridDim.x) {
+    const int split = static_cast<int>(tile / ts.tiles_per_split);
+    int m_blk, n_tile;
+    fused_moe::dev::grouped_tile(tile % ts.tiles_per_split, ts.num_m, kGroupM, p.n_tiles, m_blk, n_tile);
     if (m_blk >= valid_m) continue;
 
     const int expert = p.expert_ids[m_blk];

@@ -373,16 +373,24 @@ __global__ void __launch_bounds__(1024) align_count_kernel(AlignParams p) {
   for (int e = tid; e <= E; e += T) p.table[static_cast<int64_t>(e) * G + b] = hist[e];
 }
 
+// The indices of the multi-block ranking kernels (K2 and Fused): experts, threads,
+// this thread, warps, this warp, lane, blocks, this block, block_size - 1.
+struct RankIndices {
+  int E, T, tid, W, w, lane, G, b, bs_mask;
+};
+__device__ __forceinline__ RankIndices rank_indices(const AlignParams& p) {
+  const int T = static_cast<int>(blockDim.x), tid = static_cast<int>(threadIdx.x);
+  return {p.num_experts, T, tid, T / kWarp, tid / kWarp, lane_id(),
+          static_cast<int>(gridDim.x), static_cast<int>(blockIdx.x), p.block_size - 1};
+}
+
 // MultiBlock K2: every block reduces the table (totals of all blocks, and of the
 // blocks before it), scans the padded totals, re-ranks its chunk per warp and
 // scatters; the grid writes expert_ids.
 // smem: tbl[W*E] | start[E+1] | base[E] | scratch[kScratchInts]
 __global__ void __launch_bounds__(kMultiRankThreadsMax) align_scatter_kernel(AlignParams p) {
   extern __shared__ __align__(16) int smem[];
-  const int E = p.num_experts, T = static_cast<int>(blockDim.x), tid = static_cast<int>(threadIdx.x);
-  const int W = T / kWarp, w = tid / kWarp, lane = lane_id();
-  const int G = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
-  const int bs_mask = p.block_size - 1;
+  const auto [E, T, tid, W, w, lane, G, b, bs_mask] = rank_indices(p);
   int* tbl = smem;
   int* start = tbl + W * E;
   int* before = start + E + 1;
@@ -486,10 +494,7 @@ __global__ void __launch_bounds__(kMultiRankThreadsMax) align_scatter_kernel(Ali
 // smem: tbl[W*E] | start[E+1] | before[E] | cnt[E+1] | scratch[kScratchInts]
 __global__ void __launch_bounds__(1024) align_fused_kernel(AlignParams p) {
   extern __shared__ __align__(16) int smem[];
-  const int E = p.num_experts, T = static_cast<int>(blockDim.x), tid = static_cast<int>(threadIdx.x);
-  const int W = T / kWarp, w = tid / kWarp, lane = lane_id();
-  const int G = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
-  const int bs_mask = p.block_size - 1;
+  const auto [E, T, tid, W, w, lane, G, b, bs_mask] = rank_indices(p);
   int* tbl = smem;
   int* start = tbl + W * E;
   int* before = start + E + 1;

@@ -81,6 +81,9 @@ struct CheckResult {
   nlohmann::json to_json() const;
 };
 
+// Root mean square of v (0 for an empty v): the scale of the relative limits.
+double rms(std::span<const float> v);
+
 CheckResult check_close(std::span<const float> out, std::span<const float> ref, const Tolerance& tol);
 
 // Like check_close with a given bound per element (bound.size() == ref.size()):

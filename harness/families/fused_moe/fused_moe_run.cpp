@@ -300,19 +300,9 @@ Tensors reference(const Tensors& in, const Params& p) {
   ref::FusedMoeRefOptions opt;
   opt.inter_dtype = pr.dtype;
   auto res = ref::fused_moe_ref(pr, src, opt);
-  Tensor t;
-  t.dtype = pr.dtype;
-  t.shape = {pr.tokens, pr.model_dim};
-  t.f = std::move(res.out);  // not rounded: the tolerance covers the output rounding
   Tensors out;
-  out["out"] = std::move(t);
+  out["out"] = float_tensor(pr.dtype, std::move(res.out), {pr.tokens, pr.model_dim});  // not rounded: the tolerance covers the output rounding
   return out;
-}
-
-double rms(std::span<const float> v) {
-  double s = 0;
-  for (float x : v) s += static_cast<double>(x) * x;
-  return v.empty() ? 0.0 : std::sqrt(s / static_cast<double>(v.size()));
 }
 
 Checks check(const Tensors& got, const Tensors& ref, const Tensors& in, const Params& p, bool) {

@@ -154,19 +154,9 @@ Tensors reference(const Tensors& in, const Params& p) {
   } else {
     res = ref::q8_ref_layer(q, in.at("hidden").f, src).stage2;
   }
-  Tensor t;
-  t.dtype = b.dtype;
-  t.shape = {b.tokens, b.model_dim};
-  t.f = std::move(res.out);  // not rounded: the tolerance covers the output rounding
   Tensors out;
-  out["out"] = std::move(t);
+  out["out"] = float_tensor(b.dtype, std::move(res.out), {b.tokens, b.model_dim});  // not rounded: the tolerance covers the output rounding
   return out;
-}
-
-double rms(std::span<const float> v) {
-  double s = 0;
-  for (float x : v) s += static_cast<double>(x) * x;
-  return v.empty() ? 0.0 : std::sqrt(s / static_cast<double>(v.size()));
 }
 
 #if MOE_HAVE_GPU

@@ -95,6 +95,14 @@ inline int32_t int_param(const Params& p, const char* k) {
               "--param " + std::string(k) + ": expected an integer in [-2147483648, 2147483647], got " + std::to_string(v));
   return static_cast<int32_t>(v);
 }
+// A float-valued tensor of dtype dt (held widened in f).
+inline Tensor float_tensor(DType dt, std::vector<float> v, std::vector<int64_t> shape) {
+  Tensor t;
+  t.dtype = dt;
+  t.shape = std::move(shape);
+  t.f = std::move(v);
+  return t;
+}
 inline Tensor i32_tensor(std::vector<int32_t> v, std::vector<int64_t> shape) {
   Tensor t;
   t.dtype = DType::I32;
