@@ -156,24 +156,45 @@ Q8WeightFn q8_weights_from_host(const quant::QuantProblem& p, std::span<const ui
 namespace {
 // What both stages start from: the selected tokens, each expert's slots among
 // them, and the experts hit.
+// What both stages start from: the selected tokens, each hit expert's slots
+// (global t*k + j), and each hit expert's activation rows dequantized (and, when
+// Hopper's fp8 accumulation is modelled, decoded for it in Xd).
 struct StagePlan {
   std::vector<int64_t> tokens;
   std::vector<std::vector<int64_t>> rows;
   std::vector<int32_t> hit;
+  bool model = false;  // models_hopper_fp8
+  int64_t seg = 0;     // model_segment over the stage's K
+  std::vector<DMat> X, Xd;
 };
 
+// slot_rows: the activation has one row per slot (stage 2's a2), else one per token (a1).
 StagePlan plan_stage(const Q8Problem& p, const quant::QuantProblem& ap, std::span<const uint8_t> codes,
                      std::span<const float> scales, const Q8RefInputs& in, std::span<const int64_t> tokens,
-                     const char* what) {
+                     const Q8RefOptions& opt, int64_t K, bool slot_rows, const char* what) {
   p.validate();
   MOE_REQUIRE(static_cast<int64_t>(codes.size()) == ap.numel() && static_cast<int64_t>(scales.size()) == ap.num_scales(),
               fmt::format("fused_moe_q8_ref {} codes/scales do not match the scheme's layout ({} codes, {} scales)",
                           what, ap.numel(), ap.num_scales()));
+  const int64_t k = p.base.top_k;
   StagePlan plan;
   plan.tokens = select_tokens(p.base.tokens, tokens);
   plan.rows = slots_per_expert(p, in, plan.tokens);
   for (int32_t e = 0; e < p.base.experts; ++e)
     if (!plan.rows[static_cast<size_t>(e)].empty()) plan.hit.push_back(e);
+  plan.model = models_hopper_fp8(p, opt);
+  plan.seg = model_segment(p, opt, K);
+  plan.X.resize(static_cast<size_t>(p.base.experts));
+  plan.Xd.resize(plan.X.size());
+  for (int32_t e : plan.hit) {
+    std::vector<int64_t> arows;
+    for (int64_t s : plan.rows[static_cast<size_t>(e)]) {
+      const int64_t t = plan.tokens[static_cast<size_t>(s / k)];
+      arows.push_back(slot_rows ? t * k + s % k : t);
+    }
+    plan.X[static_cast<size_t>(e)] =
+        gather_rows(ap, codes, scales, arows, plan.model ? &plan.Xd[static_cast<size_t>(e)] : nullptr);
+  }
   return plan;
 }
 }  // namespace
@@ -183,20 +204,13 @@ Q8Stage1Result q8_ref_stage1(const Q8Problem& p, std::span<const uint8_t> a1, st
   const quant::QuantProblem ap = p.a1_quant();
   const int64_t H = p.base.model_dim, I = p.base.inter_dim, k = p.base.top_k;
   Q8Stage1Result res;
-  const StagePlan plan = plan_stage(p, ap, a1, a1_scale, in, tokens, "stage 1: a1");
+  const StagePlan plan = plan_stage(p, ap, a1, a1_scale, in, tokens, opt, H, false, "stage 1: a1");
   res.tokens = plan.tokens;
   const auto& rows = plan.rows;
   const auto& hit = plan.hit;
+  const bool model = plan.model;
   const int64_t T = static_cast<int64_t>(res.tokens.size());
   res.intermediate.assign(static_cast<size_t>(T * k * I), 0.0f);
-  const bool model = models_hopper_fp8(p, opt);
-  const int64_t seg = model_segment(p, opt, H);
-  std::vector<DMat> X(static_cast<size_t>(p.base.experts)), Xd(X.size());
-  for (int32_t e : hit) {
-    std::vector<int64_t> arows;
-    for (int64_t s : rows[static_cast<size_t>(e)]) arows.push_back(res.tokens[static_cast<size_t>(s / k)]);
-    X[static_cast<size_t>(e)] = gather_rows(ap, a1, a1_scale, arows, model ? &Xd[static_cast<size_t>(e)] : nullptr);
-  }
   const int64_t chunk = std::max<int64_t>(128, opt.chunk_rows / 128 * 128);
   const int64_t nchunks = (I + chunk - 1) / chunk;
   const bool on_input = p.base.router_weight == fused_moe::RouterWeight::OnInput;
@@ -211,10 +225,10 @@ Q8Stage1Result q8_ref_stage1(const Q8Problem& p, std::span<const uint8_t> a1, st
     const int64_t urows = std::min<int64_t>(skip + nc, 2 * I - u0);
     DMat wu_all(urows, H), wu_all_d(model ? urows : 0, H);
     in.w1(e, u0, urows, wu_all.data(), model ? wu_all_d.data() : nullptr);
-    const DMat& x = X[static_cast<size_t>(e)];
-    const DMat G = model ? hopper_fp8_gemm(x, Xd[static_cast<size_t>(e)], wg, wg_d, seg) : DMat(x * wg.transpose());
-    const DMat U = model ? hopper_fp8_gemm(x, Xd[static_cast<size_t>(e)], wu_all.middleRows(skip, nc),
-                                           wu_all_d.middleRows(skip, nc), seg)
+    const DMat& x = plan.X[static_cast<size_t>(e)];
+    const DMat& xd = plan.Xd[static_cast<size_t>(e)];
+    const DMat G = model ? hopper_fp8_gemm(x, xd, wg, wg_d, plan.seg) : DMat(x * wg.transpose());
+    const DMat U = model ? hopper_fp8_gemm(x, xd, wu_all.middleRows(skip, nc), wu_all_d.middleRows(skip, nc), plan.seg)
                          : DMat(x * wu_all.middleRows(skip, nc).transpose());
     const auto& rs = rows[static_cast<size_t>(e)];
     for (Eigen::Index r = 0; r < G.rows(); ++r) {
@@ -238,19 +252,12 @@ Q8Stage2Result q8_ref_stage2(const Q8Problem& p, std::span<const uint8_t> a2, st
   const quant::QuantProblem ap = p.a2_quant();
   const int64_t H = p.base.model_dim, I = p.base.inter_dim, k = p.base.top_k;
   Q8Stage2Result res;
-  const StagePlan plan = plan_stage(p, ap, a2, a2_scale, in, tokens, "stage 2: a2");
+  const StagePlan plan = plan_stage(p, ap, a2, a2_scale, in, tokens, opt, I, true, "stage 2: a2");
   res.tokens = plan.tokens;
   const auto& rows = plan.rows;
   const auto& hit = plan.hit;
+  const bool model = plan.model;
   const int64_t T = static_cast<int64_t>(res.tokens.size());
-  const bool model = models_hopper_fp8(p, opt);
-  const int64_t seg = model_segment(p, opt, I);
-  std::vector<DMat> A(static_cast<size_t>(p.base.experts)), Ad(A.size());
-  for (int32_t e : hit) {
-    std::vector<int64_t> arows;  // a2 rows are global slots t*k + j
-    for (int64_t s : rows[static_cast<size_t>(e)]) arows.push_back(res.tokens[static_cast<size_t>(s / k)] * k + s % k);
-    A[static_cast<size_t>(e)] = gather_rows(ap, a2, a2_scale, arows, model ? &Ad[static_cast<size_t>(e)] : nullptr);
-  }
   std::vector<double> y(static_cast<size_t>(T * k * H), 0.0);
   const int64_t chunk = std::max<int64_t>(128, opt.chunk_rows / 128 * 128);
   const int64_t nchunks = (H + chunk - 1) / chunk;
@@ -260,8 +267,8 @@ Q8Stage2Result q8_ref_stage2(const Q8Problem& p, std::span<const uint8_t> a2, st
     const int64_t n0 = (item % nchunks) * chunk, nn = std::min(chunk, H - n0);
     DMat w(nn, I), w_d(model ? nn : 0, I);
     in.w2(e, n0, nn, w.data(), model ? w_d.data() : nullptr);
-    const DMat& a = A[static_cast<size_t>(e)];
-    const DMat Y = model ? hopper_fp8_gemm(a, Ad[static_cast<size_t>(e)], w, w_d, seg) : DMat(a * w.transpose());
+    const DMat& a = plan.X[static_cast<size_t>(e)];
+    const DMat Y = model ? hopper_fp8_gemm(a, plan.Xd[static_cast<size_t>(e)], w, w_d, plan.seg) : DMat(a * w.transpose());
     const auto& rs = rows[static_cast<size_t>(e)];
     for (Eigen::Index r = 0; r < Y.rows(); ++r) {
       const int64_t slot = rs[static_cast<size_t>(r)];
