@@ -206,31 +206,28 @@ Q8Stage1Result q8_ref_stage1(const Q8Problem& p, std::span<const uint8_t> a1, st
   Q8Stage1Result res;
   const StagePlan plan = plan_stage(p, ap, a1, a1_scale, in, tokens, opt, H, false, "stage 1: a1");
   res.tokens = plan.tokens;
-  const auto& rows = plan.rows;
-  const auto& hit = plan.hit;
-  const bool model = plan.model;
   const int64_t T = static_cast<int64_t>(res.tokens.size());
   res.intermediate.assign(static_cast<size_t>(T * k * I), 0.0f);
   const int64_t chunk = std::max<int64_t>(128, opt.chunk_rows / 128 * 128);
   const int64_t nchunks = (I + chunk - 1) / chunk;
   const bool on_input = p.base.router_weight == fused_moe::RouterWeight::OnInput;
-  run_items(static_cast<int64_t>(hit.size()) * nchunks, thread_count(opt), [&](int64_t item) {
-    const int32_t e = hit[static_cast<size_t>(item / nchunks)];
+  run_items(static_cast<int64_t>(plan.hit.size()) * nchunks, thread_count(opt), [&](int64_t item) {
+    const int32_t e = plan.hit[static_cast<size_t>(item / nchunks)];
     const int64_t c0 = (item % nchunks) * chunk, nc = std::min(chunk, I - c0);
     // gate rows c0.., up rows I+c0.. (I+c0 need not be a multiple of 128: read the
     // enclosing 128-aligned range and slice)
-    DMat wg(nc, H), wg_d(model ? nc : 0, H);
-    in.w1(e, c0, nc, wg.data(), model ? wg_d.data() : nullptr);
+    DMat wg(nc, H), wg_d(plan.model ? nc : 0, H);
+    in.w1(e, c0, nc, wg.data(), plan.model ? wg_d.data() : nullptr);
     const int64_t u0 = (I + c0) / 128 * 128, skip = I + c0 - u0;
     const int64_t urows = std::min<int64_t>(skip + nc, 2 * I - u0);
-    DMat wu_all(urows, H), wu_all_d(model ? urows : 0, H);
-    in.w1(e, u0, urows, wu_all.data(), model ? wu_all_d.data() : nullptr);
+    DMat wu_all(urows, H), wu_all_d(plan.model ? urows : 0, H);
+    in.w1(e, u0, urows, wu_all.data(), plan.model ? wu_all_d.data() : nullptr);
     const DMat& x = plan.X[static_cast<size_t>(e)];
     const DMat& xd = plan.Xd[static_cast<size_t>(e)];
-    const DMat G = model ? hopper_fp8_gemm(x, xd, wg, wg_d, plan.seg) : DMat(x * wg.transpose());
-    const DMat U = model ? hopper_fp8_gemm(x, xd, wu_all.middleRows(skip, nc), wu_all_d.middleRows(skip, nc), plan.seg)
+    const DMat G = plan.model ? hopper_fp8_gemm(x, xd, wg, wg_d, plan.seg) : DMat(x * wg.transpose());
+    const DMat U = plan.model ? hopper_fp8_gemm(x, xd, wu_all.middleRows(skip, nc), wu_all_d.middleRows(skip, nc), plan.seg)
                          : DMat(x * wu_all.middleRows(skip, nc).transpose());
-    const auto& rs = rows[static_cast<size_t>(e)];
+    const auto& rs = plan.rows[static_cast<size_t>(e)];
     for (Eigen::Index r = 0; r < G.rows(); ++r) {
       const int64_t slot = rs[static_cast<size_t>(r)];
       const double c =
@@ -242,7 +239,7 @@ Q8Stage1Result q8_ref_stage1(const Q8Problem& p, std::span<const uint8_t> a1, st
     }
   });
   int64_t valid = 0;
-  for (int32_t e : hit) valid += static_cast<int64_t>(rows[static_cast<size_t>(e)].size()) * I;
+  for (int32_t e : plan.hit) valid += static_cast<int64_t>(plan.rows[static_cast<size_t>(e)].size()) * I;
   res.inter_rms = rms(res.intermediate, valid);
   return res;
 }
@@ -254,22 +251,19 @@ Q8Stage2Result q8_ref_stage2(const Q8Problem& p, std::span<const uint8_t> a2, st
   Q8Stage2Result res;
   const StagePlan plan = plan_stage(p, ap, a2, a2_scale, in, tokens, opt, I, true, "stage 2: a2");
   res.tokens = plan.tokens;
-  const auto& rows = plan.rows;
-  const auto& hit = plan.hit;
-  const bool model = plan.model;
   const int64_t T = static_cast<int64_t>(res.tokens.size());
   std::vector<double> y(static_cast<size_t>(T * k * H), 0.0);
   const int64_t chunk = std::max<int64_t>(128, opt.chunk_rows / 128 * 128);
   const int64_t nchunks = (H + chunk - 1) / chunk;
   const bool on_output = p.base.router_weight == fused_moe::RouterWeight::OnOutput;
-  run_items(static_cast<int64_t>(hit.size()) * nchunks, thread_count(opt), [&](int64_t item) {
-    const int32_t e = hit[static_cast<size_t>(item / nchunks)];
+  run_items(static_cast<int64_t>(plan.hit.size()) * nchunks, thread_count(opt), [&](int64_t item) {
+    const int32_t e = plan.hit[static_cast<size_t>(item / nchunks)];
     const int64_t n0 = (item % nchunks) * chunk, nn = std::min(chunk, H - n0);
-    DMat w(nn, I), w_d(model ? nn : 0, I);
-    in.w2(e, n0, nn, w.data(), model ? w_d.data() : nullptr);
+    DMat w(nn, I), w_d(plan.model ? nn : 0, I);
+    in.w2(e, n0, nn, w.data(), plan.model ? w_d.data() : nullptr);
     const DMat& a = plan.X[static_cast<size_t>(e)];
-    const DMat Y = model ? hopper_fp8_gemm(a, plan.Xd[static_cast<size_t>(e)], w, w_d, plan.seg) : DMat(a * w.transpose());
-    const auto& rs = rows[static_cast<size_t>(e)];
+    const DMat Y = plan.model ? hopper_fp8_gemm(a, plan.Xd[static_cast<size_t>(e)], w, w_d, plan.seg) : DMat(a * w.transpose());
+    const auto& rs = plan.rows[static_cast<size_t>(e)];
     for (Eigen::Index r = 0; r < Y.rows(); ++r) {
       const int64_t slot = rs[static_cast<size_t>(r)];
       const double c =
