@@ -84,7 +84,11 @@ OutputSpecs layer_output_specs(const Tensors& in, const Params&) {
   return OutputSpecs{{"out", {h.dtype, {h.shape[0], h.shape[1]}}}};
 }
 
-void add_layer_common(RunKernel& k) {
+void add_layer_common(RunKernel& k, decltype(RunKernel::validate) validate, decltype(RunKernel::reference) reference,
+                      decltype(RunKernel::check) check) {
+  k.validate = std::move(validate);
+  k.reference = std::move(reference);
+  k.check = std::move(check);
   for (auto& i : routing_inputs()) k.inputs.push_back(std::move(i));
   for (auto& p : layer_params()) k.params.push_back(std::move(p));
   for (auto& p : routing_params()) k.params.push_back(std::move(p));
@@ -377,13 +381,10 @@ std::vector<RunKernel> fused_moe_run_kernels() {
   k.inputs = {{"hidden", {DType::BF16, DType::F16, DType::F32}, 2, false, "(M, model_dim) activations"},
               {"w1", {DType::BF16, DType::F16, DType::F32}, 3, false, "(E, 2*inter, model_dim): gate rows, then up rows", true},
               {"w2", {DType::BF16, DType::F16, DType::F32}, 3, false, "(E, model_dim, inter)", true}};
-  add_layer_common(k);
-  k.validate = validate_layer;
-  k.reference = reference;
+  add_layer_common(k, validate_layer, reference, check);
 #if MOE_HAVE_GPU
   k.device = device;
 #endif
-  k.check = check;
   return {std::move(k)};
 }
 

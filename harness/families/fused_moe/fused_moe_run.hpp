@@ -24,8 +24,10 @@ std::vector<RunParam> layer_params();
 void layer_from_model(const ModelConfig& m, Params& p);
 OutputSpecs layer_output_specs(const Tensors& in, const Params& p);
 // What both layers' entries share, appended to k: the routing inputs, the layer's
-// and the routing parameters, the output, --model and the output's shape.
-void add_layer_common(RunKernel& k);
+// and the routing parameters, the output, --model, the output's shape and the
+// entry's validate / reference / check.
+void add_layer_common(RunKernel& k, decltype(RunKernel::validate) validate, decltype(RunKernel::reference) reference,
+                      decltype(RunKernel::check) check);
 
 bool routes_from_logits(const Tensors& in);
 int32_t experts_of(const Tensors& in);  // w1's first extent

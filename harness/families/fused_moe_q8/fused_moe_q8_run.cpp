@@ -310,13 +310,10 @@ std::vector<RunKernel> fused_moe_q8_run_kernels() {
                "0 fp8_tensor (scales (E)), 1 fp8_token (E, N), 2 fp8_block (E, ceil(N/128), ceil(K/128)), "
                "3 int8_token (E, N)"},
               {"fp8", false, 0, "fp8 codes: 0 e4m3fn, 1 e4m3fnuz"}};
-  add_layer_common(k);
-  k.validate = validate_layer;
-  k.reference = reference;
+  add_layer_common(k, validate_layer, reference, check);
 #if MOE_HAVE_GPU
   k.device = device;
 #endif
-  k.check = check;
   return {std::move(k)};
 }
 
