@@ -239,8 +239,10 @@ inline int bench_main(int argc, char** argv, RegisterPoints register_points = nu
     benchmark::AddCustomContext("moe_runtime_version", std::to_string(ctx.info.runtime_version));
     benchmark::AddCustomContext("moe_read_gbps", fmt::format("{:.1f}", ctx.ceilings.read_gbps));
     benchmark::AddCustomContext("moe_copy_gbps", fmt::format("{:.1f}", ctx.ceilings.copy_gbps));
-    benchmark::AddCustomContext("moe_bf16_tflops",
-                                ctx.ceilings.bf16_tflops ? fmt::format("{:.1f}", *ctx.ceilings.bf16_tflops) : "n/a");
+    const auto rate = [](const std::optional<double>& v) { return v ? fmt::format("{:.1f}", *v) : std::string("n/a"); };
+    benchmark::AddCustomContext("moe_bf16_tflops", rate(ctx.ceilings.bf16_tflops));
+    benchmark::AddCustomContext("moe_fp8_tflops", rate(ctx.ceilings.fp8_tflops));
+    benchmark::AddCustomContext("moe_int8_tops", rate(ctx.ceilings.int8_tops));
     benchmark::AddCustomContext("moe_git_revision", MOE_GIT_REVISION);
     benchmark::AddCustomContext("moe_backend", gpu_backend());
   } catch (const std::exception& e) {

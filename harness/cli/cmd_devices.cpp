@@ -33,9 +33,13 @@ void register_devices(CLI::App& app, std::vector<Command>& out) {
                      nlohmann::json dj = d.to_json();
                      if (o.measure) {
                        const Ceilings c = measure_ceilings(d.index);
-                       fmt::print("  measured: read {:.0f} GB/s, copy (read+write) {:.0f} GB/s, bf16 GEMM {}\n",
-                                  c.read_gbps, c.copy_gbps,
-                                  c.bf16_tflops ? fmt::format("{:.0f} TFLOP/s", *c.bf16_tflops) : c.bf16_note);
+                       const auto rate = [](const std::optional<double>& v, const char* unit, const std::string& note) {
+                         return v ? fmt::format("{:.0f} {}", *v, unit) : note;
+                       };
+                       fmt::print("  measured: read {:.0f} GB/s, copy (read+write) {:.0f} GB/s, bf16 GEMM {}, fp8 GEMM {}, "
+                                  "int8 GEMM {}\n",
+                                  c.read_gbps, c.copy_gbps, rate(c.bf16_tflops, "TFLOP/s", c.bf16_note),
+                                  rate(c.fp8_tflops, "TFLOP/s", c.fp8_note), rate(c.int8_tops, "TOP/s", c.int8_note));
                        dj["ceilings"] = c.to_json();
                      }
                      doc["devices"].push_back(dj);

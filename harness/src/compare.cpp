@@ -191,7 +191,8 @@ std::string format_compare(const CompareResult& r, const std::string& a_label, c
 
 namespace {
 
-const char* const kCeilingKeys[] = {"moe_read_gbps", "moe_copy_gbps", "moe_bf16_tflops"};
+const char* const kCeilingKeys[] = {"moe_read_gbps", "moe_copy_gbps", "moe_bf16_tflops", "moe_fp8_tflops",
+                                     "moe_int8_tops"};
 
 }  // namespace
 

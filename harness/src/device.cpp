@@ -12,6 +12,9 @@
 #if defined(MOE_HAVE_CUBLAS)
 #include <cublas_v2.h>
 #endif
+#if defined(MOE_HAVE_CUBLASLT)
+#include <cublasLt.h>
+#endif
 
 namespace moe {
 
@@ -31,7 +34,12 @@ nlohmann::json DeviceInfo::to_json() const {
 
 nlohmann::json Ceilings::to_json() const {
   nlohmann::json j{{"read_gbps", read_gbps}, {"copy_gbps", copy_gbps}, {"bf16_note", bf16_note}};
-  j["bf16_tflops"] = bf16_tflops ? nlohmann::json(*bf16_tflops) : nlohmann::json(nullptr);
+  const auto opt = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  j["bf16_tflops"] = opt(bf16_tflops);
+  j["fp8_tflops"] = opt(fp8_tflops);
+  j["fp8_note"] = fp8_note;
+  j["int8_tops"] = opt(int8_tops);
+  j["int8_note"] = int8_note;
   return j;
 }
 
@@ -99,6 +107,73 @@ double median_ms(int reps, hipStream_t s, F&& body) {
   return t[t.size() / 2];
 }
 
+
+#if defined(MOE_HAVE_CUBLASLT)
+// Rate of D = A^T B (n x n x n) through cuBLASLt on 8-bit inputs (the layout
+// Hopper's fp8 and int8 tensor-core paths require: A transposed, column-major),
+// in 10^12 multiply-adds x 2 per second; throws Error naming the failing call.
+double lt_gemm_rate(cudaDataType_t ab, cudaDataType_t d_type, cublasComputeType_t compute, cudaDataType_t scale_type,
+                    int n, hipStream_t s) {
+  const auto ok = [](cublasStatus_t st, const char* what) {
+    if (st != CUBLAS_STATUS_SUCCESS) throw Error(fmt::format("{} failed with status {}", what, static_cast<int>(st)));
+  };
+  const size_t nn = size_t{1} * n * n;
+  const size_t d_bytes = d_type == CUDA_R_32I ? 4 : 2;
+  gpu::DeviceBuffer<unsigned char> A(nn), B(nn), D(nn * d_bytes);
+  // Random bytes (the bits of normal bf16 values): typical operands, so the rate is
+  // not that of zeros; fp8 NaN codes among them do not change the tensor-core rate.
+  kernels::fill_normal(A.data(), DType::BF16, nn / 2, 4, rng::Stream::Test, 0, 1.0f, s);
+  kernels::fill_normal(B.data(), DType::BF16, nn / 2, 5, rng::Stream::Test, 0, 1.0f, s);
+  const size_t ws_bytes = size_t{32} << 20;
+  gpu::DeviceBuffer<unsigned char> ws(ws_bytes);
+  cublasLtHandle_t h = nullptr;
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  double rate = 0;
+  try {
+    ok(cublasLtCreate(&h), "cublasLtCreate");
+    ok(cublasLtMatmulDescCreate(&op, compute, scale_type), "cublasLtMatmulDescCreate");
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    ok(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "TRANSA");
+    ok(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), "TRANSB");
+    ok(cublasLtMatrixLayoutCreate(&la, ab, n, n, n), "cublasLtMatrixLayoutCreate(A)");
+    ok(cublasLtMatrixLayoutCreate(&lb, ab, n, n, n), "cublasLtMatrixLayoutCreate(B)");
+    ok(cublasLtMatrixLayoutCreate(&ld, d_type, n, n, n), "cublasLtMatrixLayoutCreate(D)");
+    ok(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
+    ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof ws_bytes),
+       "MAX_WORKSPACE_BYTES");
+    cublasLtMatmulHeuristicResult_t heur{};
+    int found = 0;
+    ok(cublasLtMatmulAlgoGetHeuristic(h, op, la, lb, ld, ld, pref, 1, &heur, &found), "cublasLtMatmulAlgoGetHeuristic");
+    if (found < 1) throw Error("cublasLtMatmulAlgoGetHeuristic found no algorithm");
+    const float alpha_f = 1, beta_f = 0;
+    const int32_t alpha_i = 1, beta_i = 0;
+    const void* alpha = scale_type == CUDA_R_32I ? static_cast<const void*>(&alpha_i) : &alpha_f;
+    const void* beta = scale_type == CUDA_R_32I ? static_cast<const void*>(&beta_i) : &beta_f;
+    cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
+    const double ms = median_ms(10, s, [&] {
+      st = cublasLtMatmul(h, op, alpha, A.data(), la, B.data(), lb, beta, D.data(), ld, D.data(), ld, &heur.algo,
+                          ws.data(), ws_bytes, s);
+    });
+    ok(st, "cublasLtMatmul");
+    rate = 2.0 * n * n * double(n) / (ms * 1e-3) / 1e12;
+  } catch (...) {
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    for (auto* l : {la, lb, ld})
+      if (l) cublasLtMatrixLayoutDestroy(l);
+    if (op) cublasLtMatmulDescDestroy(op);
+    if (h) cublasLtDestroy(h);
+    throw;
+  }
+  cublasLtMatmulPreferenceDestroy(pref);
+  for (auto* l : {la, lb, ld}) cublasLtMatrixLayoutDestroy(l);
+  cublasLtMatmulDescDestroy(op);
+  cublasLtDestroy(h);
+  return rate;
+}
+#endif
+
 }  // namespace
 
 Ceilings measure_ceilings(int index) {
@@ -146,6 +221,28 @@ Ceilings measure_ceilings(int index) {
   }
 #else
   c.bf16_note = "not measured: built without a vendor BLAS";
+#endif
+#if defined(MOE_HAVE_CUBLASLT)
+  // fp8 needs sm_89 or newer, int8 tensor cores sm_75; a failure leaves the peak
+  // unmeasured with the reason, never a wrong number.
+  if (p.major * 10 + p.minor >= 89) {
+    try {
+      c.fp8_tflops = lt_gemm_rate(CUDA_R_8F_E4M3, CUDA_R_16BF, CUBLAS_COMPUTE_32F, CUDA_R_32F, 8192, stream.get());
+      c.fp8_note = "cuBLASLt e4m3 x e4m3 8192x8192x8192 (A^T B), fp32 accumulate, bf16 out, median of 10";
+    } catch (const Error& e) {
+      c.fp8_note = std::string("not measured: ") + e.what();
+    }
+  } else {
+    c.fp8_note = "not measured: no fp8 tensor cores before sm_89";
+  }
+  try {
+    c.int8_tops = lt_gemm_rate(CUDA_R_8I, CUDA_R_32I, CUBLAS_COMPUTE_32I, CUDA_R_32I, 8192, stream.get());
+    c.int8_note = "cuBLASLt int8 x int8 8192x8192x8192 (A^T B), int32 accumulate and out, median of 10";
+  } catch (const Error& e) {
+    c.int8_note = std::string("not measured: ") + e.what();
+  }
+#else
+  c.fp8_note = c.int8_note = "not measured: built without cuBLASLt";
 #endif
   stream.sync();
   return c;

@@ -402,6 +402,14 @@ TEST_CASE("device query and measured ceilings") {
   CHECK(std::isfinite(c.copy_gbps));
   if (c.bf16_tflops) CHECK(*c.bf16_tflops > 0);
   CHECK(!c.bf16_note.empty());
+  MESSAGE("fp8 " << (c.fp8_tflops ? std::to_string(*c.fp8_tflops) + " TFLOP/s" : c.fp8_note) << ", int8 "
+                 << (c.int8_tops ? std::to_string(*c.int8_tops) + " TOP/s" : c.int8_note));
+  CHECK(!c.fp8_note.empty());
+  CHECK(!c.int8_note.empty());
+  // Hopper's fp8 and int8 tensor cores run at about twice its bf16 rate; a peak below
+  // the bf16 one would be a measurement of something else.
+  if (devs[0].arch == "sm_90" && c.bf16_tflops && c.fp8_tflops) CHECK(*c.fp8_tflops > 1.3 * *c.bf16_tflops);
+  if (devs[0].arch == "sm_90" && c.bf16_tflops && c.int8_tops) CHECK(*c.int8_tops > 1.3 * *c.bf16_tflops);
   const auto j = c.to_json();
   CHECK(j["read_gbps"].is_number());
   CHECK((j["bf16_tflops"].is_number() || j["bf16_tflops"].is_null()));

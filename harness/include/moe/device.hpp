@@ -30,6 +30,12 @@ struct Ceilings {
   double copy_gbps = 0;    // device-to-device copy, bytes read + written
   std::optional<double> bf16_tflops;  // dense 8192^3 GEMM through the vendor BLAS
   std::string bf16_note;   // how it was measured, or why not
+  // The same GEMM on fp8 e4m3 (fp32 accumulate, bf16 out) and int8 (int32
+  // accumulate and out) inputs: the roofline of the quantized layers.
+  std::optional<double> fp8_tflops;
+  std::string fp8_note;
+  std::optional<double> int8_tops;
+  std::string int8_note;
   nlohmann::json to_json() const;
 };
 
