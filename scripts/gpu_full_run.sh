@@ -15,8 +15,8 @@
 #     tune      moe-harness tune (default models and M) into $run_dir/tuned_fmoe.csv, then copied to
 #               configs/tuned_fmoe.csv so that the later steps (verify, bench) use the tuned rows
 #     verify    moe-harness devices + verify (the full default sweep; VERIFY_ARGS=--quick for less)
-#     bench     every bench_* executable (fused_moe: the layer benchmarks, not the sweep;
-#               BENCHES="bench_a bench_b" for only those)
+#     bench     moe-harness bench per bench_* executable, BENCH_REPETITIONS (default 3) each
+#               (fused_moe: the layer benchmarks, not the sweep; BENCHES="bench_a bench_b" for only those)
 #     torch     bench/anchors/torch_moe_layer.py on the same card
 #     report    moe-harness report over verify + every bench JSON, the torch anchor as baseline "torch"
 #     mutation  scripts/mutation_suite.py: kernel mutants must fail verify, fresh seeds must pass
@@ -162,19 +162,21 @@ fi
 
 if has bench; then
   step benchmarks
+  # moe-harness bench per family (3 repetitions: mean, median, stddev for compare),
+  # so one slow family cannot take the others' results with it.
   for b in "$build"/bench/bench_*; do
     [ -x "$b" ] && [ -f "$b" ] || continue
     n=$(basename "$b")
     [ -n "${BENCHES:-}" ] && [[ " $BENCHES " != *" $n "* ]] && continue
-    filter=.
+    filter=()
     case "$n" in
-      bench_fused_moe) filter='^BM_fused_moe_layer/' ;;
-      bench_fused_moe_q8) filter=${Q8_BENCH_FILTER:-'BM_(bf16|q8)_layer/'} ;;
+      bench_fused_moe) filter=(--filter '^BM_fused_moe_layer/') ;;
+      bench_fused_moe_q8) filter=(--filter "${Q8_BENCH_FILTER:-BM_(bf16|q8)_layer/}") ;;
     esac
-    [ "$n" = bench_quant ] && filter=${QUANT_BENCH_FILTER:-.}
-    timeout 300 "$b" --benchmark_filter="$filter" --benchmark_out="$run_dir/$n.json" --benchmark_out_format=json \
-      > "$run_dir/$n.log" 2>&1 || status=1
-    note "$n: $(grep -c '"name"' "$run_dir/$n.json" 2>/dev/null) entries"
+    t1=$(date +%s)
+    timeout 400 "$H" bench --kernel "${n#bench_}" "${filter[@]}" --repetitions "${BENCH_REPETITIONS:-3}" \
+      --json "$run_dir/$n.json" > "$run_dir/$n.log" 2>&1 || status=1
+    note "$n: $(grep -c '"run_type": "iteration"' "$run_dir/$n.json" 2>/dev/null) runs in $(( $(date +%s) - t1 )) s"
   done
 fi
 
