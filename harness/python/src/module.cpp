@@ -13,6 +13,10 @@
 
 #include "arrays.hpp"
 #include "layer_shapes.hpp"
+#include "moe/gpu_runtime.hpp"
+#if MOE_HAVE_GPU
+#include "gpu_entries.hpp"
+#endif
 #include "kernels/fused_moe/fused_moe_types.hpp"
 #include "kernels/fused_moe_q8/fused_moe_q8_types.hpp"
 #include "moe/check.hpp"
@@ -473,6 +477,9 @@ PYBIND11_MODULE(_core, m) {
   });
   m.attr("source_dir") = MOE_SOURCE_DIR;
   m.attr("gpu_backend") = MOE_PY_GPU_BACKEND;
+#if MOE_HAVE_GPU
+  add_gpu_module(m);
+#endif
 
   m.def("model_names", &model_names, py::kw_only(), "model_configs"_a = py::none(),
         "Names of the models in model_configs.json.");
