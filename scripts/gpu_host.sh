@@ -63,13 +63,14 @@ if [ "${MOE_PYTHON:-0}" = 1 ]; then
     "$pybind11_inc" "${pybind11_version:-0}" >"$prefix/pybind11/pkgconfig/pybind11.pc"
   export PKG_CONFIG_PATH="$prefix/pybind11/pkgconfig:$PKG_CONFIG_PATH"
   echo "gpu_host: pybind11 ${pybind11_version:-?} from $pybind11_inc" >&2
-  # Meson may take Python.h's folder from python3's own .pc, whose path the sysroot
-  # also prefixes with $prefix: a link there leads back to the real one.
-  python_inc=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
-  if [ -d "$python_inc" ] && [ ! -e "$prefix$python_inc" ]; then
-    mkdir -p "$(dirname "$prefix$python_inc")"
-    ln -s "$python_inc" "$prefix$python_inc"
-  fi
+  # Meson takes Python.h's folders from python3's own .pc, whose paths the sysroot
+  # also prefixes with $prefix: links there lead back to the real ones.
+  for python_inc in $(python3 -c 'import sysconfig; p = sysconfig.get_paths(); print(p["include"], p["platinclude"])'); do
+    if [ -d "$python_inc" ] && [ ! -e "$prefix$python_inc" ]; then
+      mkdir -p "$(dirname "$prefix$python_inc")"
+      ln -s "$python_inc" "$prefix$python_inc"
+    fi
+  done
 fi
 
 if [ "$step" = exec ]; then
