@@ -17,8 +17,8 @@ mkdir -p "$logs"
 export MOE_BUILD=$build MOE_LOG_DIR=$logs MOE_PYTHON=1
 
 scripts/gpu_host.sh build
-{ python3 -c 'import torch; print("gpu_pytest: torch", torch.__version__, "CUDA device:", torch.cuda.is_available())' ||
-  echo "gpu_pytest: python3 cannot import torch: the torch tests will skip"; } 2>&1 | tee "$logs/gpu-pytest.log"
+{ python3 -c 'import torch; print("gpu_pytest: torch", torch.__version__, "CUDA device:", torch.cuda.is_available())' 2>/dev/null ||
+  echo "gpu_pytest: python3 cannot import torch: the torch tests will skip"; } | tee "$logs/gpu-pytest.log"
 # Through gpu_host.sh exec: the unpacked prefix's libraries on the path.
 case $build in /*) build_dir=$build ;; *) build_dir=$PWD/$build ;; esac
 PYTHONPATH="$build_dir/harness/python" PYTHONDONTWRITEBYTECODE=1 \
