@@ -18,7 +18,7 @@
 set -euo pipefail
 
 pkgs=(meson ninja-build pkg-config g++ libeigen3-dev libbenchmark-dev doctest-dev nlohmann-json3-dev
-      libcli11-dev libfmt-dev python3 python3-dev python3-numpy python3-pytest pybind11-dev)
+      libcli11-dev libfmt-dev python3 python3-dev python3-numpy python3-pytest pybind11-dev libdlpack-dev)
 check_only=0
 for arg in "$@"; do
   case "$arg" in

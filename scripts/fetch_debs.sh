@@ -4,7 +4,10 @@
 # Meson and ninja. Copy or carry .debs/ there and run scripts/gpu_host.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(libeigen3-dev libbenchmark-dev libbenchmark1debian doctest-dev nlohmann-json3-dev libcli11-dev libfmt-dev libfmt9)
+# pybind11-dev and libdlpack-dev (header-only): the Python module with its GPU entries
+# (scripts/gpu_host.sh with MOE_PYTHON=1).
+PKGS=(libeigen3-dev libbenchmark-dev libbenchmark1debian doctest-dev nlohmann-json3-dev libcli11-dev libfmt-dev libfmt9
+      pybind11-dev libdlpack-dev)
 mkdir -p .debs
 cd .debs
 have=0

@@ -114,6 +114,13 @@ struct AlignOutputs {
 void moe_align_block_size(const int32_t* topk_ids, const int32_t* expert_map, const AlignShape& shape,
                           const AlignOutputs& out, AlignWorkspace& ws, hipStream_t stream,
                           const AlignLaunchConfig& cfg);
+// Same with caller-owned scratch: `workspace` is device memory of at least
+// cfg.workspace_bytes(shape) bytes, 4-byte aligned, used only by this launch (in
+// stream order). Never allocates or synchronises: for callers with their own
+// allocator (the Python module's stream-ordered scratch).
+void moe_align_block_size(const int32_t* topk_ids, const int32_t* expert_map, const AlignShape& shape,
+                          const AlignOutputs& out, void* workspace, int64_t workspace_bytes, hipStream_t stream,
+                          const AlignLaunchConfig& cfg);
 // Same with AlignLaunchConfig::choose(shape, AlignDeviceLimits::current()).
 void moe_align_block_size(const int32_t* topk_ids, const int32_t* expert_map, const AlignShape& shape,
                           const AlignOutputs& out, AlignWorkspace& ws, hipStream_t stream);

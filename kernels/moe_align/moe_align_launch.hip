@@ -31,13 +31,24 @@ void moe_align_block_size(const int32_t* topk_ids, const int32_t* expert_map, co
                           const AlignLaunchConfig& cfg) {
   shape.validate();
   cfg.validate(shape, AlignDeviceLimits::current());
+  ws.reserve(cfg.workspace_bytes(shape));
+  moe_align_block_size(topk_ids, expert_map, shape, out, ws.data(), ws.bytes(), stream, cfg);
+}
+
+void moe_align_block_size(const int32_t* topk_ids, const int32_t* expert_map, const AlignShape& shape,
+                          const AlignOutputs& out, void* workspace, int64_t workspace_bytes, hipStream_t stream,
+                          const AlignLaunchConfig& cfg) {
+  shape.validate();
+  cfg.validate(shape, AlignDeviceLimits::current());
   MOE_REQUIRE(topk_ids != nullptr && out.sorted_token_ids != nullptr && out.expert_ids != nullptr &&
                   out.num_tokens_post_padded != nullptr,
               "moe_align: null device pointer (topk_ids and all three outputs are required)");
-  ws.reserve(cfg.workspace_bytes(shape));
+  MOE_REQUIRE(workspace != nullptr && workspace_bytes >= cfg.workspace_bytes(shape) &&
+                  reinterpret_cast<uintptr_t>(workspace) % 4 == 0,
+              "moe_align: workspace must be 4-byte aligned device memory of at least cfg.workspace_bytes(shape) bytes");
 
   const int32_t E = shape.num_experts;
-  auto* base = static_cast<int32_t*>(ws.data());
+  auto* base = static_cast<int32_t*>(workspace);
   detail::AlignParams p{};
   p.topk_ids = topk_ids;
   p.expert_map = expert_map;

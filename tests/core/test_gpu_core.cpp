@@ -177,6 +177,23 @@ TEST_CASE("runtime: malloc, memcpy in every direction, memset, pinned host memor
   MOE_GPU_CHECK(hipFree(nullptr));  // freeing null is allowed
 }
 
+TEST_CASE("runtime: stream-ordered malloc and free") {
+  const size_t n = 4099;
+  hipStream_t s{};
+  MOE_GPU_CHECK(hipStreamCreateWithFlags(&s, hipStreamNonBlocking));
+  float* a = nullptr;
+  MOE_GPU_CHECK(hipMallocAsync(&a, n * sizeof(float), s));
+  REQUIRE(a != nullptr);
+  MOE_GPU_CHECK(hipMemsetAsync(a, 0, n * sizeof(float), s));
+  MOE_GPU_CHECK(moe::test::launch_add(a, static_cast<int64_t>(n), 2.5f, 256, s));
+  std::vector<float> back(n, 0.0f);
+  MOE_GPU_CHECK(hipMemcpyAsync(back.data(), a, n * sizeof(float), hipMemcpyDeviceToHost, s));
+  MOE_GPU_CHECK(hipFreeAsync(a, s));
+  MOE_GPU_CHECK(hipStreamSynchronize(s));
+  CHECK(std::all_of(back.begin(), back.end(), [](float x) { return x == 2.5f; }));
+  MOE_GPU_CHECK(hipStreamDestroy(s));
+}
+
 TEST_CASE("runtime: streams with flags, events and elapsed time") {
   hipStream_t s{};
   MOE_GPU_CHECK(hipStreamCreateWithFlags(&s, hipStreamNonBlocking));

@@ -56,6 +56,13 @@ inline hipError_t hipMemGetInfo(size_t* free_b, size_t* total_b) { return cudaMe
 template <typename T>
 inline hipError_t hipMalloc(T** p, size_t bytes) { return cudaMalloc(reinterpret_cast<void**>(p), bytes); }
 inline hipError_t hipFree(void* p) { return cudaFree(p); }
+// Stream-ordered allocation (memory pools): no device-wide synchronisation, so a
+// caller's stream keeps running while scratch comes and goes on it.
+template <typename T>
+inline hipError_t hipMallocAsync(T** p, size_t bytes, hipStream_t s) {
+  return cudaMallocAsync(reinterpret_cast<void**>(p), bytes, s);
+}
+inline hipError_t hipFreeAsync(void* p, hipStream_t s) { return cudaFreeAsync(p, s); }
 template <typename T>
 inline hipError_t hipHostMalloc(T** p, size_t bytes, unsigned flags = 0) {
   return cudaHostAlloc(reinterpret_cast<void**>(p), bytes, flags);

@@ -23,6 +23,9 @@ Functions
   tolerance          the derived tolerance of a fused_moe / fused_moe_q8 result
   check, check_ids   the C++ checker; a dict with passed, message and the metrics
   testing.assert_moe_close   pytest helper (also exported here)
+  has_gpu            whether this build has moe_harness.gpu
+  gpu                GPU builds: our kernels on torch/DLPack GPU tensors, zero copy,
+                     on the caller's stream (see moe_harness.gpu)
 
 Model shapes come from configs/model_configs.json: ``model_configs=`` names a
 file, else default_model_configs() finds one.
@@ -92,6 +95,28 @@ def tolerance(result, *, output="out", out_dtype=None):
         return q8_inter_tolerance(scheme=p["scheme"], model_dim=p["model_dim"], inter_dim=p["inter_dim"],
                                   inter_rms=result["inter_rms"], dtype=p["dtype"])
     raise ValueError("tolerance: not a fused_moe or fused_moe_q8 result (layer %r)" % (layer,))
+
+
+def has_gpu():
+    """True when this build has the GPU entry points (moe_harness.gpu: a meson
+    -Dgpu=cuda or hip build). Says nothing about a device being present: it makes
+    no GPU call."""
+    from . import _core
+
+    return hasattr(_core, "gpu")
+
+
+def __getattr__(name):
+    # `moe_harness.gpu` in a CPU build: gpu.py's clear message, not a bare "no attribute";
+    # AttributeError, so hasattr(moe_harness, 'gpu') stays False there.
+    if name == "gpu":
+        import importlib
+
+        try:
+            return importlib.import_module(".gpu", __name__)
+        except ImportError as e:
+            raise AttributeError(str(e)) from None
+    raise AttributeError("module 'moe_harness' has no attribute %r" % (name,))
 
 
 from .testing import assert_moe_close  # noqa: E402  (needs the names above)

@@ -12,6 +12,11 @@
 #include <pybind11/stl.h>
 
 #include "arrays.hpp"
+#include "layer_shapes.hpp"
+#include "moe/gpu_runtime.hpp"
+#if MOE_HAVE_GPU
+#include "gpu_entries.hpp"
+#endif
 #include "kernels/fused_moe/fused_moe_types.hpp"
 #include "kernels/fused_moe_q8/fused_moe_q8_types.hpp"
 #include "moe/check.hpp"
@@ -207,35 +212,15 @@ LayerArrays layer_arrays(py::handle hidden, py::handle w1, py::handle w2, py::ha
   a.w2 = float_tensor(w2, "w2", 3, bits);
   a.topk_weights = float_tensor(topk_weights, "topk_weights", 2, bits);
   a.topk_ids = id_tensor(topk_ids, "topk_ids", 2);
-  const int64_t M = a.hidden.dim(0), H = a.hidden.dim(1), E = a.w1.dim(0), I = a.w1.dim(1) / 2;
-  if (a.w1.dim(2) != H || a.w1.dim(1) % 2 != 0)
-    throw py::value_error(fmt::format("w1: expected shape (E, 2*inter, {}) (model_dim of hidden {}), got {}", H,
-                                      shape_text(a.hidden.shape), shape_text(a.w1.shape)));
-  if (a.w2.shape != std::vector<int64_t>{E, H, I})
-    throw py::value_error(fmt::format("w2: expected shape ({}, {}, {}) (E, model_dim, inter of w1 {}), got {}", E, H, I,
-                                      shape_text(a.w1.shape), shape_text(a.w2.shape)));
-  if (a.topk_ids.dim(0) != M)
-    throw py::value_error(fmt::format("topk_ids: expected {} rows (tokens of hidden {}), got shape {}", M,
-                                      shape_text(a.hidden.shape), shape_text(a.topk_ids.shape)));
-  if (a.topk_weights.shape != a.topk_ids.shape)
-    throw py::value_error(fmt::format("topk_weights: expected the shape of topk_ids {}, got {}", shape_text(a.topk_ids.shape),
-                                      shape_text(a.topk_weights.shape)));
+  // float32 inputs carry no precision: the layer's is dtype (default bf16).
+  a.problem = layer_problem(a.hidden.shape, a.w1.shape, a.w2.shape, a.topk_weights.shape, a.topk_ids.shape,
+                            a.hidden.dtype == DType::F32 ? bits : a.hidden.dtype, activation, router_weight);
+  const int64_t E = a.problem.experts;
   for (size_t i = 0; i < a.topk_ids.values.size(); ++i) {
     const int32_t id = a.topk_ids.values[i];
     if (id < -1 || id >= E)
       throw py::value_error(fmt::format("topk_ids: element {} = {} outside [-1, {}) (-1: no expert; {} experts in w1)", i, id, E, E));
   }
-  auto& p = a.problem;
-  p.tokens = M;
-  p.model_dim = H;
-  p.inter_dim = I;
-  p.experts = static_cast<int32_t>(E);
-  p.top_k = static_cast<int32_t>(a.topk_ids.dim(1));
-  // float32 inputs carry no precision: the layer's is dtype (default bf16).
-  p.dtype = a.hidden.dtype == DType::F32 ? bits : a.hidden.dtype;
-  p.act = fused_moe::parse_activation(activation);
-  p.router_weight = fused_moe::parse_router_weight(router_weight);
-  p.validate();
   return a;
 }
 
@@ -492,6 +477,9 @@ PYBIND11_MODULE(_core, m) {
   });
   m.attr("source_dir") = MOE_SOURCE_DIR;
   m.attr("gpu_backend") = MOE_PY_GPU_BACKEND;
+#if MOE_HAVE_GPU
+  add_gpu_module(m);
+#endif
 
   m.def("model_names", &model_names, py::kw_only(), "model_configs"_a = py::none(),
         "Names of the models in model_configs.json.");
