@@ -201,7 +201,7 @@ AlignLaunchConfig AlignLaunchConfig::choose(const AlignShape& s, const AlignDevi
 void AlignWorkspace::reserve(int64_t bytes) {
   if (bytes <= this->bytes()) return;
   buf_ = gpu::DeviceBuffer<unsigned char>(static_cast<size_t>(bytes));
-  MOE_GPU_CHECK(hipMemset(buf_.data(), 0, buf_.bytes()));
+  gpu::fill_blocking(buf_.data(), 0, buf_.bytes());
   MOE_GPU_CHECK(hipDeviceSynchronize());
 }
 

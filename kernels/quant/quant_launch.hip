@@ -166,8 +166,8 @@ Workspace::Workspace(int64_t max_batch) : max_batch_(max_batch) {
               "quant::Workspace: max_batch " + std::to_string(max_batch) + " must be in [1, 65535]");
   status_ = gpu::DeviceBuffer<unsigned long long>(2);
   amax_ = gpu::DeviceBuffer<uint32_t>(static_cast<size_t>(max_batch));
-  MOE_GPU_CHECK(hipMemset(status_.data(), 0, status_.bytes()));
-  MOE_GPU_CHECK(hipMemset(amax_.data(), 0, amax_.bytes()));
+  gpu::fill_blocking(status_.data(), 0, status_.bytes());
+  gpu::fill_blocking(amax_.data(), 0, amax_.bytes());
 }
 
 void Workspace::clear(hipStream_t s) { MOE_GPU_CHECK(hipMemsetAsync(status_.data(), 0, status_.bytes(), s)); }
@@ -223,7 +223,7 @@ std::vector<uint8_t> device_encode(Fp8Format f, const std::vector<float>& xs) {
 SweepResult device_sweep_all_floats(Fp8Format f) {
   gpu::DeviceBuffer<unsigned long long> res(2);
   gpu::DeviceBuffer<int> flag(1);
-  MOE_GPU_CHECK(hipMemset(res.data(), 0, res.bytes()));
+  gpu::fill_blocking(res.data(), 0, res.bytes());
   const unsigned blocks = static_cast<unsigned>(sm_count() * 8);
   if (f == Fp8Format::E4M3FN) {
     hipLaunchKernelGGL((dev::sweep_kernel<Fp8Format::E4M3FN>), dim3(blocks), dim3(256), 0, nullptr, res.data());

@@ -72,7 +72,7 @@ TEST_CASE("tma: boxes of a padded bf16 matrix arrive swizzled, zero outside, thr
     CAPTURE(p.c1);
     CAPTURE(p.r1);
     moe::gpu::DeviceBuffer<uint8_t> out(static_cast<size_t>(2 * box_bytes));
-    MOE_GPU_CHECK(hipMemset(out.data(), 0xAB, static_cast<size_t>(2 * box_bytes)));  // poison
+    moe::gpu::fill_blocking(out.data(), 0xAB, static_cast<size_t>(2 * box_bytes));  // poison
     MOE_GPU_CHECK(moe::test::launch_tma_two_boxes(map, box_bytes, p.c0, p.r0, p.c1, p.r1, out.data(), nullptr));
     MOE_GPU_CHECK(hipDeviceSynchronize());
     const std::vector<uint8_t> got = out.download();
@@ -117,7 +117,7 @@ TEST_CASE("tma + wgmma: a warp-specialized GEMM over a ring of stages equals the
     da.upload(a);
     db.upload(b);
     moe::gpu::DeviceBuffer<float> dc(static_cast<size_t>(M) * N);
-    MOE_GPU_CHECK(hipMemset(dc.data(), 0xFF, dc.size() * sizeof(float)));  // NaN poison
+    moe::gpu::fill_blocking(dc.data(), 0xFF, dc.size() * sizeof(float));  // NaN poison
     TensorMap map_a, map_b;
     moe::fused_moe::encode_tile_map_2d(map_a, {.base = da.data(), .dtype = moe::DType::BF16, .rows = M, .cols = K,
                                                .row_stride_bytes = int64_t{K} * 2, .box_rows = 64, .box_cols = 64});

@@ -114,7 +114,7 @@ TEST_CASE("fused_moe_q8 gpu: all-zero hidden and saturation") {
     Q8DeviceLayer l(p, q8_spec(p, 5));
     const Q8LayerConfig cfg = choose_q8_config(p, q8_device_limits());
     if (!runnable(cfg, s)) continue;
-    MOE_GPU_CHECK(hipMemset(l.hidden.data(), 0, l.hidden.bytes()));
+    moe::gpu::fill_blocking(l.hidden.data(), 0, l.hidden.bytes());
     const Q8CheckResult r = run_and_check(l, cfg, Part::Layer, 64, st.get());
     CHECK_MESSAGE(r.passed(), r.message());
     CHECK(r.out.n_nonfinite == 0);

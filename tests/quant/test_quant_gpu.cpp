@@ -80,8 +80,8 @@ RunOut run_kernel(const QuantProblem& p, const HostInput& in, uint8_t poison, co
                   int64_t offset_elems = 0, int64_t q_offset = 0) {
   const size_t es = dtype_size(p.in_dtype);
   gpu::DeviceBuffer<uint8_t> x(in.bytes.size() + static_cast<size_t>(offset_elems) * es);
-  MOE_GPU_CHECK(hipMemcpy(x.data() + offset_elems * static_cast<int64_t>(es), in.bytes.data(), in.bytes.size(),
-                          hipMemcpyHostToDevice));
+  gpu::copy_blocking(x.data() + offset_elems * static_cast<int64_t>(es), in.bytes.data(), in.bytes.size(),
+                     hipMemcpyHostToDevice);
   gpu::DeviceBuffer<uint8_t> q(static_cast<size_t>(p.numel() + q_offset));
   gpu::DeviceBuffer<float> scales(static_cast<size_t>(p.num_scales()));
   q.poison(poison);

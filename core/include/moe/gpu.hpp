@@ -31,6 +31,23 @@ namespace moe::gpu {
 // Number of usable devices; 0 (not an error) where no driver or device exists.
 int device_count();
 
+// Copies and fills that are complete when they return. Our Streams are
+// non-blocking, so they do not wait for the legacy default stream, and the plain
+// hipMemcpy/hipMemset may return before the device has done the work (pageable
+// host-to-device copies, memsets of device memory): a kernel on a Stream could
+// read the old bytes, or a late poison could overwrite its outputs (seen when other
+// processes kept the GPU busy).
+inline void copy_blocking(void* dst, const void* src, size_t bytes, hipMemcpyKind kind) {
+  if (bytes == 0) return;
+  MOE_GPU_CHECK(hipMemcpy(dst, src, bytes, kind));
+  MOE_GPU_CHECK(hipStreamSynchronize(nullptr));
+}
+inline void fill_blocking(void* dst, unsigned char byte, size_t bytes) {
+  if (bytes == 0) return;
+  MOE_GPU_CHECK(hipMemset(dst, byte, bytes));
+  MOE_GPU_CHECK(hipStreamSynchronize(nullptr));
+}
+
 // Owning, move-only device allocation of n elements of T.
 template <typename T>
 class DeviceBuffer {
@@ -61,8 +78,10 @@ class DeviceBuffer {
   size_t size() const { return n_; }
   size_t bytes() const { return n_ * sizeof(T); }
 
+  // Without a stream: complete on return (copy_blocking); with one: enqueued on it.
   void upload(const T* src, size_t n, hipStream_t s = nullptr) {
     MOE_REQUIRE(n <= n_, "upload larger than device buffer");
+    if (!s) return copy_blocking(ptr_, src, n * sizeof(T), hipMemcpyHostToDevice);
     if (n) MOE_GPU_CHECK(hipMemcpyAsync(ptr_, src, n * sizeof(T), hipMemcpyHostToDevice, s));
   }
   void upload(const std::vector<T>& v, hipStream_t s = nullptr) { upload(v.data(), v.size(), s); }
@@ -75,8 +94,9 @@ class DeviceBuffer {
     return v;
   }
   // Fill every byte with `byte` so an element the kernel never writes is visible
-  // (0xFF: NaN for float/bf16/fp16, -1 for int32).
+  // (0xFF: NaN for float/bf16/fp16, -1 for int32). Without a stream: complete on return.
   void poison(unsigned char byte = 0xFF, hipStream_t s = nullptr) {
+    if (!s) return fill_blocking(ptr_, byte, bytes());
     if (n_) MOE_GPU_CHECK(hipMemsetAsync(ptr_, byte, bytes(), s));
   }
 

@@ -123,8 +123,8 @@ Tensors device(const Tensors& in, const Params& p) {
   gpu::Stream stream;
   const hipStream_t s = stream.get();
   gpu::DeviceBuffer<uint8_t> dx(static_cast<size_t>(q.numel()) * dtype_size(q.in_dtype));
-  if (q.in_dtype == DType::F32) MOE_GPU_CHECK(hipMemcpy(dx.data(), x.f.data(), dx.bytes(), hipMemcpyHostToDevice));
-  else MOE_GPU_CHECK(hipMemcpy(dx.data(), x.bits.data(), dx.bytes(), hipMemcpyHostToDevice));
+  if (q.in_dtype == DType::F32) gpu::copy_blocking(dx.data(), x.f.data(), dx.bytes(), hipMemcpyHostToDevice);
+  else gpu::copy_blocking(dx.data(), x.bits.data(), dx.bytes(), hipMemcpyHostToDevice);
   gpu::DeviceBuffer<uint8_t> dq(static_cast<size_t>(q.numel()));
   gpu::DeviceBuffer<float> ds(static_cast<size_t>(q.num_scales()));
   dq.poison(0xA5, s);

@@ -190,12 +190,12 @@ CaseResult gpu_case(const QuantProblem& p, uint64_t seed) {
   std::vector<uint16_t> bits16;
   gpu::DeviceBuffer<uint8_t> dx(static_cast<size_t>(p.numel()) * dtype_size(p.in_dtype));
   if (p.in_dtype == DType::F32) {
-    MOE_GPU_CHECK(hipMemcpy(dx.data(), x.data(), dx.bytes(), hipMemcpyHostToDevice));
+    gpu::copy_blocking(dx.data(), x.data(), dx.bytes(), hipMemcpyHostToDevice);
   } else {
     bits16.resize(x.size());
     for (size_t i = 0; i < x.size(); ++i)
       bits16[i] = p.in_dtype == DType::BF16 ? f32_to_bf16_bits(x[i]) : f32_to_f16_bits(x[i]);
-    MOE_GPU_CHECK(hipMemcpy(dx.data(), bits16.data(), dx.bytes(), hipMemcpyHostToDevice));
+    gpu::copy_blocking(dx.data(), bits16.data(), dx.bytes(), hipMemcpyHostToDevice);
   }
   gpu::DeviceBuffer<uint8_t> q(static_cast<size_t>(p.numel()));
   gpu::DeviceBuffer<float> sc(static_cast<size_t>(p.num_scales()));
