@@ -181,14 +181,46 @@ class JsonPointerTracker {
 
 }  // namespace
 
+std::string nonfinite_literals_as_null(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < text.size()) out += text[++i];
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    const size_t at = i + (c == '-' ? 1 : 0);
+    const bool nan = text.compare(at, 3, "NaN") == 0, inf = text.compare(at, 8, "Infinity") == 0;
+    if (nan || inf) {
+      out += "null";
+      i = at + (nan ? 3 : 8) - 1;
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
 json read_json_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw InputError(utf8_sanitized(fmt::format("{}: cannot open", path)));
   std::stringstream ss;
   ss << f.rdbuf();
-  const std::string text = ss.str();
+  std::string text = ss.str();
   try {
-    return json::parse(text);
+    try {
+      return json::parse(text);
+    } catch (const json::parse_error&) {
+      std::string relaxed = nonfinite_literals_as_null(text);
+      if (relaxed == text) throw;
+      text = std::move(relaxed);
+      return json::parse(text);
+    }
   } catch (const json::parse_error& e) {
     // e.what() already says "parse error at line L, column C: ...".
     throw InputError(utf8_sanitized(fmt::format("{}: invalid JSON: {}", path, e.what())));

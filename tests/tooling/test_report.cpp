@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <map>
 #include <set>
 #include <string>
@@ -242,6 +243,38 @@ TEST_CASE("utf8_sanitized: invalid bytes become U+FFFD, valid text is unchanged"
   CHECK(utf8_sanitized("\xF4\x90\x80\x80").substr(0, 3) == "\xEF\xBF\xBD");  // above U+10FFFF
   const std::string s = utf8_sanitized(std::string("x\x80y\0z", 5));
   CHECK(json(s).dump() == "\"x\xEF\xBF\xBDy\\u0000z\"");
+}
+
+TEST_CASE("Google Benchmark's NaN / Infinity literals read as null, outside strings only") {
+  CHECK(nonfinite_literals_as_null(R"({"a": NaN, "b": -NaN, "c": [Infinity, -Infinity], "d": "NaN -Infinity \" NaN"})") ==
+        R"({"a": null, "b": null, "c": [null, null], "d": "NaN -Infinity \" NaN"})");
+  CHECK(nonfinite_literals_as_null(R"({"x": 1.5e3})") == R"({"x": 1.5e3})");
+  // A repeated benchmark's _cv aggregate of a counter that is 0 in every run (what
+  // bench_quant wrote for TFLOPs): the file loads, the counter is simply missing there.
+  tooling::TempDir dir;
+  {
+    std::ofstream(dir.path("cv.json")) << R"({"context": {}, "benchmarks": [
+      {"name": "quant/m/s/M:1/manual_time", "run_name": "quant/m/s/M:1/manual_time", "run_type": "iteration",
+       "repetitions": 3, "repetition_index": 0, "iterations": 200, "real_time": 25.7, "cpu_time": 213.0,
+       "time_unit": "us", "TFLOPs": 0, "us": 25.7},
+      {"name": "quant/m/s/M:1/manual_time_cv", "run_name": "quant/m/s/M:1/manual_time", "run_type": "aggregate",
+       "repetitions": 3, "aggregate_name": "cv", "aggregate_unit": "percentage", "iterations": 3,
+       "real_time": 0.002, "cpu_time": 0.002, "time_unit": "us", "TFLOPs": -nan, "us": 0.002}]})";
+  }
+  CHECK_THROWS_AS(read_json_file(dir.path("cv.json")), InputError);  // "-nan" is no Google Benchmark literal
+  {
+    std::ifstream in(dir.path("cv.json"));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string t = ss.str();
+    t.replace(t.find("-nan"), 4, "NaN");
+    std::ofstream(dir.path("cv.json")) << t;
+  }
+  const json doc = read_json_file(dir.path("cv.json"));
+  CHECK(doc["benchmarks"][1]["TFLOPs"].is_null());
+  const auto pts = read_bench_points(doc, "cv.json");
+  REQUIRE(!pts.empty());
+  CHECK(pts[0].us == doctest::Approx(25.7));
 }
 
 TEST_CASE("bench points: names, labels, counters, repetitions, units, errors") {

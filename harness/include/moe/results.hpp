@@ -14,6 +14,10 @@ namespace moe {
 // Reads and parses a JSON file; InputError "file: invalid JSON: ..." on failure,
 // and "file: /json/pointer: number out of range" for a number beyond a double
 // (1e400).
+// Google Benchmark writes NaN, Infinity and -Infinity (not JSON) for undefined
+// values, e.g. the coefficient of variation of a counter that is 0 in every
+// repetition: outside strings they are read as null (a missing value).
+std::string nonfinite_literals_as_null(const std::string& text);
 nlohmann::json read_json_file(const std::string& path);
 
 // ---- shards -----------------------------------------------------------------
