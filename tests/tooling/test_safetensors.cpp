@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -107,6 +109,12 @@ TEST_CASE("safetensors: empty tensors convert to empty vectors") {
   write_safetensors(path, {{"f", random_array(DType::F32, {0, 3}, gen)}, {"i", random_array(DType::I32, {4, 0}, gen)}});
   CHECK(read_safetensors(path, "f").to_f32().empty());
   CHECK(read_safetensors(path, "i").to_i32().empty());
+  // The same from bytes in memory (the path that copied 0 bytes to a null pointer,
+  // found by the fuzzer under UBSan).
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(parse_safetensors(bytes, "empty.safetensors", "f").to_f32().empty());
+  CHECK(parse_safetensors(bytes, "empty.safetensors", "i").to_i32().empty());
 }
 
 TEST_CASE("safetensors: a file written byte by byte as the format describes") {
