@@ -107,8 +107,25 @@ double median_ms(int reps, hipStream_t s, F&& body) {
   return t[t.size() / 2];
 }
 
-
 #if defined(MOE_HAVE_CUBLASLT)
+// The cuBLASLt objects of one measurement, destroyed on every exit path.
+struct LtObjects {
+  cublasLtHandle_t handle = nullptr;
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  LtObjects() = default;
+  LtObjects(const LtObjects&) = delete;
+  LtObjects& operator=(const LtObjects&) = delete;
+  ~LtObjects() {
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    for (auto* l : {a, b, d})
+      if (l) cublasLtMatrixLayoutDestroy(l);
+    if (op) cublasLtMatmulDescDestroy(op);
+    if (handle) cublasLtDestroy(handle);
+  }
+};
+
 // Rate of D = A^T B (n x n x n) through cuBLASLt on 8-bit inputs (the layout
 // Hopper's fp8 and int8 tensor-core paths require: A transposed, column-major),
 // in 10^12 multiply-adds x 2 per second; throws Error naming the failing call.
@@ -126,51 +143,34 @@ double lt_gemm_rate(cudaDataType_t ab, cudaDataType_t d_type, cublasComputeType_
   kernels::fill_normal(B.data(), DType::BF16, nn / 2, 5, rng::Stream::Test, 0, 1.0f, s);
   const size_t ws_bytes = size_t{32} << 20;
   gpu::DeviceBuffer<unsigned char> ws(ws_bytes);
-  cublasLtHandle_t h = nullptr;
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
-  cublasLtMatmulPreference_t pref = nullptr;
-  double rate = 0;
-  try {
-    ok(cublasLtCreate(&h), "cublasLtCreate");
-    ok(cublasLtMatmulDescCreate(&op, compute, scale_type), "cublasLtMatmulDescCreate");
-    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    ok(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "TRANSA");
-    ok(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), "TRANSB");
-    ok(cublasLtMatrixLayoutCreate(&la, ab, n, n, n), "cublasLtMatrixLayoutCreate(A)");
-    ok(cublasLtMatrixLayoutCreate(&lb, ab, n, n, n), "cublasLtMatrixLayoutCreate(B)");
-    ok(cublasLtMatrixLayoutCreate(&ld, d_type, n, n, n), "cublasLtMatrixLayoutCreate(D)");
-    ok(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
-    ok(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof ws_bytes),
-       "MAX_WORKSPACE_BYTES");
-    cublasLtMatmulHeuristicResult_t heur{};
-    int found = 0;
-    ok(cublasLtMatmulAlgoGetHeuristic(h, op, la, lb, ld, ld, pref, 1, &heur, &found), "cublasLtMatmulAlgoGetHeuristic");
-    if (found < 1) throw Error("cublasLtMatmulAlgoGetHeuristic found no algorithm");
-    const float alpha_f = 1, beta_f = 0;
-    const int32_t alpha_i = 1, beta_i = 0;
-    const void* alpha = scale_type == CUDA_R_32I ? static_cast<const void*>(&alpha_i) : &alpha_f;
-    const void* beta = scale_type == CUDA_R_32I ? static_cast<const void*>(&beta_i) : &beta_f;
-    cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
-    const double ms = median_ms(10, s, [&] {
-      st = cublasLtMatmul(h, op, alpha, A.data(), la, B.data(), lb, beta, D.data(), ld, D.data(), ld, &heur.algo,
-                          ws.data(), ws_bytes, s);
-    });
-    ok(st, "cublasLtMatmul");
-    rate = 2.0 * n * n * double(n) / (ms * 1e-3) / 1e12;
-  } catch (...) {
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
-    for (auto* l : {la, lb, ld})
-      if (l) cublasLtMatrixLayoutDestroy(l);
-    if (op) cublasLtMatmulDescDestroy(op);
-    if (h) cublasLtDestroy(h);
-    throw;
-  }
-  cublasLtMatmulPreferenceDestroy(pref);
-  for (auto* l : {la, lb, ld}) cublasLtMatrixLayoutDestroy(l);
-  cublasLtMatmulDescDestroy(op);
-  cublasLtDestroy(h);
-  return rate;
+  LtObjects lt;
+  ok(cublasLtCreate(&lt.handle), "cublasLtCreate");
+  ok(cublasLtMatmulDescCreate(&lt.op, compute, scale_type), "cublasLtMatmulDescCreate");
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  ok(cublasLtMatmulDescSetAttribute(lt.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "TRANSA");
+  ok(cublasLtMatmulDescSetAttribute(lt.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), "TRANSB");
+  ok(cublasLtMatrixLayoutCreate(&lt.a, ab, n, n, n), "cublasLtMatrixLayoutCreate(A)");
+  ok(cublasLtMatrixLayoutCreate(&lt.b, ab, n, n, n), "cublasLtMatrixLayoutCreate(B)");
+  ok(cublasLtMatrixLayoutCreate(&lt.d, d_type, n, n, n), "cublasLtMatrixLayoutCreate(D)");
+  ok(cublasLtMatmulPreferenceCreate(&lt.pref), "cublasLtMatmulPreferenceCreate");
+  ok(cublasLtMatmulPreferenceSetAttribute(lt.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof ws_bytes),
+     "MAX_WORKSPACE_BYTES");
+  cublasLtMatmulHeuristicResult_t heur{};
+  int found = 0;
+  ok(cublasLtMatmulAlgoGetHeuristic(lt.handle, lt.op, lt.a, lt.b, lt.d, lt.d, lt.pref, 1, &heur, &found),
+     "cublasLtMatmulAlgoGetHeuristic");
+  if (found < 1) throw Error("cublasLtMatmulAlgoGetHeuristic found no algorithm");
+  const float alpha_f = 1, beta_f = 0;
+  const int32_t alpha_i = 1, beta_i = 0;
+  const void* alpha = scale_type == CUDA_R_32I ? static_cast<const void*>(&alpha_i) : &alpha_f;
+  const void* beta = scale_type == CUDA_R_32I ? static_cast<const void*>(&beta_i) : &beta_f;
+  cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
+  const double ms = median_ms(10, s, [&] {
+    st = cublasLtMatmul(lt.handle, lt.op, alpha, A.data(), lt.a, B.data(), lt.b, beta, D.data(), lt.d, D.data(), lt.d,
+                        &heur.algo, ws.data(), ws_bytes, s);
+  });
+  ok(st, "cublasLtMatmul");
+  return 2.0 * n * n * double(n) / (ms * 1e-3) / 1e12;
 }
 #endif
 
