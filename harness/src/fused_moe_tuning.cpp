@@ -5,7 +5,7 @@
 namespace moe::fused_moe {
 
 const std::set<std::string>& tuned_impls() {
-  static const std::set<std::string> s{kImplMmaSync, kImplWgmma};
+  static const std::set<std::string> s{kImplMmaSync, kImplWgmma, kImplWgmmaWs};
   return s;
 }
 
@@ -27,7 +27,7 @@ TunedRow tuned_row(const Problem& p, int cu_num, const LayerConfig& cfg, const s
   TunedRow r;
   r.key = tuned_key(p, cu_num, device);
   const Tile& t = cfg.stage1;
-  r.impl = t.wgmma ? kImplWgmma : kImplMmaSync;
+  r.impl = t.ws ? kImplWgmmaWs : t.wgmma ? kImplWgmma : kImplMmaSync;
   r.split_k = cfg.stage2.split_k;
   r.block_m = t.block_m;
   r.block_n = t.block_n;
@@ -40,10 +40,12 @@ TunedRow tuned_row(const Problem& p, int cu_num, const LayerConfig& cfg, const s
 
 std::string tile_of_row(const TunedRow& row, Tile& out) {
   if (!tuned_impls().count(row.impl))
-    return fmt::format("impl '{}' is not a fused_moe impl ({} or {})", row.impl, kImplMmaSync, kImplWgmma);
+    return fmt::format("impl '{}' is not a fused_moe impl ({}, {} or {})", row.impl, kImplMmaSync, kImplWgmma,
+                       kImplWgmmaWs);
   if (!row.block_m || !row.block_n || !row.block_k || !row.warps || !row.stages)
     return "the row has no tile columns (block_m, block_n, block_k, warps, stages)";
-  out = Tile{*row.block_m, *row.block_n, *row.block_k, *row.warps, *row.stages, row.impl == kImplWgmma};
+  const bool ws = row.impl == kImplWgmmaWs;
+  out = Tile{*row.block_m, *row.block_n, *row.block_k, *row.warps, *row.stages, ws || row.impl == kImplWgmma, ws};
   return {};
 }
 

@@ -97,6 +97,10 @@ bool shape_usable(const TileShape& t, const DeviceLimits& dev) {
   return tile_smem_bytes(t) <= dev.max_smem_per_block && (!t.wgmma || dev.wgmma);
 }
 
+bool shape_fits(const TileShape& t, const Problem& p) {
+  return !t.ws || (p.model_dim % 8 == 0 && p.inter_dim % 8 == 0);
+}
+
 LayerConfig choose_config(const Problem& p, const DeviceLimits& dev) {
   p.validate();
   const double rows = expected_rows_per_expert(p);
@@ -147,7 +151,7 @@ std::vector<LayerConfig> tune_candidates(const Problem& p, const DeviceLimits& d
     out.push_back(c);
   };
   for (int s = 0; s < kNumTileShapes; ++s) {
-    if (!shape_usable(kTileShapes[s], dev)) continue;
+    if (!shape_usable(kTileShapes[s], dev) || !shape_fits(kTileShapes[s], p)) continue;
     const LayerConfig base = config_for_shape(p, dev, s);
     const int64_t k_tiles = (p.inter_dim + base.stage2.block_k - 1) / base.stage2.block_k;
     for (bool pers : space.persistent)

@@ -33,13 +33,16 @@ LayerConfig config_for_shape(const Problem& p, const DeviceLimits& dev, int shap
 
 // Whether a compiled shape can run on `dev` (shared memory, wgmma availability).
 bool shape_usable(const TileShape& t, const DeviceLimits& dev);
+// Whether a compiled shape takes the problem's sizes: wgmma_ws tiles copy by TMA
+// and need model_dim and inter_dim to be multiples of 8 (16-byte rows).
+bool shape_fits(const TileShape& t, const Problem& p);
 
 // ---- tuner candidates ------------------------------------------------------
 struct TuneSpace {
   std::vector<int> split_k{1, 2, 4, 8};      // stage-2 splits tried (each must leave >= 1 k-tile per split)
   std::vector<bool> persistent{false, true};  // grid kinds tried
 };
-// Every candidate for `p` on `dev`: each usable compiled shape (index order) x
+// Every candidate for `p` on `dev`: each usable compiled shape that fits p (index order) x
 // persistent x split-K, de-duplicated, all valid (LayerConfig::is_valid()).
 // The heuristic's choice is always among them.
 std::vector<LayerConfig> tune_candidates(const Problem& p, const DeviceLimits& dev, const TuneSpace& space = {});

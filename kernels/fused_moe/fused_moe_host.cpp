@@ -10,6 +10,7 @@
 
 #include "kernels/fused_moe/fused_moe.hpp"
 #include "kernels/fused_moe/fused_moe_dispatch.hpp"
+#include "kernels/fused_moe/tensor_map.hpp"
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
 
@@ -25,12 +26,13 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 // (group_mode 1, windows of A rows fitting ~36 MB of L2); on the H100 that was
 // 1-12 % slower at every large-M point (docs/notes/fused_moe.md, v3), so it is
 // off unless MOE_FUSED_MOE_GROUP_BY_EXPERT=1.
+// The warp-specialized kernel walks fixed groups only.
 void set_grouping(GemmParams& g, const TileShape& ts) {
   static const bool by_expert = [] {
     const char* env = std::getenv("MOE_FUSED_MOE_GROUP_BY_EXPERT");
     return env && env[0] == '1';
   }();
-  if (by_expert && ts.block_m >= 64) {
+  if (by_expert && ts.block_m >= 64 && !ts.ws) {
     const int64_t per_block = int64_t{ts.block_m} * g.k * 2;
     const int64_t fit = (int64_t{36} << 20) / std::max<int64_t>(1, per_block);
     g.group_mode = 1;
@@ -70,6 +72,20 @@ GemmParams routing_params(const Problem& p, const Tensors& t, const AlignedRouti
   g.experts = p.experts;
   g.act = static_cast<int32_t>(p.act);
   return g;
+}
+
+// wgmma_ws tiles: the weight tensor map (all experts as one 2-D tensor, boxes of
+// box_rows x 64 elements), after the kernel's requirements.
+void set_weight_map(GemmParams& g, const Problem& p, const TileShape& ts, int stage, int box_rows) {
+  if (!ts.ws) return;
+  const std::string what = fmt::format("fused_moe stage {}: tile {}", stage, ts.name());
+  MOE_REQUIRE(g.aligned, what + " needs a reduction length that is a multiple of 8 and 16-byte aligned "
+                                "activations and weights (bulk tensor copies); choose a wgmma or mma tile");
+  MOE_REQUIRE(int64_t{p.experts} * g.w_rows < (int64_t{1} << 31),
+              what + " needs experts * weight rows < 2^31 (32-bit copy coordinates)");
+  MOE_REQUIRE(tensor_maps_supported(), what + " needs tensor maps (a CUDA device of compute capability 9.0 or newer)");
+  encode_tile_map_2d(g.w_map, {.base = g.w, .dtype = p.dtype, .rows = int64_t{p.experts} * g.w_rows, .cols = g.k,
+                               .row_stride_bytes = g.k * 2, .box_rows = box_rows, .box_cols = 64});
 }
 
 struct Grid {
@@ -167,6 +183,7 @@ void launch_stage1(const Problem& p, const Tensors& t, const AlignedRouting& r, 
   g.k_tiles_per_split = static_cast<int32_t>(k_tiles);
   g.persistent = cfg.persistent ? 1 : 0;
   detail::set_grouping(g, ts);
+  detail::set_weight_map(g, p, ts, 1, ts.block_n / 2);
   const auto grid = detail::size_grid(p, r, cfg, g.n_tiles, 1, k);
   g.max_m_blocks = grid.max_m_blocks;
   if (grid.max_m_blocks == 0) return;
@@ -200,6 +217,7 @@ void launch_stage2(const Problem& p, const Tensors& t, const AlignedRouting& r, 
   g.k_tiles_per_split = static_cast<int32_t>((k_tiles + cfg.split_k - 1) / cfg.split_k);
   g.persistent = cfg.persistent ? 1 : 0;
   detail::set_grouping(g, ts);
+  detail::set_weight_map(g, p, ts, 2, ts.block_n);
   const auto grid = detail::size_grid(p, r, cfg, g.n_tiles, g.split_k, k);
   g.max_m_blocks = grid.max_m_blocks;
   if (grid.max_m_blocks == 0) {

@@ -6,6 +6,7 @@
 
 #include "kernels/fused_moe/fused_moe_dispatch.hpp"
 #include "kernels/fused_moe/fused_moe_kernels.cuh"
+#include "kernels/fused_moe/ws_kernel.cuh"
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
 
@@ -14,12 +15,19 @@ namespace moe::fused_moe::detail {
 template <class Elem, int SHAPE, int STAGE>
 struct Instance {
   static constexpr TileShape t = kTileShapes[SHAPE];
-  static constexpr int kThreads = t.warps() * dev::kWarpSize;
+  // wgmma_ws: the MMA warps plus one producer warpgroup
+  static constexpr int kThreads = (t.warps() + (t.ws ? 4 : 0)) * dev::kWarpSize;
   static constexpr int kSmem = static_cast<int>(tile_smem_bytes(t));
+  // (dev::WsTile checks the rest of a wgmma_ws shape and derives the same threads and bytes.)
+  static_assert(!t.ws || (t.wgmma && t.block_k == 64 && t.warps_n == 1 && t.warps_m * 16 == t.block_m),
+                "wgmma_ws shapes: block_k 64, one warpgroup (4 warps) per m64 slab, all columns per warpgroup");
   using Kernel = void (*)(const GemmParams);
   static Kernel kernel() {
-    return &dev::fused_moe_gemm_kernel<Elem, t.block_m, t.block_n, t.block_k, t.warps_m, t.warps_n, t.stages, STAGE,
-                                          t.wgmma>;
+    if constexpr (t.ws)
+      return &dev::fused_moe_ws_kernel<Elem, t.block_m, t.block_n, t.stages, STAGE>;
+    else
+      return &dev::fused_moe_gemm_kernel<Elem, t.block_m, t.block_n, t.block_k, t.warps_m, t.warps_n, t.stages,
+                                         STAGE, t.wgmma>;
   }
   static void prepare() {
     static const bool once = [] {

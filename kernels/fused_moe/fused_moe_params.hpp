@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/fused_moe/tensor_map.hpp"
+
 namespace moe::fused_moe::detail {
 
 inline constexpr int kMaxGroupM = 64;
@@ -14,6 +16,9 @@ inline constexpr int kMaxGroupM = 64;
 // stage 2: A = intermediate (arow = id), W = w2, writes fp32 partial rows
 //          (split_k, M*k, n), scaled by the routed weight when on output.
 struct GemmParams {
+  // Warp-specialized (wgmma_ws) tiles only: W as one 2-D tensor (experts * w_rows,
+  // k) in tiles of (block_n or block_n/2) x 64; first, for its 64-byte alignment.
+  TensorMap w_map{};
   const uint16_t* a = nullptr;
   const uint16_t* w = nullptr;
   void* out = nullptr;

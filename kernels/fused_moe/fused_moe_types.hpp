@@ -68,11 +68,12 @@ inline constexpr TileShape kTileShapes[] = {
     {128, 128, 64, 2, 4, 4, false},   // 128 KiB
     {64, 256, 64, 4, 2, 4, true},     // wgmma: 2 warpgroups side by side, m64n128 each, 161 KiB
     {128, 256, 64, 8, 1, 4, true},    // wgmma: 2 warpgroups stacked, m64n256 each, 193 KiB
+    {128, 256, 64, 8, 1, 4, true, true},  // wgmma_ws: + a producer warpgroup (TMA weights, gathered rows), 193 KiB
 };
 #endif
 inline constexpr int kNumTileShapes = static_cast<int>(sizeof(kTileShapes) / sizeof(kTileShapes[0]));
 // Dynamic shared memory of a shape (bytes).
-// (wgmma tiles add 1 KiB to align the swizzle atoms to 1024 bytes.)
+// (wgmma and wgmma_ws tiles add 1 KiB to align the swizzle atoms to 1024 bytes.)
 constexpr int64_t tile_smem_bytes(const TileShape& t) {
   return int64_t{t.stages} * (t.block_m + t.block_n) * t.block_k * 2 + (t.wgmma ? 1024 : 0);
 }

@@ -9,12 +9,13 @@
 namespace moe::fused_moe {
 
 std::string Tile::name() const {
-  return fmt::format("{}x{}x{}-w{}-s{}-{}", block_m, block_n, block_k, warps, stages, wgmma ? "wgmma" : "mma");
+  return fmt::format("{}x{}x{}-w{}-s{}-{}", block_m, block_n, block_k, warps, stages,
+                     ws ? "wgmma_ws" : wgmma ? "wgmma" : "mma");
 }
 
 namespace {
 
-constexpr std::string_view kGrammar = "<block_m>x<block_n>x<block_k>-w<warps>-s<stages>-<mma: mma|wgmma>";
+constexpr std::string_view kGrammar = "<block_m>x<block_n>x<block_k>-w<warps>-s<stages>-<mma: mma|wgmma|wgmma_ws>";
 
 struct NameReader {
   std::string_view name;
@@ -51,8 +52,13 @@ Tile parse_tile(std::string_view name) {
   t.block_k = in.number("block_k", "", '-');
   t.warps = in.number("warps", "w", '-');
   t.stages = in.number("stages", "s", '-');
-  if (in.rest == "wgmma") t.wgmma = true;
-  else if (in.rest != "mma") in.fail("mma", fmt::format("expected mma or wgmma, got '{}'", in.rest));
+  if (in.rest == "wgmma") {
+    t.wgmma = true;
+  } else if (in.rest == "wgmma_ws") {
+    t.wgmma = t.ws = true;
+  } else if (in.rest != "mma") {
+    in.fail("mma", fmt::format("expected mma, wgmma or wgmma_ws, got '{}'", in.rest));
+  }
   return t;
 }
 

@@ -8,8 +8,11 @@
 //
 //   block_m, block_n, block_k, warps, stages   decimal integers in [1, 4096]
 //                                              (no sign, no leading zero)
-//   mma    mma    the MMA atom: mma.sync on NVIDIA, MFMA on AMD
-//          wgmma  Hopper warpgroup MMA (sm_90a builds)
+//   mma    mma       the MMA atom: mma.sync on NVIDIA, MFMA on AMD
+//          wgmma     Hopper warpgroup MMA (sm_90a builds), every warp loads and multiplies
+//          wgmma_ws  Hopper warpgroup MMA, warp-specialized (sm_90a builds): one extra
+//                    producer warpgroup loads (weights by TMA, gathered token rows by
+//                    cp.async) into an mbarrier ring; `warps` counts the MMA warps only
 //
 // The fields mean what they mean in TileShape below. The name holds no '/', so
 // it is one field of a Google Benchmark name (tile:<name>) and of a verify
@@ -29,6 +32,7 @@ struct Tile {
   int warps = 0;    // warps (wavefronts on AMD) per block
   int stages = 0;   // shared-memory pipeline depth
   bool wgmma = false;
+  bool ws = false;  // warp-specialized wgmma pipeline (implies wgmma)
 
   std::string name() const;
   bool operator==(const Tile&) const = default;
@@ -41,9 +45,10 @@ Tile parse_tile(std::string_view name);
 // One compiled shape: a tile and the layout of its warps.
 struct TileShape {
   int block_m, block_n, block_k, warps_m, warps_n, stages;
-  bool wgmma;  // Hopper warpgroup MMA main loop (sm_90a builds only); else the MMA atom
+  bool wgmma;       // Hopper warpgroup MMA main loop (sm_90a builds only); else the MMA atom
+  bool ws = false;  // warp-specialized wgmma: warps_m x warps_n MMA warps plus a producer warpgroup
   constexpr int warps() const { return warps_m * warps_n; }
-  constexpr Tile tile() const { return Tile{block_m, block_n, block_k, warps(), stages, wgmma}; }
+  constexpr Tile tile() const { return Tile{block_m, block_n, block_k, warps(), stages, wgmma, ws}; }
   std::string name() const { return tile().name(); }
 };
 

@@ -64,6 +64,12 @@ __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
   }
 }
 
+// Arrives on `bar` once every cp.async this thread issued so far has landed. With
+// .noinc the arrival is one of the barrier's expected arrivals (mbar_init counts it).
+__device__ __forceinline__ void cp_async_mbar_arrive_noinc(uint64_t* bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+
 // One box of `map` at (col, row) (element coordinates, may be negative or run
 // past the end: those elements read as zero) into dst (1024-byte aligned for the
 // 128-byte swizzle); completes `bytes` of the barrier's transaction count.

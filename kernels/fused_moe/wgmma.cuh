@@ -41,6 +41,18 @@ __device__ __forceinline__ void wgmma_wait() {
 // visible to the async proxy that wgmma reads through.
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
+// Moves registers between the warpgroups of a warp-specialized kernel: the
+// producer gives up registers (dec), the MMA warpgroups take them (inc). Every
+// warp of a warpgroup executes it; N is a multiple of 8 in [24, 256].
+template <int N>
+__device__ __forceinline__ void setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+
 // The software pipeline of the wgmma tile kernels (bf16 and 8-bit) over the nk K
 // slices from kt_begin: STAGES-2 slices of cp.async loads in flight plus one batch
 // of wgmma, so the slot refilled at iteration `it`, (it-2)%STAGES, is free: every

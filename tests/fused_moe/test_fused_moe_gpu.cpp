@@ -48,9 +48,11 @@ TileConfig shape_config(int i) { return TileConfig{kTileShapes[i].tile()}; }
 
 // Shapes this build and device can run (the wgmma ones need an sm_90a build).
 bool runnable(int shape) { return !kTileShapes[shape].wgmma || device_limits().wgmma; }
-int last_runnable() {
+// ... and takes the problem's sizes (wgmma_ws: 16-byte rows).
+bool runnable(int shape, const Problem& p) { return runnable(shape) && shape_fits(kTileShapes[shape], p); }
+int last_runnable(const Problem& p) {
   int s = kNumTileShapes - 1;
-  while (!runnable(s)) --s;
+  while (!runnable(s, p)) --s;
   return s;
 }
 
@@ -139,7 +141,7 @@ TEST_CASE("fused_moe gpu: seed odd shapes") {
         run_and_check(l, choose_config(l.problem, device_limits()), want, false, stream, what + " chosen");
         // Decode tile with split-K, and the largest tile persistent.
         run_and_check(l, layer_config(0, false, 3), want, false, stream, what + " decode splitk3");
-        run_and_check(l, layer_config(last_runnable(), true, 1), want, false, stream, what + " big persistent");
+        run_and_check(l, layer_config(last_runnable(l.problem), true, 1), want, false, stream, what + " big persistent");
       }
   }
 }
@@ -167,8 +169,14 @@ TEST_CASE("fused_moe gpu: tile shapes") {
   const InputSpec spec = make_spec(33, 77, 45, 4, 2, DType::BF16, ValueDist::FanIn, RoutingDist::Softmax, 9);
   const DeviceLayer l(spec, Activation::SiLU, RouterWeight::OnOutput);
   const auto want = reference_for(l, {}, false);
-  for (int s = 0; s < kNumTileShapes; ++s)
-    if (runnable(s)) run_and_check(l, layer_config(s, s % 2 == 1, 1 + s % 3), want, false, stream, "unaligned K");
+  for (int s = 0; s < kNumTileShapes; ++s) {
+    if (runnable(s, l.problem)) {
+      run_and_check(l, layer_config(s, s % 2 == 1, 1 + s % 3), want, false, stream, "unaligned K");
+    } else if (runnable(s)) {  // a wgmma_ws tile: refused before any launch
+      const DeviceAlign a = align_on_host(l, kTileShapes[s].block_m);
+      CHECK_THROWS_AS(run_layer(l, a, layer_config(s, false, 1), stream.get()), moe::InputError);
+    }
+  }
 }
 
 TEST_CASE("fused_moe gpu: routing distributions") {

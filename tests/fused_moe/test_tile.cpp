@@ -33,6 +33,7 @@ void check_table(std::span<const TileShape> shapes) {
     CHECK(back.warps == s.warps_m * s.warps_n);
     CHECK(back.stages == s.stages);
     CHECK(back.wgmma == s.wgmma);
+    CHECK(back.ws == s.ws);
     CHECK(back.name() == name);
     CHECK(find_tile_shape(shapes, back) == static_cast<int>(i));
     CHECK(why_not_compiled(shapes, back) == "");
@@ -50,6 +51,10 @@ TEST_CASE("tile names: the documented form") {
   const Tile t{128, 256, 64, 8, 4, true};
   CHECK(t.name() == "128x256x64-w8-s4-wgmma");
   CHECK(parse_tile("16x64x128-w4-s3-mma") == Tile{16, 64, 128, 4, 3, false});
+  const Tile ws{128, 256, 64, 8, 4, true, true};
+  CHECK(ws.name() == "128x256x64-w8-s4-wgmma_ws");
+  CHECK(parse_tile("128x256x64-w8-s4-wgmma_ws") == ws);
+  CHECK_FALSE(parse_tile("128x256x64-w8-s4-wgmma") == ws);
 }
 
 TEST_CASE("tile names: malformed names are rejected naming the field") {
@@ -69,6 +74,7 @@ TEST_CASE("tile names: malformed names are rejected naming the field") {
       {"16x64x128-w4-s3-", "field 'mma'"},
       {"16x64x128-w4-s3-mfma", "field 'mma'"},
       {"16x64x128-w4-s3-mma-x", "field 'mma'"},
+      {"16x64x128-w4-s3-wgmma_w", "field 'mma'"},
       {"-16x64x128-w4-s3-mma", "field 'block_m'"},
   };
   for (const auto& name_field : bad) {

@@ -71,8 +71,8 @@ TEST_CASE("tune candidates: valid, unique, usable here, heuristic included") {
       CHECK(has_persistent);
       CHECK(has_split);
 #if !defined(MOE_BACKEND_HIP)
-      // 5 mma.sync shapes (+2 wgmma) x 2 grids x 4 splits.
-      CHECK(c.size() == (wg ? 7u : 5u) * 2 * 4);
+      // 5 mma.sync shapes (+2 wgmma, +1 wgmma_ws) x 2 grids x 4 splits.
+      CHECK(c.size() == (wg ? 8u : 5u) * 2 * 4);
 #endif
     }
   // Restricted spaces.
@@ -107,7 +107,7 @@ TEST_CASE("tuned rows <-> configs: every candidate round-trips through the CSV")
       r.err = 1e-3;
       CHECK(r.key.act_type == "SiLu");
       CHECK(r.key.dtype == "bf16");
-      CHECK(r.impl == (cfg.stage1.wgmma ? kImplWgmma : kImplMmaSync));
+      CHECK(r.impl == (cfg.stage1.ws ? kImplWgmmaWs : cfg.stage1.wgmma ? kImplWgmma : kImplMmaSync));
       update_tuned_file(path, r, tuned_impls());
       const auto t = TunedTable::load(path, tuned_impls());
       const auto lk = t.lookup(tuned_key(p, 132));
@@ -373,7 +373,8 @@ TEST_CASE("tuned config: every row of the committed configs/tuned_fmoe.csv names
     const TunedRow& row = t.rows()[i];
     CAPTURE(row.line);
     const Tile want{std::stoi(f[col("block_m")]), std::stoi(f[col("block_n")]), std::stoi(f[col("block_k")]),
-                    std::stoi(f[col("warps")]),   std::stoi(f[col("stages")]),  f[col("impl")] == kImplWgmma};
+                    std::stoi(f[col("warps")]),   std::stoi(f[col("stages")]),
+                    f[col("impl")] == kImplWgmma || f[col("impl")] == kImplWgmmaWs, f[col("impl")] == kImplWgmmaWs};
     Tile got;
     CHECK(tile_of_row(row, got) == "");
     CHECK(got == want);

@@ -2,8 +2,9 @@
 // moe/tuned_config.hpp), else the kernels' heuristic (choose_config). The table
 // is always passed in: the caller (CLI command, bench executable, test) owns it.
 //
-// Rows of this family: impl "mma_sync_tiles" (mma.sync / MFMA atom) or
-// "wgmma_tiles" (Hopper warpgroup MMA); block_m, block_n, block_k, warps, stages
+// Rows of this family: impl "mma_sync_tiles" (mma.sync / MFMA atom),
+// "wgmma_tiles" (Hopper warpgroup MMA) or "wgmma_ws_tiles" (warp-specialized Hopper
+// warpgroup MMA with TMA weight loads); block_m, block_n, block_k, warps, stages
 // and the impl name one compiled tile (kernels/fused_moe/tile.hpp) used by both
 // stages; splitK is stage 2's split; persistent applies to both stages.
 #pragma once
@@ -19,6 +20,7 @@ namespace moe::fused_moe {
 
 inline constexpr const char* kImplMmaSync = "mma_sync_tiles";
 inline constexpr const char* kImplWgmma = "wgmma_tiles";
+inline constexpr const char* kImplWgmmaWs = "wgmma_ws_tiles";
 const std::set<std::string>& tuned_impls();
 
 // The table key of a problem on a device with `cu_num` SMs/CUs and name
