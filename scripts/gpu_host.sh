@@ -42,27 +42,26 @@ export CPLUS_INCLUDE_PATH="$prefix/usr/include${CPLUS_INCLUDE_PATH:+:$CPLUS_INCL
 export PATH="/usr/local/cuda/bin:$PATH"
 
 python_opt=-Dpython=disabled
-if [ "${MOE_PYTHON:-0}" = 1 ]; then
-  python_opt=-Dpython=enabled
-  # pybind11 for meson's pkg-config lookup. The host python3's own copy first: it is
-  # made for that Python and NumPy (bookworm's 2.10 predates pybind11's support for
-  # Python 3.12 and NumPy 2). PKG_CONFIG_SYSROOT_DIR prefixes every include path
-  # with $prefix, so the .pc names the headers through a link inside $prefix.
-  pybind11_inc=$(python3 -c 'import pybind11; print(pybind11.get_include())' 2>/dev/null || true)
-  pybind11_version=$(python3 -c 'import pybind11; print(pybind11.__version__)' 2>/dev/null || true)
-  if [ -z "$pybind11_inc" ]; then
-    pybind11_inc=$prefix/usr/include
-    [ -f "$pybind11_inc/pybind11/pybind11.h" ] ||
-      { echo "gpu_host: MOE_PYTHON=1 needs pybind11: python3 has none and .debs/ has no pybind11-dev (scripts/fetch_debs.sh)" >&2; exit 2; }
-    pybind11_version=$(sed -n 's/^#define PYBIND11_VERSION_MAJOR //p;s/^#define PYBIND11_VERSION_MINOR //p' \
-      "$pybind11_inc/pybind11/detail/common.h" | paste -sd. -)
-  fi
+[ "${MOE_PYTHON:-0}" = 1 ] && python_opt=-Dpython=enabled
+# pybind11 for meson's pkg-config lookup, set up on every run: a build configured
+# without the module keeps the PKG_CONFIG_PATH of its first setup when the module
+# is switched on later. The host python3's own copy first: it is made for that
+# Python and NumPy (bookworm's 2.10 predates pybind11's support for Python 3.12
+# and NumPy 2). PKG_CONFIG_SYSROOT_DIR prefixes every include path with $prefix,
+# so the .pc names the headers through a link inside $prefix.
+pybind11_inc=$(python3 -c 'import pybind11; print(pybind11.get_include())' 2>/dev/null || true)
+pybind11_version=$(python3 -c 'import pybind11; print(pybind11.__version__)' 2>/dev/null || true)
+if [ -z "$pybind11_inc" ] && [ -f "$prefix/usr/include/pybind11/pybind11.h" ]; then
+  pybind11_inc=$prefix/usr/include
+  pybind11_version=$(sed -n 's/^#define PYBIND11_VERSION_MAJOR //p;s/^#define PYBIND11_VERSION_MINOR //p' \
+    "$pybind11_inc/pybind11/detail/common.h" | paste -sd. -)
+fi
+if [ -n "$pybind11_inc" ]; then
   mkdir -p "$prefix/pybind11/pkgconfig"
   ln -sfn "$pybind11_inc" "$prefix/pybind11/include"
   printf 'Name: pybind11\nDescription: pybind11 headers (%s)\nVersion: %s\nCflags: -I/pybind11/include\n' \
     "$pybind11_inc" "${pybind11_version:-0}" >"$prefix/pybind11/pkgconfig/pybind11.pc"
   export PKG_CONFIG_PATH="$prefix/pybind11/pkgconfig:$PKG_CONFIG_PATH"
-  echo "gpu_host: pybind11 ${pybind11_version:-?} from $pybind11_inc" >&2
   # Meson takes Python.h's folders from python3's own .pc, whose paths the sysroot
   # also prefixes with $prefix: links there lead back to the real ones.
   for python_inc in $(python3 -c 'import sysconfig; p = sysconfig.get_paths(); print(p["include"], p["platinclude"])'); do
@@ -71,6 +70,11 @@ if [ "${MOE_PYTHON:-0}" = 1 ]; then
       ln -s "$python_inc" "$prefix$python_inc"
     fi
   done
+fi
+if [ "${MOE_PYTHON:-0}" = 1 ]; then
+  [ -n "$pybind11_inc" ] ||
+    { echo "gpu_host: MOE_PYTHON=1 needs pybind11: python3 has none and .debs/ has no pybind11-dev (scripts/fetch_debs.sh)" >&2; exit 2; }
+  echo "gpu_host: pybind11 ${pybind11_version:-?} from $pybind11_inc" >&2
 fi
 
 if [ "$step" = exec ]; then
@@ -82,7 +86,9 @@ if [ "$step" = build ] || [ "$step" = all ] || [ ! -f "$build/build.ninja" ]; th
     meson setup "$build" -Dgpu=cuda -Dnvcc_arch="${MOE_NVCC_ARCH:-sm_90a}" "$python_opt" -Dextra_rpath="$prefix/usr/lib/x86_64-linux-gnu" 2>&1 | tee "$logs/meson-setup.log"
   elif [ "${MOE_PYTHON:-0}" = 1 ]; then
     # An existing build (made without the module) keeps its compiled kernels.
-    meson configure "$build" -Dpython=enabled 2>&1 | tee "$logs/meson-configure.log" | tail -3
+    # (pkg_config_path: this run's, with the pybind11 chosen above, not the first setup's)
+    meson configure "$build" -Dpython=enabled -Dpkg_config_path="$PKG_CONFIG_PATH" 2>&1 |
+      tee "$logs/meson-configure.log" | tail -3
   fi
   ninja -C "$build" 2>&1 | tee "$logs/build.log" | tail -3
 fi

@@ -4,6 +4,7 @@
 // Test cases (doctest names, filter with -tc=...):
 //   "fused_moe gpu: seed odd shapes"          the peer suite's (M, N=2*inter, K, top_k, E)
 //   "fused_moe gpu: tile shapes"               every compiled tile x persistent x dtype x act x weight mode
+//   "fused_moe gpu: persistent blocks walk several tiles, ..."  every tile, ~5 tiles per block, an empty split
 //   "fused_moe gpu: routing distributions"     softmax, balanced, zipf, one expert
 //   "fused_moe gpu: full layer with GPU align" align kernel + layer, determinism
 //   "fused_moe gpu: validation"                InputError before any launch
@@ -177,6 +178,19 @@ TEST_CASE("fused_moe gpu: tile shapes") {
       CHECK_THROWS_AS(run_layer(l, a, layer_config(s, false, 1), stream.get()), moe::InputError);
     }
   }
+}
+
+TEST_CASE("fused_moe gpu: persistent blocks walk several tiles, with empty K splits") {
+  // 12000 slots over 8 experts: ~100 blocks of 128 rows, so stage 1 has ~200 tiles and
+  // stage 2 (3 splits) ~600 for 132 SMs; inter 256 is 4 k-tiles of 64 (2 of 128), so
+  // the last split of 3 holds no K slice and writes zeros.
+  moe::gpu::Stream stream;
+  const InputSpec spec = make_spec(6000, 512, 256, 8, 2, DType::BF16, ValueDist::FanIn, RoutingDist::Softmax, 21);
+  const DeviceLayer l(spec, Activation::SiLU, RouterWeight::OnOutput);
+  const auto want = reference_for(l, {}, false);
+  for (int s = 0; s < kNumTileShapes; ++s)
+    if (runnable(s, l.problem))
+      run_and_check(l, layer_config(s, true, 3), want, s % 2 == 0, stream, "persistent, split 3 of 4 k-tiles");
 }
 
 TEST_CASE("fused_moe gpu: routing distributions") {

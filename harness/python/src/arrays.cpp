@@ -38,6 +38,18 @@ void require_rank(const py::array& a, std::string_view name, int rank) {
 
 std::string dtype_text(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
+// A dtype's kind and item size asked through Python: right whatever NumPy the
+// pybind11 headers were written for (before 2.12 they read NumPy 1's descriptor
+// layout, and NumPy 2 moved the item size).
+struct KindSize {
+  char kind;
+  int64_t itemsize;
+};
+KindSize kind_size(const py::array& a) {
+  const py::object d = a.attr("dtype");
+  return {d.attr("kind").cast<std::string>().at(0), d.attr("itemsize").cast<int64_t>()};
+}
+
 }  // namespace
 
 FloatTensor float_tensor(py::handle obj, std::string_view name, int rank, DType bits, bool allow_f64) {
@@ -46,8 +58,7 @@ FloatTensor float_tensor(py::handle obj, std::string_view name, int rank, DType 
   t.shape = shape_of(a);
   const auto n = static_cast<size_t>(a.size());
   t.values.resize(n);
-  const char kind = a.dtype().kind();
-  const auto itemsize = a.dtype().itemsize();
+  const auto [kind, itemsize] = kind_size(a);
   if (kind == 'f' && itemsize == 4) {
     require_rank(a, name, rank);
     const auto c = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(a);
@@ -75,8 +86,7 @@ FloatTensor float_tensor(py::handle obj, std::string_view name, int rank, DType 
 
 IdTensor id_tensor(py::handle obj, std::string_view name, int rank) {
   const py::array a = as_array(obj, name);
-  const char kind = a.dtype().kind();
-  const auto itemsize = a.dtype().itemsize();
+  const auto [kind, itemsize] = kind_size(a);
   if (kind != 'i' || (itemsize != 4 && itemsize != 8))
     throw py::type_error(fmt::format("{}: dtype {} not supported (expected int32 or int64)", name, dtype_text(a)));
   require_rank(a, name, rank);
@@ -101,8 +111,8 @@ IdTensor id_tensor(py::handle obj, std::string_view name, int rank) {
 
 ByteTensor byte_tensor(py::handle obj, std::string_view name) {
   const py::array a = as_array(obj, name);
-  const char kind = a.dtype().kind();
-  if ((kind != 'u' && kind != 'i') || a.dtype().itemsize() != 1)
+  const auto [kind, itemsize] = kind_size(a);
+  if ((kind != 'u' && kind != 'i') || itemsize != 1)
     throw py::type_error(fmt::format("{}: dtype {} not supported (expected uint8 or int8 codes)", name, dtype_text(a)));
   const py::array bytes = a.attr("view")(py::dtype("uint8"));
   const auto c = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(bytes);
