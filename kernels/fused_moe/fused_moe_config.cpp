@@ -69,8 +69,10 @@ TileConfig stage_config(const Problem& p, const DeviceLimits& dev, int shape_ind
   const double est_blocks = nonempty * std::ceil(rows / t.block_m);
   const int64_t bound_blocks = max_aligned_blocks(p.slots(), p.experts, t.block_m);
   const double slots_on_device = static_cast<double>(dev.sm_count) * blocks_resident(t, dev);
-  // Persistent when the worst-case grid would be mostly empty blocks.
-  c.persistent = static_cast<double>(bound_blocks) > 2.0 * est_blocks;
+  // Persistent when the worst-case grid would be mostly empty blocks, and always for
+  // wgmma_ws tiles: their producer fills the ring for a block's next tile during
+  // the epilogue of the current one.
+  c.persistent = t.ws || static_cast<double>(bound_blocks) > 2.0 * est_blocks;
   if (stage == 2) {
     // Split-K: aim for >= 2 waves of tiles, keep >= 4 k-tiles per split.
     const double tiles2 = est_tiles(p, t, 2);

@@ -12,7 +12,8 @@
 //     landed and every producer thread's copies have (cp.async.mbarrier.arrive).
 //   warpgroups 1..block_m/64 (MMA, 232 registers): warpgroup c multiplies rows
 //     64(c-1).. of the tile with all block_n columns (m64nNk16, fp32 accumulators),
-//     frees each slot once the next slice's MMAs are issued (wgmma wait 1), then
+//     frees each slot once the next slice's MMAs are issued (wgmma wait 1; lane 0
+//     of each warp arrives on the slot's empty barrier), then
 //     runs the epilogue while the producer already fills the ring for the next tile.
 //
 // Both roles walk the same tile sequence (blockIdx.x, += gridDim.x) with one
@@ -50,6 +51,10 @@ struct WsTile {
   static_assert(BM % 64 == 0 && BM >= 64 && BM <= 128, "wgmma_ws: block_m 64 or 128 (one m64 slab per MMA warpgroup)");
   static_assert(BN == 128 || BN == 256, "wgmma_ws: block_n 128 or 256 (one m64nN wgmma per slab)");
   static_assert(STAGES >= 2, "wgmma_ws: at least two slots");
+  // setmaxnreg moves registers within the block's allocation at launch (65536 per SM,
+  // one block, in steps of 8 per thread): the producer's 40 and the MMA warpgroups' 232 must fit it.
+  static constexpr int kLaunchRegs = (65536 / kThreads) / 8 * 8 < 248 ? (65536 / kThreads) / 8 * 8 : 248;
+  static_assert(128 * (40 + 232 * kMmaGroups) <= kLaunchRegs * kThreads, "wgmma_ws: registers of the warpgroups do not fit");
 };
 
 template <class Elem, int BM, int BN, int STAGES, int STAGE>
@@ -73,7 +78,7 @@ __global__ void __launch_bounds__(WsTile<BM, BN, STAGES>::kThreads, 1)
   if (tid == 0) {
     for (int s = 0; s < STAGES; ++s) {
       mbar_init(&full[s], 128 + 1);                  // 128 producer threads' copies + the TMA's expect_tx
-      mbar_init(&empty[s], T::kMmaGroups * 128);     // every MMA thread, once its slice's wgmma are done
+      mbar_init(&empty[s], T::kMmaGroups * 4);       // lane 0 of every MMA warp, once its slice's wgmma are done
     }
     fence_barrier_init();
   }
@@ -161,6 +166,16 @@ __global__ void __launch_bounds__(WsTile<BM, BN, STAGES>::kThreads, 1)
   for (int64_t tile = blockIdx.x; tile < ts.total; tile += gridDim.x) {
     Work w;
     if (!decode(tile, w)) continue;
+    // This thread's output rows (r0, r0 + 8), read before the K loop: off the epilogue's path.
+    int32_t ids[2];
+    float scale[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int32_t id = p.sorted_ids[static_cast<int64_t>(w.m_blk) * BM + r0 + 8 * h];
+      const bool ok = id >= 0 && static_cast<int64_t>(id) < p.num_valid;
+      ids[h] = ok ? id : -1;
+      scale[h] = (ok && p.scale_mode == STAGE) ? p.topk_weights[id] : 1.0f;
+    }
     float acc[kAcc];
 #pragma unroll
     for (int e = 0; e < kAcc; ++e) acc[e] = 0.0f;
@@ -176,21 +191,13 @@ __global__ void __launch_bounds__(WsTile<BM, BN, STAGES>::kThreads, 1)
         wgmma_m64k16<BN, Elem>(acc, wgmma_desc(a_addr + k16 * 32), wgmma_desc(b_addr + k16 * 32));
       wgmma_commit();
       wgmma_wait<1>();  // the previous slice's MMAs are done: free its slot
-      if (kk > 0) mbar_arrive(&empty[(slice - 1) % STAGES]);
+      // (wait_group is warp-synchronous: once lane 0 is past it, the whole warp is)
+      if (kk > 0 && lane == 0) mbar_arrive(&empty[(slice - 1) % STAGES]);
     }
     wgmma_wait<0>();
-    if (w.nk > 0) mbar_arrive(&empty[(slice - 1) % STAGES]);
+    if (w.nk > 0 && lane == 0) mbar_arrive(&empty[(slice - 1) % STAGES]);
 
     // ---- epilogue (rows r0, r0 + 8 of this thread)
-    int32_t ids[2];
-    float scale[2];
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int32_t id = p.sorted_ids[static_cast<int64_t>(w.m_blk) * BM + r0 + 8 * h];
-      const bool ok = id >= 0 && static_cast<int64_t>(id) < p.num_valid;
-      ids[h] = ok ? id : -1;
-      scale[h] = (ok && p.scale_mode == STAGE) ? p.topk_weights[id] : 1.0f;
-    }
     const int64_t n = p.n;
     const bool pair_store = n % 2 == 0;
     if constexpr (STAGE == 1) {
