@@ -69,10 +69,10 @@ TileConfig stage_config(const Problem& p, const DeviceLimits& dev, int shape_ind
   const double est_blocks = nonempty * std::ceil(rows / t.block_m);
   const int64_t bound_blocks = max_aligned_blocks(p.slots(), p.experts, t.block_m);
   const double slots_on_device = static_cast<double>(dev.sm_count) * blocks_resident(t, dev);
-  // Persistent when the worst-case grid would be mostly empty blocks, and always for
-  // wgmma_ws tiles: their producer fills the ring for a block's next tile during
-  // the epilogue of the current one.
-  c.persistent = t.ws || static_cast<double>(bound_blocks) > 2.0 * est_blocks;
+  // Persistent when the worst-case grid would be mostly empty blocks. (For wgmma_ws
+  // tiles on the H100 a persistent grid took 4-26 % more time than one block per
+  // tile at M = 4096 of all three models: docs/notes/fused_moe.md, v4.)
+  c.persistent = static_cast<double>(bound_blocks) > 2.0 * est_blocks;
   if (stage == 2) {
     // Split-K: aim for >= 2 waves of tiles, keep >= 4 k-tiles per split.
     const double tiles2 = est_tiles(p, t, 2);
@@ -107,28 +107,31 @@ LayerConfig choose_config(const Problem& p, const DeviceLimits& dev) {
   p.validate();
   const double rows = expected_rows_per_expert(p);
   auto usable = [&](const TileShape& t) { return shape_usable(t, dev); };
-  auto find = [&](int bm, int bn, bool wgmma, int stages = 0) {
+  auto find = [&](int bm, int bn, bool wgmma, int stages = 0, bool ws = false) {
     for (int i = 0; i < kNumTileShapes; ++i) {
       const TileShape& t = kTileShapes[i];
-      if (t.block_m == bm && t.block_n == bn && t.wgmma == wgmma && (stages == 0 || t.stages == stages) && usable(t))
+      if (t.block_m == bm && t.block_n == bn && t.wgmma == wgmma && t.ws == ws &&
+          (stages == 0 || t.stages == stages) && usable(t) && shape_fits(t, p))
         return i;
     }
     return -1;
   };
   // From the H100 sweeps of every compiled shape at the 18 model points
-  // (docs/notes/fused_moe.md, runs 3-5): <= 24 rows per expert: 16-row blocks with
-  // the 3-stage pipeline (3 blocks per SM; best or within 1.5 % of best at every
-  // decode point); <= 96: 64x256 wgmma (2 warpgroups side by side), else 64x128
-  // mma.sync; beyond: 128x256 wgmma, else 128x128 mma.sync.
+  // (docs/notes/fused_moe.md, runs 3-5, and v4 for wgmma_ws): <= 24 rows per expert:
+  // 16-row blocks with the 3-stage pipeline (3 blocks per SM; best or within 1.5 % of
+  // best at every decode point); beyond: the warp-specialized 128x256 tile (faster
+  // than every other shape at the 6 points with 32-256 rows per expert), else
+  // <= 96: 64x256 wgmma (2 warpgroups side by side), else 64x128 mma.sync; beyond:
+  // 128x256 wgmma, else 128x128 mma.sync.
   int best = -1;
   if (rows <= 24) {
     best = find(16, 64, false, 3);
     if (best < 0) best = find(16, 64, false);
-  } else if (rows <= 96) {
-    best = find(64, 256, true);
-    if (best < 0) best = find(64, 128, false);
   } else {
-    best = find(128, 256, true);
+    best = find(128, 256, true, 0, true);
+    if (best < 0 && rows <= 96) best = find(64, 256, true);
+    if (best < 0 && rows <= 96) best = find(64, 128, false);
+    if (best < 0) best = find(128, 256, true);
     if (best < 0) best = find(128, 128, false);
   }
   if (best < 0) {

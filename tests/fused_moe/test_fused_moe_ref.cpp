@@ -396,8 +396,17 @@ TEST_CASE("fused_moe config: validity, chooser and sizes") {
     CHECK_FALSE(cfg.stage1.wgmma);  // the HIP tile table has no wgmma shapes
 #else
     CHECK(cfg.stage1.wgmma == (tokens >= 1024));
+    CHECK(cfg.stage1.ws == (tokens >= 1024));  // the warp-specialized tile beyond 24 rows per expert
 #endif
     CHECK_FALSE(choose_config(p, h100).stage1.wgmma);
+    // Sizes the bulk tensor copies cannot take (rows of 16 bytes): a wgmma tile without ws.
+    Problem odd = p;
+    odd.model_dim = 4100;
+    const LayerConfig c2 = choose_config(odd, h100a);
+    CHECK_FALSE(c2.stage1.ws);
+#if !defined(MOE_BACKEND_HIP)
+    CHECK(c2.stage1.wgmma == (tokens >= 1024));
+#endif
   }
   Problem p;
   p.tokens = 4;
