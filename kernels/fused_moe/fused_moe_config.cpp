@@ -71,7 +71,7 @@ TileConfig stage_config(const Problem& p, const DeviceLimits& dev, int shape_ind
   const double slots_on_device = static_cast<double>(dev.sm_count) * blocks_resident(t, dev);
   // Persistent when the worst-case grid would be mostly empty blocks. (For wgmma_ws
   // tiles on the H100 a persistent grid took 4-26 % more time than one block per
-  // tile at M = 4096 of all three models: docs/notes/fused_moe.md, v4.)
+  // tile at M = 4096 of all three models: docs/notes/fused_moe.md, v6.)
   c.persistent = static_cast<double>(bound_blocks) > 2.0 * est_blocks;
   if (stage == 2) {
     // Split-K: aim for >= 2 waves of tiles, keep >= 4 k-tiles per split.
@@ -117,7 +117,7 @@ LayerConfig choose_config(const Problem& p, const DeviceLimits& dev) {
     return -1;
   };
   // From the H100 sweeps of every compiled shape at the 18 model points
-  // (docs/notes/fused_moe.md, runs 3-5, and v4 for wgmma_ws): <= 24 rows per expert:
+  // (docs/notes/fused_moe.md, runs 3-5, and v6 for wgmma_ws): <= 24 rows per expert:
   // 16-row blocks with the 3-stage pipeline (3 blocks per SM; best or within 1.5 % of
   // best at every decode point); beyond: the warp-specialized 128x256 tile (faster
   // than every other shape at the 6 points with 32-256 rows per expert), else
