@@ -25,7 +25,9 @@ Functions
   testing.assert_moe_close   pytest helper (also exported here)
   has_gpu            whether this build has moe_harness.gpu
   gpu                GPU builds: our kernels on torch/DLPack GPU tensors, zero copy,
-                     on the caller's stream (see moe_harness.gpu)
+                     on the caller's stream, under the references' names (moe_align,
+                     softmax_topk, grouped_topk, sigmoid_top1, quantize, fused_moe,
+                     fused_moe_q8; see moe_harness.gpu)
 
 Model shapes come from configs/model_configs.json: ``model_configs=`` names a
 file, else default_model_configs() finds one.

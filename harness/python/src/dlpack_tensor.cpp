@@ -36,6 +36,8 @@ bool matches(const DLDataType& d, ElemType t) {
     case ElemType::F16: return d.code == kDLFloat && d.bits == 16;
     case ElemType::F32: return d.code == kDLFloat && d.bits == 32;
     case ElemType::I32: return d.code == kDLInt && d.bits == 32;
+    case ElemType::U8: return d.code == kDLUInt && d.bits == 8;
+    case ElemType::I8: return d.code == kDLInt && d.bits == 8;
   }
   return false;
 }
@@ -66,6 +68,8 @@ std::string_view elem_type_name(ElemType t) {
     case ElemType::F16: return "float16";
     case ElemType::F32: return "float32";
     case ElemType::I32: return "int32";
+    case ElemType::U8: return "uint8";
+    case ElemType::I8: return "int8";
   }
   return "?";
 }

@@ -23,8 +23,9 @@ namespace moe::python {
 namespace py = pybind11;
 
 // The element types the GPU entries take.
-enum class ElemType { BF16, F16, F32, I32 };
-std::string_view elem_type_name(ElemType t);  // "bfloat16", "float16", "float32", "int32"
+// U8 / I8: 8-bit codes (fp8 e4m3 codes as uint8, int8 codes as int8).
+enum class ElemType { BF16, F16, F32, I32, U8, I8 };
+std::string_view elem_type_name(ElemType t);  // "bfloat16", "float16", "float32", "int32", "uint8", "int8"
 
 // A device tensor borrowed from its producer; move-only. Destroy it with the GIL
 // held: a producer's deleter may touch Python objects (NumPy's does).

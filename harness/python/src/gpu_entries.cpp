@@ -8,6 +8,7 @@
 
 #include "arrays.hpp"
 #include "dlpack_tensor.hpp"
+#include "gpu_common.hpp"
 #include "kernels/fused_moe/fused_moe.hpp"
 #include "kernels/moe_align/moe_align.hpp"
 #include "layer_shapes.hpp"
@@ -15,12 +16,7 @@
 #include "moe/gpu.hpp"
 
 namespace moe::python {
-namespace {
 
-using namespace py::literals;
-
-// The stream argument: None is the legacy default stream (handle 0), else an int
-// handle such as torch.cuda.current_stream().cuda_stream.
 uintptr_t stream_handle(const py::object& stream) {
   if (stream.is_none()) return 0;
   if (!py::isinstance<py::int_>(stream) || py::isinstance<py::bool_>(stream))
@@ -32,8 +28,6 @@ uintptr_t stream_handle(const py::object& stream) {
   return static_cast<uintptr_t>(v);
 }
 
-// Every tensor on the current device: our kernels launch there, and the stream
-// handle belongs to it.
 void require_current_device(std::initializer_list<const BorrowedTensor*> tensors) {
   int dev = 0;
   MOE_GPU_CHECK(hipGetDevice(&dev));
@@ -50,33 +44,9 @@ void require_same_type(const BorrowedTensor& t, const BorrowedTensor& like) {
                                      elem_type_name(like.type)));
 }
 
-// Scratch carved from one stream-ordered allocation: taken and given back in
-// `stream` order, so nothing waits for the device (hipMalloc/hipFree would).
-class StreamScratch {
- public:
-  explicit StreamScratch(hipStream_t s) : stream_(s) {}
-  StreamScratch(const StreamScratch&) = delete;
-  StreamScratch& operator=(const StreamScratch&) = delete;
-  ~StreamScratch() {
-    if (base_) (void)hipFreeAsync(base_, stream_);  // never throw from a destructor
-  }
-  // Reserves `bytes` (256-byte aligned) before allocate(); returns its offset.
-  size_t reserve(int64_t bytes) {
-    const size_t at = size_;
-    size_ += (static_cast<size_t>(std::max<int64_t>(bytes, 1)) + 255) / 256 * 256;
-    return at;
-  }
-  void allocate() { MOE_GPU_CHECK(hipMallocAsync(&base_, size_, stream_)); }
-  template <typename T>
-  T* at(size_t offset) const {
-    return static_cast<T*>(static_cast<void*>(static_cast<char*>(base_) + offset));
-  }
+namespace {
 
- private:
-  hipStream_t stream_;
-  void* base_ = nullptr;
-  size_t size_ = 0;
-};
+using namespace py::literals;
 
 py::object fused_moe(py::handle hidden, py::handle w1, py::handle w2, py::handle topk_weights, py::handle topk_ids,
                      py::object out, const std::string& activation, const std::string& router_weight, py::object stream) {
@@ -211,6 +181,7 @@ num_tokens_post_padded one element; expert_map None or (num_experts,). Ids outsi
 [-1, num_experts) are dropped on the device, not reported. Stream as for fused_moe.)");
   m.def("moe_align_sizes", &moe_align_sizes, "tokens"_a, "top_k"_a, "num_experts"_a, "block_size"_a,
         "Lengths the moe_align outputs need: {'capacity', 'max_blocks'} (arithmetic, no GPU call).");
+  add_gpu_routing_quant_entries(m);
 }
 
 }  // namespace moe::python
