@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import moe_harness as mh
-from moe_harness.testing import assert_moe_close
+from moe_harness.testing import assert_moe_close, to_numpy
 
 try:
     import torch
@@ -302,3 +302,384 @@ def test_moe_align_matches_the_cpu_reference():
     assert (sorted_ids[n:] == M * TOP_K).all()  # the tail holds the sentinel
     np.testing.assert_array_equal(expert_ids[:n // bs].cpu().numpy(), want["expert_ids"])
     assert (expert_ids[n // bs:] == -1).all()
+
+
+# ---- routing, quantizers, the FP8/INT8 layer: argument checks with the fake producer ------
+# Every call fails validation before any GPU call (no device needed), with the
+# tensor (or the C++ rule) named, and leaks none of the capsules it took.
+_DTYPES.update({"uint8": (1, 8), "int8": (0, 8), "fp64": (2, 64)})
+
+
+def _fakes(defaults, override):
+    specs = dict(defaults)
+    specs.update(override)
+    return {name: FakeCudaTensor(*spec) if isinstance(spec, tuple) and isinstance(spec[0], tuple) else spec
+            for name, spec in specs.items()}
+
+
+def _released(t):
+    for v in t.values():
+        for x in (v if isinstance(v, (tuple, list)) else (v,)):
+            if isinstance(x, FakeCudaTensor):
+                assert x.deleted == len(x.capsules)
+
+
+def _softmax(override, **kw):
+    t = _fakes(dict(logits=((5, 8), "fp32"), topk_weights=((5, 2), "fp32"), topk_ids=((5, 2), "int32")), override)
+    return t, lambda: mh.gpu.softmax_topk(t["logits"], t["topk_weights"], t["topk_ids"], **{"top_k": 2, **kw})
+
+
+def _grouped(override, **kw):
+    t = _fakes(dict(logits=((5, 8), "fp32"), topk_weights=((5, 2), "fp32"), topk_ids=((5, 2), "int32"),
+                    bias=((8,), "fp32")), override)
+    args = {"top_k": 2, "n_group": 4, "topk_group": 2, "bias": t["bias"], **kw}
+    return t, lambda: mh.gpu.grouped_topk(t["logits"], t["topk_weights"], t["topk_ids"], **args)
+
+
+def _top1(override, **kw):
+    t = _fakes(dict(x=((5, 64), "bf16"), w=((64, 8), "bf16"), topk_weights=((5, 1), "fp32"),
+                    topk_ids=((5, 1), "int32")), override)
+    return t, lambda: mh.gpu.sigmoid_top1(t["x"], t["w"], t["topk_weights"], t["topk_ids"], **kw)
+
+
+def _quant(override, **kw):
+    t = _fakes(dict(x=((4, 256), "bf16"), q=((4, 256), "uint8"), scales=((4,), "fp32")), override)
+    if "static_scales" in t:
+        kw["static_scales"] = t["static_scales"]
+    return t, lambda: mh.gpu.quantize(t["x"], t["q"], t["scales"], **kw)
+
+
+def _q8(override, **kw):
+    M, H, I, E, k = 5, 64, 32, 4, 2
+    specs = dict(hidden=((M, H), "bf16"), w1=(((E, 2 * I, H), "uint8"), ((E,), "fp32")),
+                 w2=(((E, H, I), "uint8"), ((E,), "fp32")), topk_weights=((M, k), "fp32"),
+                 topk_ids=((M, k), "int32"), out=((M, H), "bf16"))
+    specs.update(override)
+    t = {}
+    for name, spec in specs.items():
+        if name in ("w1", "w2") and isinstance(spec[0][0], tuple):  # a (codes, scales) pair
+            t[name] = tuple(FakeCudaTensor(*s) for s in spec)
+        else:
+            t[name] = FakeCudaTensor(*spec)
+    return t, lambda: mh.gpu.fused_moe_q8(t["hidden"], t["w1"], t["w2"], t["topk_weights"], t["topk_ids"], t["out"], **kw)
+
+
+_CPU = 1  # DLPack device type of host memory
+
+_ENTRY_CASES = [
+    # softmax_topk
+    (_softmax, {"logits": ((5, 8), "int32")}, {}, TypeError,
+     r"^logits: dtype int32 not supported \(expected float32, bfloat16 or float16\)"),
+    (_softmax, {"logits": ((5, 8, 1), "fp32")}, {}, ValueError, r"^logits: expected rank 2, got shape \(5, 8, 1\)"),
+    (_softmax, {"logits": ((5, 8), "fp32", None, _CPU)}, {}, TypeError,
+     r"^logits: expected a (CUDA|ROCm) device tensor .* got one in CPU"),
+    (_softmax, {"topk_weights": ((5, 3), "fp32")}, {}, ValueError,
+     r"^topk_weights: expected shape \(5, 2\) \(tokens of logits \(5, 8\), top_k\), got \(5, 3\)"),
+    (_softmax, {"topk_weights": ((5, 2), "bf16")}, {}, TypeError, r"^topk_weights: dtype bfloat16 not supported"),
+    (_softmax, {"topk_ids": ((5, 2), "int64")}, {}, TypeError, r"^topk_ids: dtype int64 not supported \(expected int32\)"),
+    (_softmax, {"topk_ids": ((4, 2), "int32")}, {}, ValueError, r"^topk_ids: expected shape \(5, 2\)"),
+    (_softmax, {}, {"top_k": 9}, ValueError, r"^softmax_topk: top_k must be in \[1, min\(experts=8, 32\)\], got 9"),
+    (_softmax, {}, {"stream": -1}, ValueError, r"^stream: expected a handle >= 0, got -1"),
+    (_softmax, {}, {"stream": 1.5}, TypeError, r"^stream: expected an int stream handle"),
+    # grouped_topk
+    (_grouped, {"bias": ((7,), "fp32")}, {}, ValueError,
+     r"^bias: expected shape \(8,\) \(one value per expert of logits \(5, 8\)\), got \(7,\)"),
+    (_grouped, {"bias": ((8,), "bf16")}, {}, TypeError, r"^bias: dtype bfloat16 not supported \(expected float32\)"),
+    (_grouped, {"bias": ((8,), "fp32", None, _CPU)}, {}, TypeError, r"^bias: expected a (CUDA|ROCm) device tensor"),
+    (_grouped, {}, {"n_group": 3}, ValueError, r"^grouped_topk: experts \(8\) must be divisible by n_group \(3\)"),
+    (_grouped, {}, {"scoring": "relu"}, ValueError, r"^unknown scoring 'relu'"),
+    (_grouped, {"topk_ids": ((5, 3), "int32")}, {}, ValueError, r"^topk_ids: expected shape \(5, 2\)"),
+    # sigmoid_top1
+    (_top1, {"x": ((5, 64), "fp32")}, {}, TypeError, r"^x: dtype float32 not supported \(expected bfloat16 or float16\)"),
+    (_top1, {"w": ((64, 8), "fp16")}, {}, TypeError, r"^w: dtype float16 differs from x's bfloat16"),
+    (_top1, {"w": ((32, 8), "bf16")}, {}, ValueError, r"^w: expected shape \(64, E\) \(K rows, as x \(5, 64\)\), got \(32, 8\)"),
+    (_top1, {"w": ((64, 600), "bf16")}, {}, ValueError, r"^sigmoid_top1: experts must be in \[1, 512\], got 600"),
+    (_top1, {}, {"shared_expert": True}, ValueError,
+     r"^topk_weights: expected shape \(5, 2\) \(tokens of x \(5, 64\), 2 columns with shared_expert\), got \(5, 1\)"),
+    (_top1, {"topk_ids": ((5, 1), "int32", None, _CPU)}, {}, TypeError, r"^topk_ids: expected a (CUDA|ROCm) device tensor"),
+    # quantize
+    (_quant, {"q": ((4, 256), "int8")}, {}, TypeError, r"^q: dtype int8 not supported \(expected uint8\)"),
+    (_quant, {}, {"qtype": "int8"}, TypeError, r"^q: dtype uint8 not supported \(expected int8\)"),
+    (_quant, {"q": ((4, 255), "uint8")}, {}, ValueError, r"^q: expected shape \(4, 256\) \(the shape of input\), got \(4, 255\)"),
+    (_quant, {"x": ((4, 256), "fp64")}, {"name": "hidden"}, TypeError, r"^hidden: dtype float64 not supported"),
+    (_quant, {"x": ((256,), "bf16")}, {}, ValueError, r"^input: expected rank 2 \(rows, cols\) or 3 \(batch, rows, cols\)"),
+    (_quant, {"scales": ((4, 1), "fp32")}, {}, ValueError, r"^scales: expected shape \(4,\) \(fp8_e4m3fn per_row"),
+    (_quant, {"scales": ((4, 2), "fp32")}, {"granularity": "per_group", "group_layout": "col"}, ValueError,
+     r"^scales: expected shape \(2, 4\)"),
+    (_quant, {"x": ((2, 4, 256), "bf16"), "q": ((2, 4, 256), "uint8"), "scales": ((2, 2), "fp32")},
+     {"granularity": "per_block"}, ValueError, r"^scales: expected shape \(2, 1, 2\) \(fp8_e4m3fn per_block"),
+    (_quant, {"scales": ((4,), "fp64")}, {}, TypeError, r"^scales: dtype float64 not supported \(expected float32\)"),
+    (_quant, {}, {"granularity": "per_col"}, ValueError, r"^unknown granularity 'per_col'"),
+    (_quant, {"static_scales": ((4,), "fp32")}, {}, ValueError, r"static scales are supported only per_tensor"),
+    (_quant, {"scales": ((1,), "fp32"), "static_scales": ((2,), "fp32")}, {"granularity": "per_tensor"}, ValueError,
+     r"^static_scales: expected 1 values \(scale shape \(1,\)"),
+    (_quant, {"x": ((4, 256), "bf16", None, _CPU)}, {}, TypeError, r"^input: expected a (CUDA|ROCm) device tensor"),
+    # fused_moe_q8
+    (_q8, {"hidden": ((5, 64), "fp32")}, {}, TypeError, r"^hidden: dtype float32 not supported \(expected bfloat16 or float16\)"),
+    (_q8, {"out": ((5, 64), "fp16")}, {}, TypeError, r"^out: dtype float16 differs from hidden's bfloat16"),
+    (_q8, {"out": ((5, 63), "bf16")}, {}, ValueError, r"^out: expected shape \(5, 64\)"),
+    (_q8, {"w1": (((4, 64, 64), "int8"), ((4,), "fp32"))}, {}, TypeError,
+     r"^w1 codes: dtype int8 not supported \(expected uint8\)"),
+    (_q8, {}, {"scheme": "int8_token"}, TypeError, r"^w1 codes: dtype uint8 not supported \(expected int8\)"),
+    (_q8, {"w1": (((4, 64, 64), "uint8"), ((3,), "fp32"))}, {}, ValueError, r"^w1 scales: expected shape \(4,\)"),
+    (_q8, {}, {"scheme": "fp8_token"}, ValueError, r"^w1 scales: expected shape \(4, 64\)"),
+    (_q8, {"w2": (((4, 64, 31), "uint8"), ((4,), "fp32"))}, {}, ValueError,
+     r"^w2: expected shape \(4, 64, 32\) \(E, model_dim, inter of w1"),
+    (_q8, {"w1": ((4, 64, 63), "bf16")}, {}, ValueError, r"^w1: expected shape \(E, 2\*inter, 64\)"),
+    (_q8, {"w1": ((4, 64, 64), "int32")}, {}, TypeError, r"^w1: dtype int32 not supported"),
+    (_q8, {"topk_ids": ((6, 2), "int32")}, {}, ValueError, r"^topk_ids: expected 5 rows \(tokens of hidden \(5, 64\)\)"),
+    (_q8, {"hidden": ((5, 40), "bf16"), "out": ((5, 40), "bf16"), "w1": (((4, 64, 40), "uint8"), ((4,), "fp32")),
+           "w2": (((4, 40, 32), "uint8"), ((4,), "fp32"))}, {}, ValueError,
+     r"^fused_moe_q8: model_dim \(40\) and inter_dim \(32\) must be multiples of 16"),
+    (_q8, {}, {"fp8": "e4m3fnuz"}, ValueError, r"^fp8: our layer kernels read e4m3fn codes"),
+    (_q8, {}, {"scheme": "fp4"}, ValueError, r"^unknown quantized MoE scheme 'fp4'"),
+    (_q8, {"topk_weights": ((5, 2), "fp32", None, _CPU)}, {}, TypeError, r"^topk_weights: expected a (CUDA|ROCm) device tensor"),
+    (_q8, {}, {"stream": "default"}, TypeError, r"^stream: expected an int stream handle"),
+]
+
+
+@needs_gpu_build
+@pytest.mark.parametrize("make, override, kw, error, message", _ENTRY_CASES,
+                         ids=["%s-%d" % (c[0].__name__.strip("_"), i) for i, c in enumerate(_ENTRY_CASES)])
+def test_entries_reject_with_the_tensor_named(make, override, kw, error, message):
+    t, call = make(override, **kw)
+    with pytest.raises(error, match=message):
+        call()
+    _released(t)
+
+
+@needs_gpu_build
+def test_q8_weight_pair_of_three_and_stream_passed_on():
+    t, call = _q8({}, stream=0x5150)
+    t["w1"] = t["w1"] + (FakeCudaTensor((1,), "fp32"),)
+    with pytest.raises(ValueError, match=r"^w1: expected a GPU tensor or a \(codes, scales\) pair, got 3 items"):
+        call()
+    t, call = _q8({"out": ((5, 63), "bf16")}, stream=0x5150)
+    with pytest.raises(ValueError, match=r"^out: expected shape"):
+        call()
+    for v in t.values():
+        for x in (v if isinstance(v, tuple) else (v,)):
+            assert x.streams == [0x5150] and x.deleted == 1
+
+
+@needs_gpu_build
+def test_new_entries_keep_the_reference_keywords():
+    # Side by side with the CPU references: the same names and keyword arguments
+    # (the references' dtype= hint aside; the GPU entries add their outputs and stream).
+    # pybind11 puts each signature on the first line of the docstring.
+    for name, keywords in {
+        "softmax_topk": ["top_k", "renormalize"],
+        "grouped_topk": ["top_k", "n_group", "topk_group", "scoring", "renormalize", "routed_scaling_factor", "bias"],
+        "sigmoid_top1": ["shared_expert"],
+        "quantize": ["qtype", "granularity", "group", "group_layout", "block_rows", "block_cols", "static_scales", "name"],
+        "fused_moe_q8": ["scheme", "fp8", "activation", "router_weight"],
+    }.items():
+        ref_sig = getattr(mh, name).__doc__.splitlines()[0]
+        gpu_sig = getattr(mh.gpu, name).__doc__.splitlines()[0]
+        for kw in keywords:
+            assert "%s: " % kw in ref_sig and "%s: " % kw in gpu_sig, (name, kw)
+        assert "stream: " in gpu_sig
+
+
+# ---- routing, quantizers, the FP8/INT8 layer on torch tensors against the CPU references ----
+# Routing weights: fp32 kernels against fp64 references (kernels/routing/routing.hpp's
+# bounds are ~(32 + 2E + |x - m|) ulps relative for softmax; exact for grouped top-k's
+# IEEE-only selections).
+_WEIGHT_TOL = {"atol": 1e-6, "rtol": 1e-4, "max_rel_l2": 1e-5}
+_EXACT = {"atol": 0.0, "rtol": 0.0, "max_rel_l2": 0.0}
+
+
+def _torch_dtype(name):
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def _stream():
+    return torch.cuda.current_stream().cuda_stream
+
+
+def _topk_outputs(rows, cols):
+    return (torch.full((rows, cols), float("nan"), device="cuda"),
+            torch.full((rows, cols), -7, dtype=torch.int32, device="cuda"))
+
+
+def _check_topk(w, ids, want_w, want_ids, tol=_WEIGHT_TOL):
+    r = mh.check_ids(ids.cpu().numpy(), want_ids)
+    assert r["passed"], r["message"]
+    r = mh.check(w.cpu().numpy(), want_w, tol)
+    assert r["passed"], r["message"]
+
+
+@needs_torch_gpu
+@pytest.mark.parametrize("dtype, renormalize", [("fp32", False), ("bf16", True), ("fp16", False)])
+def test_softmax_topk_matches_the_cpu_reference(dtype, renormalize):
+    g = torch.Generator(device="cuda").manual_seed(21)
+    k, experts = 6, 64
+    logits = (3 * torch.randn(M, experts, device="cuda", generator=g)).to(_torch_dtype(dtype))
+    w, ids = _topk_outputs(M, k)
+    got = mh.gpu.softmax_topk(logits, w, ids, top_k=k, renormalize=renormalize, stream=_stream())
+    assert got[0] is w and got[1] is ids
+    torch.cuda.synchronize()
+    host, hint = to_numpy(logits)
+    want_w, want_ids = mh.softmax_topk(host, top_k=k, renormalize=renormalize, dtype=hint)
+    _check_topk(w, ids, want_w, want_ids)
+    # Two ids of a row swapped: caught.
+    bad = ids.cpu().numpy().copy()
+    bad[0, [0, 1]] = bad[0, [1, 0]]
+    assert not mh.check_ids(bad, want_ids)["passed"]
+
+
+@needs_torch_gpu
+@pytest.mark.parametrize("dtype, scoring, with_bias", [("fp32", "sigmoid", True), ("bf16", "softmax", False),
+                                                       ("fp16", "sigmoid", False)])
+def test_grouped_topk_matches_the_cpu_reference(dtype, scoring, with_bias):
+    g = torch.Generator(device="cuda").manual_seed(22)
+    experts, n_group, topk_group, k = 64, 8, 4, 8
+    logits = torch.randn(M, experts, device="cuda", generator=g).to(_torch_dtype(dtype))
+    bias = 0.1 * torch.randn(experts, device="cuda", generator=g) if with_bias else None
+    w, ids = _topk_outputs(M, k)
+    kw = dict(top_k=k, n_group=n_group, topk_group=topk_group, scoring=scoring, renormalize=True,
+              routed_scaling_factor=2.5)
+    mh.gpu.grouped_topk(logits, w, ids, bias=bias, stream=_stream(), **kw)
+    torch.cuda.synchronize()
+    host, hint = to_numpy(logits)
+    want_w, want_ids = mh.grouped_topk(host, bias=None if bias is None else bias.cpu().numpy(), dtype=hint, **kw)
+    _check_topk(w, ids, want_w, want_ids)
+
+
+@needs_torch_gpu
+@pytest.mark.parametrize("dtype, K, shared_expert", [("bf16", 2048, False), ("fp16", 128, True), ("bf16", 384, True)])
+def test_sigmoid_top1_matches_the_cpu_reference(dtype, K, shared_expert):
+    g = torch.Generator(device="cuda").manual_seed(23)
+    experts = 32
+    x = torch.randn(M, K, device="cuda", generator=g).to(_torch_dtype(dtype))
+    w = (torch.randn(K, experts, device="cuda", generator=g) / K ** 0.5).to(_torch_dtype(dtype))
+    cols = 2 if shared_expert else 1
+    tw, ids = _topk_outputs(M, cols)
+    got = mh.gpu.sigmoid_top1(x, w, tw, ids, shared_expert=shared_expert, stream=_stream())
+    assert got[0] is tw and got[1] is ids
+    torch.cuda.synchronize()
+    (xh, hint), (wh, _) = to_numpy(x), to_numpy(w)
+    want_w, want_ids = mh.sigmoid_top1(xh, wh, shared_expert=shared_expert, dtype=hint)
+    # The contract's near-ties: rows whose two best fp64 logits are within the fp32
+    # accumulation bound gamma_K * sum |x w| may pick either; compare the others.
+    xd, wd = x.double(), w.double()
+    logits = xd @ wd
+    bound = K * 2.0 ** -24 * (xd.abs() @ wd.abs())
+    top2 = logits.topk(2, dim=1).values
+    clear = ((top2[:, 0] - top2[:, 1]) > 2 * bound.max(dim=1).values).cpu().numpy()
+    assert clear.sum() >= M - 3
+    tol = {"atol": 0.25 * float(bound.max()) + 1e-6, "rtol": 1e-5, "max_rel_l2": 1e-3}
+    got_w, got_ids = tw.cpu().numpy(), ids.cpu().numpy()
+    r = mh.check_ids(got_ids[clear], want_ids[clear])
+    assert r["passed"], r["message"]
+    r = mh.check(got_w[clear], want_w[clear], tol)
+    assert r["passed"], r["message"]
+    # A wrong top-1 id: caught.
+    bad = got_ids[clear].copy()
+    bad[0, 0] = (bad[0, 0] + 1) % experts
+    assert not mh.check_ids(bad, want_ids[clear])["passed"]
+
+
+@needs_torch_gpu
+@pytest.mark.parametrize("qtype, granularity, extra, shape, dtype", [
+    ("fp8_e4m3fn", "per_tensor", {}, (2, 37, 384), "bf16"),
+    ("fp8_e4m3fn", "per_row", {}, (37, 384), "bf16"),
+    ("fp8_e4m3fn", "per_row", {}, (37, 384), "fp32"),
+    ("fp8_e4m3fn", "per_group", {"group": 128}, (37, 300), "fp16"),
+    ("fp8_e4m3fn", "per_group", {"group": 128, "group_layout": "col"}, (37, 384), "bf16"),
+    ("fp8_e4m3fn", "per_block", {"block_rows": 128, "block_cols": 128}, (3, 200, 384), "bf16"),
+    ("int8", "per_row", {}, (37, 384), "bf16"),
+    ("int8", "per_tensor", {}, (37, 384), "fp16"),
+])
+def test_quantize_matches_the_cpu_reference(qtype, granularity, extra, shape, dtype):
+    g = torch.Generator(device="cuda").manual_seed(24)
+    x = (2 * torch.randn(*shape, device="cuda", generator=g)).to(_torch_dtype(dtype))
+    host, hint = to_numpy(x)
+    want_q, want_s = mh.quantize(host, qtype=qtype, granularity=granularity, dtype=hint, **extra)
+    q = torch.empty(shape, dtype=torch.int8 if qtype == "int8" else torch.uint8, device="cuda")
+    scales = torch.full(want_s.shape, float("nan"), device="cuda")
+    got = mh.gpu.quantize(x, q, scales, qtype=qtype, granularity=granularity, stream=_stream(), **extra)
+    assert got[0] is q and got[1] is scales
+    torch.cuda.synchronize()
+    # Bit-identical codes and scales (the kernels' contract with the reference).
+    r = mh.check(scales.cpu().numpy(), want_s, _EXACT)
+    assert r["passed"], r["message"]
+    r = mh.check_ids(q.cpu().numpy().astype(np.int32), want_q.astype(np.int32))
+    assert r["passed"], r["message"]
+    # One scale perturbed by 2^-20: caught.
+    bad = scales.cpu().numpy().copy()
+    bad.flat[0] *= 1 + 2.0 ** -20
+    assert not mh.check(bad, want_s, _EXACT)["passed"]
+
+
+@needs_torch_gpu
+def test_quantize_static_scale_and_nonfinite_input():
+    g = torch.Generator(device="cuda").manual_seed(25)
+    x = torch.randn(37, 256, device="cuda", generator=g).bfloat16()
+    host, hint = to_numpy(x)
+    static = np.array([0.004], np.float32)  # 448 * 0.004 < max |x|: the largest values saturate
+    want_q, want_s = mh.quantize(host, granularity="per_tensor", static_scales=static, dtype=hint)
+    q = torch.empty(x.shape, dtype=torch.uint8, device="cuda")
+    scales = torch.zeros(1, device="cuda")
+    mh.gpu.quantize(x, q, scales, granularity="per_tensor", static_scales=torch.from_numpy(static).cuda())
+    torch.cuda.synchronize()
+    assert mh.check(scales.cpu().numpy(), want_s, _EXACT)["passed"]
+    assert mh.check_ids(q.cpu().numpy().astype(np.int32), want_q.astype(np.int32))["passed"]
+    # Inf in the input: ValueError naming the tensor, the reference's message word for word.
+    x[3, 200] = float("inf")
+    host, hint = to_numpy(x)
+    with pytest.raises(ValueError, match="tensor 'hidden'") as gpu_error:
+        mh.gpu.quantize(x, q, torch.empty(37, device="cuda"), name="hidden")
+    with pytest.raises(ValueError) as ref_error:
+        mh.quantize(host, name="hidden", dtype=hint)
+    assert str(gpu_error.value) == str(ref_error.value)
+
+
+# Weight quantization of each scheme (moe/contract/fused_moe_q8.hpp's layouts).
+_Q8_WEIGHTS = {"fp8_tensor": ("fp8_e4m3fn", "per_tensor"), "fp8_token": ("fp8_e4m3fn", "per_row"),
+               "fp8_block": ("fp8_e4m3fn", "per_block"), "int8_token": ("int8", "per_row")}
+
+
+def _q8_pair(w, scheme):
+    """(host pair, device pair) of (codes, scales) of the float weight w (E, N, K)."""
+    qtype, granularity = _Q8_WEIGHTS[scheme]
+    codes, scales = mh.quantize(w.float().cpu().numpy(), qtype=qtype, granularity=granularity)
+    return (codes, scales), (torch.from_numpy(codes).cuda(), torch.from_numpy(scales).cuda())
+
+
+@needs_torch_gpu
+@pytest.mark.parametrize("scheme, dtype, float_weights", [
+    ("fp8_tensor", "bf16", False),
+    ("fp8_token", "bf16", False),
+    ("fp8_token", "fp16", True),
+    ("fp8_block", "bf16", False),
+    ("int8_token", "bf16", False),
+    ("int8_token", "bf16", True),
+])
+def test_fused_moe_q8_matches_the_cpu_reference(scheme, dtype, float_weights):
+    t_dtype = _torch_dtype(dtype)
+    hidden, w1, w2, tw, ids = _torch_layer(t_dtype, seed=17)
+    # At about 9 rows per expert the chooser takes an mma.sync tile, whose fp32
+    # accumulation the exact CPU reference models (wgmma tiles: see fused_moe_q8_config).
+    assert "wgmma" not in mh.gpu.fused_moe_q8_config(M, MODEL_DIM, INTER, E, TOP_K, scheme=scheme)
+    hidden_h, hint = to_numpy(hidden)
+    tw_h, ids_h = tw.cpu().numpy(), ids.cpu().numpy()
+    if float_weights:  # quantized by each side, the same way (bit-identical quantizers)
+        w1_h, w2_h = w1.float().cpu().numpy(), w2.float().cpu().numpy()
+        w1_d, w2_d = w1.float().contiguous(), w2.float().contiguous()
+    else:
+        (w1_h, w1_d), (w2_h, w2_d) = _q8_pair(w1, scheme), _q8_pair(w2, scheme)
+    ref = mh.fused_moe_q8(hidden_h, w1_h, w2_h, tw_h, ids_h, scheme=scheme, dtype=hint)
+    tol = mh.tolerance(ref)
+    out = torch.full((M, MODEL_DIM), float("nan"), dtype=t_dtype, device="cuda")
+    got = mh.gpu.fused_moe_q8(hidden, w1_d, w2_d, tw, ids, out, scheme=scheme, stream=_stream())
+    assert got is out
+    torch.cuda.synchronize()
+    r = mh.check(to_numpy(out)[0], ref["out"], tol, dtype=hint)
+    assert r["passed"], r["message"]
+    if scheme == "fp8_token" and not float_weights:
+        # w2's scales of every expert x1.25: the output is 25 % off, caught.
+        bad = torch.full_like(out, float("nan"))
+        mh.gpu.fused_moe_q8(hidden, w1_d, (w2_d[0], w2_d[1] * 1.25), tw, ids, bad, scheme=scheme)
+        torch.cuda.synchronize()
+        assert not mh.check(to_numpy(bad)[0], ref["out"], tol, dtype=hint)["passed"]
