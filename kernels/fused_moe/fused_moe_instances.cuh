@@ -24,7 +24,7 @@ struct Instance {
   using Kernel = void (*)(const GemmParams);
   static Kernel kernel() {
     if constexpr (t.ws)
-      return &dev::fused_moe_ws_kernel<Elem, t.block_m, t.block_n, t.stages, STAGE>;
+      return &dev::grouped_gemm_ws_kernel<dev::Bf16WsOp<Elem>, t.block_m, t.block_n, t.stages, STAGE>;
     else
       return &dev::fused_moe_gemm_kernel<Elem, t.block_m, t.block_n, t.block_k, t.warps_m, t.warps_n, t.stages,
                                          STAGE, t.wgmma>;

@@ -1,20 +1,26 @@
-// The warp-specialized Hopper tile kernel of the fused MoE layer (wgmma_ws tiles,
-// sm_90a): the same tiles, tile order, epilogues and results as
-// fused_moe_gemm_kernel, with the loads and the MMAs in different warps so that
-// they overlap.
+// The warp-specialized Hopper grouped-GEMM core of the fused MoE layers
+// (wgmma_ws tiles, sm_90a), written once for the 16-bit layer (fused_moe) and the
+// 8-bit one (fused_moe_q8): an operand policy `Op` supplies what differs (the
+// wgmma of one K slice, the accumulator type, the scales, the 16-bit store).
+// Tiles, tile order, epilogues and results are those of the older tile kernels.
 //
-//   warpgroup 0 (producer, 40 registers): per K slice of 64, waits for a free
-//     slot of the STAGES-deep shared-memory ring (empty barrier), has one thread
-//     start the weight tile's bulk tensor copy (TMA, 128-byte swizzle; stage 1:
-//     a gate box and an up box of block_n/2 rows each), and gathers the block_m
-//     token rows named by sorted_token_ids with 16-byte cp.async into the same
-//     swizzled layout; the slot's full barrier completes when the TMA bytes have
-//     landed and every producer thread's copies have (cp.async.mbarrier.arrive).
+//   warpgroup 0 (producer, 40 registers): per K slice (128 bytes of every row:
+//     64 bf16 or 128 8-bit codes), waits for a free slot of the STAGES-deep
+//     shared-memory ring (empty barrier), has one thread start the weight tile's
+//     bulk tensor copy (TMA, 128-byte swizzle; stage 1: a gate box and an up box of
+//     block_n/2 rows each), and gathers the block_m token rows named by
+//     sorted_token_ids with 16-byte cp.async into the same swizzled layout; the
+//     slot's full barrier completes when the TMA bytes have landed and every
+//     producer thread's copies have (cp.async.mbarrier.arrive).
 //   warpgroups 1..block_m/64 (MMA, 232 registers): warpgroup c multiplies rows
-//     64(c-1).. of the tile with all block_n columns (m64nNk16, fp32 accumulators),
+//     64(c-1).. of the tile with all block_n columns (fp32 or int32 accumulators),
 //     frees each slot once the next slice's MMAs are issued (wgmma wait 1; lane 0
-//     of each warp arrives on the slot's empty barrier), then
-//     runs the epilogue while the producer already fills the ring for the next tile.
+//     of each warp arrives on the slot's empty barrier), then runs the epilogue
+//     while the producer already fills the ring for the next tile.
+//   Op::kPromote (fp8): after every slice the wgmma accumulator is added into fp32
+//     registers (times the slice's block scales in the block scheme) and zeroed,
+//     so no fp8 accumulation chain is longer than 128 of K (Hopper's fp8 wgmma keeps
+//     13 fraction bits: reference/fused_moe_q8/fp8_mma_accum.hpp).
 //
 // Both roles walk the same tile sequence (blockIdx.x, += gridDim.x) with one
 // running slice counter each, so slot = counter % STAGES and the barrier parity
@@ -26,9 +32,23 @@
 // rows second, so gate column c and up column c sit in the same thread
 // (d[4j + i] and d[4(j + block_n/16) + i]).
 //
-// Requirements (the host checks them, kernels/fused_moe/fused_moe_host.cpp): K a
-// multiple of 8 with 16-byte aligned bases (TMA strides, 16-byte gathers);
-// experts * w_rows < 2^31 (TMA coordinates are 32-bit).
+// Requirements (the hosts check them): rows of K a multiple of 16 bytes with
+// 16-byte aligned bases (TMA strides, 16-byte gathers); experts * w_rows < 2^31
+// (TMA coordinates are 32-bit).
+//
+// The Op policy (see Bf16WsOp below and fused_moe_q8's Q8WsOp):
+//   Params              kernel parameters: the fields of detail::GemmParams that
+//                       name routing and shapes, `a` (row-major codes/elements),
+//                       `w_map` (weights as one 2-D tensor (experts * w_rows, k))
+//   Acc                 wgmma accumulator element (float, or int32_t for int8)
+//   kElemBytes          bytes per element of A and W
+//   kPromote            add the accumulator into fp32 after every slice
+//   mma<BN>(acc, a, b)  the wgmma of one slice (shared-memory addresses of the
+//                       slab's A rows and of the B tile)
+//   slice_scale(p, arow, wrow, expert, slice)   kPromote: the multiplier of the
+//                       slice's accumulator for A row arow, weight row wrow
+//   finish(p, arow, wrow, expert, v)            the output value from the summed one
+//   store16(p, v)       stage 1's 16-bit output element
 #pragma once
 #include <cstdint>
 
@@ -41,11 +61,11 @@ namespace moe::fused_moe::dev {
 
 template <int BM, int BN, int STAGES>
 struct WsTile {
-  static constexpr int BK = 64;                // one 128-byte swizzle row of 16-bit elements
+  static constexpr int kRowBytes = 128;        // one 128-byte swizzle row per K slice
   static constexpr int kMmaGroups = BM / 64;   // one m64 slab each
   static constexpr int kThreads = (kMmaGroups + 1) * 128;
-  static constexpr int kATile = BM * BK * 2;   // bytes of one slot's A tile
-  static constexpr int kBTile = BN * BK * 2;
+  static constexpr int kATile = BM * kRowBytes;  // bytes of one slot's A tile
+  static constexpr int kBTile = BN * kRowBytes;
   static constexpr int kSmemBytes = STAGES * (kATile + kBTile) + 1024;
   static constexpr int kRowsPerThread = BM / 16;  // producer: 8 threads per 128-byte row
   static_assert(BM % 64 == 0 && BM >= 64 && BM <= 128, "wgmma_ws: block_m 64 or 128 (one m64 slab per MMA warpgroup)");
@@ -57,13 +77,35 @@ struct WsTile {
   static_assert(128 * (40 + 232 * kMmaGroups) <= kLaunchRegs * kThreads, "wgmma_ws: registers of the warpgroups do not fit");
 };
 
-template <class Elem, int BM, int BN, int STAGES, int STAGE>
+// The 16-bit layer: bf16/fp16 operands, fp32 accumulators, no scales.
+template <class Elem>
+struct Bf16WsOp {
+  using Params = detail::GemmParams;
+  using Acc = float;
+  static constexpr int kElemBytes = 2;
+  static constexpr bool kPromote = false;
+  template <int BN>
+  __device__ static void mma(Acc* acc, uint32_t a_addr, uint32_t b_addr) {
+#if FMOE_HAVE_WGMMA
+#pragma unroll
+    for (int k16 = 0; k16 < 4; ++k16)
+      wgmma_m64k16<BN, Elem>(acc, wgmma_desc(a_addr + k16 * 32), wgmma_desc(b_addr + k16 * 32));
+#else
+    (void)acc, (void)a_addr, (void)b_addr;
+#endif
+  }
+  __device__ static float slice_scale(const Params&, int64_t, int64_t, int, int64_t) { return 1.0f; }
+  __device__ static float finish(const Params&, int64_t, int64_t, int, float v) { return v; }
+  __device__ static uint16_t store16(const Params&, float v) { return Elem::from_float(v); }
+};
+
+template <class Op, int BM, int BN, int STAGES, int STAGE>
 __global__ void __launch_bounds__(WsTile<BM, BN, STAGES>::kThreads, 1)
-    fused_moe_ws_kernel(const FMOE_GRID_CONSTANT detail::GemmParams p) {
+    grouped_gemm_ws_kernel(const FMOE_GRID_CONSTANT typename Op::Params p) {
 #if FMOE_HAVE_WGMMA && defined(FMOE_HAVE_TMA)
   using T = WsTile<BM, BN, STAGES>;
-  constexpr int BK = T::BK;
-  static_assert(T::kSmemBytes == STAGES * (BM + BN) * BK * 2 + 1024, "tile_smem_bytes of the host");
+  using Acc = typename Op::Acc;
+  constexpr int BK = T::kRowBytes / Op::kElemBytes;  // K elements per slice
   extern __shared__ uint4 fmoe_ws_smem[];
   unsigned char* smem = reinterpret_cast<unsigned char*>(fmoe_ws_smem);
   smem += ((smem_u32(smem) + 1023u) & ~1023u) - smem_u32(smem);  // swizzle atoms: 1024-byte aligned
@@ -77,8 +119,8 @@ __global__ void __launch_bounds__(WsTile<BM, BN, STAGES>::kThreads, 1)
   const int t = tid % 128;
   if (tid == 0) {
     for (int s = 0; s < STAGES; ++s) {
-      mbar_init(&full[s], 128 + 1);                  // 128 producer threads' copies + the TMA's expect_tx
-      mbar_init(&empty[s], T::kMmaGroups * 4);       // lane 0 of every MMA warp, once its slice's wgmma are done
+      mbar_init(&full[s], 128 + 1);             // 128 producer threads' copies + the TMA's expect_tx
+      mbar_init(&empty[s], T::kMmaGroups * 4);  // lane 0 of every MMA warp, once its slice's wgmma are done
     }
     fence_barrier_init();
   }
@@ -88,6 +130,8 @@ __global__ void __launch_bounds__(WsTile<BM, BN, STAGES>::kThreads, 1)
   pdl_wait();
   const TileSpace ts = tile_space<BM, BK>(p);
   const int64_t K = p.k;
+  const int64_t row_bytes = K * Op::kElemBytes;
+  const unsigned char* const a_base = reinterpret_cast<const unsigned char*>(p.a);
 
   // Tile -> (split, m-block, n-tile, K slices); false when the tile holds no rows.
   struct Work {
@@ -140,13 +184,13 @@ __global__ void __launch_bounds__(WsTile<BM, BN, STAGES>::kThreads, 1)
           }
         }
         unsigned char* a_dst = sA + slot * T::kATile;
-        const int64_t kbase = kt * BK + kc * 8;
+        const int64_t kbyte = kt * T::kRowBytes + kc * 16;
 #pragma unroll
         for (int i = 0; i < T::kRowsPerThread; ++i) {
           const int r = t / 8 + 16 * i;
-          const bool ok = arow[i] >= 0 && kbase < K;
-          copy16_async(a_dst + r * 128 + ((kc ^ (r & 7)) << 4), ok ? p.a + static_cast<int64_t>(arow[i]) * K + kbase : p.a,
-                       ok);
+          const bool ok = arow[i] >= 0 && kbyte < row_bytes;
+          copy16_async(a_dst + r * T::kRowBytes + ((kc ^ (r & 7)) << 4),
+                       ok ? a_base + static_cast<int64_t>(arow[i]) * row_bytes + kbyte : a_base, ok);
         }
         cp_async_mbar_arrive_noinc(&full[slot]);
       }
@@ -162,49 +206,85 @@ __global__ void __launch_bounds__(WsTile<BM, BN, STAGES>::kThreads, 1)
   const int r0 = slab * 64 + warp4 * 16 + lane / 4;  // this thread's rows r0 and r0 + 8
   const int c0 = 2 * (lane % 4);                     // and columns 8j + c0, +1
   constexpr int kAcc = BN / 2;
+  constexpr int kHalf = BN / 16;  // accumulator atoms per half tile (stage 1: the gate atoms)
   uint32_t slice = 0;
   for (int64_t tile = blockIdx.x; tile < ts.total; tile += gridDim.x) {
     Work w;
     if (!decode(tile, w)) continue;
     // This thread's output rows (r0, r0 + 8), read before the K loop: off the epilogue's path.
     int32_t ids[2];
+    int64_t arows[2];  // A row of each (token for stage 1, slot for stage 2): its scales
     float scale[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int32_t id = p.sorted_ids[static_cast<int64_t>(w.m_blk) * BM + r0 + 8 * h];
       const bool ok = id >= 0 && static_cast<int64_t>(id) < p.num_valid;
       ids[h] = ok ? id : -1;
+      arows[h] = ok ? (STAGE == 1 ? id / p.top_k : id) : 0;
       scale[h] = (ok && p.scale_mode == STAGE) ? p.topk_weights[id] : 1.0f;
     }
-    float acc[kAcc];
+    // First weight row of each half of the tile's columns (stage 1: gate, up; stage 2:
+    // the two halves of block_n): the block scheme's scales are constant within one.
+    int64_t half_wrow[2];
+    if constexpr (STAGE == 1) {
+      half_wrow[0] = static_cast<int64_t>(w.n_tile) * (BN / 2);
+      half_wrow[1] = p.n + half_wrow[0];
+    } else {
+      half_wrow[0] = static_cast<int64_t>(w.n_tile) * BN;
+      half_wrow[1] = half_wrow[0] + BN / 2;
+    }
+    Acc acc[kAcc];
+    float tot[Op::kPromote ? kAcc : 1];
 #pragma unroll
-    for (int e = 0; e < kAcc; ++e) acc[e] = 0.0f;
+    for (int e = 0; e < kAcc; ++e) {
+      acc[e] = Acc(0);
+      if constexpr (Op::kPromote) tot[e] = 0.0f;
+    }
     for (int kk = 0; kk < w.nk; ++kk, ++slice) {
       const int slot = static_cast<int>(slice % STAGES);
       mbar_wait(&full[slot], (slice / STAGES) & 1);
       fence_proxy_async();  // the gathered rows were written through the generic proxy (cp.async)
-      const uint32_t a_addr = smem_u32(sA + slot * T::kATile + slab * 64 * 128);
-      const uint32_t b_addr = smem_u32(sB + slot * T::kBTile);
       wgmma_fence();
-#pragma unroll
-      for (int k16 = 0; k16 < BK / 16; ++k16)
-        wgmma_m64k16<BN, Elem>(acc, wgmma_desc(a_addr + k16 * 32), wgmma_desc(b_addr + k16 * 32));
+      Op::template mma<BN>(acc, smem_u32(sA + slot * T::kATile + slab * 64 * T::kRowBytes),
+                           smem_u32(sB + slot * T::kBTile));
       wgmma_commit();
-      wgmma_wait<1>();  // the previous slice's MMAs are done: free its slot
-      // (wait_group is warp-synchronous: once lane 0 is past it, the whole warp is)
-      if (kk > 0 && lane == 0) mbar_arrive(&empty[(slice - 1) % STAGES]);
+      if constexpr (Op::kPromote) {
+        wgmma_wait<0>();  // this slice's accumulator is final: add it into fp32, start afresh
+        if (lane == 0) mbar_arrive(&empty[slot]);
+        const int64_t kslice = w.kt_begin + kk;
+        float sc[2][2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int u = 0; u < 2; ++u) sc[h][u] = Op::slice_scale(p, arows[h], half_wrow[u], w.expert, kslice);
+#pragma unroll
+        for (int e = 0; e < kAcc; ++e) {
+          tot[e] += static_cast<float>(acc[e]) * sc[(e % 4) / 2][(e / 4) / kHalf];
+          acc[e] = Acc(0);
+        }
+      } else {
+        wgmma_wait<1>();  // the previous slice's MMAs are done: free its slot
+        // (wait_group is warp-synchronous: once lane 0 is past it, the whole warp is)
+        if (kk > 0 && lane == 0) mbar_arrive(&empty[(slice - 1) % STAGES]);
+      }
     }
-    wgmma_wait<0>();
-    if (w.nk > 0 && lane == 0) mbar_arrive(&empty[(slice - 1) % STAGES]);
+    if constexpr (!Op::kPromote) {
+      wgmma_wait<0>();
+      if (w.nk > 0 && lane == 0) mbar_arrive(&empty[(slice - 1) % STAGES]);
+    }
+    // The summed value of accumulator e.
+    auto sum = [&](int e) -> float {
+      if constexpr (Op::kPromote) return tot[e];
+      else return static_cast<float>(acc[e]);
+    };
 
     // ---- epilogue (rows r0, r0 + 8 of this thread)
     const int64_t n = p.n;
     const bool pair_store = n % 2 == 0;
     if constexpr (STAGE == 1) {
       uint16_t* out = static_cast<uint16_t*>(p.out);
-      constexpr int kUp = BN / 16;  // atoms of gate columns; the up atoms follow
 #pragma unroll
-      for (int j = 0; j < kUp; ++j)
+      for (int j = 0; j < kHalf; ++j)
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           if (ids[h] < 0) continue;
@@ -212,9 +292,10 @@ __global__ void __launch_bounds__(WsTile<BM, BN, STAGES>::kThreads, 1)
           uint16_t v[2];
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            const float g = acc[4 * j + 2 * h + e] * scale[h];
-            const float u = acc[4 * (j + kUp) + 2 * h + e] * scale[h];
-            v[e] = Elem::from_float((p.act == 0 ? silu(g) : gelu_tanh(g)) * u);
+            const int gi = 4 * j + 2 * h + e, ui = 4 * (j + kHalf) + 2 * h + e;
+            const float g = Op::finish(p, arows[h], col + e, w.expert, sum(gi)) * scale[h];
+            const float u = Op::finish(p, arows[h], n + col + e, w.expert, sum(ui)) * scale[h];
+            v[e] = Op::store16(p, (p.act == 0 ? silu(g) : gelu_tanh(g)) * u);
           }
           uint16_t* dst = out + static_cast<int64_t>(ids[h]) * n + col;
           if (pair_store && col + 1 < n) {
@@ -232,7 +313,8 @@ __global__ void __launch_bounds__(WsTile<BM, BN, STAGES>::kThreads, 1)
         for (int h = 0; h < 2; ++h) {
           if (ids[h] < 0) continue;
           const int64_t col = static_cast<int64_t>(w.n_tile) * BN + 8 * j + c0;
-          const float v0 = acc[4 * j + 2 * h] * scale[h], v1 = acc[4 * j + 2 * h + 1] * scale[h];
+          const float v0 = Op::finish(p, arows[h], col, w.expert, sum(4 * j + 2 * h)) * scale[h];
+          const float v1 = Op::finish(p, arows[h], col + 1, w.expert, sum(4 * j + 2 * h + 1)) * scale[h];
           float* dst = out + static_cast<int64_t>(ids[h]) * n + col;
           if (pair_store && col + 1 < n) {
             *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);

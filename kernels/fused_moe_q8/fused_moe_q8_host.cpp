@@ -8,6 +8,7 @@
 
 #include "kernels/fused_moe_q8/fused_moe_q8.hpp"
 #include "kernels/fused_moe_q8/q8_dispatch.hpp"
+#include "kernels/fused_moe/tensor_map.hpp"
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
 
@@ -213,6 +214,18 @@ void launch_q8_stage(int stage, const Q8Problem& p, const uint8_t* a, const floa
   g.n_tiles = static_cast<int32_t>(n_tiles);
   g.k_tiles_per_split = static_cast<int32_t>(q8_k_per_split(g.k, cfg) / ts.block_k);
   g.persistent = cfg.persistent ? 1 : 0;
+  if (ts.ws) {  // the weight tensor map of the warp-specialized tile
+    const std::string what = fmt::format("fused_moe_q8 stage {}: tile {}", stage, ts.name());
+    MOE_REQUIRE(q8_shape_fits(ts, p), what + " in the block scheme needs inter_dim to be a multiple of 64");
+    MOE_REQUIRE(int64_t{p.base.experts} * g.w_rows < (int64_t{1} << 31),
+                what + " needs experts * weight rows < 2^31 (32-bit copy coordinates)");
+    MOE_REQUIRE(fused_moe::tensor_maps_supported(),
+                what + " needs tensor maps (a CUDA device of compute capability 9.0 or newer)");
+    fused_moe::encode_tile_map_2d(g.w_map, {.base = g.w, .dtype = is_int8(p.scheme) ? DType::I8 : DType::F8E4M3,
+                                            .rows = int64_t{p.base.experts} * g.w_rows, .cols = g.k,
+                                            .row_stride_bytes = g.k, .box_rows = stage == 1 ? ts.block_n / 2 : ts.block_n,
+                                            .box_cols = 128});
+  }
   const auto grid = size_grid(p, r, cfg, n_tiles, g.split_k, k);
   g.max_m_blocks = grid.max_m_blocks;
   if (grid.max_m_blocks == 0) {

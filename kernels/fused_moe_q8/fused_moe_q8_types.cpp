@@ -72,13 +72,17 @@ Q8LayerConfig q8_config_for_shape(const Q8Problem& p, const Q8DeviceLimits& dev,
   return c;
 }
 
+bool q8_shape_fits(const TileShape& t, const Q8Problem& p) {
+  return !t.ws || !is_block(p.scheme) || p.base.inter_dim % 64 == 0;
+}
+
 Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {
   const double rows = static_cast<double>(p.base.slots()) /
                       static_cast<double>(std::min<int64_t>(p.base.experts, p.base.slots()));
   auto pick = [&](int bm, int bn, bool wg, int stages) {
     for (int i = 0; i < kNumQ8TileShapes; ++i) {
       const TileShape& t = kQ8TileShapes[i];
-      if (t.block_m == bm && t.block_n == bn && t.wgmma == wg && (stages == 0 || t.stages == stages) &&
+      if (t.block_m == bm && t.block_n == bn && t.wgmma == wg && !t.ws && (stages == 0 || t.stages == stages) &&
           q8_tile_smem_bytes(t) <= dev.max_smem_per_block && q8_config_of_shape(i).is_valid(1, p.scheme))
         return i;
     }

@@ -42,6 +42,9 @@ inline constexpr TileShape kQ8TileShapes[] = {
     // one-warpgroup wgmma 64x128 never won.
     {16, 128, 256, 1, 8, 3, false},  // 8 warps x 16 columns, 108 KiB
     {16, 128, 128, 1, 4, 4, false},  // 4 warps x 32 columns, 80 KiB
+    // warp-specialized (kernels/fused_moe/ws_kernel.cuh): a producer warpgroup (TMA weights,
+    // gathered rows) and 2 MMA warpgroups m64n128k32, fp8 promoted every 128 of K, 193 KiB
+    {128, 128, 128, 8, 1, 6, true, true},
 };
 #endif
 inline constexpr int kNumQ8TileShapes = static_cast<int>(sizeof(kQ8TileShapes) / sizeof(kQ8TileShapes[0]));
@@ -81,10 +84,16 @@ struct Q8DeviceLimits {
   bool fp8_mma = true;  // e4m3 mma.sync (sm_89+) / gfx90a software path
 };
 
+// Whether a compiled shape takes the problem's sizes: in the block scheme a wgmma_ws
+// tile scales each half of its stage-1 columns by one weight block, so inter_dim
+// must be a multiple of 64.
+bool q8_shape_fits(const TileShape& t, const Q8Problem& p);
+
 // Heuristic: block_m from rows per expert (NVIDIA: <= 8 rows 16x128x256 w8, <= 24
 // 16x128x128, <= 96 wgmma 64x256 (32x64x256 up to 40 rows without wgmma), else wgmma
 // 128x256 / 128x128 for the block scheme; measured by BM_q8_tile), wgmma tiles when
-// compiled; split-K of stage 2 when there are fewer than two waves of tiles.
+// compiled; split-K of stage 2 when there are fewer than two waves of tiles. The
+// warp-specialized tile is not chosen yet (not measured on a GPU).
 Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev);
 // Both stages on one shape (tests sweep every shape).
 Q8LayerConfig q8_config_for_shape(const Q8Problem& p, const Q8DeviceLimits& dev, int shape);

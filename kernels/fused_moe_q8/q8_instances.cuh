@@ -6,6 +6,7 @@
 
 #include "kernels/fused_moe_q8/q8_dispatch.hpp"
 #include "kernels/fused_moe_q8/q8_kernels.cuh"
+#include "kernels/fused_moe_q8/q8_ws_op.cuh"
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
 
@@ -18,11 +19,15 @@ struct Q8Instance {
   static constexpr bool kBlock = V == Variant::Fp8Block;
   // The block variant keeps a second accumulator set: no 256-column wgmma warpgroups.
   static constexpr bool kCompiled = !(kBlock && t.wgmma && t.block_n / t.warps_n > 128);
-  static constexpr int kThreads = t.warps() * dev::kWarpSize;
+  static constexpr int kThreads = (t.warps() + (t.ws ? 4 : 0)) * dev::kWarpSize;  // wgmma_ws: + a producer warpgroup
   static constexpr int kSmem = static_cast<int>(q8_tile_smem_bytes(t));
+  static_assert(!t.ws || (t.wgmma && t.block_k == 128 && t.warps_n == 1 && t.warps_m * 16 == t.block_m),
+                "wgmma_ws shapes: block_k 128 (128-byte rows), one warpgroup per m64 slab, all columns per warpgroup");
   using Kernel = void (*)(const Q8GemmParams);
   static Kernel kernel() {
-    if constexpr (kCompiled)
+    if constexpr (kCompiled && t.ws)
+      return &fused_moe::dev::grouped_gemm_ws_kernel<dev::Q8WsOp<kInt8, kBlock>, t.block_m, t.block_n, t.stages, STAGE>;
+    else if constexpr (kCompiled)
       return &dev::q8_gemm_kernel<kInt8, t.block_m, t.block_n, t.block_k, t.warps_m, t.warps_n, t.stages, STAGE,
                                   t.wgmma, kBlock>;
     else

@@ -2,6 +2,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/fused_moe/tensor_map.hpp"
+
 namespace moe::fused_moe_q8::detail {
 
 // One grouped GEMM stage over the aligned blocks, 8-bit codes A and W:
@@ -15,6 +17,9 @@ namespace moe::fused_moe_q8::detail {
 // stage 1: A = a1 codes (arow = id / top_k), W = w1, writes act(gate)*up (16-bit) to the intermediate
 // stage 2: A = a2 codes (arow = id),         W = w2, writes fp32 partial rows (split, M*k, n)
 struct Q8GemmParams {
+  // Warp-specialized (wgmma_ws) tiles only: W codes as one 2-D tensor (experts * w_rows,
+  // k) in tiles of (block_n or block_n/2) x 128; first, for its 64-byte alignment.
+  fused_moe::TensorMap w_map{};
   const uint8_t* a = nullptr;
   const uint8_t* w = nullptr;
   void* out = nullptr;
@@ -42,6 +47,7 @@ struct Q8GemmParams {
   int32_t k_tiles_per_split = 0;
   int32_t max_m_blocks = 0;
   int32_t persistent = 0;
+  int32_t group_m = 8;     // m-blocks per tile-order group (L2 reuse)
 };
 
 }  // namespace moe::fused_moe_q8::detail

@@ -6,6 +6,7 @@
 //   "fused_moe_q8 gpu: build reports its MMA paths"
 //   "fused_moe_q8 gpu: odd shapes"            every scheme x {stage1, stage2, layer} x odd (M, H, I, E, k)
 //   "fused_moe_q8 gpu: tile shapes"           every compiled tile x scheme, persistent, split-K, gelu, weight on input
+//   "fused_moe_q8 gpu: the warp-specialized tile, every scheme"  persistent, split-K, K tail, refusal
 //   "fused_moe_q8 gpu: all-zero hidden and saturation"
 //   "fused_moe_q8 gpu: Inf/NaN hidden raises InputError"
 //   "fused_moe_q8 gpu: validation"            InputError before any launch
@@ -33,15 +34,17 @@ using namespace moe::fused_moe_q8::check;
 
 namespace {
 
-bool runnable(const Q8LayerConfig& c, Scheme s) {
+bool runnable(const Q8LayerConfig& c, const Q8Problem& p) {
   const Q8DeviceLimits d = q8_device_limits();
-  if (!is_int8(s) && !d.fp8_mma) return false;
+  if (!is_int8(p.scheme) && !d.fp8_mma) return false;
   if ((c.stage1.wgmma || c.stage2.wgmma) && !d.wgmma) return false;
-  return c.is_valid(s);
+  for (const Q8TileConfig* t : {&c.stage1, &c.stage2})
+    if (!q8_shape_fits(kQ8TileShapes[moe::fused_moe::find_tile_shape(kQ8TileShapes, *t)], p)) return false;
+  return c.is_valid(p.scheme);
 }
 
 void check_one(const Q8DeviceLayer& l, const Q8LayerConfig& cfg, Part part, int64_t max_tokens, moe::gpu::Stream& st) {
-  if (!runnable(cfg, l.problem.scheme)) return;
+  if (!runnable(cfg, l.problem)) return;
   const Q8CheckResult r = run_and_check(l, cfg, part, max_tokens, st.get());
   INFO(r.detail);
   CHECK_MESSAGE(r.passed(), r.message());
@@ -107,13 +110,43 @@ TEST_CASE("fused_moe_q8 gpu: tile shapes") {
   }
 }
 
+TEST_CASE("fused_moe_q8 gpu: the warp-specialized tile, every scheme") {
+  // inter_dim 320 (a multiple of 64: the block scheme fits), model_dim 528 (a K tail of
+  // 16 codes in stage 1), stage 2 over 3 splits of 3 slices (the last holds 1);
+  // persistent too, with M = 3000 (~70 blocks of 128 rows x 5 column tiles per stage).
+  moe::gpu::Stream st;
+  int ws = -1;
+  for (int i = 0; i < kNumQ8TileShapes; ++i)
+    if (kQ8TileShapes[i].ws) ws = i;
+  REQUIRE(ws >= 0);
+  for (Scheme s : kAllSchemes)
+    for (int64_t M : {97, 3000}) {
+      const Q8Problem p = make_q8_problem(s, M, 528, 320, 6, 3);
+      const Q8DeviceLayer l(p, q8_spec(p, 31));
+      Q8LayerConfig cfg = q8_config_for_shape(p, q8_device_limits(), ws);
+      INFO(scheme_name(s), " M=", M);
+      check_one(l, cfg, Part::Layer, 256, st);
+      cfg.stage1.persistent = cfg.stage2.persistent = true;
+      cfg.stage2.split_k = 3;
+      check_one(l, cfg, Part::Layer, 256, st);
+    }
+  // The block scheme needs inter_dim % 64 == 0 on this tile: refused before any launch.
+  if (q8_device_limits().wgmma) {
+    const Q8Problem p = make_q8_problem(Scheme::Fp8Block, 16, 256, 400, 4, 2);
+    CHECK_FALSE(q8_shape_fits(kQ8TileShapes[ws], p));
+    const Q8DeviceLayer l(p, q8_spec(p, 3));
+    CHECK_THROWS_AS((void)run_and_check(l, q8_config_for_shape(p, q8_device_limits(), ws), Part::Layer, 16, st.get()),
+                    moe::InputError);
+  }
+}
+
 TEST_CASE("fused_moe_q8 gpu: all-zero hidden and saturation") {
   moe::gpu::Stream st;
   for (Scheme s : kAllSchemes) {
     const Q8Problem p = make_q8_problem(s, 5, 272, 144, 4, 2);
     Q8DeviceLayer l(p, q8_spec(p, 5));
     const Q8LayerConfig cfg = choose_q8_config(p, q8_device_limits());
-    if (!runnable(cfg, s)) continue;
+    if (!runnable(cfg, p)) continue;
     moe::gpu::fill_blocking(l.hidden.data(), 0, l.hidden.bytes());
     const Q8CheckResult r = run_and_check(l, cfg, Part::Layer, 64, st.get());
     CHECK_MESSAGE(r.passed(), r.message());
@@ -134,7 +167,7 @@ TEST_CASE("fused_moe_q8 gpu: Inf/NaN hidden raises InputError") {
     const Q8Problem p = make_q8_problem(s, 4, 144, 80, 2, 1);
     Q8DeviceLayer l(p, q8_spec(p, 5));
     const Q8LayerConfig cfg = choose_q8_config(p, q8_device_limits());
-    if (!runnable(cfg, s)) continue;
+    if (!runnable(cfg, p)) continue;
     auto h = l.hidden.download();
     h[100] = moe::f32_to_bf16_bits(std::numeric_limits<float>::quiet_NaN());
     l.hidden.upload(h);

@@ -1,0 +1,74 @@
+// The 8-bit layer's operand policy of the warp-specialized grouped-GEMM core
+// (kernels/fused_moe/ws_kernel.cuh, wgmma_ws tiles, sm_90a): e4m3 or s8 codes, one
+// K slice = 128 codes = 4 wgmma k32 steps.
+//   fp8, per-tensor and per-token scales: every slice's accumulator is promoted into
+//     fp32 unscaled; the finished sum is multiplied by a_s(row) * w_s(col) in the
+//     epilogue. (Hopper's fp8 wgmma keeps 13 fraction bits: chains of 128 instead
+//     of all of K, the two-level accumulation the reference models with
+//     segment_k = 128.)
+//   fp8 block scheme (1x128 activation groups, 128x128 weight blocks): every slice
+//     is one group, promoted times a_s(row, g) * w_s(col block, g).
+//   int8: exact int32 accumulation over all of K, scaled in the epilogue.
+// Scale layouts: kernels/fused_moe_q8/q8_params.hpp.
+#pragma once
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/fused_moe/ws_kernel.cuh"
+#include "kernels/fused_moe_q8/q8_params.hpp"
+#include "kernels/fused_moe_q8/q8_wgmma.cuh"
+
+namespace moe::fused_moe_q8::dev {
+
+__device__ __forceinline__ uint16_t q8_out16(float v, int f16) {
+  return f16 ? f32_to_f16_bits(v) : f32_to_bf16_bits(v);
+}
+
+template <bool INT8, bool BLOCK>
+struct Q8WsOp {
+  static_assert(!(INT8 && BLOCK), "int8 uses per-token x per-channel scales");
+  using Params = detail::Q8GemmParams;
+  using Acc = std::conditional_t<INT8, int32_t, float>;
+  static constexpr int kElemBytes = 1;
+  static constexpr bool kPromote = !INT8;
+
+  template <int BN>
+  __device__ static void mma(Acc* acc, uint32_t a_addr, uint32_t b_addr) {
+#if FMOE_HAVE_WGMMA
+    using fused_moe::dev::wgmma_desc;
+#pragma unroll
+    for (int k32 = 0; k32 < 4; ++k32)
+      wgmma8_m64k32<BN, INT8>(acc, wgmma_desc(a_addr + k32 * 32), wgmma_desc(b_addr + k32 * 32));
+#else
+    (void)acc, (void)a_addr, (void)b_addr;
+#endif
+  }
+  // Weight scales of an expert id outside [0, experts) (a tile without K slices) are
+  // read from expert 0: its sum is 0 anyway.
+  __device__ static const float* expert_w_scale(const Params& p, int expert) {
+    return p.w_scale + static_cast<int64_t>(expert >= 0 && expert < p.experts ? expert : 0) * p.w_es;
+  }
+  __device__ static float slice_scale(const Params& p, int64_t arow, int64_t wrow, int expert, int64_t g) {
+    if constexpr (BLOCK) {
+      const float as = p.a_scale[arow * p.a_rs + g * p.a_gs];
+      const float ws = wrow < p.w_rows ? expert_w_scale(p, expert)[(wrow >> p.w_rshift) * p.w_rs + g * p.w_gs] : 0.0f;
+      return as * ws;
+    } else {
+      (void)p, (void)arow, (void)wrow, (void)expert, (void)g;
+      return 1.0f;
+    }
+  }
+  __device__ static float finish(const Params& p, int64_t arow, int64_t wrow, int expert, float v) {
+    if constexpr (BLOCK) {
+      (void)p, (void)arow, (void)wrow, (void)expert;
+      return v;
+    } else {
+      const float as = p.a_scale[arow * p.a_rs];
+      const float ws = expert_w_scale(p, expert)[(wrow < p.w_rows ? wrow : 0) * p.w_rs];
+      return v * (as * ws);
+    }
+  }
+  __device__ static uint16_t store16(const Params& p, float v) { return q8_out16(v, p.out_f16); }
+};
+
+}  // namespace moe::fused_moe_q8::dev
