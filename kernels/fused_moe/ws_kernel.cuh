@@ -100,10 +100,11 @@ struct Bf16WsOp {
 };
 
 template <class Op, int BM, int BN, int STAGES, int STAGE>
-__global__ void __launch_bounds__(WsTile<BM, BN, STAGES>::kThreads, 1)
+__global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (no commas: HIP's macro)
     grouped_gemm_ws_kernel(const FMOE_GRID_CONSTANT typename Op::Params p) {
 #if FMOE_HAVE_WGMMA && defined(FMOE_HAVE_TMA)
   using T = WsTile<BM, BN, STAGES>;
+  static_assert(T::kThreads == (BM / 64 + 1) * 128, "launch bounds");
   using Acc = typename Op::Acc;
   constexpr int BK = T::kRowBytes / Op::kElemBytes;  // K elements per slice
   extern __shared__ uint4 fmoe_ws_smem[];

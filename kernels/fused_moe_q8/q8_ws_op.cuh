@@ -15,14 +15,11 @@
 #include <type_traits>
 
 #include "kernels/fused_moe/ws_kernel.cuh"
+#include "kernels/fused_moe_q8/q8_kernels.cuh"
 #include "kernels/fused_moe_q8/q8_params.hpp"
 #include "kernels/fused_moe_q8/q8_wgmma.cuh"
 
 namespace moe::fused_moe_q8::dev {
-
-__device__ __forceinline__ uint16_t q8_out16(float v, int f16) {
-  return f16 ? f32_to_f16_bits(v) : f32_to_bf16_bits(v);
-}
 
 template <bool INT8, bool BLOCK>
 struct Q8WsOp {
@@ -68,7 +65,7 @@ struct Q8WsOp {
       return v * (as * ws);
     }
   }
-  __device__ static uint16_t store16(const Params& p, float v) { return q8_out16(v, p.out_f16); }
+  __device__ static uint16_t store16(const Params& p, float v) { return q8_store16(v, p.out_f16); }
 };
 
 }  // namespace moe::fused_moe_q8::dev
