@@ -19,6 +19,7 @@
 #include "kernels/quant/quant.hpp"
 #include "kernels/routing/routing.hpp"
 #include "layer_shapes.hpp"
+#include "quant_args.hpp"
 #include "moe/error.hpp"
 
 namespace moe::python {
@@ -158,48 +159,6 @@ py::tuple sigmoid_top1(py::handle x, py::handle w, py::object topk_weights, py::
 }
 
 // ---- quantizers -------------------------------------------------------------------------------
-// The argument rules of module.cpp's quantize reference (quant_spec, quant_problem,
-// scale_shape), for the same messages.
-quant::QuantSpec quant_spec(const std::string& qtype, const std::string& granularity, int64_t group,
-                            const std::string& group_layout, int64_t block_rows, int64_t block_cols, bool static_scale) {
-  quant::QuantSpec s;
-  s.qtype = quant::parse_qtype(qtype);
-  if (granularity == "per_tensor") s.granularity = quant::Granularity::PerTensor;
-  else if (granularity == "per_row") s.granularity = quant::Granularity::PerRow;
-  else if (granularity == "per_group") s.granularity = quant::Granularity::PerGroup;
-  else if (granularity == "per_block") s.granularity = quant::Granularity::PerBlock;
-  else throw_input_error(fmt::format("unknown granularity '{}' (expected per_tensor, per_row, per_group or per_block)", granularity));
-  s.group = group;
-  if (group_layout == "row") s.group_layout = quant::GroupScaleLayout::RowMajor;
-  else if (group_layout == "col") s.group_layout = quant::GroupScaleLayout::ColMajor;
-  else throw_input_error(fmt::format("unknown group_layout '{}' (expected row or col)", group_layout));
-  s.block_rows = block_rows;
-  s.block_cols = block_cols;
-  s.static_scale = static_scale;
-  return s;
-}
-
-quant::QuantProblem quant_problem(const std::vector<int64_t>& shape, DType in, const quant::QuantSpec& spec,
-                                  const std::string& name) {
-  quant::QuantProblem p;
-  if (shape.size() == 2) p.shape = {1, shape[0], shape[1]};
-  else if (shape.size() == 3) p.shape = {shape[0], shape[1], shape[2]};
-  else throw py::value_error(fmt::format("{}: expected rank 2 (rows, cols) or 3 (batch, rows, cols), got shape {}", name, shape_text(shape)));
-  p.in_dtype = in;
-  p.spec = spec;
-  p.name = name;
-  p.validate();
-  return p;
-}
-
-// The scales' shape; for an input of rank 2 without the batch dimension, except
-// per-tensor's single scale (what the reference returns).
-std::vector<int64_t> scale_shape(const quant::QuantProblem& p, size_t input_rank) {
-  const auto s = p.scale_shape();
-  const bool drop_batch = input_rank == 2 && s.size() > 1;
-  return std::vector<int64_t>(s.begin() + (drop_batch ? 1 : 0), s.end());
-}
-
 ElemType code_type(quant::QType t) { return t == quant::QType::INT8 ? ElemType::I8 : ElemType::U8; }
 
 py::tuple quantize(py::handle x, py::object q, py::object scales, const std::string& qtype, const std::string& granularity,
@@ -213,13 +172,13 @@ py::tuple quantize(py::handle x, py::object q, py::object scales, const std::str
   const BorrowedTensor qt = borrow_gpu_tensor(q, "q", -1, {code_type(spec.qtype)}, producer_stream);
   require_shape(qt, xt.shape, fmt::format("the shape of {}", name));
   const BorrowedTensor st = borrow_gpu_tensor(scales, "scales", -1, {ElemType::F32}, producer_stream);
-  require_shape(st, scale_shape(p, xt.shape.size()), p.summary());
+  require_shape(st, scale_dims(p, xt.shape.size()), p.summary());
   BorrowedTensor ss;
   if (!static_scales.is_none()) {
     ss = borrow_gpu_tensor(static_scales, "static_scales", -1, {ElemType::F32}, producer_stream);
     if (ss.numel() != p.num_scales())
       throw py::value_error(fmt::format("static_scales: expected {} values (scale shape {} of {}), got shape {}",
-                                        p.num_scales(), shape_text(scale_shape(p, xt.shape.size())), p.summary(),
+                                        p.num_scales(), shape_text(scale_dims(p, xt.shape.size())), p.summary(),
                                         shape_text(ss.shape)));
   }
   require_current_device({&xt, &qt, &st});
@@ -265,9 +224,7 @@ Q8Weight borrow_q8_weight(py::handle w, const std::string& name, quant::QType qt
 
 // Scales of a pair: the count of the scheme's layout (any shape, as the reference).
 void check_q8_scales(const Q8Weight& w, const quant::QuantProblem& qp, const std::string& name) {
-  if (w.pair() && w.scales.numel() != qp.num_scales())
-    throw py::value_error(fmt::format("{} scales: expected shape {} ({}), got {}", name, shape_text(qp.scale_shape()),
-                                      qp.summary(), shape_text(w.scales.shape)));
+  if (w.pair()) check_scale_count(w.scales.numel(), w.scales.shape, qp, name);
 }
 
 py::object fused_moe_q8(py::handle hidden, py::handle w1, py::handle w2, py::handle topk_weights, py::handle topk_ids,

@@ -13,6 +13,7 @@
 
 #include "arrays.hpp"
 #include "layer_shapes.hpp"
+#include "quant_args.hpp"
 #include "moe/gpu_runtime.hpp"
 #if MOE_HAVE_GPU
 #include "gpu_entries.hpp"
@@ -274,50 +275,16 @@ py::dict fused_moe_inter_tolerance(int64_t model_dim, int64_t inter_dim, double 
 }
 
 // ---- quantizers -------------------------------------------------------------------------------
-quant::QuantSpec quant_spec(const std::string& qtype, const std::string& granularity, int64_t group,
-                            const std::string& group_layout, int64_t block_rows, int64_t block_cols, bool static_scale) {
-  quant::QuantSpec s;
-  s.qtype = quant::parse_qtype(qtype);
-  if (granularity == "per_tensor") s.granularity = quant::Granularity::PerTensor;
-  else if (granularity == "per_row") s.granularity = quant::Granularity::PerRow;
-  else if (granularity == "per_group") s.granularity = quant::Granularity::PerGroup;
-  else if (granularity == "per_block") s.granularity = quant::Granularity::PerBlock;
-  else throw_input_error(fmt::format("unknown granularity '{}' (expected per_tensor, per_row, per_group or per_block)", granularity));
-  s.group = group;
-  if (group_layout == "row") s.group_layout = quant::GroupScaleLayout::RowMajor;
-  else if (group_layout == "col") s.group_layout = quant::GroupScaleLayout::ColMajor;
-  else throw_input_error(fmt::format("unknown group_layout '{}' (expected row or col)", group_layout));
-  s.block_rows = block_rows;
-  s.block_cols = block_cols;
-  s.static_scale = static_scale;
-  return s;
-}
-
-// x of rank 2 (rows, cols) or 3 (batch, rows, cols).
-quant::QuantProblem quant_problem(const std::vector<int64_t>& shape, DType in, const quant::QuantSpec& spec, const std::string& name) {
-  quant::QuantProblem p;
-  if (shape.size() == 2) p.shape = {1, shape[0], shape[1]};
-  else if (shape.size() == 3) p.shape = {shape[0], shape[1], shape[2]};
-  else throw py::value_error(fmt::format("{}: expected rank 2 (rows, cols) or 3 (batch, rows, cols), got shape {}", name, shape_text(shape)));
-  p.in_dtype = in;
-  p.spec = spec;
-  p.name = name;
-  p.validate();
-  return p;
-}
-
 // fp8 codes as uint8, int8 codes as int8.
 py::array codes_array(const std::vector<uint8_t>& q, std::vector<py::ssize_t> shape, quant::QType t) {
   py::array a = to_array(q, std::move(shape));
   return t == quant::QType::INT8 ? py::array(a.attr("view")(py::dtype("int8"))) : a;
 }
 
-// The scales' shape; for an input of rank 2 (batch 1) without the batch
-// dimension, except per-tensor's single scale.
-std::vector<py::ssize_t> scale_shape(const quant::QuantProblem& p, size_t input_rank = 3) {
-  const auto s = p.scale_shape();
-  const bool drop_batch = input_rank == 2 && s.size() > 1;
-  return std::vector<py::ssize_t>(s.begin() + (drop_batch ? 1 : 0), s.end());
+// The scales' shape as the entries return it (quant_args.hpp).
+std::vector<py::ssize_t> scale_shape(const quant::QuantProblem& p, size_t input_rank) {
+  const auto d = scale_dims(p, input_rank);
+  return std::vector<py::ssize_t>(d.begin(), d.end());
 }
 
 py::tuple quantize(py::handle x, const std::string& qtype, const std::string& granularity, int64_t group,
@@ -360,9 +327,7 @@ ref::Q8WeightFn q8_weight(py::handle w, const quant::QuantProblem& qp, const std
     if (q.shape != want)
       throw py::value_error(fmt::format("{} codes: expected shape {}, got {}", name, shape_text(want), shape_text(q.shape)));
     const FloatTensor s = float_tensor(pair[1], name + " scales", -1, bits);
-    if (static_cast<int64_t>(s.values.size()) != qp.num_scales())
-      throw py::value_error(fmt::format("{} scales: expected shape {} ({}), got {}", name, shape_text(qp.scale_shape()),
-                                        qp.summary(), shape_text(s.shape)));
+    check_scale_count(static_cast<int64_t>(s.values.size()), s.shape, qp, name);
     codes = q.values;
     scales = s.values;
   } else {
