@@ -29,6 +29,7 @@ FMOE_DEV = "kernels/fused_moe/fmoe_device.cuh"
 Q8 = "kernels/fused_moe_q8/q8_kernels.cuh"
 QUANT = "kernels/quant/quant_kernels.cuh"
 ALIGN = "kernels/moe_align/moe_align_kernels.cuh"
+WS = "kernels/fused_moe/ws_kernel.cuh"  # the warp-specialized core (bf16 layer beyond 24 rows per expert)
 
 # name: (what it models, families verified, [(file, old, new)])
 MUTANTS = {
@@ -60,6 +61,15 @@ MUTANTS = {
     "align_padding_expert": ("moe_align gives unused blocks expert 0 instead of -1", ["moe_align"],
                              [(ALIGN, "find_expert(start, E, static_cast<int>(j << p.log2_bs)) : -1;",
                                "find_expert(start, E, static_cast<int>(j << p.log2_bs)) : 0;")]),
+    "ws_gate_up_swapped": ("warp-specialized core: gate and up accumulators swapped", ["fused_moe"],
+                           [(WS, "const int gi = 4 * j + 2 * h + e, ui = 4 * (j + kHalf) + 2 * h + e;",
+                             "const int ui = 4 * j + 2 * h + e, gi = 4 * (j + kHalf) + 2 * h + e;")]),
+    "ws_k_slice_skipped": ("warp-specialized core: the MMAs of each tile's second K slice skipped", ["fused_moe"],
+                           [(WS, "Op::template mma<BN>(acc,", "if (kk != 1) Op::template mma<BN>(acc,")]),
+    "ws_rows_unswizzled": ("warp-specialized core: gathered rows written without the 128-byte swizzle", ["fused_moe"],
+                           [(WS, "((kc ^ (r & 7)) << 4)", "(kc << 4)")]),
+    "ws_routed_weight_x1.005": ("warp-specialized core: routed weight 0.5 % high", ["fused_moe"],
+                                [(WS, "? p.topk_weights[id] : 1.0f;", "? p.topk_weights[id] * 1.005f : 1.0f;")]),
 }
 
 
