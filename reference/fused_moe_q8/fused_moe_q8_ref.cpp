@@ -284,11 +284,16 @@ Q8Stage2Result q8_ref_stage2(const Q8Problem& p, std::span<const uint8_t> a2, st
 
 Q8LayerResult q8_ref_layer(const Q8Problem& p, std::span<const float> hidden, const Q8RefInputs& in,
                            const Q8RefOptions& opt) {
+  return q8_ref_layer(p, hidden, in, opt, opt);
+}
+
+Q8LayerResult q8_ref_layer(const Q8Problem& p, std::span<const float> hidden, const Q8RefInputs& in,
+                           const Q8RefOptions& stage1, const Q8RefOptions& stage2) {
   Q8LayerResult r;
   r.a1 = quantize(p.a1_quant(), hidden);
-  r.stage1 = q8_ref_stage1(p, r.a1.q, r.a1.scales, in, opt);
+  r.stage1 = q8_ref_stage1(p, r.a1.q, r.a1.scales, in, stage1);
   r.a2 = quantize(p.a2_quant(), r.stage1.intermediate);
-  r.stage2 = q8_ref_stage2(p, r.a2.q, r.a2.scales, in, opt);
+  r.stage2 = q8_ref_stage2(p, r.a2.q, r.a2.scales, in, stage2);
   return r;
 }
 

@@ -121,6 +121,10 @@ struct Q8LayerResult {
 };
 Q8LayerResult q8_ref_layer(const Q8Problem& p, std::span<const float> hidden, const Q8RefInputs& in,
                            const Q8RefOptions& opt = {});
+// The same with options per stage (a kernel config whose stages accumulate differently,
+// e.g. a split-K stage 2 on Hopper's fp8 wgmma).
+Q8LayerResult q8_ref_layer(const Q8Problem& p, std::span<const float> hidden, const Q8RefInputs& in,
+                           const Q8RefOptions& stage1, const Q8RefOptions& stage2);
 
 Tolerance q8_inter_tolerance(const Q8Problem& p, double inter_rms);
 Tolerance q8_out_tolerance(const Q8Problem& p, double out_rms);

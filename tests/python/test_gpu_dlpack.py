@@ -659,9 +659,10 @@ def _q8_pair(w, scheme):
 def test_fused_moe_q8_matches_the_cpu_reference(scheme, dtype, float_weights):
     t_dtype = _torch_dtype(dtype)
     hidden, w1, w2, tw, ids = _torch_layer(t_dtype, seed=17)
-    # At about 9 rows per expert the chooser takes an mma.sync tile, whose fp32
-    # accumulation the exact CPU reference models (wgmma tiles: see fused_moe_q8_config).
-    assert "wgmma" not in mh.gpu.fused_moe_q8_config(M, MODEL_DIM, INTER, E, TOP_K, scheme=scheme)
+    # The reference sums as the tile the layer chooses does (exact on mma.sync tiles,
+    # Hopper's fp8 chains on wgmma tiles).
+    cfg = mh.gpu.fused_moe_q8_config(M, MODEL_DIM, INTER, E, TOP_K, scheme=scheme)
+    assert set(cfg) == {"config", "tile", "split_k"} and cfg["tile"] in cfg["config"]
     hidden_h, hint = to_numpy(hidden)
     tw_h, ids_h = tw.cpu().numpy(), ids.cpu().numpy()
     if float_weights:  # quantized by each side, the same way (bit-identical quantizers)
@@ -669,7 +670,8 @@ def test_fused_moe_q8_matches_the_cpu_reference(scheme, dtype, float_weights):
         w1_d, w2_d = w1.float().contiguous(), w2.float().contiguous()
     else:
         (w1_h, w1_d), (w2_h, w2_d) = _q8_pair(w1, scheme), _q8_pair(w2, scheme)
-    ref = mh.fused_moe_q8(hidden_h, w1_h, w2_h, tw_h, ids_h, scheme=scheme, dtype=hint)
+    ref = mh.fused_moe_q8(hidden_h, w1_h, w2_h, tw_h, ids_h, scheme=scheme, dtype=hint, tile=cfg["tile"],
+                          split_k=cfg["split_k"])
     tol = mh.tolerance(ref)
     out = torch.full((M, MODEL_DIM), float("nan"), dtype=t_dtype, device="cuda")
     got = mh.gpu.fused_moe_q8(hidden, w1_d, w2_d, tw, ids, out, scheme=scheme, stream=_stream())

@@ -154,6 +154,32 @@ def test_fused_moe_q8_close_to_the_unquantized_layer():
     np.testing.assert_array_equal(a["out"], b["out"])
 
 
+def test_fused_moe_q8_models_the_tile_the_kernel_ran():
+    # K = 1024 (8 chains of 128): Hopper's 13-bit fp8 chains differ from exact sums, a little.
+    sizes = dict(model_dim=1024, inter_dim=256, experts=4, top_k=2)
+    x = mh.make_inputs(M=8, seed=12, values="fanin", **sizes)
+    args = (x["hidden"], x["w1"], x["w2"], x["topk_weights"], x["topk_ids"])
+    exact = mh.fused_moe_q8(*args, scheme="fp8_tensor")
+    # An mma.sync tile sums exactly: the same layer bit for bit.
+    mma = mh.fused_moe_q8(*args, scheme="fp8_tensor", tile="16x64x256-w4-s4-mma")
+    np.testing.assert_array_equal(mma["out"], exact["out"])
+    tol = mh.tolerance(exact)
+    for tile, split_k in (("128x128x128-w8-s4-wgmma", 1), ("128x128x128-w8-s4-wgmma", 2),
+                          ("128x128x128-w8-s6-wgmma_ws", 1)):
+        hopper = mh.fused_moe_q8(*args, scheme="fp8_tensor", tile=tile, split_k=split_k)
+        assert not np.array_equal(hopper["out"], exact["out"]), tile
+        rel = np.linalg.norm(hopper["out"] - exact["out"]) / np.linalg.norm(exact["out"])
+        assert rel < tol["max_rel_l2"], (tile, rel)
+    # int8 sums exactly on every tile.
+    i8 = mh.fused_moe_q8(*args, scheme="int8_token")
+    i8w = mh.fused_moe_q8(*args, scheme="int8_token", tile="128x128x128-w8-s4-wgmma")
+    np.testing.assert_array_equal(i8w["out"], i8["out"])
+    # A tile that is not compiled, a bad name, or a split without a tile: ValueError.
+    for bad in (dict(tile="48x64x128-w4-s3-mma"), dict(tile="128x128"), dict(split_k=2)):
+        with pytest.raises(ValueError):
+            mh.fused_moe_q8(*args, scheme="fp8_tensor", **bad)
+
+
 def test_fp16_bits_and_float16_arrays_agree():
     x = mh.make_inputs(M=4, seed=8, dtype="fp16", values="fanin", **SIZES)
     bits = mh.fused_moe(x["hidden"], x["w1"], x["w2"], x["topk_weights"], x["topk_ids"], dtype="fp16")

@@ -323,12 +323,13 @@ py::object fused_moe_q8(py::handle hidden, py::handle w1, py::handle w2, py::han
   return out;
 }
 
-std::string q8_config(int64_t tokens, int64_t model_dim, int64_t inter_dim, int32_t experts, int32_t top_k,
-                      const std::string& scheme) {
+py::dict q8_config(int64_t tokens, int64_t model_dim, int64_t inter_dim, int32_t experts, int32_t top_k,
+                   const std::string& scheme) {
   const fused_moe_q8::Q8Problem p =
       fused_moe_q8::make_q8_problem(fused_moe_q8::parse_scheme(scheme), tokens, model_dim, inter_dim, experts, top_k);
   p.validate();
-  return fused_moe_q8::choose_q8_config(p, fused_moe_q8::q8_device_limits()).to_string();
+  const fused_moe_q8::Q8LayerConfig c = fused_moe_q8::choose_q8_config(p, fused_moe_q8::q8_device_limits());
+  return py::dict("config"_a = c.to_string(), "tile"_a = c.stage1.name(), "split_k"_a = c.stage2.split_k);
 }
 
 }  // namespace
@@ -399,9 +400,10 @@ e4m3fn codes (fp8='e4m3fn'). Like quantize, it synchronises `stream` after each
 quantizer (Inf/NaN raises ValueError). Stream and tensor rules as for fused_moe.)");
   m.def("fused_moe_q8_config", &q8_config, "tokens"_a, "model_dim"_a, "inter_dim"_a, "experts"_a, "top_k"_a,
         py::kw_only(), "scheme"_a = "fp8_tensor",
-        "The tile config fused_moe_q8 chooses on the current device for these sizes (its name, as the "
-        "benchmarks and logs write it); wgmma tiles accumulate fp8 products as Hopper does, which the exact CPU reference "
-        "does not model.");
+        "The tile config fused_moe_q8 chooses on the current device for these sizes: {'config': its text as the "
+        "benchmarks and logs write it, 'tile': the tile both stages run, 'split_k': stage 2's split}. Pass tile and "
+        "split_k to the reference moe_harness.fused_moe_q8 so it sums fp8 products as that kernel does (Hopper's wgmma "
+        "tiles keep 13-bit partial sums).");
 }
 
 }  // namespace moe::python

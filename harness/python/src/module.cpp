@@ -27,6 +27,7 @@
 #include "moe/rng.hpp"
 #include "reference/fused_moe/fused_moe_ref.hpp"
 #include "reference/fused_moe_q8/fused_moe_q8_ref.hpp"
+#include "harness/families/fused_moe_q8/fused_moe_q8_runner.hpp"
 #include "reference/moe_align/moe_align_ref.hpp"
 #include "reference/quant/quant_ref.hpp"
 #include "reference/routing/routing_ref.hpp"
@@ -343,7 +344,8 @@ ref::Q8WeightFn q8_weight(py::handle w, const quant::QuantProblem& qp, const std
 
 py::dict fused_moe_q8(py::handle hidden, py::handle w1, py::handle w2, py::handle topk_weights, py::handle topk_ids,
                       const std::string& scheme, const std::string& fp8, std::optional<std::string> dtype,
-                      const std::string& activation, const std::string& router_weight, int threads) {
+                      const std::string& activation, const std::string& router_weight, int threads,
+                      std::optional<std::string> tile, int split_k) {
   const DType bits = bits_dtype(dtype);
   const FloatTensor x = float_tensor(hidden, "hidden", 2, bits);
   const FloatTensor tw = float_tensor(topk_weights, "topk_weights", 2, bits);
@@ -375,12 +377,25 @@ py::dict fused_moe_q8(py::handle hidden, py::handle w1, py::handle w2, py::handl
     if (ids.values[i] < -1 || ids.values[i] >= p.base.experts)
       throw py::value_error(fmt::format("topk_ids: element {} = {} outside [-1, {}) (-1: no expert; {} experts in w1)", i,
                                         ids.values[i], p.base.experts, p.base.experts));
-  ref::Q8RefOptions opt;
-  opt.threads = threads;
+  // The kernel's accumulation, from the tile both stages ran (the harness's rule:
+  // q8_ref_options_for); without a tile, exact sums.
+  ref::Q8RefOptions opt1, opt2;
+  if (tile) {
+    fused_moe_q8::Q8TileConfig c1{fused_moe::parse_tile(*tile)};
+    fused_moe_q8::Q8TileConfig c2 = c1;
+    c2.split_k = split_k;
+    if (auto why = c1.why_invalid(1, p.scheme); !why.empty()) throw_input_error("tile: " + why);
+    if (auto why = c2.why_invalid(2, p.scheme); !why.empty()) throw_input_error("tile, split_k: " + why);
+    opt1 = fused_moe_q8::q8_ref_options_for(p, c1, 1);
+    opt2 = fused_moe_q8::q8_ref_options_for(p, c2, 2);
+  } else if (split_k != 1) {
+    throw_input_error(fmt::format("split_k {} without a tile: name the tile the kernel ran", split_k));
+  }
+  opt1.threads = opt2.threads = threads;
   ref::Q8LayerResult r;
   {
     py::gil_scoped_release unlocked;
-    r = ref::q8_ref_layer(p, x.values, in, opt);
+    r = ref::q8_ref_layer(p, x.values, in, opt1, opt2);
   }
   const auto& b = p.base;
   py::dict problem = problem_dict(b);
@@ -493,10 +508,12 @@ GBs (DeepSeek-V3: w1 15 GB in bf16): use small M and explicit small sizes in tes
         "decode(q) * scale (float32; exact in double, then rounded).");
   m.def("fused_moe_q8", &fused_moe_q8, "hidden"_a, "w1"_a, "w2"_a, "topk_weights"_a, "topk_ids"_a, py::kw_only(),
         "scheme"_a = "fp8_tensor", "fp8"_a = "e4m3fn", "dtype"_a = py::none(), "activation"_a = "silu",
-        "router_weight"_a = "output", "threads"_a = 0,
+        "router_weight"_a = "output", "threads"_a = 0, "tile"_a = py::none(), "split_k"_a = 1,
         "Quantized fused MoE layer reference (fp8_tensor | fp8_token | fp8_block | int8_token). w1, w2: float weights "
-        "(quantized here) or (codes, scales) pairs in the scheme's layout. Dict of out, out_rms, intermediate, inter_rms, "
-        "a1, a1_scale, a2, a2_scale, problem.");
+        "(quantized here) or (codes, scales) pairs in the scheme's layout. tile, split_k: the GPU tile config the "
+        "kernel ran (e.g. moe_harness.gpu.fused_moe_q8_config(...)['tile'] and ['split_k']): on a Hopper wgmma tile "
+        "the fp8 products are summed as that kernel's wgmma does (13-bit chains per K segment); None: exact sums "
+        "(mma.sync/MFMA tiles). Dict of out, out_rms, intermediate, inter_rms, a1, a1_scale, a2, a2_scale, problem.");
   m.def("q8_out_tolerance", [](const std::string& scheme, int64_t model_dim, int64_t inter_dim, double out_rms, const std::string& dtype) {
           return tolerance_dict(moe::ref::q8_out_tolerance(q8_sizes(scheme, model_dim, inter_dim, dtype), out_rms));
         }, py::kw_only(), "scheme"_a, "model_dim"_a, "inter_dim"_a, "out_rms"_a, "dtype"_a = "bf16",
