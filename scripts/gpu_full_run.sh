@@ -6,6 +6,8 @@
 #     build     unpack .debs, configure and build build-gpu (sm_90a) with every target
 #     tests     CPU tests (meson test --suite cpu) and every GPU test binary
 #               (fused_moe without its M >= 1024 / 40000 cases: step big)
+#     sass      scripts/ptxas_check.py: the sm_90a units' registers and spills, and the SASS of
+#               every warp-specialized kernel (UTMALDG, HGMMA/QGMMA/IGMMA) through cuobjdump
 #     big       the big fused_moe cases (M = 1024/4096 subsets, DeepSeek-V3 M = 40000)
 #     sanitize  compute-sanitizer memcheck / racecheck on small subsets (align, routing, fused_moe)
 #     q8        tests/fused_moe_q8/device_run.sh (tests, memcheck, verify --quick, big cases; Q8_STEPS to choose)
@@ -27,7 +29,7 @@
 # returns what it did. Exit status: 0 when every step passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-steps=${1:-build,tests,sanitize,q8,tooling,probe,tune,verify,bench,torch,report,mutation}
+steps=${1:-build,sass,tests,sanitize,q8,tooling,probe,tune,verify,bench,torch,report,mutation}
 out=${OUT:-out}
 run_dir=${MOE_RUN_DIR:-/tmp/moe-run}
 mkdir -p "$out" "$run_dir"
@@ -78,6 +80,13 @@ if has tests; then
       *) run_test "$n" 300 "$t" ;;
     esac
   done
+fi
+
+if has sass; then
+  step "sass: ptxas and SASS of the sm_90a units"
+  PATH="$PATH:/usr/local/cuda/bin" python3 scripts/ptxas_check.py --out "$run_dir/ptxas-check" --sass yes \
+    --jobs "$(nproc)" > "$run_dir/ptxas-check.log" 2>&1 || status=1
+  tail -1 "$run_dir/ptxas-check.log" | tee -a "$run_dir/steps.log"
 fi
 
 if has big; then

@@ -4,7 +4,7 @@
 // wgmma of one K slice, the accumulator type, the scales, the 16-bit store).
 // Tiles, tile order, epilogues and results are those of the older tile kernels.
 //
-//   warpgroup 0 (producer, 40 registers): per K slice (128 bytes of every row:
+//   warpgroup 0 (producer, 48 registers): per K slice (128 bytes of every row:
 //     64 bf16 or 128 8-bit codes), waits for a free slot of the STAGES-deep
 //     shared-memory ring (empty barrier), has one thread start the weight tile's
 //     bulk tensor copy (TMA, 128-byte swizzle; stage 1: a gate box and an up box of
@@ -12,7 +12,7 @@
 //     sorted_token_ids with 16-byte cp.async into the same swizzled layout; the
 //     slot's full barrier completes when the TMA bytes have landed and every
 //     producer thread's copies have (cp.async.mbarrier.arrive).
-//   warpgroups 1..block_m/64 (MMA, 232 registers): warpgroup c multiplies rows
+//   warpgroups 1..block_m/64 (MMA, the other registers: 224 each at block_m 128): warpgroup c multiplies rows
 //     64(c-1).. of the tile with all block_n columns (fp32 or int32 accumulators),
 //     frees each slot once the next slice's MMAs are issued (wgmma wait 1; lane 0
 //     of each warp arrives on the slot's empty barrier), then runs the epilogue
@@ -72,9 +72,15 @@ struct WsTile {
   static_assert(BN == 128 || BN == 256, "wgmma_ws: block_n 128 or 256 (one m64nN wgmma per slab)");
   static_assert(STAGES >= 2, "wgmma_ws: at least two slots");
   // setmaxnreg moves registers within the block's allocation at launch (65536 per SM,
-  // one block, in steps of 8 per thread): the producer's 40 and the MMA warpgroups' 232 must fit it.
+  // one block, in steps of 8 per thread). The producer keeps 48: at 40 ptxas spills
+  // 10 of its row offsets in the bf16 tiles. The MMA warpgroups share the rest.
   static constexpr int kLaunchRegs = (65536 / kThreads) / 8 * 8 < 248 ? (65536 / kThreads) / 8 * 8 : 248;
-  static_assert(128 * (40 + 232 * kMmaGroups) <= kLaunchRegs * kThreads, "wgmma_ws: registers of the warpgroups do not fit");
+  static constexpr int kProducerRegs = 48;
+  static constexpr int kMmaRegsFit = (kLaunchRegs * kThreads / 128 - kProducerRegs) / kMmaGroups / 8 * 8;
+  static constexpr int kMmaRegs = kMmaRegsFit < 240 ? kMmaRegsFit : 240;
+  static_assert(128 * (kProducerRegs + kMmaRegs * kMmaGroups) <= kLaunchRegs * kThreads,
+                "wgmma_ws: registers of the warpgroups do not fit");
+  static_assert(kMmaRegs >= 224, "wgmma_ws: an MMA warpgroup needs 224 registers (up to 128 accumulators)");
 };
 
 // The 16-bit layer: bf16/fp16 operands, fp32 accumulators, no scales.
@@ -154,7 +160,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
 
   if (group == 0) {
     // ---------------- producer
-    setmaxnreg_dec<40>();
+    setmaxnreg_dec<T::kProducerRegs>();
     const int kc = t % 8;  // this thread's 16-byte chunk of every row it gathers
     uint32_t slice = 0;
     for (int64_t tile = blockIdx.x; tile < ts.total; tile += gridDim.x) {
@@ -200,7 +206,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
   }
 
   // ---------------- MMA warpgroups
-  setmaxnreg_inc<232>();
+  setmaxnreg_inc<T::kMmaRegs>();
   const int slab = group - 1;     // rows 64 * slab .. of the tile
   const int warp4 = (t / 32) % 4;  // warp within the warpgroup
   const int lane = t % 32;

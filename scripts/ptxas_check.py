@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Compile the translation units that hold the Hopper-only code (wgmma, TMA, the
+warp-specialized core) for sm_90a and check what ptxas made of them:
+
+  * no warp-specialized kernel (grouped_gemm_ws_kernel) spills to local memory;
+  * ptxas never serializes wgmma ("wgmma.mma_async instructions are serialized"),
+    which would cost most of the MMA rate without any test failing;
+  * where cuobjdump is present (the GPU host's toolkit; Debian has none), the SASS
+    of every warp-specialized kernel holds the bulk tensor loads (UTMALDG) and the
+    Hopper MMAs of its operand type (HGMMA bf16/fp16, QGMMA fp8, IGMMA int8).
+
+The CUDA build of CI is for sm_90 (the portable tiles), so this is also its compile
+check of the sm_90a code. Writes OUT/ptxas_check.json (every kernel: registers,
+spills, SASS opcode counts) and prints one line per warp-specialized kernel.
+Exit 0 when every check holds, 1 when one fails, 2 on a usage or toolchain error.
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UNITS = [
+    "kernels/fused_moe/fused_moe_stage1.hip",
+    "kernels/fused_moe/fused_moe_stage2.hip",
+    "kernels/fused_moe_q8/q8_stage1_fp8.hip",
+    "kernels/fused_moe_q8/q8_stage2_fp8.hip",
+    "kernels/fused_moe_q8/q8_stage1_int8.hip",
+    "kernels/fused_moe_q8/q8_stage2_int8.hip",
+    "kernels/fused_moe_q8/q8_stage1_block.hip",
+    "kernels/fused_moe_q8/q8_stage2_block.hip",
+    "tests/fused_moe/tma_test_kernels.hip",
+]
+SASS_OPS = ["UTMALDG", "UTMASTG", "HGMMA", "QGMMA", "IGMMA", "HMMA", "IMMA", "LDL", "STL", "SYNCS"]
+SERIALIZED = re.compile(r"wgmma\.mma_async instructions are serialized[^\n]*")
+FUNC = re.compile(r"Function properties for (\S+)")
+SPILL = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
+USED = re.compile(r"Used (\d+) registers")
+
+
+def find_tool(name, nvcc):
+    """A CUDA tool beside nvcc (its toolkit's bin), else on PATH."""
+    real = os.path.realpath(nvcc)
+    beside = os.path.join(os.path.dirname(real), name)
+    return beside if os.access(beside, os.X_OK) else shutil.which(name)
+
+
+def demangle(names):
+    filt = shutil.which("c++filt")
+    if not filt or not names:
+        return {n: n for n in names}
+    out = subprocess.run([filt], input="\n".join(names), capture_output=True, text=True).stdout.splitlines()
+    return dict(zip(names, out)) if len(out) == len(names) else {n: n for n in names}
+
+
+def parse_ptxas(log):
+    """ptxas -v output -> {mangled name: {stack, spill_stores, spill_loads, registers}}."""
+    kernels, current = {}, None
+    for line in log.splitlines():
+        m = FUNC.search(line)
+        if m:
+            current = m.group(1)
+            kernels.setdefault(current, {})
+            continue
+        if current is None:
+            continue
+        m = SPILL.search(line)
+        if m:
+            kernels[current].update(stack=int(m.group(1)), spill_stores=int(m.group(2)), spill_loads=int(m.group(3)))
+            continue
+        m = USED.search(line)
+        if m:
+            kernels[current]["registers"] = int(m.group(1))
+            current = None
+    return kernels
+
+
+def parse_sass(text):
+    """cuobjdump -sass output -> {mangled name: {opcode: count}} for SASS_OPS."""
+    counts, current = {}, None
+    for line in text.splitlines():
+        m = re.match(r"\s*Function : (\S+)", line)
+        if m:
+            current = m.group(1)
+            counts[current] = {op: 0 for op in SASS_OPS}
+            continue
+        if current is None:
+            continue
+        m = re.match(r"\s*/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)", line)
+        if m:
+            op = m.group(1)
+            if op in counts[current]:
+                counts[current][op] += 1
+    return counts
+
+
+def compile_unit(unit, nvcc, arch, out_dir):
+    base = os.path.splitext(os.path.basename(unit))[0]
+    cubin = os.path.join(out_dir, base + ".cubin")
+    cmd = [nvcc, "-x", "cu", "-std=c++20", "-O3", "--expt-relaxed-constexpr", "-DMOE_BACKEND_CUDA",
+           f"-gencode=arch=compute_{arch[3:]},code={arch}", "-I" + os.path.join(ROOT, "core/include"), "-I" + ROOT,
+           "-Xptxas", "-v", "-cubin", os.path.join(ROOT, unit), "-o", cubin]
+    t0 = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    log = r.stdout + r.stderr
+    with open(os.path.join(out_dir, base + ".ptxas.log"), "w") as f:
+        f.write(log)
+    return unit, r.returncode, log, cubin, time.time() - t0
+
+
+def operand_mma(name):
+    """The Hopper MMA opcode a warp-specialized kernel's operand policy must use."""
+    if "Bf16WsOp" in name:
+        return "HGMMA"
+    m = re.search(r"Q8WsOp<(true|false)", name)
+    if m:
+        return "IGMMA" if m.group(1) == "true" else "QGMMA"
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="ptxas-check", help="folder for the cubins, logs and ptxas_check.json")
+    ap.add_argument("--arch", default="sm_90a", help="the Hopper target (default sm_90a)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--sass", choices=["auto", "yes", "no"], default="auto",
+                    help="check the SASS opcodes (needs cuobjdump; auto: where it is found)")
+    ap.add_argument("--keep-cubins", action="store_true", help="keep the compiled cubins in --out")
+    args = ap.parse_args()
+    if not re.fullmatch(r"sm_9\da", args.arch):
+        print(f"ptxas_check: --arch {args.arch}: the wgmma/TMA code needs an sm_9Xa target", file=sys.stderr)
+        return 2
+    nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if os.access("/usr/local/cuda/bin/nvcc", os.X_OK) else None)
+    if not nvcc:
+        print("ptxas_check: nvcc not found (PATH or /usr/local/cuda/bin)", file=sys.stderr)
+        return 2
+    cuobjdump = find_tool("cuobjdump", nvcc) if args.sass != "no" else None
+    if args.sass == "yes" and not cuobjdump:
+        print("ptxas_check: --sass yes but cuobjdump is not beside nvcc or on PATH", file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+
+    failures, kernels = [], []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = list(pool.map(lambda u: compile_unit(u, nvcc, args.arch, args.out), UNITS))
+    for unit, rc, log, cubin, secs in results:
+        print(f"ptxas_check: {unit}: nvcc rc {rc} in {secs:.0f} s", flush=True)
+        if rc != 0:
+            last = log.strip().splitlines()[-1] if log.strip() else "no output"
+            failures.append(f"{unit}: nvcc failed (rc {rc}): {last}")
+            continue
+        for m in SERIALIZED.finditer(log):
+            failures.append(f"{unit}: ptxas serialized wgmma: {m.group(0).strip()}")
+        props = parse_ptxas(log)
+        sass = {}
+        if cuobjdump:
+            d = subprocess.run([cuobjdump, "-sass", cubin], capture_output=True, text=True)
+            if d.returncode != 0:
+                failures.append(f"{unit}: cuobjdump -sass failed: {d.stderr.strip()[:200]}")
+            else:
+                sass = parse_sass(d.stdout)
+        if not args.keep_cubins:
+            os.remove(cubin)
+        names = demangle(sorted(props))
+        for mangled, p in sorted(props.items()):
+            k = {"unit": unit, "mangled": mangled, "name": names[mangled], **p}
+            if mangled in sass:
+                k["sass"] = sass[mangled]
+            kernels.append(k)
+            if "grouped_gemm_ws_kernel" not in names[mangled]:
+                continue
+            spills = p.get("spill_stores", 0) + p.get("spill_loads", 0)
+            line = f"  {names[mangled]}: {p.get('registers', '?')} registers, spill {p.get('spill_stores', 0)}/{p.get('spill_loads', 0)} bytes"
+            if spills:
+                failures.append(f"{unit}: {names[mangled]} spills ({p.get('spill_stores')} bytes stored, {p.get('spill_loads')} loaded)")
+            if cuobjdump and "sass" not in k:
+                failures.append(f"{unit}: {names[mangled]} not found in cuobjdump's SASS listing")
+            if "sass" in k:
+                mma = operand_mma(names[mangled])
+                s = k["sass"]
+                line += ", SASS " + " ".join(f"{op} {s[op]}" for op in ("UTMALDG", mma or "HGMMA", "LDL", "STL"))
+                if s["UTMALDG"] == 0:
+                    failures.append(f"{unit}: {names[mangled]} has no UTMALDG (bulk tensor load) in its SASS")
+                if mma and s[mma] == 0:
+                    failures.append(f"{unit}: {names[mangled]} has no {mma} in its SASS")
+            print(line, flush=True)
+
+    ws = [k for k in kernels if "grouped_gemm_ws_kernel" in k["name"]]
+    if not ws and not any("nvcc failed" in f for f in failures):
+        failures.append("no grouped_gemm_ws_kernel instance found in the compiled units")
+    nvcc_version = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout.strip().splitlines()
+    report = {
+        "arch": args.arch,
+        "nvcc": nvcc_version[-1] if nvcc_version else "",
+        "sass_checked": bool(cuobjdump),
+        "units": UNITS,
+        "ws_kernels": len(ws),
+        "failures": failures,
+        "kernels": kernels,
+    }
+    tmp = os.path.join(args.out, "ptxas_check.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(tmp, os.path.join(args.out, "ptxas_check.json"))
+    for f in failures:
+        print("FAIL " + f)
+    sass_note = "SASS checked" if cuobjdump else "SASS not checked (no cuobjdump)"
+    print(f"ptxas_check: {len(ws)} warp-specialized kernels, {len(kernels)} kernels, {sass_note}, "
+          f"{len(failures)} failure(s); {os.path.join(args.out, 'ptxas_check.json')}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
