@@ -8,6 +8,8 @@
 #               (fused_moe without its M >= 1024 / 40000 cases: step big)
 #     sass      scripts/ptxas_check.py: the sm_90a units' registers and spills, and the SASS of
 #               every warp-specialized kernel (UTMALDG, HGMMA/QGMMA/IGMMA) through cuobjdump
+#     ncu       scripts/ncu_layer.py: duration, DRAM and SM throughput, achieved TFLOP/s of the
+#               layer's GEMM stages under Nsight Compute (NCU_ARGS, e.g. "--M 16,4096 --layers bf16")
 #     big       the big fused_moe cases (M = 1024/4096 subsets, DeepSeek-V3 M = 40000)
 #     sanitize  compute-sanitizer memcheck / racecheck on small subsets (align, routing, fused_moe)
 #     q8        tests/fused_moe_q8/device_run.sh (tests, memcheck, verify --quick, big cases; Q8_STEPS to choose)
@@ -87,6 +89,13 @@ if has sass; then
   PATH="$PATH:/usr/local/cuda/bin" python3 scripts/ptxas_check.py --out "$run_dir/ptxas-check" --sass yes \
     --jobs "$(nproc)" > "$run_dir/ptxas-check.log" 2>&1 || status=1
   tail -1 "$run_dir/ptxas-check.log" | tee -a "$run_dir/steps.log"
+fi
+
+if has ncu; then
+  step "ncu: the layer's GEMM stages under Nsight Compute (scripts/ncu_layer.py)"
+  timeout "${NCU_TIMEOUT:-540}" python3 scripts/ncu_layer.py --build "$build" --out "$run_dir/ncu" ${NCU_ARGS:-} \
+    > "$run_dir/ncu.log" 2>&1 || status=1
+  grep '^ncu_layer' "$run_dir/ncu.log" | tail -n 14 | tee -a "$run_dir/steps.log"
 fi
 
 if has big; then
