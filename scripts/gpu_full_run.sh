@@ -8,7 +8,7 @@
 #               (fused_moe without its M >= 1024 / 40000 cases: step big)
 #     sass      scripts/ptxas_check.py: the sm_90a units' registers and spills, and the SASS of
 #               every warp-specialized kernel (UTMALDG, HGMMA/QGMMA/IGMMA) through cuobjdump
-#     ncu       scripts/ncu_layer.py: duration, DRAM and SM throughput, achieved TFLOP/s of the
+#     ncu       (only when named) scripts/ncu_layer.py: duration, DRAM and SM throughput, achieved TFLOP/s of the
 #               layer's GEMM stages under Nsight Compute (NCU_ARGS, e.g. "--M 16,4096 --layers bf16")
 #     big       the big fused_moe cases (M = 1024/4096 subsets, DeepSeek-V3 M = 40000)
 #     sanitize  compute-sanitizer memcheck / racecheck on small subsets (align, routing, fused_moe)
