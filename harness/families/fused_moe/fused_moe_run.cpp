@@ -19,8 +19,8 @@
 #include "moe/error.hpp"
 #include "moe/run_kernel.hpp"
 #if MOE_HAVE_GPU
+#include "harness/families/fused_moe/fused_moe_runner.hpp"
 #include "moe/gpu.hpp"
-#include "reference/moe_align/moe_align_ref.hpp"
 #endif
 #include "harness/families/fused_moe/fused_moe_run.hpp"
 #include "kernels/fused_moe/fused_moe.hpp"
@@ -335,15 +335,9 @@ Tensors device(const Tensors& in, const Params& p) {
   ti.upload(r.ids);
   const fused_moe::LayerConfig cfg = fused_moe::choose_config(pr, fused_moe::device_limits());
   // Aligned routing from the CPU reference of moe_align (the layer is under test here).
-  const align::AlignShape shape{pr.tokens, pr.top_k, pr.experts, cfg.block_size()};
-  const auto full = ref::expand_to_capacity(ref::moe_align_block_size(shape, r.ids), shape);
-  gpu::DeviceBuffer<int32_t> sorted(full.sorted_token_ids.size()), eids(std::max<size_t>(1, full.expert_ids.size())),
-      npost(1);
-  sorted.upload(full.sorted_token_ids);
-  eids.upload(full.expert_ids);
-  npost.upload(&full.num_tokens_post_padded, 1);
-  const fused_moe::AlignedRouting view{sorted.data(), eids.data(), npost.data(), static_cast<int64_t>(sorted.size()),
-                                       cfg.block_size()};
+  const auto aligned = fused_moe::check::align_on_host(
+      align::AlignShape{pr.tokens, pr.top_k, pr.experts, cfg.block_size()}, r.ids);
+  const fused_moe::AlignedRouting& view = aligned.view;
   const auto wsb = fused_moe::workspace_bytes(pr, cfg);
   gpu::DeviceBuffer<uint16_t> inter(static_cast<size_t>(wsb.intermediate / 2)), out(static_cast<size_t>(pr.tokens * pr.model_dim));
   gpu::DeviceBuffer<float> partial(static_cast<size_t>(wsb.partial / 4));

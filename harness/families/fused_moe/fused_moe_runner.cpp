@@ -55,10 +55,8 @@ void set_view(DeviceAlign& a, int32_t block_size) {
 
 }  // namespace
 
-DeviceAlign align_on_host(const DeviceLayer& l, int32_t block_size) {
-  const align::AlignShape shape{l.problem.tokens, l.problem.top_k, l.problem.experts, block_size};
-  const auto r = ref::moe_align_block_size(shape, l.routing.topk_ids);
-  const auto full = ref::expand_to_capacity(r, shape);
+DeviceAlign align_on_host(const align::AlignShape& shape, std::span<const int32_t> topk_ids) {
+  const auto full = ref::expand_to_capacity(ref::moe_align_block_size(shape, topk_ids), shape);
   DeviceAlign a;
   a.sorted = gpu::DeviceBuffer<int32_t>(full.sorted_token_ids.size());
   a.expert_ids = gpu::DeviceBuffer<int32_t>(std::max<size_t>(1, full.expert_ids.size()));
@@ -67,8 +65,13 @@ DeviceAlign align_on_host(const DeviceLayer& l, int32_t block_size) {
   a.expert_ids.upload(full.expert_ids);
   a.num_post.upload(&full.num_tokens_post_padded, 1);
   MOE_GPU_CHECK(hipDeviceSynchronize());
-  set_view(a, block_size);
+  set_view(a, shape.block_size);
   return a;
+}
+
+DeviceAlign align_on_host(const DeviceLayer& l, int32_t block_size) {
+  return align_on_host(align::AlignShape{l.problem.tokens, l.problem.top_k, l.problem.experts, block_size},
+                       l.routing.topk_ids);
 }
 
 DeviceAlign align_on_device(const DeviceLayer& l, int32_t block_size, hipStream_t s) {

@@ -5,11 +5,13 @@
 // Shared by tests/fused_moe, the verify family, tune and the benchmark.
 #pragma once
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "kernels/fused_moe/fused_moe.hpp"
 #include "moe/check.hpp"
+#include "moe/contract/moe_align.hpp"
 #include "moe/gpu.hpp"
 #include "moe/inputs.hpp"
 #include "reference/fused_moe/fused_moe_ref.hpp"
@@ -34,7 +36,9 @@ struct DeviceAlign {
   gpu::DeviceBuffer<int32_t> sorted, expert_ids, num_post;
   AlignedRouting view;
 };
-// From the CPU reference moe::ref::moe_align_block_size (uploaded).
+// From the CPU reference moe::ref::moe_align_block_size (uploaded, padded to the
+// kernel's capacity): routing for a layer under test that no align kernel touched.
+DeviceAlign align_on_host(const align::AlignShape& shape, std::span<const int32_t> topk_ids);
 DeviceAlign align_on_host(const DeviceLayer& l, int32_t block_size);
 // From the GPU kernel moe::align::moe_align_block_size.
 DeviceAlign align_on_device(const DeviceLayer& l, int32_t block_size, hipStream_t s);

@@ -38,7 +38,6 @@
 #include "reference/fused_moe_q8/fused_moe_q8_ref.hpp"
 #if MOE_HAVE_GPU
 #include "moe/gpu.hpp"
-#include "reference/moe_align/moe_align_ref.hpp"
 #endif
 
 namespace moe {
@@ -196,15 +195,9 @@ Tensors device(const Tensors& in, const Params& p) {
   const auto w1s = upf(in.at("w1_scale").f), w2s = upf(in.at("w2_scale").f), tw = upf(r.weights);
   gpu::DeviceBuffer<int32_t> ti(r.ids.size());
   ti.upload(r.ids);
-  const align::AlignShape shape{b.tokens, b.top_k, b.experts, cfg.block_size()};
-  const auto full = ref::expand_to_capacity(ref::moe_align_block_size(shape, r.ids), shape);
-  gpu::DeviceBuffer<int32_t> sorted(full.sorted_token_ids.size()), eids(std::max<size_t>(1, full.expert_ids.size())),
-      npost(1);
-  sorted.upload(full.sorted_token_ids);
-  eids.upload(full.expert_ids);
-  npost.upload(&full.num_tokens_post_padded, 1);
-  const fused_moe::AlignedRouting view{sorted.data(), eids.data(), npost.data(), static_cast<int64_t>(sorted.size()),
-                                       cfg.block_size()};
+  const auto aligned = fused_moe::check::align_on_host(
+      align::AlignShape{b.tokens, b.top_k, b.experts, cfg.block_size()}, r.ids);
+  const fused_moe::AlignedRouting& view = aligned.view;
   const auto sz = fused_moe_q8::workspace_sizes(q, cfg);
   gpu::DeviceBuffer<uint8_t> a1(static_cast<size_t>(sz.a1)), a2(static_cast<size_t>(sz.a2));
   gpu::DeviceBuffer<float> a1s(static_cast<size_t>(sz.a1_scale)), a2s(static_cast<size_t>(sz.a2_scale)),

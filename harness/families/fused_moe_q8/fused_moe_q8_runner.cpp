@@ -27,7 +27,6 @@ ref::Q8RefOptions q8_ref_options_for(const Q8Problem& p, const Q8TileConfig& cfg
 #include "kernels/common/common_kernels.hpp"
 #include "moe/error.hpp"
 #include "harness/families/fused_moe/fused_moe_runner.hpp"
-#include "reference/moe_align/moe_align_ref.hpp"
 
 namespace moe::fused_moe_q8::check {
 
@@ -122,19 +121,9 @@ ref::Q8RefInputs Q8DeviceLayer::ref_inputs() const {
 }
 
 Q8Align align_on_host(const Q8DeviceLayer& l, int32_t block_size) {
-  const align::AlignShape shape{l.problem.base.tokens, l.problem.base.top_k, l.problem.base.experts, block_size};
-  const auto full = ref::expand_to_capacity(ref::moe_align_block_size(shape, l.routing.topk_ids), shape);
-  Q8Align a;
-  a.sorted = gpu::DeviceBuffer<int32_t>(full.sorted_token_ids.size());
-  a.sorted.upload(full.sorted_token_ids);
-  a.expert_ids = gpu::DeviceBuffer<int32_t>(std::max<size_t>(1, full.expert_ids.size()));
-  a.expert_ids.upload(full.expert_ids);
-  a.num_post = gpu::DeviceBuffer<int32_t>(1);
-  a.num_post.upload(&full.num_tokens_post_padded, 1);
-  MOE_GPU_CHECK(hipDeviceSynchronize());
-  a.view = fused_moe::AlignedRouting{a.sorted.data(), a.expert_ids.data(), a.num_post.data(),
-                                     static_cast<int64_t>(a.sorted.size()), block_size};
-  return a;
+  return fused_moe::check::align_on_host(
+      align::AlignShape{l.problem.base.tokens, l.problem.base.top_k, l.problem.base.experts, block_size},
+      l.routing.topk_ids);
 }
 
 std::string_view part_name(Part p) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/families/fused_moe/fused_moe_runner.hpp"
 #include "kernels/fused_moe_q8/fused_moe_q8.hpp"
 #include "moe/check.hpp"
 #include "moe/gpu_runtime.hpp"
@@ -55,10 +56,7 @@ void make_q8_weight(const quant::QuantProblem& full, const InputSpec& spec, rng:
 // InputSpec of a problem (fan-in scaled bf16 normals, the given routing and seed).
 InputSpec q8_spec(const Q8Problem& p, uint64_t seed, RoutingDist routing = RoutingDist::Softmax);
 
-struct Q8Align {
-  gpu::DeviceBuffer<int32_t> sorted, expert_ids, num_post;
-  fused_moe::AlignedRouting view;
-};
+using Q8Align = fused_moe::check::DeviceAlign;
 Q8Align align_on_host(const Q8DeviceLayer& l, int32_t block_size);
 
 enum class Part : int { Stage1 = 1, Stage2 = 2, Layer = 3 };
