@@ -13,12 +13,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${MOE_BUILD:-build}
 
-bash scripts/bootstrap.sh
-if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" -Dgpu="${MOE_GPU:-auto}"
-elif [ -n "${MOE_GPU:-}" ]; then
-  meson configure "$build" -Dgpu="$MOE_GPU"
-fi
-ninja -C "$build"
+bash scripts/build.sh  # bootstrap, configure, build
 "$build/harness/cli/moe-harness" devices --no-measure
 exec "$build/harness/cli/moe-harness" verify "$@"

@@ -12,13 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${MOE_BUILD:-build}
 
-bash scripts/bootstrap.sh
-if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" -Dgpu="${MOE_GPU:-auto}"
-elif [ -n "${MOE_GPU:-}" ]; then
-  meson configure "$build" -Dgpu="$MOE_GPU"
-fi
-ninja -C "$build"
+bash scripts/build.sh  # bootstrap, configure, build
 rc=0
 meson test -C "$build" --print-errorlogs "$@" || rc=$?
 bash scripts/test_summary.sh "$build"
