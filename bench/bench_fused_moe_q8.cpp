@@ -7,8 +7,9 @@
 // those normals quantized on the device (kernels/quant, scheme's granularity).
 //
 // Names: BM_bf16_layer/<model>/M:<M>, BM_q8_layer/<scheme>/<model>/M:<M>; with
-// MOE_Q8_TILE_SWEEP=1 in the environment also BM_q8_tile/fp8_tensor/<model>/M:<M>/
+// MOE_Q8_TILE_SWEEP=1 in the environment also BM_q8_tile/<scheme>/<model>/M:<M>/
 // tile:<name>/split:<s> for M in {1, 16, 64, 256} (MOE_Q8_TILE_SWEEP_M=1024,4096 for
+// others) and scheme fp8_tensor (MOE_Q8_TILE_SWEEP_SCHEMES=fp8_tensor,fp8_block for
 // others): both stages on the compiled tile <name> (kQ8TileShapes; names:
 // kernels/fused_moe/tile.hpp) and stage-2 split-K s, to compare tiles where the chooser decides.
 // Counters (besides bench_common's us, GBps, TFLOPs, pct_read_bw, pct_bf16_flops):
@@ -260,18 +261,24 @@ void register_points(const ModelTable& table) {
     sweep_ms.clear();
     for (const auto& tok : split_list(ms)) sweep_ms.push_back(std::stoll(tok));
   }
+  std::vector<Scheme> sweep_schemes{Scheme::Fp8Tensor};
+  if (const char* ss = std::getenv("MOE_Q8_TILE_SWEEP_SCHEMES"); ss && *ss) {  // e.g. "fp8_tensor,fp8_block"
+    sweep_schemes.clear();
+    for (const auto& tok : split_list(ss)) sweep_schemes.push_back(fused_moe_q8::parse_scheme(tok));
+  }
   if (const char* sweep = std::getenv("MOE_Q8_TILE_SWEEP"); sweep && std::string(sweep) == "1")
-    for (const Model& m : models)
-      for (int64_t M : sweep_ms)
-        for (int shape = 0; shape < fused_moe_q8::kNumQ8TileShapes; ++shape)
-          for (int split : {1, 2, 4})
-            benchmark::RegisterBenchmark(
-                fmt::format("BM_q8_tile/fp8_tensor/{}/M:{}/tile:{}/split:{}", m.name, M,
-                            fused_moe_q8::kQ8TileShapes[shape].name(), split).c_str(),
-                [m, M, shape, split](benchmark::State& st) { run_q8(st, m, M, Scheme::Fp8Tensor, shape, split); })
-                ->UseManualTime()
-                ->Unit(benchmark::kMicrosecond)
-                ->Iterations(10);
+    for (Scheme scheme : sweep_schemes)
+      for (const Model& m : models)
+        for (int64_t M : sweep_ms)
+          for (int shape = 0; shape < fused_moe_q8::kNumQ8TileShapes; ++shape)
+            for (int split : {1, 2, 4})
+              benchmark::RegisterBenchmark(
+                  fmt::format("BM_q8_tile/{}/{}/M:{}/tile:{}/split:{}", fused_moe_q8::scheme_name(scheme), m.name, M,
+                              fused_moe_q8::kQ8TileShapes[shape].name(), split).c_str(),
+                  [m, M, scheme, shape, split](benchmark::State& st) { run_q8(st, m, M, scheme, shape, split); })
+                  ->UseManualTime()
+                  ->Unit(benchmark::kMicrosecond)
+                  ->Iterations(10);
 }
 
 }  // namespace
