@@ -438,7 +438,8 @@ void register_bench(CLI::App& app, std::vector<Command>& out) {
       ->capture_default_str();
   sub->add_option("--shard", o.shard,
                   "Only benchmarks with index % n == i in the full list, as i/n (merge shards with moe-harness merge); "
-                  "under mpirun each rank takes rank/size on GPU local_rank and rank 0 writes the merged --json");
+                  "under mpirun each rank takes rank/size on GPU local_rank, writes its own <json stem>.rank<r>.json, and rank 0 "
+                  "writes the merged --json (MOE_MPI_TIMEOUT_S: seconds a rank waits for the others, default 1800)");
   add_tuned_config_option(sub, o.tuned_config);
   sub->add_option("--bench-dir", o.bench_dir,
                   "Folder of the bench_* executables (default: $MOE_BENCH_DIR, else <build>/bench beside this binary, "

@@ -294,7 +294,8 @@ void register_verify(CLI::App& app, std::vector<Command>& out) {
   sub->add_option("--json", o.json, "Results file, written atomically ('' to skip)")->capture_default_str();
   sub->add_option("--shard", o.shard,
                   "Only cases with index % n == i, as i/n (merge shards with moe-harness merge); under mpirun each "
-                  "rank takes rank/size on GPU local_rank and rank 0 writes the merged --json");
+                  "rank takes rank/size on GPU local_rank, writes its own <json stem>.rank<r>.json, and rank 0 writes the merged "
+                  "--json (MOE_MPI_TIMEOUT_S: seconds a rank waits for the others, default 1800)");
   sub->add_option("--where", o.where,
                   "Only cases whose parameter KEY is one of the values, as KEY=V1[,V2...] (repeatable, all must hold; "
                   "e.g. --where M=1,16 --where routing=softmax; the keys are the params in the results JSON). "
