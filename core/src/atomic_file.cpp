@@ -1,6 +1,7 @@
 #include "moe/atomic_file.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -298,6 +299,22 @@ void write_file_atomic(const std::string& path, const std::function<void(std::os
     write(os);
     buf.flush_all();
   });
+}
+
+void update_file_locked(const std::string& path, const std::function<void()>& update) {
+  const fs::path target(path);
+  const std::string lock_path = (fs::path(folder_of(path)) / ("." + target.filename().string() + ".lock")).string();
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(fmt::format("{}: cannot open the lock file {}: {}", path, lock_path, std::strerror(errno)));
+  struct Unlock {
+    int fd;
+    ~Unlock() { ::close(fd); }  // closing releases the flock
+  } unlock{fd};
+  int rc;
+  while ((rc = ::flock(fd, LOCK_EX)) != 0 && errno == EINTR) {
+  }
+  if (rc != 0) throw Error(fmt::format("{}: cannot lock {}: {}", path, lock_path, std::strerror(errno)));
+  update();
 }
 
 }  // namespace moe

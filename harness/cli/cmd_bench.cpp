@@ -182,22 +182,13 @@ std::string env_prefix(const MpiWorld& world) {
   return env;
 }
 
-int run_bench(const CommonOptions& c) {
-  const MpiWorld world = mpi_world();
-  const std::string shard_text = world.launched() ? mpi_shard_for(world, o.shard) : o.shard;
+// This process's share of the benchmarks, run; the merged Google Benchmark
+// document (null for --list, which prints the selection instead). `failures`:
+// the executables that failed (exit 1), each with its exit code and last line.
+json run_benchmarks(const MpiWorld& world, const std::string& shard_text, const std::string& tag,
+                    std::vector<std::string>& failures) {
+  shard_test_hooks(shard_text);
   const Shard shard = shard_text.empty() ? Shard{} : parse_shard(shard_text);
-  const std::string tag = world.launched() ? fmt::format("[rank {}/{}] ", world.rank, world.size) : "";
-  if (!o.json_out.empty()) check_output_target(o.json_out);
-  MOE_REQUIRE(o.repetitions >= 0, "--repetitions must be >= 0");
-  MOE_REQUIRE(o.flush_l2 == "default" || o.flush_l2 == "on" || o.flush_l2 == "off",
-              fmt::format("--flush-l2 must be default, on or off, got '{}'", o.flush_l2));
-  if (!o.filter.empty()) {
-    try {
-      std::regex re(o.filter, std::regex::extended);
-    } catch (const std::regex_error& e) {
-      throw InputError(fmt::format("--filter '{}': not a regular expression ({})", o.filter, e.what()));
-    }
-  }
   // The tuned table: validated here (bad file = exit 2), passed on by path.
   const json tuned = open_tuned_config(o.tuned_config).summary;
   o.tuned_config = tuned["file"].get<std::string>();
@@ -268,7 +259,7 @@ int run_bench(const CommonOptions& c) {
     if (shard.selects(it.index)) mine.push_back(it);
   if (o.list_only) {
     for (const auto& it : mine) fmt::print("{} {} {}\n", it.index, exes[it.exe].family, it.name);
-    return 0;
+    return nullptr;
   }
   fmt::print(stderr, "{}bench: {} of {} benchmark(s) selected{} from {} executable(s) in {}\n", tag, mine.size(),
              all.size(), shard_text.empty() ? "" : " (shard " + shard_text + ")", exes.size(),
@@ -281,7 +272,6 @@ int run_bench(const CommonOptions& c) {
     return fs::path(t);
   }();
   json doc{{"context", json::object()}, {"contexts", json::object()}, {"benchmarks", json::array()}};
-  std::vector<std::string> failures;
   size_t done = 0;
   int errored = 0;
   const auto t0 = std::chrono::steady_clock::now();
@@ -354,31 +344,67 @@ int run_bench(const CommonOptions& c) {
                       {"flush_l2", o.flush_l2},
                       {"tuned_config", tuned}};
   if (!shard_text.empty()) doc["shard"] = shard.to_json();
-  (void)c;
 
-  int rc = failures.empty() ? 0 : 1;
   for (const auto& f : failures) fmt::print(stderr, "{}bench: failed: {}\n", tag, f);
-  if (world.launched()) {
-    const auto docs = mpi_gather_to_root(doc.dump());
-    fmt::print("{}bench: {} benchmark(s) run, {} reported an error\n", tag, done, errored);
-    if (world.rank != 0) return rc;
-    std::vector<std::pair<std::string, json>> parts;
-    size_t selected = 0;
-    for (size_t r = 0; r < docs.size(); ++r) {
-      parts.emplace_back(fmt::format("rank {}", r), json::parse(docs[r]));
-      selected += parts.back().second["moe_bench"].value("selected", size_t{0});
+  if (world.launched()) fmt::print("{}bench: {} benchmark(s) run, {} reported an error\n", tag, done, errored);
+  return doc;
+}
+
+int run_bench(const CommonOptions&) {
+  const MpiWorld world = mpi_world();
+  const std::string shard_text = world.launched() ? mpi_shard_for(world, o.shard) : o.shard;
+  if (!shard_text.empty()) parse_shard(shard_text);  // bad syntax: exit 2 before any work
+  const std::string tag = world.launched() ? fmt::format("[rank {}/{}] ", world.rank, world.size) : "";
+  if (!o.json_out.empty()) check_output_target(o.json_out);
+  MOE_REQUIRE(o.repetitions >= 0, "--repetitions must be >= 0");
+  MOE_REQUIRE(o.flush_l2 == "default" || o.flush_l2 == "on" || o.flush_l2 == "off",
+              fmt::format("--flush-l2 must be default, on or off, got '{}'", o.flush_l2));
+  if (!o.filter.empty()) {
+    try {
+      std::regex re(o.filter, std::regex::extended);
+    } catch (const std::regex_error& e) {
+      throw InputError(fmt::format("--filter '{}': not a regular expression ({})", o.filter, e.what()));
     }
-    doc = merge_bench_docs(parts);
-    doc["moe_bench"]["selected"] = selected;
-    mine.resize(std::min(mine.size(), selected));
-    while (mine.size() < selected) mine.push_back(Item{0, "", 0});
-    doc["mpi"] = {{"ranks", world.size}};
   }
+  std::vector<std::string> failures;
+  // The summary line of a document: its entries, selected benchmarks and errors.
+  auto print_done = [](const json& d, const std::string& path) {
+    int errored = 0;
+    for (const auto& b : d["benchmarks"]) errored += b.value("error_occurred", false) ? 1 : 0;
+    const size_t selected = d["moe_bench"].value("selected", size_t{0});
+    fmt::print("bench: {} benchmark entr{} from {} selected benchmark(s), {} reported an error{}\n",
+               d["benchmarks"].size(), d["benchmarks"].size() == 1 ? "y" : "ies", selected, errored,
+               path.empty() ? "" : fmt::format(" (results in {})", path));
+  };
+  if (world.launched() && !o.list_only) {
+    // Every rank runs its share and sends its document (or its error); rank 0
+    // merges and writes the file. Each rank's own results go to its rank file first.
+    const RankRun run = run_rank(world, "the exchange of bench results",
+                                 o.json_out.empty() ? "" : rank_results_path(o.json_out, world.rank),
+                                 [&] { return run_benchmarks(world, shard_text, tag, failures); });
+    const int rc = failures.empty() ? 0 : 1;
+    if (world.rank != 0) {
+      finish_ranks(run, o.json_out);
+      return rc;
+    }
+    json merged = merge_rank_reports(run.all, [](const auto& parts, bool allow_partial) {
+      size_t selected = 0;
+      for (const auto& [name, d] : parts) selected += d["moe_bench"].value("selected", size_t{0});
+      json m = merge_bench_docs(parts, allow_partial);
+      m["moe_bench"]["selected"] = selected;
+      return m;
+    });
+    if (merged.is_null()) finish_ranks(run, o.json_out);  // no rank succeeded: throws, nothing written
+    if (!o.json_out.empty()) write_file_atomic(o.json_out, merged.dump(2) + "\n");
+    print_done(merged, o.json_out);
+    finish_ranks(run, o.json_out);
+    return rc;
+  }
+  const json doc = run_benchmarks(world, shard_text, tag, failures);
+  if (doc.is_null()) return 0;  // --list
   if (!o.json_out.empty()) write_file_atomic(o.json_out, doc.dump(2) + "\n");
-  fmt::print("bench: {} benchmark entr{} from {} selected benchmark(s), {} reported an error{}\n",
-             doc["benchmarks"].size(), doc["benchmarks"].size() == 1 ? "y" : "ies", mine.size(), errored,
-             o.json_out.empty() ? "" : fmt::format(" (results in {})", o.json_out));
-  return rc;
+  print_done(doc, o.json_out);
+  return failures.empty() ? 0 : 1;
 }
 
 }  // namespace
@@ -412,7 +438,8 @@ void register_bench(CLI::App& app, std::vector<Command>& out) {
       ->capture_default_str();
   sub->add_option("--shard", o.shard,
                   "Only benchmarks with index % n == i in the full list, as i/n (merge shards with moe-harness merge); "
-                  "under mpirun each rank takes rank/size on GPU local_rank and rank 0 writes the merged --json");
+                  "under mpirun each rank takes rank/size on GPU local_rank, writes its own <json stem>.rank<r>.json, and rank 0 "
+                  "writes the merged --json (MOE_MPI_TIMEOUT_S: seconds a rank waits for the others, default 1800)");
   add_tuned_config_option(sub, o.tuned_config);
   sub->add_option("--bench-dir", o.bench_dir,
                   "Folder of the bench_* executables (default: $MOE_BENCH_DIR, else <build>/bench beside this binary, "

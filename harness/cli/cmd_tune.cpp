@@ -6,6 +6,11 @@
 // the device column; lookups prefer rows of their own device, see
 // moe/tuned_config.hpp).
 //
+// Sharded (--shard i/n, or rank/size under mpirun): the processes take the
+// points with index % n == i of the one deterministic list and write their
+// rows into the same table; update_tuned_file locks it around each
+// re-read/upsert/rename, so no process loses another's rows.
+//
 // Candidates: fused_moe::tune_candidates (every compiled tile shape usable on
 // this device x persistent x split-K). Each point's row is written as soon as
 // the point is done, with update_tuned_file (re-read, upsert, temporary file,
@@ -17,6 +22,7 @@
 #include <chrono>
 #include <csignal>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,6 +37,7 @@
 #include "moe/gpu.hpp"
 #include "moe/model_config.hpp"
 #include "moe/fused_moe_tuning.hpp"
+#include "moe/results.hpp"
 #if MOE_HAVE_GPU
 #include "harness/families/fused_moe/fused_moe_runner.hpp"
 #endif
@@ -57,6 +64,7 @@ struct Opts {
   int cu_num = 0;
   std::string device_name;
   bool wgmma = false;
+  std::string shard;  // "i/n": only points with index % n == i
 };
 Opts o;
 
@@ -106,25 +114,42 @@ double time_layer(const fused_moe::check::DeviceLayer& l, const fused_moe::check
 }
 #endif
 
-int run_tune(const CommonOptions& c) {
+// The tuner's part of the (model, M, dtype) points: validated options, the
+// points of this shard on the chosen device, and the table.
+struct TunePlan {
+  std::shared_ptr<const ModelTable> models;  // the points' models point into it
+  std::string path;                          // the tuned-config CSV
+  size_t table_rows = 0;
+  fused_moe::DeviceLimits dev;
+  bool have_gpu = false;
+  size_t points_total = 0, candidates_total = 0;  // every point, unsharded
+  std::vector<std::pair<size_t, Point>> mine;     // (index in the full list, point)
+};
+
+// Options that are wrong on every rank alike: exit 2 before any work.
+void check_tune_options() {
   MOE_REQUIRE(o.dtype == "bf16" || o.dtype == "fp16", fmt::format("--dtype must be bf16 or fp16, got '{}'", o.dtype));
-  const DType dt = parse_dtype(o.dtype);
-  MOE_REQUIRE(dt == DType::BF16 || dt == DType::F16, fmt::format("--dtype must be bf16 or fp16, got '{}'", o.dtype));
   MOE_REQUIRE(o.persistent == "both" || o.persistent == "on" || o.persistent == "off",
               fmt::format("--persistent must be both, on or off, got '{}'", o.persistent));
-  const ModelTable table = load_model_table(
-      o.model_configs.empty() ? find_config_file("model_configs.json", MOE_SOURCE_DIR) : o.model_configs);
+  for (int64_t m : o.tokens) MOE_REQUIRE(m > 0, fmt::format("--tokens: token counts must be positive, got {}", m));
+  for (int s : o.split_k) MOE_REQUIRE(s >= 1 && s <= 64, fmt::format("--split-k: values must be in [1, 64], got {}", s));
+}
+
+TunePlan plan_tune(const CommonOptions& c, const MpiWorld& world, const Shard& shard) {
+  TunePlan plan;
+  const DType dt = parse_dtype(o.dtype);
+  MOE_REQUIRE(dt == DType::BF16 || dt == DType::F16, fmt::format("--dtype must be bf16 or fp16, got '{}'", o.dtype));
+  plan.models = std::make_shared<const ModelTable>(load_model_table(
+      o.model_configs.empty() ? find_config_file("model_configs.json", MOE_SOURCE_DIR) : o.model_configs));
+  const ModelTable& table = *plan.models;
   const std::vector<int64_t> token_counts = o.tokens.empty() ? table.sweep_tokens("layer") : o.tokens;
   std::vector<std::string> model_names = o.models;
   if (model_names.empty())
     for (const auto& m : table.sweep_models("layer")) model_names.push_back(m.name);
-  for (int64_t m : token_counts) MOE_REQUIRE(m > 0, fmt::format("--tokens: token counts must be positive, got {}", m));
-  for (int s : o.split_k) MOE_REQUIRE(s >= 1 && s <= 64, fmt::format("--split-k: values must be in [1, 64], got {}", s));
-  const std::string path = o.tuned_config.empty() ? default_tuned_config() : o.tuned_config;
+  plan.path = o.tuned_config.empty() ? default_tuned_config() : o.tuned_config;
   // The table must be readable (a malformed file is bad input before any work).
-  const auto impls = tuned_impl_names();
-  const TunedTable before = TunedTable::load_or_empty(path, impls);
-  if (!o.dry_run) check_output_target(path);
+  plan.table_rows = TunedTable::load_or_empty(plan.path, tuned_impl_names()).rows().size();
+  if (!o.dry_run) check_output_target(plan.path);
 
   std::vector<const ModelConfig*> models;
   for (const auto& n : model_names) {
@@ -134,39 +159,41 @@ int run_tune(const CommonOptions& c) {
     models.push_back(&m);
   }
 
-  fused_moe::DeviceLimits dev;
   const auto devs = list_devices();
-  const bool have_gpu = !devs.empty();
+  plan.have_gpu = !devs.empty();
   if (!o.dry_run) {
     if (std::string(gpu_backend()) == "none")
       throw InputError("tune: this moe-harness was built without a GPU backend (-Dgpu=none); --dry-run lists the "
                        "candidates");
-    if (!have_gpu) throw InputError("tune: no GPU visible (--dry-run lists the candidates without one)");
+    if (!plan.have_gpu) throw InputError("tune: no GPU visible (--dry-run lists the candidates without one)");
   }
 #if MOE_HAVE_GPU
-  if (have_gpu) {
-    MOE_REQUIRE(c.device < static_cast<int>(devs.size()),
-                fmt::format("--device {} but only {} GPU(s) visible", c.device, devs.size()));
-    MOE_GPU_CHECK(hipSetDevice(c.device));
-    dev = fused_moe::device_limits();
+  if (plan.have_gpu) {
+    // Under mpirun each rank tunes on GPU local_rank, as verify does.
+    const int device = world.launched() ? world.local_rank % static_cast<int>(devs.size()) : c.device;
+    MOE_REQUIRE(device < static_cast<int>(devs.size()),
+                fmt::format("--device {} but only {} GPU(s) visible", device, devs.size()));
+    MOE_GPU_CHECK(hipSetDevice(device));
+    plan.dev = fused_moe::device_limits();
   }
 #else
   (void)c;
+  (void)world;
 #endif
-  if (!have_gpu) {
-    dev.wgmma = o.wgmma;
-    if (o.cu_num > 0) dev.sm_count = o.cu_num;
-    dev.name = o.device_name;
-  } else if (o.cu_num > 0 && o.cu_num != dev.sm_count) {
-    fmt::print(stderr, "tune: note: --cu-num {} ignored; the GPU reports {}\n", o.cu_num, dev.sm_count);
+  if (!plan.have_gpu) {
+    plan.dev.wgmma = o.wgmma;
+    if (o.cu_num > 0) plan.dev.sm_count = o.cu_num;
+    plan.dev.name = o.device_name;
+  } else if (o.cu_num > 0 && o.cu_num != plan.dev.sm_count) {
+    fmt::print(stderr, "tune: note: --cu-num {} ignored; the GPU reports {}\n", o.cu_num, plan.dev.sm_count);
   }
 
   fused_moe::TuneSpace space;
   space.split_k = o.split_k;
   space.persistent = o.persistent == "both" ? std::vector<bool>{false, true}
                                             : std::vector<bool>{o.persistent == "on"};
-  std::vector<Point> points;
-  size_t total = 0;
+  // Points in a fixed order (models, then M); a shard takes index % n == i, as
+  // verify and bench do: the large M of every model spread over the shards.
   for (const ModelConfig* m : models)
     for (int64_t M : token_counts) {
       Point pt{m, {}, {}};
@@ -177,37 +204,65 @@ int run_tune(const CommonOptions& c) {
       pt.problem.top_k = m->top_k;
       pt.problem.dtype = dt;
       pt.problem.act = m->activation == "silu" ? fused_moe::Activation::SiLU : fused_moe::Activation::GeluTanh;
-      pt.candidates = fused_moe::tune_candidates(pt.problem, dev, space);
-      total += pt.candidates.size();
-      points.push_back(std::move(pt));
+      pt.candidates = fused_moe::tune_candidates(pt.problem, plan.dev, space);
+      plan.candidates_total += pt.candidates.size();
+      if (shard.selects(plan.points_total)) plan.mine.emplace_back(plan.points_total, std::move(pt));
+      ++plan.points_total;
     }
+  return plan;
+}
 
-  if (o.dry_run) {
-    fmt::print("tune --dry-run: {} point(s), {} candidate(s), cu_num {}, device '{}'{}, table {} ({} rows)\n",
-               points.size(), total, dev.sm_count, dev.name,
-               have_gpu ? ""
-               : o.cu_num > 0 ? " (no GPU: assumed; --cu-num, --device-name, --wgmma)"
-                              : " (no GPU: cu_num is the default, --cu-num sets it; --device-name, --wgmma)",
-               path, before.rows().size());
-    for (const auto& pt : points) {
-      const auto ch = fused_moe::select_config(pt.problem, dev, &before);
-      fmt::print("{} M={} {}: {} candidate(s); now {} ({})\n", pt.model->name, pt.problem.tokens, o.dtype,
-                 pt.candidates.size(), ch.cfg.to_string(), ch.source);
-      for (size_t i = 0; i < pt.candidates.size(); ++i) fmt::print("  [{}] {}\n", i, pt.candidates[i].to_string());
-    }
-    return 0;
+// --dry-run: each point of this shard and its candidates as text, and the
+// header numbers; nothing measured.
+json dry_run_doc(const TunePlan& plan) {
+  const TunedTable before = TunedTable::load_or_empty(plan.path, tuned_impl_names());
+  json points = json::array();
+  size_t candidates = 0;
+  for (const auto& [index, pt] : plan.mine) {
+    const auto ch = fused_moe::select_config(pt.problem, plan.dev, &before);
+    std::string text = fmt::format("{} M={} {}: {} candidate(s); now {} ({})\n", pt.model->name, pt.problem.tokens,
+                                   o.dtype, pt.candidates.size(), ch.cfg.to_string(), ch.source);
+    for (size_t i = 0; i < pt.candidates.size(); ++i) text += fmt::format("  [{}] {}\n", i, pt.candidates[i].to_string());
+    points.push_back({{"index", index}, {"text", text}});
+    candidates += pt.candidates.size();
   }
+  return {{"points", points}, {"candidates", candidates}};
+}
 
+// The header line of a dry run over `points` of the plan's points_total.
+std::string dry_run_header(const TunePlan& plan, size_t points, size_t candidates, const std::string& shard_text) {
+  return fmt::format(
+      "tune --dry-run: {} point(s){}, {} candidate(s), cu_num {}, device '{}'{}, table {} ({} rows)\n",
+      shard_text.empty() ? fmt::format("{}", points) : fmt::format("{} of {}", points, plan.points_total),
+      shard_text.empty() ? "" : " (shard " + shard_text + ")", candidates, plan.dev.sm_count, plan.dev.name,
+      plan.have_gpu ? ""
+      : o.cu_num > 0 ? " (no GPU: assumed; --cu-num, --device-name, --wgmma)"
+                     : " (no GPU: cu_num is the default, --cu-num sets it; --device-name, --wgmma)",
+      plan.path, plan.table_rows);
+}
+
+// Tunes this shard's points on the GPU: each point's fastest passing candidate
+// becomes a row, upserted at once (update_tuned_file, under the table's lock:
+// other shards write the same file). The outcome per point.
+json measure_points(const TunePlan& plan, const std::string& tag) {
+  json points = json::array();
+  int written = 0, no_pass = 0;
+  bool interrupted = false;
 #if MOE_HAVE_GPU
-  fmt::print(stderr, "tune: {} point(s), {} candidate(s) on {} (cu_num {}); rows go to {}\n", points.size(), total,
-             dev.name, dev.sm_count, path);
+  const auto& dev = plan.dev;
+  const auto& path = plan.path;
+  const auto impls = tuned_impl_names();
+  const DType dt = parse_dtype(o.dtype);
+  size_t total = 0;
+  for (const auto& [index, pt] : plan.mine) total += pt.candidates.size();
+  fmt::print(stderr, "{}tune: {} point(s), {} candidate(s) on {} (cu_num {}); rows go to {}\n", tag, plan.mine.size(),
+             total, dev.name, dev.sm_count, path);
   g_interrupts = 0;
   auto old = std::signal(SIGINT, on_sigint);
   size_t done = 0;
-  int written = 0, no_pass = 0;
   const auto t0 = std::chrono::steady_clock::now();
   gpu::Stream stream;
-  for (const auto& pt : points) {
+  for (const auto& [index, pt] : plan.mine) {
     if (g_interrupts) break;
     InputSpec spec;
     spec.shape = {pt.problem.tokens, pt.problem.model_dim, pt.problem.inter_dim, pt.problem.experts, pt.problem.top_k};
@@ -248,13 +303,17 @@ int run_tune(const CommonOptions& c) {
       }
       ++done;
       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      fmt::print(stderr, "[{}/{}] {} M={} {}: {} (ETA {:.0f}s)\n", done, total, pt.model->name, M, cand.to_string(),
-                 verdict, el / double(done) * double(total - done));
+      fmt::print(stderr, "{}[{}/{}] {} M={} {}: {} (ETA {:.0f}s)\n", tag, done, total, pt.model->name, M,
+                 cand.to_string(), verdict, el / double(done) * double(total - done));
     }
     if (g_interrupts) break;  // a partly measured point is not written
+    json outcome{{"index", index}, {"model", pt.model->name}, {"M", M}, {"dtype", o.dtype}};
     if (!best) {
       ++no_pass;
-      fmt::print(stderr, "tune: {} M={}: no candidate passed the reference check; no row written\n", pt.model->name, M);
+      outcome["status"] = "no_pass";
+      points.push_back(outcome);
+      fmt::print(stderr, "{}tune: {} M={}: no candidate passed the reference check; no row written\n", tag,
+                 pt.model->name, M);
       continue;
     }
     // Keyed by this GPU's name too (device column): an H100 and an H200 both have 132 SMs.
@@ -263,19 +322,95 @@ int run_tune(const CommonOptions& c) {
     row.err = best_m.err;
     update_tuned_file(path, row, impls);
     ++written;
-    fmt::print("tune: {} M={} {}: {} {:.2f} us -> {}\n", pt.model->name, M, o.dtype, best->to_string(), best_m.us, path);
+    outcome["status"] = "written";
+    outcome["config"] = best->to_string();
+    outcome["us"] = best_m.us;
+    points.push_back(outcome);
+    fmt::print("{}tune: {} M={} {}: {} {:.2f} us -> {}\n", tag, pt.model->name, M, o.dtype, best->to_string(),
+               best_m.us, path);
   }
   std::signal(SIGINT, old);
-  if (g_interrupts) {
+  interrupted = g_interrupts > 0;
+#else
+  (void)plan;
+  (void)tag;
+#endif
+  return {{"points", points}, {"written", written}, {"no_pass", no_pass}, {"interrupted", interrupted}};
+}
+
+// This process's part: its points, listed (--dry-run) or tuned.
+json tune_shard(const CommonOptions& c, const MpiWorld& world, const std::string& shard_text, const std::string& tag,
+                TunePlan& plan) {
+  shard_test_hooks(shard_text);
+  plan = plan_tune(c, world, shard_text.empty() ? Shard{} : parse_shard(shard_text));
+  return o.dry_run ? dry_run_doc(plan) : measure_points(plan, tag);
+}
+
+// Every point once, in the order of the full list.
+json merge_point_docs(const std::vector<RankReport>& all) {
+  std::vector<json> points;
+  json merged{{"candidates", 0}, {"written", 0}, {"no_pass", 0}, {"interrupted", false}};
+  for (const auto& r : all) {
+    if (!r.ok()) continue;
+    for (const auto& p : r.doc["points"]) points.push_back(p);
+    for (const char* k : {"candidates", "written", "no_pass"})
+      if (r.doc.contains(k)) merged[k] = merged[k].get<size_t>() + r.doc[k].get<size_t>();
+    merged["interrupted"] = merged["interrupted"].get<bool>() || r.doc.value("interrupted", false);
+  }
+  std::sort(points.begin(), points.end(),
+            [](const json& a, const json& b) { return a["index"].get<size_t>() < b["index"].get<size_t>(); });
+  merged["points"] = points;
+  return merged;
+}
+
+// The end of a tune: the verdict line and the exit code (130 interrupted, 1 a
+// point without a passing candidate).
+int tune_verdict(const json& doc, const std::string& path) {
+  const int written = doc["written"].get<int>(), no_pass = doc["no_pass"].get<int>();
+  if (doc["interrupted"].get<bool>()) {
     fmt::print(stderr, "tune: interrupted; {} row(s) written, {} intact\n", written, path);
     return 130;
   }
   fmt::print("tune: {} row(s) written to {}{}\n", written, path,
              no_pass ? fmt::format(", {} point(s) without a passing candidate", no_pass) : "");
   return no_pass > 0 ? 1 : 0;
-#else
-  return 2;
-#endif
+}
+
+int run_tune(const CommonOptions& c) {
+  check_tune_options();
+  // Under mpirun every rank takes shard rank/size on GPU local_rank; each writes
+  // its rows into the one table (locked), rank 0 reports the whole run.
+  const MpiWorld world = mpi_world();
+  const std::string shard_text = world.launched() ? mpi_shard_for(world, o.shard) : o.shard;
+  if (!shard_text.empty()) parse_shard(shard_text);  // bad syntax: exit 2 before any work
+  const std::string tag = world.launched() ? fmt::format("[rank {}/{}] ", world.rank, world.size) : "";
+  TunePlan plan;
+  if (!world.launched()) {
+    const json doc = tune_shard(c, world, shard_text, tag, plan);
+    if (!o.dry_run) return tune_verdict(doc, plan.path);
+    fmt::print("{}", dry_run_header(plan, plan.mine.size(), doc["candidates"].get<size_t>(), shard_text));
+    for (const auto& p : doc["points"]) fmt::print("{}", p["text"].get<std::string>());
+    return 0;
+  }
+  // The rows are this rank's results, already in the table when it reaches the
+  // exchange: no rank file.
+  const RankRun run = run_rank(world, o.dry_run ? "the exchange of tune --dry-run listings" : "the exchange of tune outcomes",
+                               "", [&] { return tune_shard(c, world, shard_text, tag, plan); });
+  if (world.rank != 0) {
+    finish_ranks(run, "");
+    return o.dry_run ? 0 : tune_verdict(run.mine.doc, plan.path);
+  }
+  const json merged = merge_point_docs(run.all);
+  int rc = 0;
+  if (o.dry_run) {
+    // The listing of the whole run, as one process prints it.
+    if (run.mine.ok()) fmt::print("{}", dry_run_header(plan, plan.points_total, plan.candidates_total, ""));
+    for (const auto& p : merged["points"]) fmt::print("{}", p["text"].get<std::string>());
+  } else if (run.mine.ok()) {
+    rc = tune_verdict(merged, plan.path);
+  }
+  finish_ranks(run, plan.path);
+  return rc;
 }
 
 }  // namespace
@@ -286,6 +421,9 @@ void register_tune(CLI::App& app, std::vector<Command>& out) {
       "Benchmark the fused MoE tile configs on this GPU, check each against the CPU reference, write the fastest "
       "passing one per (model, M, dtype) into the tuned-config CSV (one row at a time, atomically), keyed by this "
       "GPU's SM/CU count and name (cu_num, device)");
+  sub->add_option("--shard", o.shard,
+                  "Only points with index % n == i of the (model, M) list, as i/n; shards write their rows into the "
+                  "same table (locked); under mpirun each rank takes rank/size on GPU local_rank and rank 0 reports");
   sub->add_option("--model", o.models,
                   "Models of configs/model_configs.json (repeatable; default: its sweeps.layer.models)");
   sub->add_option("--tokens,-M", o.tokens, "Token counts M (repeatable; default: sweeps.layer.M of the model configs)");

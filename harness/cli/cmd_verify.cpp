@@ -105,20 +105,11 @@ bool where_selects(const std::map<std::string, std::set<std::string>>& w, const 
   return true;
 }
 
-int run_verify(const CommonOptions& c) {
-  // Input errors come before any work and before any notice is printed.
-  for (const auto& k : o.kernels) {
-    const auto& fams = kernel_families();
-    MOE_REQUIRE(std::any_of(fams.begin(), fams.end(), [&](const KernelFamily& f) { return f.name == k; }),
-                utf8_sanitized(fmt::format("unknown kernel '{}' (see moe-harness list)", k)));
-  }
-  if (!o.json.empty()) check_output_target(o.json);
-  // Under mpirun every rank takes shard rank/size on GPU local_rank; rank 0 merges.
-  const MpiWorld world = mpi_world();
-  const std::string shard_text = world.launched() ? mpi_shard_for(world, o.shard) : o.shard;
+// This process's share of the cases, run; the results document.
+nlohmann::json run_cases(const CommonOptions& c, const MpiWorld& world, const std::string& shard_text,
+                         const std::map<std::string, std::set<std::string>>& where, const std::string& tag) {
+  shard_test_hooks(shard_text);
   const Shard shard = shard_text.empty() ? Shard{} : parse_shard(shard_text);
-  const std::string tag = world.launched() ? fmt::format("[rank {}/{}] ", world.rank, world.size) : "";
-  const auto where = parse_where(o.where);
   const OpenTunedConfig tuned_config = open_tuned_config(o.tuned_config);
   const nlohmann::json& tuned = tuned_config.summary;
   VerifyOptions vo;
@@ -245,24 +236,52 @@ int run_verify(const CommonOptions& c) {
                     {"tuned_config", tuned.is_object() && tuned.contains("file") ? tuned["file"] : nlohmann::json(nullptr)},
                     {"data_dir", utf8_sanitized(vo.data_dir)},
                     {"allow_empty", o.allow_empty}};
+  return doc;
+}
+
+int run_verify(const CommonOptions& c) {
+  // Input errors come before any work and before any notice is printed.
+  for (const auto& k : o.kernels) {
+    const auto& fams = kernel_families();
+    MOE_REQUIRE(std::any_of(fams.begin(), fams.end(), [&](const KernelFamily& f) { return f.name == k; }),
+                utf8_sanitized(fmt::format("unknown kernel '{}' (see moe-harness list)", k)));
+  }
+  if (!o.json.empty()) check_output_target(o.json);
+  // Under mpirun every rank takes shard rank/size on GPU local_rank; rank 0 merges.
+  const MpiWorld world = mpi_world();
+  const std::string shard_text = world.launched() ? mpi_shard_for(world, o.shard) : o.shard;
+  if (!shard_text.empty()) parse_shard(shard_text);  // bad syntax: exit 2 before any work
+  const std::string tag = world.launched() ? fmt::format("[rank {}/{}] ", world.rank, world.size) : "";
+  const auto where = parse_where(o.where);
   if (world.launched()) {
-    // Every rank sends its document; rank 0 merges and writes the file.
-    const auto docs = mpi_gather_to_root(doc.dump());
-    fmt::print("{}verify: {} passed, {} failed, {} skipped\n", tag, passed, failed, skipped);
-    if (world.rank != 0) return failed > 0 ? 1 : 0;
-    std::vector<std::pair<std::string, nlohmann::json>> parts;
-    for (size_t r = 0; r < docs.size(); ++r) parts.emplace_back(fmt::format("rank {}", r), nlohmann::json::parse(docs[r]));
-    nlohmann::json merged = merge_verify_docs(parts);
-    merged["tuned_config"] = tuned;
-    merged["mpi"] = {{"ranks", world.size}};
+    // Every rank runs its share and sends its document (or its error); rank 0
+    // merges and writes the file. Each rank's own results go to its rank file first.
+    const RankRun run = run_rank(world, "the exchange of verify results",
+                                 o.json.empty() ? "" : rank_results_path(o.json, world.rank),
+                                 [&] { return run_cases(c, world, shard_text, where, tag); });
+    if (run.mine.ok()) {
+      const auto& s = run.mine.doc["summary"];
+      fmt::print("{}verify: {} passed, {} failed, {} skipped\n", tag, s["passed"].get<int>(), s["failed"].get<int>(),
+                 s["skipped"].get<int>());
+    }
+    if (world.rank != 0) {
+      finish_ranks(run, o.json);
+      return run.mine.doc["summary"]["failed"].get<int>() > 0 ? 1 : 0;
+    }
+    const nlohmann::json merged = merge_rank_reports(
+        run.all, [](const auto& parts, bool allow_partial) { return merge_verify_docs(parts, allow_partial); });
+    if (merged.is_null()) finish_ranks(run, o.json);  // no rank succeeded: throws, nothing written
     if (!o.json.empty())
       write_file_atomic(o.json, merged.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     fmt::print("verify: merged over {} ranks\n", world.size);
-    return print_verdict(merged["cases"], o.json, "");
+    const int verdict = print_verdict(merged["cases"], o.json, "");
+    finish_ranks(run, o.json);
+    return verdict;
   }
+  const nlohmann::json doc = run_cases(c, world, shard_text, where, tag);
   // Invalid UTF-8 that slipped into a string is replaced: it must not lose the run.
   if (!o.json.empty()) write_file_atomic(o.json, doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-  return print_verdict(results, o.json, "");
+  return print_verdict(doc["cases"], o.json, "");
 }
 
 }  // namespace
@@ -275,7 +294,8 @@ void register_verify(CLI::App& app, std::vector<Command>& out) {
   sub->add_option("--json", o.json, "Results file, written atomically ('' to skip)")->capture_default_str();
   sub->add_option("--shard", o.shard,
                   "Only cases with index % n == i, as i/n (merge shards with moe-harness merge); under mpirun each "
-                  "rank takes rank/size on GPU local_rank and rank 0 writes the merged --json");
+                  "rank takes rank/size on GPU local_rank, writes its own <json stem>.rank<r>.json, and rank 0 writes the merged "
+                  "--json (MOE_MPI_TIMEOUT_S: seconds a rank waits for the others, default 1800)");
   sub->add_option("--where", o.where,
                   "Only cases whose parameter KEY is one of the values, as KEY=V1[,V2...] (repeatable, all must hold; "
                   "e.g. --where M=1,16 --where routing=softmax; the keys are the params in the results JSON). "

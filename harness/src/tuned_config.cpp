@@ -335,9 +335,11 @@ json TunedTable::summary() const {
 }
 
 void update_tuned_file(const std::string& path, const TunedRow& row, const std::set<std::string>& impls) {
-  TunedTable t = TunedTable::load_or_empty(path, impls);
-  t.upsert(row, impls);
-  t.save(path);
+  update_file_locked(path, [&] {
+    TunedTable t = TunedTable::load_or_empty(path, impls);
+    t.upsert(row, impls);
+    t.save(path);
+  });
 }
 
 }  // namespace moe

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "kernels/fused_moe/fused_moe_config.hpp"
 #include "moe/error.hpp"
@@ -329,6 +330,45 @@ TEST_CASE("tuner rows: a tuner interrupted (SIGINT, SIGKILL) while writing never
       CHECK(config_from_row(r, p, dev, true, c) == "");
     }
   }
+}
+
+TEST_CASE("tuner rows: concurrent tuners upserting into one table keep every row (update_file_locked)") {
+  // Sharded tuners each write their own points' rows into the same CSV. An
+  // unlocked re-read/upsert/rename loses the rows another writer renamed in
+  // between; under the lock every row of every writer must be there.
+  tooling::TempDir dir;
+  const std::string path = dir.path("tuned.csv");
+  const DeviceLimits dev = h100(true);
+  const auto cands = tune_candidates(problem(64), dev);
+  constexpr int kWriters = 4, kRowsEach = 15;
+  std::vector<pid_t> pids;
+  for (int w = 0; w < kWriters; ++w) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      for (int i = 0; i < kRowsEach; ++i) {
+        TunedRow r = tuned_row(problem(1 + w * kRowsEach + i), 132, cands[static_cast<size_t>(i) % cands.size()]);
+        r.us = double(w);
+        try {
+          update_tuned_file(path, r, tuned_impls());
+        } catch (...) {
+          ::_exit(3);
+        }
+      }
+      ::_exit(0);
+    }
+    pids.push_back(pid);
+  }
+  for (const pid_t pid : pids) {
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    CHECK((WIFEXITED(st) && WEXITSTATUS(st) == 0));
+  }
+  const auto t = TunedTable::load(path, tuned_impls());
+  std::set<int64_t> tokens;
+  for (const auto& r : t.rows()) tokens.insert(r.key.token);
+  CHECK(t.rows().size() == size_t{kWriters * kRowsEach});
+  CHECK(tokens.size() == size_t{kWriters * kRowsEach});
 }
 
 TEST_CASE("tuned config: the committed configs/tuned_fmoe.csv parses with the tuner's impl names") {

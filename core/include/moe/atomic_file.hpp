@@ -32,4 +32,13 @@ void write_file_atomic(const std::string& path, std::string_view content);
 // `write` removes the temporary, leaves the target as it was and propagates.
 void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& write);
 
+// Runs `update` — a read-modify-write of `path` that replaces it with
+// write_file_atomic — holding an exclusive flock on the lock file
+// ".<name>.lock" beside it (created if missing, never removed: removing a lock
+// file races with its next user). Concurrent updaters of one file (sharded
+// tuners on one host, or on hosts sharing a filesystem that supports flock)
+// take turns, so none loses another's change; a killed updater's lock is
+// released with its process. moe::Error when the lock cannot be taken.
+void update_file_locked(const std::string& path, const std::function<void()>& update);
+
 }  // namespace moe

@@ -138,7 +138,9 @@ class TunedTable {
 };
 
 // For a tuner: re-reads `path` (missing = empty), upserts `row`, writes the file
-// atomically. A tuner killed at any point leaves the old or the new file.
+// atomically. A tuner killed at any point leaves the old or the new file. The
+// three steps hold the file's lock (update_file_locked), so tuners sharing one
+// table (tune --shard, tune under mpirun) never drop each other's rows.
 void update_tuned_file(const std::string& path, const TunedRow& row, const std::set<std::string>& impls);
 
 }  // namespace moe
