@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <regex>
 #include <set>
 #include <string>
@@ -169,7 +170,7 @@ bool matches_model(const std::string& name, const ModelConfig& m) {
   return comps.count(fmt::format("E:{}", m.experts)) && comps.count(fmt::format("k:{}", m.top_k));
 }
 
-std::string env_prefix(const MpiWorld& world) {
+std::string env_prefix(const MpiWorld& world, std::optional<int> device) {
   std::string env;
   env += "MOE_TUNED_CONFIG=" + shell_quote(o.tuned_config) + " ";  // '' = heuristic only
   // The benchmark points come from the model configs' sweeps (bench/bench_common.hpp).
@@ -178,14 +179,17 @@ std::string env_prefix(const MpiWorld& world) {
   if (o.flush_l2 == "on") env += "MOE_BENCH_FLUSH_L2=1 ";
   if (o.flush_l2 == "off") env += "MOE_BENCH_FLUSH_L2=0 ";
   if (o.no_ceilings) env += "MOE_BENCH_NO_CEILINGS=1 ";
+  // The executables pick their GPU from MOE_DEVICE: the rank's local GPU under mpirun, else
+  // --device when given (else the environment's MOE_DEVICE, else GPU 0).
   if (world.launched()) env += fmt::format("MOE_DEVICE={} ", world.local_rank);
+  else if (device) env += fmt::format("MOE_DEVICE={} ", *device);
   return env;
 }
 
 // This process's share of the benchmarks, run; the merged Google Benchmark
 // document (null for --list, which prints the selection instead). `failures`:
 // the executables that failed (exit 1), each with its exit code and last line.
-json run_benchmarks(const MpiWorld& world, const std::string& shard_text, const std::string& tag,
+json run_benchmarks(const MpiWorld& world, std::optional<int> device, const std::string& shard_text, const std::string& tag,
                     std::vector<std::string>& failures) {
   shard_test_hooks(shard_text);
   const Shard shard = shard_text.empty() ? Shard{} : parse_shard(shard_text);
@@ -236,7 +240,7 @@ json run_benchmarks(const MpiWorld& world, const std::string& shard_text, const 
     size_t index;  // global
   };
   std::vector<Item> all;
-  const std::string env = env_prefix(world);
+  const std::string env = env_prefix(world, device);
   for (size_t ei = 0; ei < exes.size(); ++ei) {
     const auto& e = exes[ei];
     if (!o.kernels.empty() && std::find(o.kernels.begin(), o.kernels.end(), e.family) == o.kernels.end()) continue;
@@ -350,8 +354,9 @@ json run_benchmarks(const MpiWorld& world, const std::string& shard_text, const 
   return doc;
 }
 
-int run_bench(const CommonOptions&) {
+int run_bench(const CommonOptions& c) {
   const MpiWorld world = mpi_world();
+  const std::optional<int> device = c.device_given ? std::optional<int>(c.device) : std::nullopt;
   const std::string shard_text = world.launched() ? mpi_shard_for(world, o.shard) : o.shard;
   if (!shard_text.empty()) parse_shard(shard_text);  // bad syntax: exit 2 before any work
   const std::string tag = world.launched() ? fmt::format("[rank {}/{}] ", world.rank, world.size) : "";
@@ -381,7 +386,7 @@ int run_bench(const CommonOptions&) {
     // merges and writes the file. Each rank's own results go to its rank file first.
     const RankRun run = run_rank(world, "the exchange of bench results",
                                  o.json_out.empty() ? "" : rank_results_path(o.json_out, world.rank),
-                                 [&] { return run_benchmarks(world, shard_text, tag, failures); });
+                                 [&] { return run_benchmarks(world, device, shard_text, tag, failures); });
     const int rc = failures.empty() ? 0 : 1;
     if (world.rank != 0) {
       finish_ranks(run, o.json_out);
@@ -400,7 +405,7 @@ int run_bench(const CommonOptions&) {
     finish_ranks(run, o.json_out);
     return rc;
   }
-  const json doc = run_benchmarks(world, shard_text, tag, failures);
+  const json doc = run_benchmarks(world, device, shard_text, tag, failures);
   if (doc.is_null()) return 0;  // --list
   if (!o.json_out.empty()) write_file_atomic(o.json_out, doc.dump(2) + "\n");
   print_done(doc, o.json_out);

@@ -63,7 +63,10 @@ OpenTunedConfig open_tuned_config(const std::string& path) {
 }
 
 void add_commands(CLI::App& app, CommonOptions& common, std::vector<Command>& out) {
-  app.add_option("--device", common.device, "GPU index")->check(CLI::TypeValidator<int>(""))->check(CLI::Range(0, 1023));
+  app.add_option("--device", common.device, "GPU index")
+      ->check(CLI::TypeValidator<int>(""))
+      ->check(CLI::Range(0, 1023))
+      ->each([&common](const std::string&) { common.device_given = true; });
   app.add_option("--data-dir", common.data_dir, "Folder with golden vectors (default: ./data, else the installed prefix's share/moe-harness/data, else the source tree's)");
   register_devices(app, out);
   register_list(app, out);

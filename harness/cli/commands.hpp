@@ -15,6 +15,7 @@ namespace moe::cli {
 
 struct CommonOptions {
   int device = 0;
+  bool device_given = false;  // --device on the command line (else a child's MOE_DEVICE passes through)
   std::string data_dir;  // empty: ./data if present, else the source tree's data/
 };
 

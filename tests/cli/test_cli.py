@@ -368,6 +368,16 @@ with tempfile.TemporaryDirectory() as tmp:
     check("bench --repetitions 0: Google Benchmark's single run, no aggregates",
           len(fd["benchmarks"]) == 4 and not any(b.get("run_type") == "aggregate" for b in fd["benchmarks"]),
           str(len(fd["benchmarks"])))
+    # --device N reaches the executables as MOE_DEVICE; without it the environment's MOE_DEVICE passes through.
+    rc, out, err = run(["--device", "3", "bench", "--bench-dir", fb, "--kernel", "fakeb", "--repetitions", "0",
+                        "--json", fj], cwd=tmp)
+    check("bench --device 3: the executables get MOE_DEVICE=3",
+          rc == 0 and json.load(open(fj))["contexts"]["fakeb"]["moe_device_index"] == "3", f"rc={rc} err={err[-1500:]!r}")
+    p = subprocess.run([EXE, "bench", "--bench-dir", fb, "--kernel", "fakeb", "--repetitions", "0", "--json", fj],
+                       cwd=tmp, capture_output=True, text=True, timeout=600, env=dict(os.environ, MOE_DEVICE="2"))
+    check("bench without --device: the environment's MOE_DEVICE=2 passes through",
+          p.returncode == 0 and json.load(open(fj))["contexts"]["fakeb"]["moe_device_index"] == "2",
+          f"rc={p.returncode} err={p.stderr[-1500:]!r}")
     expect_usage_error("bench --kernel nosuch", ["bench", "--bench-dir", fb, "--kernel", "nosuch"], "nosuch")
     expect_usage_error("bench --shard 3/3", ["bench", "--bench-dir", fb, "--shard", "3/3"], "shard")
     expect_usage_error("bench --flush-l2 maybe", ["bench", "--bench-dir", fb, "--flush-l2", "maybe"], "--flush-l2")
