@@ -41,6 +41,18 @@ __device__ __forceinline__ void wgmma_wait() {
 // visible to the async proxy that wgmma reads through.
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
+// OR of `pred` over the `threads` threads (a multiple of 32) that arrive at named
+// barrier `id` (1..15; 0 is __syncthreads'): one warpgroup's decision, made uniform.
+__device__ __forceinline__ bool barrier_or(uint32_t id, uint32_t threads, bool pred) {
+  uint32_t r;
+  asm volatile(
+      "{\n .reg .pred p, q;\n setp.ne.u32 p, %1, 0;\n bar.red.or.pred q, %2, %3, p;\n selp.u32 %0, 1, 0, q;\n}\n"
+      : "=r"(r)
+      : "r"(static_cast<uint32_t>(pred)), "r"(id), "r"(threads)
+      : "memory");
+  return r != 0;
+}
+
 // Moves registers between the warpgroups of a warp-specialized kernel: the
 // producer gives up registers (dec), the MMA warpgroups take them (inc). Every
 // warp of a warpgroup executes it; N is a multiple of 8 in [24, 256].

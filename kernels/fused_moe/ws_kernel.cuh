@@ -247,6 +247,19 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       acc[e] = Acc(0);
       if constexpr (Op::kPromote) tot[e] = 0.0f;
     }
+    // A slab whose 64 rows are all padding (an expert's last block holding <= 64 rows)
+    // issues no wgmma: the other warpgroup gets the tensor cores. It still takes every
+    // slot in turn and frees it, so the ring's phases stay those of the producer.
+    // (Each row is held by 4 threads of the warpgroup: the OR covers all 64.)
+    const bool slab_live = barrier_or(1 + slab, 128, ids[0] >= 0 || ids[1] >= 0);
+    if (!slab_live) {
+      for (int kk = 0; kk < w.nk; ++kk, ++slice) {
+        const int slot = static_cast<int>(slice % STAGES);
+        mbar_wait(&full[slot], (slice / STAGES) & 1);
+        if (lane == 0) mbar_arrive(&empty[slot]);
+      }
+      continue;  // no row to store
+    }
     for (int kk = 0; kk < w.nk; ++kk, ++slice) {
       const int slot = static_cast<int>(slice % STAGES);
       mbar_wait(&full[slot], (slice / STAGES) & 1);
