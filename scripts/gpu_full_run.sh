@@ -10,6 +10,8 @@
 #               every warp-specialized kernel (UTMALDG, HGMMA/QGMMA/IGMMA) through cuobjdump
 #     ncu       (only when named) scripts/ncu_layer.py: duration, DRAM and SM throughput, achieved TFLOP/s of the
 #               layer's GEMM stages under Nsight Compute (NCU_ARGS, e.g. "--M 16,4096 --layers bf16")
+#     multigpu  (only when named; a host of several GPUs) scripts/multi_gpu.py --compare-single of
+#               verify, the layer bench and a small tune: shards one GPU each against one process
 #     big       the big fused_moe cases (M = 1024/4096 subsets, DeepSeek-V3 M = 40000)
 #     sanitize  compute-sanitizer memcheck / racecheck on small subsets (align, routing, fused_moe)
 #     q8        tests/fused_moe_q8/device_run.sh (tests, memcheck, verify --quick, big cases; Q8_STEPS to choose)
@@ -96,6 +98,18 @@ if has ncu; then
   timeout "${NCU_TIMEOUT:-540}" python3 scripts/ncu_layer.py --build "$build" --out "$run_dir/ncu" ${NCU_ARGS:-} \
     > "$run_dir/ncu.log" 2>&1 || status=1
   grep '^ncu_layer' "$run_dir/ncu.log" | tail -n 14 | tee -a "$run_dir/steps.log"
+fi
+
+if has multigpu; then
+  step "multigpu: sharded verify, bench and tune over the host's GPUs against one process (scripts/multi_gpu.py)"
+  for job in "verify" "bench --kernel fused_moe --filter BM_fused_moe_layer/" \
+             "tune --model mixtral_8x7b -M 16 -M 1024 --split-k 1 --persistent off"; do
+    name=${job%% *}
+    # shellcheck disable=SC2086
+    timeout 590 python3 scripts/multi_gpu.py --harness "$H" --compare-single --out "$run_dir/multigpu-$name" \
+      $name ${job#"$name"} > "$run_dir/multigpu-$name.log" 2>&1 || status=1
+    tail -n 3 "$run_dir/multigpu-$name.log" | tee -a "$run_dir/steps.log"
+  done
 fi
 
 if has big; then
