@@ -14,17 +14,14 @@ import sys
 import tempfile
 import time
 
+from checks import check, finish
+
 EXE = os.path.abspath(sys.argv[1])
-results = []  # (name, ok, detail)
 
 
 def run(args, cwd=None, timeout=600):
     p = subprocess.run([EXE] + args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
-
-
-def check(name, cond, detail=""):
-    results.append((name, bool(cond), detail))
 
 
 def err_lines(stderr):
@@ -604,10 +601,4 @@ with tempfile.TemporaryDirectory() as otmp:
     check("report: no temporaries left",
           not [n for n in os.listdir(otmp) if ".tmp." in n], str(os.listdir(otmp)))
 
-failed = [r for r in results if not r[1]]
-for i, (name, ok, detail) in enumerate(results, 1):
-    print(f"{'ok' if ok else 'not ok'} {i} - {name}")
-    if not ok:
-        print("   " + detail.replace("\n", "\n   "))
-print(f"cli: {len(results) - len(failed)} passed, {len(failed)} failed")
-sys.exit(1 if failed else 0)
+finish("cli")

@@ -17,16 +17,13 @@ import sys
 import tempfile
 import time
 
+from checks import check, finish
+
 EXE = os.path.abspath(sys.argv[1])
 MPIRUN = sys.argv[2]
 HERE = os.path.dirname(os.path.abspath(__file__))
 MPI = [MPIRUN, "-np", "2", "--oversubscribe", "--allow-run-as-root"]
 env = dict(os.environ, OMPI_MCA_plm_rsh_agent="", PRTE_MCA_plm_ssh_agent="")
-results = []
-
-
-def check(name, cond, detail=""):
-    results.append((name, bool(cond), detail))
 
 
 def run(cmd, cwd, extra_env=None, timeout=600):
@@ -136,10 +133,4 @@ with tempfile.TemporaryDirectory() as tmp:
           and bmerged.get("mpi", {}).get("failed", [{}])[0].get("rank") == 1 and bmerged.get("benchmarks"),
           f"{rc}\n{e2[-2000:]}")
 
-failed = [r for r in results if not r[1]]
-for i, (name, ok, detail) in enumerate(results, 1):
-    print(f"{'ok' if ok else 'not ok'} {i} - {name}")
-    if not ok:
-        print("   " + detail.replace("\n", "\n   "))
-print(f"mpi: {len(results) - len(failed)} passed, {len(failed)} failed")
-sys.exit(1 if failed else 0)
+finish("mpi")

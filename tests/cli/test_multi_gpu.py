@@ -15,15 +15,12 @@ import sys
 import tempfile
 import time
 
+from checks import check, finish
+
 EXE = os.path.abspath(sys.argv[1])
 MPIRUN = sys.argv[2] if len(sys.argv) > 2 else ""
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "multi_gpu.py")
 env = dict(os.environ, OMPI_MCA_plm_rsh_agent="", PRTE_MCA_plm_ssh_agent="")
-results = []
-
-
-def check(name, cond, detail=""):
-    results.append((name, bool(cond), detail))
 
 
 def launch(args, extra_env=None, timeout=60):
@@ -94,10 +91,4 @@ with tempfile.TemporaryDirectory() as tmp:
               rc == 0 and summary(out)["comparison"]["same"] and os.path.exists(os.path.join(out, "merged.rank1.json")),
               text)
 
-failed = [r for r in results if not r[1]]
-for i, (name, ok, detail) in enumerate(results, 1):
-    print(f"{'ok' if ok else 'not ok'} {i} - {name}")
-    if not ok:
-        print("   " + detail.replace("\n", "\n   "))
-print(f"multi_gpu: {len(results) - len(failed)} passed, {len(failed)} failed")
-sys.exit(1 if failed else 0)
+finish("multi_gpu")

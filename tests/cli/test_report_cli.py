@@ -14,19 +14,16 @@ import subprocess
 import sys
 import tempfile
 
+from checks import check, finish
+
 EXE = os.path.abspath(sys.argv[1])
 DATA = "tests/tooling/data"
 H200 = "reports/h200-b8c48d9"
-results = []
 
 
 def run(args):
     p = subprocess.run([EXE] + args, capture_output=True, text=True, timeout=300)
     return p.returncode, p.stdout, p.stderr
-
-
-def check(name, cond, detail=""):
-    results.append((name, bool(cond), detail))
 
 
 def expect_usage_error(name, args, must_mention):
@@ -83,10 +80,4 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out, err = run(["report", "--help"])
     check("report --help lists --baseline", rc == 0 and "--baseline" in out, out)
 
-failed = [r for r in results if not r[1]]
-for i, (name, ok, detail) in enumerate(results, 1):
-    print(f"{'ok' if ok else 'not ok'} {i} - {name}")
-    if not ok:
-        print("   " + detail.replace("\n", "\n   "))
-print(f"cli_report: {len(results) - len(failed)} passed, {len(failed)} failed")
-sys.exit(1 if failed else 0)
+finish("cli_report")

@@ -18,12 +18,9 @@ import subprocess
 import sys
 import tempfile
 
+from checks import check, finish
+
 EXE = os.path.abspath(sys.argv[1])
-results = []  # (name, ok, detail)
-
-
-def check(name, cond, detail=""):
-    results.append((name, bool(cond), detail))
 
 
 def run(args, timeout=600):
@@ -419,12 +416,7 @@ def main():
         check("run with no kernel: the list on stdout", all(k in out for k in ("fused_moe_q8", "quantize", "sigmoid_top1")), out)
         check("run with no kernel: one line on stderr", len(err_lines(err)) == 1, err)
 
-    failed = [r for r in results if not r[1]]
-    for name, ok, detail in results:
-        print(("ok   " if ok else "FAIL ") + name + ("" if ok else f"\n     {detail[:2000]}"))
-    print(f"{len(results) - len(failed)} of {len(results)} checks passed")
-    return 1 if failed else 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    finish("cli_run")

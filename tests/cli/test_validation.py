@@ -15,18 +15,15 @@ import subprocess
 import sys
 import tempfile
 
+from checks import check, finish
+
 EXE = os.path.abspath(sys.argv[1])
-results = []  # (name, ok, detail)
 
 
 def run(args, cwd=None, timeout=120):
     """Exit code, stdout and stderr as bytes (a message must be valid UTF-8: checked, not assumed)."""
     p = subprocess.run([EXE] + args, cwd=cwd, capture_output=True, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
-
-
-def check(name, cond, detail=""):
-    results.append((name, bool(cond), detail))
 
 
 def utf8(b):
@@ -228,10 +225,4 @@ with tempfile.TemporaryDirectory() as tmp:
           all(isinstance(opts.get(k), str) and opts.get(k) for k in ("model_configs", "tuned_config", "data_dir")),
           json.dumps(opts))
 
-failed = [r for r in results if not r[1]]
-for i, (name, ok, detail) in enumerate(results, 1):
-    print(f"{'ok' if ok else 'not ok'} {i} - {name}")
-    if not ok:
-        print("   " + detail.replace("\n", "\n   "))
-print(f"cli_validation: {len(results) - len(failed)} passed, {len(failed)} failed")
-sys.exit(1 if failed else 0)
+finish("cli_validation")
