@@ -12,8 +12,9 @@
 //     sorted_token_ids with 16-byte cp.async into the same swizzled layout; the
 //     slot's full barrier completes when the TMA bytes have landed and every
 //     producer thread's copies have (cp.async.mbarrier.arrive).
-//   warpgroups 1..block_m/64 (MMA, the other registers: 224 each at block_m 128): warpgroup c multiplies rows
-//     64(c-1).. of the tile with all block_n columns (fp32 or int32 accumulators),
+//   warpgroups 1..block_m/64 (MMA, the other registers: 224 each at block_m 128):
+//     warpgroup c multiplies rows 64(c-1).. of the tile with all block_n columns
+//     (fp32 or int32 accumulators), skipping the MMAs where all 64 rows are padding,
 //     frees each slot once the next slice's MMAs are issued (wgmma wait 1; lane 0
 //     of each warp arrives on the slot's empty barrier), then runs the epilogue
 //     while the producer already fills the ring for the next tile.
@@ -72,8 +73,8 @@ struct WsTile {
   static_assert(BN == 128 || BN == 256, "wgmma_ws: block_n 128 or 256 (one m64nN wgmma per slab)");
   static_assert(STAGES >= 2, "wgmma_ws: at least two slots");
   // setmaxnreg moves registers within the block's allocation at launch (65536 per SM,
-  // one block, in steps of 8 per thread). The producer keeps 48: at 40 ptxas spills
-  // 10 of its row offsets in the bf16 tiles. The MMA warpgroups share the rest.
+  // one block, in steps of 8 per thread). The producer keeps 48 (at 40 ptxas spilled
+  // 40 bytes of its row offsets in the bf16 tiles); the MMA warpgroups share the rest.
   static constexpr int kLaunchRegs = (65536 / kThreads) / 8 * 8 < 248 ? (65536 / kThreads) / 8 * 8 : 248;
   static constexpr int kProducerRegs = 48;
   static constexpr int kMmaRegsFit = (kLaunchRegs * kThreads / 128 - kProducerRegs) / kMmaGroups / 8 * 8;
