@@ -29,6 +29,8 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -61,7 +63,6 @@ struct Opts {
   bool no_ceilings = false;
   double min_time = 0;
 };
-Opts o;
 
 std::string shell_quote(const std::string& s) {
   std::string q = "'";
@@ -108,7 +109,7 @@ std::vector<BenchExe> executables_in(const fs::path& dir) {
 // Where the executables are: --bench-dir, $MOE_BENCH_DIR, else beside this
 // binary (<build>/harness/cli -> <build>/bench) or installed
 // (<prefix>/bin -> <prefix>/libexec/moe-harness).
-std::vector<fs::path> bench_dir_candidates(bool& explicit_dir) {
+std::vector<fs::path> bench_dir_candidates(const Opts& o, bool& explicit_dir) {
   explicit_dir = true;
   if (!o.bench_dir.empty()) return {o.bench_dir};
   if (const char* e = std::getenv("MOE_BENCH_DIR"); e && *e) return {e};
@@ -170,9 +171,10 @@ bool matches_model(const std::string& name, const ModelConfig& m) {
   return comps.count(fmt::format("E:{}", m.experts)) && comps.count(fmt::format("k:{}", m.top_k));
 }
 
-std::string env_prefix(const MpiWorld& world, std::optional<int> device) {
+// tuned_file: the table the executables read ('' = heuristic only).
+std::string env_prefix(const Opts& o, const std::string& tuned_file, const MpiWorld& world, std::optional<int> device) {
   std::string env;
-  env += "MOE_TUNED_CONFIG=" + shell_quote(o.tuned_config) + " ";  // '' = heuristic only
+  env += "MOE_TUNED_CONFIG=" + shell_quote(tuned_file) + " ";
   // The benchmark points come from the model configs' sweeps (bench/bench_common.hpp).
   const std::string mc = o.model_configs.empty() ? find_config_file("model_configs.json", MOE_SOURCE_DIR) : o.model_configs;
   env += "MOE_MODEL_CONFIGS=" + shell_quote(fs::absolute(mc).string()) + " ";
@@ -189,14 +191,14 @@ std::string env_prefix(const MpiWorld& world, std::optional<int> device) {
 // This process's share of the benchmarks, run; the merged Google Benchmark
 // document (null for --list, which prints the selection instead). `failures`:
 // the executables that failed (exit 1), each with its exit code and last line.
-json run_benchmarks(const MpiWorld& world, std::optional<int> device, const std::string& shard_text, const std::string& tag,
+json run_benchmarks(const Opts& o, const MpiWorld& world, std::optional<int> device, const std::string& shard_text, const std::string& tag,
                     std::vector<std::string>& failures) {
   shard_test_hooks(shard_text);
   const Shard shard = shard_text.empty() ? Shard{} : parse_shard(shard_text);
   // The tuned table: validated here (bad file = exit 2), passed on by path.
   const json tuned = open_tuned_config(o.tuned_config).summary;
-  o.tuned_config = tuned["file"].get<std::string>();
-  if (!fs::exists(o.tuned_config)) o.tuned_config.clear();  // default file absent: heuristic only
+  std::string tuned_file = tuned["file"].get<std::string>();
+  if (!fs::exists(tuned_file)) tuned_file.clear();  // default file absent: heuristic only
 
   std::vector<ModelConfig> models;
   if (!o.models.empty()) {
@@ -207,7 +209,7 @@ json run_benchmarks(const MpiWorld& world, std::optional<int> device, const std:
 
   // 1. the executables
   bool explicit_dir = false;
-  const auto dirs = bench_dir_candidates(explicit_dir);
+  const auto dirs = bench_dir_candidates(o, explicit_dir);
   if (!explicit_dir && std::string(gpu_backend()) == "none")
     throw InputError("bench: this moe-harness was built without a GPU backend (-Dgpu=none); the benchmarks need a "
                      "-Dgpu=cuda or -Dgpu=hip build");
@@ -240,7 +242,7 @@ json run_benchmarks(const MpiWorld& world, std::optional<int> device, const std:
     size_t index;  // global
   };
   std::vector<Item> all;
-  const std::string env = env_prefix(world, device);
+  const std::string env = env_prefix(o, tuned_file, world, device);
   for (size_t ei = 0; ei < exes.size(); ++ei) {
     const auto& e = exes[ei];
     if (!o.kernels.empty() && std::find(o.kernels.begin(), o.kernels.end(), e.family) == o.kernels.end()) continue;
@@ -354,7 +356,7 @@ json run_benchmarks(const MpiWorld& world, std::optional<int> device, const std:
   return doc;
 }
 
-int run_bench(const CommonOptions& c) {
+int run_bench(const CommonOptions& c, const Opts& o) {
   const MpiWorld world = mpi_world();
   const std::optional<int> device = c.device_given ? std::optional<int>(c.device) : std::nullopt;
   const std::string shard_text = world.launched() ? mpi_shard_for(world, o.shard) : o.shard;
@@ -386,7 +388,7 @@ int run_bench(const CommonOptions& c) {
     // merges and writes the file. Each rank's own results go to its rank file first.
     const RankRun run = run_rank(world, "the exchange of bench results",
                                  o.json_out.empty() ? "" : rank_results_path(o.json_out, world.rank),
-                                 [&] { return run_benchmarks(world, device, shard_text, tag, failures); });
+                                 [&] { return run_benchmarks(o, world, device, shard_text, tag, failures); });
     const int rc = failures.empty() ? 0 : 1;
     if (world.rank != 0) {
       finish_ranks(run, o.json_out);
@@ -405,7 +407,7 @@ int run_bench(const CommonOptions& c) {
     finish_ranks(run, o.json_out);
     return rc;
   }
-  const json doc = run_benchmarks(world, device, shard_text, tag, failures);
+  const json doc = run_benchmarks(o, world, device, shard_text, tag, failures);
   if (doc.is_null()) return 0;  // --list
   if (!o.json_out.empty()) write_file_atomic(o.json_out, doc.dump(2) + "\n");
   print_done(doc, o.json_out);
@@ -415,16 +417,17 @@ int run_bench(const CommonOptions& c) {
 }  // namespace
 
 void register_bench(CLI::App& app, std::vector<Command>& out) {
+  auto o = std::make_shared<Opts>();  // bound by CLI11, owned by the command
   auto* sub = app.add_subcommand(
       "bench",
       "Run the Google Benchmark executables (bench_<family>, every kernel family and the full fused MoE layer) and "
       "merge their JSON into one file; needs a GPU build with Google Benchmark");
-  sub->add_option("--kernel", o.kernels, "Only these families (bench_<family> executables; repeatable)");
-  sub->add_option("--model", o.models,
+  sub->add_option("--kernel", o->kernels, "Only these families (bench_<family> executables; repeatable)");
+  sub->add_option("--model", o->models,
                   "Only benchmarks of these models (configs/model_configs.json names; matched in the benchmark name, "
                   "or as E:<experts> and k:<top_k> arguments; repeatable)");
-  sub->add_option("--filter", o.filter, "Google Benchmark --benchmark_filter regular expression");
-  sub->add_option("--repetitions", o.repetitions,
+  sub->add_option("--filter", o->filter, "Google Benchmark --benchmark_filter regular expression");
+  sub->add_option("--repetitions", o->repetitions,
                   fmt::format("--benchmark_repetitions: runs of each benchmark; the JSON keeps every run and Google "
                               "Benchmark's mean, median and stddev aggregates (0 or 1: one run, no aggregates). "
                               "compare's U test needs {} or more in both runs to flag a change at its default alpha "
@@ -432,27 +435,27 @@ void register_bench(CLI::App& app, std::vector<Command>& out) {
                               rank_test_min_repetitions(CompareOptions{}.alpha)))
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  sub->add_option("--min-time", o.min_time, "--benchmark_min_time in seconds, for benchmarks without fixed iterations");
-  sub->add_option("--flush-l2", o.flush_l2,
+  sub->add_option("--min-time", o->min_time, "--benchmark_min_time in seconds, for benchmarks without fixed iterations");
+  sub->add_option("--flush-l2", o->flush_l2,
                   "Evict L2 before each timed replay: on, off, or default (each benchmark's own choice); sets "
                   "MOE_BENCH_FLUSH_L2 for bench_common")
       ->capture_default_str();
-  sub->add_option("--json", o.json_out,
+  sub->add_option("--json", o->json_out,
                   "Merged Google Benchmark JSON (read by report --bench, compare, merge), written atomically ('' to "
                   "skip)")
       ->capture_default_str();
-  sub->add_option("--shard", o.shard,
+  sub->add_option("--shard", o->shard,
                   "Only benchmarks with index % n == i in the full list, as i/n (merge shards with moe-harness merge); "
                   "under mpirun each rank takes rank/size on GPU local_rank, writes its own <json stem>.rank<r>.json, and rank 0 "
                   "writes the merged --json (MOE_MPI_TIMEOUT_S: seconds a rank waits for the others, default 1800)");
-  add_tuned_config_option(sub, o.tuned_config);
-  sub->add_option("--bench-dir", o.bench_dir,
+  add_tuned_config_option(sub, o->tuned_config);
+  sub->add_option("--bench-dir", o->bench_dir,
                   "Folder of the bench_* executables (default: $MOE_BENCH_DIR, else <build>/bench beside this binary, "
                   "else <prefix>/libexec/moe-harness)");
-  sub->add_option("--model-configs", o.model_configs, "Model configs for --model (default: configs/model_configs.json)");
-  sub->add_flag("--no-ceilings", o.no_ceilings, "Skip measuring the device ceilings (% of roofline counters are 0)");
-  sub->add_flag("--list", o.list_only, "Only list the selected benchmarks (index, family, name)");
-  out.push_back({sub, run_bench});
+  sub->add_option("--model-configs", o->model_configs, "Model configs for --model (default: configs/model_configs.json)");
+  sub->add_flag("--no-ceilings", o->no_ceilings, "Skip measuring the device ceilings (% of roofline counters are 0)");
+  sub->add_flag("--list", o->list_only, "Only list the selected benchmarks (index, family, name)");
+  out.push_back({sub, [o](const CommonOptions& c) { return run_bench(c, *o); }});
 }
 
 }  // namespace moe::cli

@@ -1,6 +1,8 @@
 // moe-harness compare A.json B.json: regressions and speedups of B against A
 // (Google Benchmark JSON): a U test over the repetitions plus a minimum
 // effect, geometric means of the time ratios. Exit 1 on a regression.
+#include <memory>
+
 #include <fmt/format.h>
 
 #include "commands.hpp"
@@ -17,13 +19,12 @@ struct Opts {
   CompareOptions cmp;
   bool force = false;
 };
-Opts o;
 
 std::string file_label(const std::string& path, const BenchDevice& d) {
   return fmt::format("{} (device: {})", path, d.name.empty() ? "not recorded" : d.name);
 }
 
-int run_compare(const CommonOptions&) {
+int run_compare(const CommonOptions&, const Opts& o) {
   if (!o.json.empty()) {
     check_output_target(o.json);
     check_output_not_input(o.json, {o.a, o.b});
@@ -51,6 +52,7 @@ int run_compare(const CommonOptions&) {
 }  // namespace
 
 void register_compare(CLI::App& app, std::vector<Command>& out) {
+  auto o = std::make_shared<Opts>();  // bound by CLI11, owned by the command
   const CompareOptions defaults;
   auto* sub = app.add_subcommand(
       "compare",
@@ -65,19 +67,19 @@ void register_compare(CLI::App& app, std::vector<Command>& out) {
           "input",
           defaults.alpha, rank_test_min_repetitions(defaults.alpha), rank_test_min_p(3, 3),
           rank_test_min_repetitions(defaults.alpha), kCeilingTolerance * 100));
-  sub->add_option("A", o.a, "Baseline JSON")->required()->check(CLI::ExistingFile);
-  sub->add_option("B", o.b, "New JSON")->required()->check(CLI::ExistingFile);
-  sub->add_option("--threshold", o.cmp.threshold_pct,
+  sub->add_option("A", o->a, "Baseline JSON")->required()->check(CLI::ExistingFile);
+  sub->add_option("B", o->b, "New JSON")->required()->check(CLI::ExistingFile);
+  sub->add_option("--threshold", o->cmp.threshold_pct,
                   "Minimum effect: smallest change of the median, in percent, that counts")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1000.0));
-  sub->add_option("--alpha", o.cmp.alpha, "Significance level of the two-sided U test (p must be below it)")
+  sub->add_option("--alpha", o->cmp.alpha, "Significance level of the two-sided U test (p must be below it)")
       ->capture_default_str()
       ->check(CLI::Range(1e-6, 0.5));
-  sub->add_flag("--force", o.force,
+  sub->add_flag("--force", o->force,
                 "Compare runs from different devices or ceilings anyway (the output starts with a WARNING line)");
-  sub->add_option("--json", o.json, "Also write the comparison as JSON (rows with p and verdict, geomean_ratio)");
-  out.push_back({sub, run_compare});
+  sub->add_option("--json", o->json, "Also write the comparison as JSON (rows with p and verdict, geomean_ratio)");
+  out.push_back({sub, [o](const CommonOptions& c) { return run_compare(c, *o); }});
 }
 
 }  // namespace moe::cli

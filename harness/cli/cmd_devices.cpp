@@ -1,3 +1,5 @@
+#include <memory>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -12,11 +14,12 @@ void register_devices(CLI::App& app, std::vector<Command>& out) {
     bool measure = true;
     std::string json;
   };
-  static Opts o;
+  auto opts = std::make_shared<Opts>();  // bound by CLI11, owned by the command
   auto* sub = app.add_subcommand("devices", "Backend, GPUs, SM/CU counts and measured ceilings");
-  sub->add_flag("!--no-measure", o.measure, "Skip the bandwidth and GEMM measurements");
-  sub->add_option("--json", o.json, "Also write the result as JSON to this file");
-  out.push_back({sub, [](const CommonOptions&) {
+  sub->add_flag("!--no-measure", opts->measure, "Skip the bandwidth and GEMM measurements");
+  sub->add_option("--json", opts->json, "Also write the result as JSON to this file");
+  out.push_back({sub, [opts](const CommonOptions&) {
+                   const Opts& o = *opts;
                    if (!o.json.empty()) check_output_target(o.json);
                    nlohmann::json doc{{"backend", gpu_backend()}, {"devices", nlohmann::json::array()}};
                    fmt::print("backend: {}\n", gpu_backend());

@@ -1,5 +1,7 @@
 // moe-harness merge: combine verify results of shards (verify --shard i/n), or
 // benchmark results of shards (bench --shard i/n), into one file.
+#include <memory>
+
 #include <fmt/format.h>
 
 #include "commands.hpp"
@@ -15,9 +17,8 @@ struct Opts {
   std::string out;
   bool allow_partial = false;
 };
-Opts o;
 
-int run_merge(const CommonOptions&) {
+int run_merge(const CommonOptions&, const Opts& o) {
   check_output_target(o.out);
   check_output_not_input(o.out, o.inputs);
   std::vector<std::pair<std::string, nlohmann::json>> docs;
@@ -51,11 +52,12 @@ int run_merge(const CommonOptions&) {
 }  // namespace
 
 void register_merge(CLI::App& app, std::vector<Command>& out) {
+  auto o = std::make_shared<Opts>();  // bound by CLI11, owned by the command
   auto* sub = app.add_subcommand("merge", "Merge verify results of shards (exit 1 if any case failed), or bench results of shards (bench --shard)");
-  sub->add_option("inputs", o.inputs, "Verify result files, or bench result files (one per shard)")->required()->check(CLI::ExistingFile);
-  sub->add_option("--out", o.out, "Merged results file (written atomically)")->required();
-  sub->add_flag("--allow-partial", o.allow_partial, "Merge even if some shards are missing");
-  out.push_back({sub, run_merge});
+  sub->add_option("inputs", o->inputs, "Verify result files, or bench result files (one per shard)")->required()->check(CLI::ExistingFile);
+  sub->add_option("--out", o->out, "Merged results file (written atomically)")->required();
+  sub->add_flag("--allow-partial", o->allow_partial, "Merge even if some shards are missing");
+  out.push_back({sub, [o](const CommonOptions& c) { return run_merge(c, *o); }});
 }
 
 }  // namespace moe::cli

@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <set>
 
+#include <memory>
+
 #include <fmt/format.h>
 
 #include "commands.hpp"
@@ -20,9 +22,8 @@ struct Opts {
   std::vector<std::string> verify, bench, baselines;
   std::string out, json_out, model_configs, tuned_config;
 };
-Opts o;
 
-int run_report(const CommonOptions&) {
+int run_report(const CommonOptions&, const Opts& o) {
   MOE_REQUIRE(!o.verify.empty() || !o.bench.empty(), "report: give at least one --verify or --bench file");
   MOE_REQUIRE(o.baselines.empty() || !o.bench.empty(), "report: --baseline needs --bench (ours to compare with)");
   // Both outputs are checked before anything is read or written: neither may
@@ -94,18 +95,19 @@ int run_report(const CommonOptions&) {
 }  // namespace
 
 void register_report(CLI::App& app, std::vector<Command>& out) {
+  auto o = std::make_shared<Opts>();  // bound by CLI11, owned by the command
   auto* sub = app.add_subcommand("report", "One self-contained HTML report (and JSON) from verify and benchmark results");
-  sub->add_option("--verify", o.verify, "Results of moe-harness verify (repeatable)")->check(CLI::ExistingFile);
-  sub->add_option("--bench", o.bench, "Google Benchmark JSON output (repeatable)")->check(CLI::ExistingFile);
-  sub->add_option("--baseline", o.baselines,
+  sub->add_option("--verify", o->verify, "Results of moe-harness verify (repeatable)")->check(CLI::ExistingFile);
+  sub->add_option("--bench", o->bench, "Google Benchmark JSON output (repeatable)")->check(CLI::ExistingFile);
+  sub->add_option("--baseline", o->baselines,
                   "NAME=FILE: another implementation's Google Benchmark JSON with our benchmark names, drawn beside "
                   "ours with a table of ours / baseline (repeatable; e.g. torch=FILE from bench/anchors/torch_moe_layer.py "
                   "--gbench-json)");
-  sub->add_option("--out", o.out, "HTML file to write, e.g. reports/h100.html")->required();
-  sub->add_option("--json-out", o.json_out, "The report's data as JSON (default: --out with .json)");
-  sub->add_option("--model-configs", o.model_configs, "Model configs (default: configs/model_configs.json)");
-  sub->add_option("--tuned-config", o.tuned_config, "Tuned-config table to summarise in the report");
-  out.push_back({sub, run_report});
+  sub->add_option("--out", o->out, "HTML file to write, e.g. reports/h100.html")->required();
+  sub->add_option("--json-out", o->json_out, "The report's data as JSON (default: --out with .json)");
+  sub->add_option("--model-configs", o->model_configs, "Model configs (default: configs/model_configs.json)");
+  sub->add_option("--tuned-config", o->tuned_config, "Tuned-config table to summarise in the report");
+  out.push_back({sub, [o](const CommonOptions& c) { return run_report(c, *o); }});
 }
 
 }  // namespace moe::cli

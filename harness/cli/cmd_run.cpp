@@ -26,6 +26,8 @@
 #include <map>
 #include <tuple>
 
+#include <memory>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
@@ -63,7 +65,6 @@ struct Opts {
   bool reference_only = false;
   bool list = false;
 };
-Opts o;
 
 std::pair<std::string, std::string> split_eq(const std::string& s, const char* flag) {
   const auto eq = s.find('=');
@@ -191,7 +192,7 @@ std::string margin_text(const CheckResult& r) {
   return s;
 }
 
-int run_run(const CommonOptions& c) {
+int run_run(const CommonOptions& c, const Opts& o) {
   const auto table = run_kernels();
   if (o.list) {
     print_kernel_list(table);
@@ -379,27 +380,28 @@ int run_run(const CommonOptions& c) {
 }  // namespace
 
 void register_run(CLI::App& app, std::vector<Command>& out) {
+  auto o = std::make_shared<Opts>();  // bound by CLI11, owned by the command
   auto* sub = app.add_subcommand("run", "Run one kernel on .npy inputs, write .npy outputs, check against the reference");
-  sub->add_option("kernel", o.kernel, "Kernel (see run --list)");
-  sub->add_option("--in", o.in,
+  sub->add_option("kernel", o->kernel, "Kernel (see run --list)");
+  sub->add_option("--in", o->in,
                   "Input tensor name=FILE.npy or name=FILE.safetensors:TENSOR (repeatable); .npy bf16 as '<u2' bit "
                   "patterns, fp8 e4m3 codes as '|u1', int8 as '|i1'");
-  sub->add_option("--experts", o.experts,
+  sub->add_option("--experts", o->experts,
                   "Checkpoint shards (FILE.safetensors[,FILE...]) whose layer --layer experts give w1 and w2 "
                   "(Mixtral block_sparse_moe.experts.N.w1/w3/w2 or DeepSeek/Qwen mlp.experts.N.gate/up/down_proj)")
       ->delimiter(',');
-  sub->add_option("--layer", o.layer, "Layer index for --experts")->check(CLI::NonNegativeNumber);
-  sub->add_option("--param", o.params, "Parameter name=value (repeatable)");
-  sub->add_option("--model", o.model, "Take the kernel's parameters from this model's config (see moe-harness list)");
-  sub->add_option("--model-configs", o.model_configs, "Model configs file (default: configs/model_configs.json)");
-  sub->add_option("--expect", o.expect, "Output name=FILE.npy to check against the reference (repeatable)");
-  sub->add_option("--out-dir", o.out_dir, "Folder for ref_*.npy, gpu_*.npy and run.json");
-  add_tuned_config_option(sub, o.tuned_config);
-  sub->add_flag("--cpu-only", o.cpu_only, "Do not run the GPU kernel");
-  sub->add_flag("--reference-only", o.reference_only,
+  sub->add_option("--layer", o->layer, "Layer index for --experts")->check(CLI::NonNegativeNumber);
+  sub->add_option("--param", o->params, "Parameter name=value (repeatable)");
+  sub->add_option("--model", o->model, "Take the kernel's parameters from this model's config (see moe-harness list)");
+  sub->add_option("--model-configs", o->model_configs, "Model configs file (default: configs/model_configs.json)");
+  sub->add_option("--expect", o->expect, "Output name=FILE.npy to check against the reference (repeatable)");
+  sub->add_option("--out-dir", o->out_dir, "Folder for ref_*.npy, gpu_*.npy and run.json");
+  add_tuned_config_option(sub, o->tuned_config);
+  sub->add_flag("--cpu-only", o->cpu_only, "Do not run the GPU kernel");
+  sub->add_flag("--reference-only", o->reference_only,
                 "Only write the reference outputs (no GPU kernel); exit 0 even when nothing is checked");
-  sub->add_flag("--list", o.list, "List the runnable kernels, their inputs and parameters");
-  out.push_back({sub, run_run});
+  sub->add_flag("--list", o->list, "List the runnable kernels, their inputs and parameters");
+  out.push_back({sub, [o](const CommonOptions& c) { return run_run(c, *o); }});
 }
 
 }  // namespace moe::cli

@@ -66,7 +66,6 @@ struct Opts {
   bool wgmma = false;
   std::string shard;  // "i/n": only points with index % n == i
 };
-Opts o;
 
 std::atomic<int> g_interrupts{0};
 extern "C" void on_sigint(int) {
@@ -89,7 +88,7 @@ struct Measured {
 };
 
 // Median per-launch time of the layer (stages + reduce; routing aligned once).
-double time_layer(const fused_moe::check::DeviceLayer& l, const fused_moe::check::DeviceAlign& a,
+double time_layer(const Opts& o, const fused_moe::check::DeviceLayer& l, const fused_moe::check::DeviceAlign& a,
                   const LayerConfig& cfg, hipStream_t s) {
   const auto wsb = fused_moe::workspace_bytes(l.problem, cfg);
   gpu::DeviceBuffer<uint16_t> inter(static_cast<size_t>(wsb.intermediate / 2));
@@ -127,7 +126,7 @@ struct TunePlan {
 };
 
 // Options that are wrong on every rank alike: exit 2 before any work.
-void check_tune_options() {
+void check_tune_options(const Opts& o) {
   MOE_REQUIRE(o.dtype == "bf16" || o.dtype == "fp16", fmt::format("--dtype must be bf16 or fp16, got '{}'", o.dtype));
   MOE_REQUIRE(o.persistent == "both" || o.persistent == "on" || o.persistent == "off",
               fmt::format("--persistent must be both, on or off, got '{}'", o.persistent));
@@ -135,7 +134,7 @@ void check_tune_options() {
   for (int s : o.split_k) MOE_REQUIRE(s >= 1 && s <= 64, fmt::format("--split-k: values must be in [1, 64], got {}", s));
 }
 
-TunePlan plan_tune(const CommonOptions& c, const MpiWorld& world, const Shard& shard) {
+TunePlan plan_tune(const CommonOptions& c, const Opts& o, const MpiWorld& world, const Shard& shard) {
   TunePlan plan;
   const DType dt = parse_dtype(o.dtype);
   MOE_REQUIRE(dt == DType::BF16 || dt == DType::F16, fmt::format("--dtype must be bf16 or fp16, got '{}'", o.dtype));
@@ -214,7 +213,7 @@ TunePlan plan_tune(const CommonOptions& c, const MpiWorld& world, const Shard& s
 
 // --dry-run: each point of this shard and its candidates as text, and the
 // header numbers; nothing measured.
-json dry_run_doc(const TunePlan& plan) {
+json dry_run_doc(const Opts& o, const TunePlan& plan) {
   const TunedTable before = TunedTable::load_or_empty(plan.path, tuned_impl_names());
   json points = json::array();
   size_t candidates = 0;
@@ -230,7 +229,7 @@ json dry_run_doc(const TunePlan& plan) {
 }
 
 // The header line of a dry run over `points` of the plan's points_total.
-std::string dry_run_header(const TunePlan& plan, size_t points, size_t candidates, const std::string& shard_text) {
+std::string dry_run_header(const Opts& o, const TunePlan& plan, size_t points, size_t candidates, const std::string& shard_text) {
   return fmt::format(
       "tune --dry-run: {} point(s){}, {} candidate(s), cu_num {}, device '{}'{}, table {} ({} rows)\n",
       shard_text.empty() ? fmt::format("{}", points) : fmt::format("{} of {}", points, plan.points_total),
@@ -244,7 +243,7 @@ std::string dry_run_header(const TunePlan& plan, size_t points, size_t candidate
 // Tunes this shard's points on the GPU: each point's fastest passing candidate
 // becomes a row, upserted at once (update_tuned_file, under the table's lock:
 // other shards write the same file). The outcome per point.
-json measure_points(const TunePlan& plan, const std::string& tag) {
+json measure_points(const Opts& o, const TunePlan& plan, const std::string& tag) {
   json points = json::array();
   int written = 0, no_pass = 0;
   bool interrupted = false;
@@ -290,7 +289,7 @@ json measure_points(const TunePlan& plan, const std::string& tag) {
         if (!cmp.passed()) {
           verdict = "REJECTED (differs from the reference): " + cmp.message();
         } else {
-          const double us = time_layer(l, a, cand, stream.get());
+          const double us = time_layer(o, l, a, cand, stream.get());
           verdict = fmt::format("{:.2f} us, rel_l2 {:.2e}", us, cmp.out.rel_l2);
           if (!best || us < best_m.us) {
             best = &cand;
@@ -339,11 +338,11 @@ json measure_points(const TunePlan& plan, const std::string& tag) {
 }
 
 // This process's part: its points, listed (--dry-run) or tuned.
-json tune_shard(const CommonOptions& c, const MpiWorld& world, const std::string& shard_text, const std::string& tag,
+json tune_shard(const CommonOptions& c, const Opts& o, const MpiWorld& world, const std::string& shard_text, const std::string& tag,
                 TunePlan& plan) {
   shard_test_hooks(shard_text);
-  plan = plan_tune(c, world, shard_text.empty() ? Shard{} : parse_shard(shard_text));
-  return o.dry_run ? dry_run_doc(plan) : measure_points(plan, tag);
+  plan = plan_tune(c, o, world, shard_text.empty() ? Shard{} : parse_shard(shard_text));
+  return o.dry_run ? dry_run_doc(o, plan) : measure_points(o, plan, tag);
 }
 
 // Every point once, in the order of the full list.
@@ -376,8 +375,8 @@ int tune_verdict(const json& doc, const std::string& path) {
   return no_pass > 0 ? 1 : 0;
 }
 
-int run_tune(const CommonOptions& c) {
-  check_tune_options();
+int run_tune(const CommonOptions& c, const Opts& o) {
+  check_tune_options(o);
   // Under mpirun every rank takes shard rank/size on GPU local_rank; each writes
   // its rows into the one table (locked), rank 0 reports the whole run.
   const MpiWorld world = mpi_world();
@@ -386,16 +385,16 @@ int run_tune(const CommonOptions& c) {
   const std::string tag = world.launched() ? fmt::format("[rank {}/{}] ", world.rank, world.size) : "";
   TunePlan plan;
   if (!world.launched()) {
-    const json doc = tune_shard(c, world, shard_text, tag, plan);
+    const json doc = tune_shard(c, o, world, shard_text, tag, plan);
     if (!o.dry_run) return tune_verdict(doc, plan.path);
-    fmt::print("{}", dry_run_header(plan, plan.mine.size(), doc["candidates"].get<size_t>(), shard_text));
+    fmt::print("{}", dry_run_header(o, plan, plan.mine.size(), doc["candidates"].get<size_t>(), shard_text));
     for (const auto& p : doc["points"]) fmt::print("{}", p["text"].get<std::string>());
     return 0;
   }
   // The rows are this rank's results, already in the table when it reaches the
   // exchange: no rank file.
   const RankRun run = run_rank(world, o.dry_run ? "the exchange of tune --dry-run listings" : "the exchange of tune outcomes",
-                               "", [&] { return tune_shard(c, world, shard_text, tag, plan); });
+                               "", [&] { return tune_shard(c, o, world, shard_text, tag, plan); });
   if (world.rank != 0) {
     finish_ranks(run, "");
     return o.dry_run ? 0 : tune_verdict(run.mine.doc, plan.path);
@@ -404,7 +403,7 @@ int run_tune(const CommonOptions& c) {
   int rc = 0;
   if (o.dry_run) {
     // The listing of the whole run, as one process prints it.
-    if (run.mine.ok()) fmt::print("{}", dry_run_header(plan, plan.points_total, plan.candidates_total, ""));
+    if (run.mine.ok()) fmt::print("{}", dry_run_header(o, plan, plan.points_total, plan.candidates_total, ""));
     for (const auto& p : merged["points"]) fmt::print("{}", p["text"].get<std::string>());
   } else if (run.mine.ok()) {
     rc = tune_verdict(merged, plan.path);
@@ -416,39 +415,40 @@ int run_tune(const CommonOptions& c) {
 }  // namespace
 
 void register_tune(CLI::App& app, std::vector<Command>& out) {
+  auto o = std::make_shared<Opts>();  // bound by CLI11, owned by the command
   auto* sub = app.add_subcommand(
       "tune",
       "Benchmark the fused MoE tile configs on this GPU, check each against the CPU reference, write the fastest "
       "passing one per (model, M, dtype) into the tuned-config CSV (one row at a time, atomically), keyed by this "
       "GPU's SM/CU count and name (cu_num, device)");
-  sub->add_option("--shard", o.shard,
+  sub->add_option("--shard", o->shard,
                   "Only points with index % n == i of the (model, M) list, as i/n; shards write their rows into the "
                   "same table (locked); under mpirun each rank takes rank/size on GPU local_rank and rank 0 reports");
-  sub->add_option("--model", o.models,
+  sub->add_option("--model", o->models,
                   "Models of configs/model_configs.json (repeatable; default: its sweeps.layer.models)");
-  sub->add_option("--tokens,-M", o.tokens, "Token counts M (repeatable; default: sweeps.layer.M of the model configs)");
-  sub->add_option("--dtype", o.dtype, "bf16 or fp16")->capture_default_str();
-  add_tuned_config_option(sub, o.tuned_config,
+  sub->add_option("--tokens,-M", o->tokens, "Token counts M (repeatable; default: sweeps.layer.M of the model configs)");
+  sub->add_option("--dtype", o->dtype, "bf16 or fp16")->capture_default_str();
+  add_tuned_config_option(sub, o->tuned_config,
                           "Tuned-config CSV to update, row by row (default: configs/tuned_fmoe.csv; created if missing)");
-  sub->add_option("--split-k", o.split_k, "Stage-2 split-K values tried (repeatable)")->capture_default_str();
-  sub->add_option("--persistent", o.persistent, "Grid kinds tried: both, on, off")->capture_default_str();
-  sub->add_option("--iters", o.iters, "Timed launches per candidate (median)")->capture_default_str()->check(CLI::Range(1, 100000));
-  sub->add_option("--warmup", o.warmup, "Untimed launches per candidate")->capture_default_str()->check(CLI::Range(0, 1000));
-  sub->add_option("--check-tokens", o.check_tokens,
+  sub->add_option("--split-k", o->split_k, "Stage-2 split-K values tried (repeatable)")->capture_default_str();
+  sub->add_option("--persistent", o->persistent, "Grid kinds tried: both, on, off")->capture_default_str();
+  sub->add_option("--iters", o->iters, "Timed launches per candidate (median)")->capture_default_str()->check(CLI::Range(1, 100000));
+  sub->add_option("--warmup", o->warmup, "Untimed launches per candidate")->capture_default_str()->check(CLI::Range(0, 1000));
+  sub->add_option("--check-tokens", o->check_tokens,
                   "Tokens compared with the CPU reference per point (0: all)")->capture_default_str()->check(CLI::NonNegativeNumber);
-  add_seed_option(sub, o.seed, "RNG seed of the inputs (0 to 2^64-1)");
-  sub->add_option("--model-configs", o.model_configs, "Model configs (default: configs/model_configs.json)");
-  sub->add_flag("--dry-run", o.dry_run, "Only list the points and their candidates (no GPU needed)");
-  sub->add_option("--cu-num", o.cu_num,
+  add_seed_option(sub, o->seed, "RNG seed of the inputs (0 to 2^64-1)");
+  sub->add_option("--model-configs", o->model_configs, "Model configs (default: configs/model_configs.json)");
+  sub->add_flag("--dry-run", o->dry_run, "Only list the points and their candidates (no GPU needed)");
+  sub->add_option("--cu-num", o->cu_num,
                   fmt::format("--dry-run without a GPU: the SM/CU count to assume (a positive integer; default: the "
                               "device's, without a GPU {})",
                               fused_moe::DeviceLimits{}.sm_count))
       ->check(CLI::Range(1, 1 << 16));
-  sub->add_option("--device-name", o.device_name,
+  sub->add_option("--device-name", o->device_name,
                   "--dry-run without a GPU: the GPU name to assume for the table's device column (e.g. 'NVIDIA H200'; "
                   "default none: only rows without a device match)");
-  sub->add_flag("--wgmma", o.wgmma, "--dry-run without a GPU: assume an sm_90a build on Hopper (wgmma tiles)");
-  out.push_back({sub, run_tune});
+  sub->add_flag("--wgmma", o->wgmma, "--dry-run without a GPU: assume an sm_90a build on Hopper (wgmma tiles)");
+  out.push_back({sub, [o](const CommonOptions& c) { return run_tune(c, *o); }});
 }
 
 }  // namespace moe::cli

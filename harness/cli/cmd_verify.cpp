@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#include <memory>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -32,12 +34,11 @@ struct Opts {
   std::vector<std::string> where;  // "KEY=V1,V2": only cases whose params[KEY] is one of the values
   bool allow_empty = false;        // a run in which no case ran (all skipped) exits 0
 };
-Opts o;
 
 // The end of a run: every failure again (name and message), a per-family table,
 // and the verdict. Returns the exit code: 1 on any failure, and 1 when no case
 // ran at all (everything skipped) unless --allow-empty.
-int print_verdict(const nlohmann::json& cases, const std::string& json_path, const std::string& tag) {
+int print_verdict(const Opts& o, const nlohmann::json& cases, const std::string& json_path, const std::string& tag) {
   struct Counts {
     int passed = 0, failed = 0, skipped = 0;
   };
@@ -106,7 +107,7 @@ bool where_selects(const std::map<std::string, std::set<std::string>>& w, const 
 }
 
 // This process's share of the cases, run; the results document.
-nlohmann::json run_cases(const CommonOptions& c, const MpiWorld& world, const std::string& shard_text,
+nlohmann::json run_cases(const CommonOptions& c, const Opts& o, const MpiWorld& world, const std::string& shard_text,
                          const std::map<std::string, std::set<std::string>>& where, const std::string& tag) {
   shard_test_hooks(shard_text);
   const Shard shard = shard_text.empty() ? Shard{} : parse_shard(shard_text);
@@ -239,7 +240,7 @@ nlohmann::json run_cases(const CommonOptions& c, const MpiWorld& world, const st
   return doc;
 }
 
-int run_verify(const CommonOptions& c) {
+int run_verify(const CommonOptions& c, const Opts& o) {
   // Input errors come before any work and before any notice is printed.
   for (const auto& k : o.kernels) {
     const auto& fams = kernel_families();
@@ -258,7 +259,7 @@ int run_verify(const CommonOptions& c) {
     // merges and writes the file. Each rank's own results go to its rank file first.
     const RankRun run = run_rank(world, "the exchange of verify results",
                                  o.json.empty() ? "" : rank_results_path(o.json, world.rank),
-                                 [&] { return run_cases(c, world, shard_text, where, tag); });
+                                 [&] { return run_cases(c, o, world, shard_text, where, tag); });
     if (run.mine.ok()) {
       const auto& s = run.mine.doc["summary"];
       fmt::print("{}verify: {} passed, {} failed, {} skipped\n", tag, s["passed"].get<int>(), s["failed"].get<int>(),
@@ -274,39 +275,40 @@ int run_verify(const CommonOptions& c) {
     if (!o.json.empty())
       write_file_atomic(o.json, merged.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     fmt::print("verify: merged over {} ranks\n", world.size);
-    const int verdict = print_verdict(merged["cases"], o.json, "");
+    const int verdict = print_verdict(o, merged["cases"], o.json, "");
     finish_ranks(run, o.json);
     return verdict;
   }
-  const nlohmann::json doc = run_cases(c, world, shard_text, where, tag);
+  const nlohmann::json doc = run_cases(c, o, world, shard_text, where, tag);
   // Invalid UTF-8 that slipped into a string is replaced: it must not lose the run.
   if (!o.json.empty()) write_file_atomic(o.json, doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-  return print_verdict(doc["cases"], o.json, "");
+  return print_verdict(o, doc["cases"], o.json, "");
 }
 
 }  // namespace
 
 void register_verify(CLI::App& app, std::vector<Command>& out) {
+  auto o = std::make_shared<Opts>();  // bound by CLI11, owned by the command
   auto* sub = app.add_subcommand("verify", "Check every kernel against its CPU reference (golden data without a GPU)");
-  sub->add_option("--kernel", o.kernels, "Only these kernel families (repeatable)");
-  sub->add_flag("--quick", o.quick, "A short subset of cases");
-  add_seed_option(sub, o.seed, "RNG seed for generated inputs (0 to 2^64-1)");
-  sub->add_option("--json", o.json, "Results file, written atomically ('' to skip)")->capture_default_str();
-  sub->add_option("--shard", o.shard,
+  sub->add_option("--kernel", o->kernels, "Only these kernel families (repeatable)");
+  sub->add_flag("--quick", o->quick, "A short subset of cases");
+  add_seed_option(sub, o->seed, "RNG seed for generated inputs (0 to 2^64-1)");
+  sub->add_option("--json", o->json, "Results file, written atomically ('' to skip)")->capture_default_str();
+  sub->add_option("--shard", o->shard,
                   "Only cases with index % n == i, as i/n (merge shards with moe-harness merge); under mpirun each "
                   "rank takes rank/size on GPU local_rank, writes its own <json stem>.rank<r>.json, and rank 0 writes the merged "
                   "--json (MOE_MPI_TIMEOUT_S: seconds a rank waits for the others, default 1800)");
-  sub->add_option("--where", o.where,
+  sub->add_option("--where", o->where,
                   "Only cases whose parameter KEY is one of the values, as KEY=V1[,V2...] (repeatable, all must hold; "
                   "e.g. --where M=1,16 --where routing=softmax; the keys are the params in the results JSON). "
                   "model=NAME (a configs/model_configs.json name, e.g. --where model=qwen3_235b) keeps the cases built "
                   "from that model's shape in every family; a case without the KEY is not selected");
-  sub->add_flag("--allow-empty", o.allow_empty,
+  sub->add_flag("--allow-empty", o->allow_empty,
                 "Exit 0 when no case ran (all skipped, e.g. GPU cases without a GPU); without it such a run exits 1");
-  add_tuned_config_option(sub, o.tuned_config);
-  sub->add_option("--model-configs", o.model_configs,
+  add_tuned_config_option(sub, o->tuned_config);
+  sub->add_option("--model-configs", o->model_configs,
                   "Models and sweeps of the model cases (default: configs/model_configs.json)");
-  out.push_back({sub, run_verify});
+  out.push_back({sub, [o](const CommonOptions& c) { return run_verify(c, *o); }});
 }
 
 }  // namespace moe::cli
