@@ -77,7 +77,7 @@ def main():
         E, k, H, I = models[model]
         hit = d["experts_hit"]
         bw_floor = hit * 3 * I * H * 2 / (read_gbps * 1e9) * 1e6
-        fl_floor = 6.0 * M * k * I * H / (bf16 * 1e12) * 1e6
+        fl_floor = sum(model_sweeps.stage_flops(model_sweeps.model(table, model), M)) / (bf16 * 1e12) * 1e6
         us = d["layer"]
         tr = torch.get((model, M))
         t_us = tr["torch_grouped_mm_us"] if tr else None

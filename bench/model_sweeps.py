@@ -42,3 +42,10 @@ def points(table, name):
     if s.get("pairwise"):
         return list(zip(s["models"], s["M"]))
     return [(m, M) for m in s["models"] for M in s["M"]]
+
+
+def stage_flops(m, M):
+    """FLOPs of one fused MoE layer of model m at M tokens: (stage 1, gate and up
+    projections; stage 2, down projection); their sum is 6*M*top_k*inter*model_dim."""
+    rows = M * m["top_k"]
+    return (2.0 * rows * m["model_dim"] * 2 * m["inter_dim"], 2.0 * rows * m["inter_dim"] * m["model_dim"])

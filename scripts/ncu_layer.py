@@ -28,6 +28,8 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import model_sweeps  # noqa: E402  (bench/: the model table and the layer's FLOPs)
 KERNELS = "grouped_gemm_ws_kernel|fused_moe_gemm_kernel|q8_gemm_kernel"
 METRICS = [
     "gpu__time_duration.sum",
@@ -138,14 +140,6 @@ def summarize(launches, flops_per_stage):
     return result
 
 
-def layer_flops(model, M):
-    """FLOPs of stage 1 (gate and up) and stage 2 (down) of one layer."""
-    rows = M * model["top_k"]
-    s1 = 2.0 * rows * model["model_dim"] * 2 * model["inter_dim"]
-    s2 = 2.0 * rows * model["inter_dim"] * model["model_dim"]
-    return {1: s1, 2: s2}
-
-
 def markdown(points):
     out = ["| layer | model | M | stage | kernel | µs | TFLOP/s | DRAM TB/s | DRAM % | SM % | tensor pipe % |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -172,11 +166,11 @@ def main():
     ap.add_argument("--timeout", type=int, default=240, help="seconds per point")
     args = ap.parse_args()
 
-    cfg = json.load(open(os.path.join(ROOT, "configs/model_configs.json")))
-    models = {m["name"]: m for m in cfg["models"]}
-    names = [n for n in args.models.split(",") if n] or cfg["sweeps"]["layer"]["models"]
+    table = model_sweeps.load()
+    known = {m["name"] for m in table["models"]}
+    names = [n for n in args.models.split(",") if n] or model_sweeps.sweep_models(table, "layer")
     for n in names:
-        if n not in models:
+        if n not in known:
             print(f"ncu_layer: --models: '{n}' is not a model of configs/model_configs.json", file=sys.stderr)
             return 2
     try:
@@ -211,7 +205,7 @@ def main():
                         f.write(r.stdout)
                     with open(os.path.join(args.out, tag + ".stderr"), "w") as f:
                         f.write(r.stderr)
-                    stages = summarize(parse_raw_csv(r.stdout), layer_flops(models[n], M))
+                    stages = summarize(parse_raw_csv(r.stdout), dict(zip((1, 2), model_sweeps.stage_flops(model_sweeps.model(table, n), M))))
                     if r.returncode != 0 or not stages:
                         tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
                         point["error"] = f"rc {r.returncode}, {len(stages)} stages: {tail[:160]}"
