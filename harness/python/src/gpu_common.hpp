@@ -9,6 +9,8 @@
 #include <pybind11/pybind11.h>
 
 #include "dlpack_tensor.hpp"
+#include "kernels/fused_moe/fused_moe.hpp"
+#include "kernels/moe_align/moe_align.hpp"
 #include "moe/gpu.hpp"
 
 namespace moe::python {
@@ -51,6 +53,20 @@ class StreamScratch {
   hipStream_t stream_;
   void* base_ = nullptr;
   size_t size_ = 0;
+};
+
+// The layer entries' routing: moe_align of topk_ids on the device, into scratch.
+// The constructor reserves its buffers (before scratch.allocate()); run() launches
+// the align kernel on `s` and returns the view the layer kernels take.
+class ScratchAlign {
+ public:
+  ScratchAlign(StreamScratch& scratch, const align::AlignShape& shape);
+  fused_moe::AlignedRouting run(const StreamScratch& scratch, const int32_t* topk_ids, hipStream_t s) const;
+
+ private:
+  align::AlignShape shape_;
+  align::AlignLaunchConfig cfg_;
+  size_t sorted_at_, blocks_at_, post_at_, workspace_at_;
 };
 
 // Entries of gpu_routing_quant.cpp (routing, quantizers, the FP8/INT8 layer),

@@ -17,6 +17,23 @@
 
 namespace moe::python {
 
+ScratchAlign::ScratchAlign(StreamScratch& scratch, const align::AlignShape& shape)
+    : shape_(shape),
+      cfg_(align::AlignLaunchConfig::choose(shape, align::AlignDeviceLimits::current())),
+      sorted_at_(scratch.reserve(align::align_capacity(shape) * 4)),
+      blocks_at_(scratch.reserve(std::max<int64_t>(1, align::align_max_blocks(shape)) * 4)),
+      post_at_(scratch.reserve(4)),
+      workspace_at_(scratch.reserve(cfg_.workspace_bytes(shape))) {}
+
+fused_moe::AlignedRouting ScratchAlign::run(const StreamScratch& scratch, const int32_t* topk_ids, hipStream_t s) const {
+  const align::AlignOutputs routed{scratch.at<int32_t>(sorted_at_), scratch.at<int32_t>(blocks_at_),
+                                   scratch.at<int32_t>(post_at_)};
+  align::moe_align_block_size(topk_ids, nullptr, shape_, routed, scratch.at<void>(workspace_at_),
+                              cfg_.workspace_bytes(shape_), s, cfg_);
+  return fused_moe::AlignedRouting{routed.sorted_token_ids, routed.expert_ids, routed.num_tokens_post_padded,
+                                   align::align_capacity(shape_), shape_.block_size};
+}
+
 uintptr_t stream_handle(const py::object& stream) {
   if (stream.is_none()) return 0;
   if (!py::isinstance<py::int_>(stream) || py::isinstance<py::bool_>(stream))
@@ -80,24 +97,13 @@ py::object fused_moe(py::handle hidden, py::handle w1, py::handle w2, py::handle
     py::gil_scoped_release unlocked;
     const auto s = reinterpret_cast<hipStream_t>(handle);
     const fused_moe::LayerConfig cfg = fused_moe::choose_config(p, fused_moe::device_limits());
-    const align::AlignShape shape{p.tokens, p.top_k, p.experts, cfg.block_size()};
-    const align::AlignLaunchConfig align_cfg = align::AlignLaunchConfig::choose(shape, align::AlignDeviceLimits::current());
-    const int64_t capacity = align::align_capacity(shape);
     const auto wsb = fused_moe::workspace_bytes(p, cfg);
     StreamScratch scratch(s);
-    const size_t sorted_at = scratch.reserve(capacity * 4);
-    const size_t blocks_at = scratch.reserve(std::max<int64_t>(1, align::align_max_blocks(shape)) * 4);
-    const size_t post_at = scratch.reserve(4);
-    const size_t align_ws_at = scratch.reserve(align_cfg.workspace_bytes(shape));
+    const ScratchAlign aligner(scratch, align::AlignShape{p.tokens, p.top_k, p.experts, cfg.block_size()});
     const size_t inter_at = scratch.reserve(wsb.intermediate);
     const size_t partial_at = scratch.reserve(wsb.partial);
     scratch.allocate();
-    const align::AlignOutputs routed{scratch.at<int32_t>(sorted_at), scratch.at<int32_t>(blocks_at),
-                                     scratch.at<int32_t>(post_at)};
-    align::moe_align_block_size(t.topk_ids, nullptr, shape, routed, scratch.at<void>(align_ws_at),
-                                align_cfg.workspace_bytes(shape), s, align_cfg);
-    const fused_moe::AlignedRouting view{routed.sorted_token_ids, routed.expert_ids, routed.num_tokens_post_padded,
-                                         capacity, cfg.block_size()};
+    const fused_moe::AlignedRouting view = aligner.run(scratch, t.topk_ids, s);
     fused_moe::fused_moe(p, t, view, fused_moe::Workspace{scratch.at<void>(inter_at), scratch.at<float>(partial_at)}, cfg, s);
   }
   return out;

@@ -20,6 +20,7 @@
 #include "kernels/routing/routing.hpp"
 #include "layer_shapes.hpp"
 #include "quant_args.hpp"
+#include "routing_args.hpp"
 #include "moe/error.hpp"
 
 namespace moe::python {
@@ -37,10 +38,6 @@ DType dtype_of(ElemType t) {
     default: return DType::F32;
   }
 }
-
-// A dimension as the int32 the parameter structs hold; one that does not fit
-// becomes INT32_MAX, so their validation rejects it instead of a wrapped value.
-int32_t dim32(int64_t d) { return static_cast<int32_t>(std::min<int64_t>(d, std::numeric_limits<int32_t>::max())); }
 
 void require_shape(const BorrowedTensor& t, const std::vector<int64_t>& want, const std::string& why) {
   if (t.shape != want)
@@ -68,13 +65,7 @@ py::tuple softmax_topk(py::handle logits, py::object topk_weights, py::object to
   const uintptr_t handle = stream_handle(stream);
   const py::object producer_stream = producer_stream_arg(handle);
   const BorrowedTensor x = borrow_gpu_tensor(logits, "logits", 2, kFloatTypes, producer_stream);
-  routing::SoftmaxTopkParams p;
-  p.tokens = x.shape[0];
-  p.experts = dim32(x.shape[1]);
-  p.top_k = top_k;
-  p.dtype = dtype_of(x.type);
-  p.renormalize = renormalize;
-  p.validate();
+  const routing::SoftmaxTopkParams p = softmax_topk_params(x.shape[0], x.shape[1], top_k, renormalize, dtype_of(x.type));
   const TopkOutputs o = borrow_topk_outputs(topk_weights, topk_ids, p.tokens, top_k,
                                             fmt::format("tokens of logits {}, top_k", shape_text(x.shape)), producer_stream);
   require_current_device({&x, &o.weights, &o.ids});
@@ -92,17 +83,8 @@ py::tuple grouped_topk(py::handle logits, py::object topk_weights, py::object to
   const uintptr_t handle = stream_handle(stream);
   const py::object producer_stream = producer_stream_arg(handle);
   const BorrowedTensor x = borrow_gpu_tensor(logits, "logits", 2, kFloatTypes, producer_stream);
-  routing::GroupedTopkParams p;
-  p.tokens = x.shape[0];
-  p.experts = dim32(x.shape[1]);
-  p.n_group = n_group;
-  p.topk_group = topk_group;
-  p.top_k = top_k;
-  p.scoring = routing::parse_scoring(scoring);
-  p.renormalize = renormalize;
-  p.routed_scaling_factor = routed_scaling_factor;
-  p.dtype = dtype_of(x.type);
-  p.validate();
+  const routing::GroupedTopkParams p = grouped_topk_params(x.shape[0], x.shape[1], top_k, n_group, topk_group, scoring,
+                                                          renormalize, routed_scaling_factor, dtype_of(x.type));
   BorrowedTensor b;
   if (!bias.is_none()) {
     b = borrow_gpu_tensor(bias, "bias", 1, {ElemType::F32}, producer_stream);
@@ -130,13 +112,8 @@ py::tuple sigmoid_top1(py::handle x, py::handle w, py::object topk_weights, py::
   if (wt.shape[0] != xt.shape[1])
     throw py::value_error(fmt::format("w: expected shape ({}, E) (K rows, as x {}), got {}", xt.shape[1],
                                       shape_text(xt.shape), shape_text(wt.shape)));
-  routing::SigmoidTop1Params p;
-  p.tokens = xt.shape[0];
-  p.hidden = xt.shape[1];
-  p.experts = dim32(wt.shape[1]);
-  p.dtype = dtype_of(xt.type);
-  p.shared_expert = shared_expert;
-  p.validate();
+  const routing::SigmoidTop1Params p =
+      sigmoid_top1_params(xt.shape[0], xt.shape[1], wt.shape[1], dtype_of(xt.type), shared_expert);
   const TopkOutputs o =
       borrow_topk_outputs(topk_weights, topk_ids, p.tokens, p.out_cols(),
                           fmt::format("tokens of x {}, {}", shape_text(xt.shape),
@@ -272,16 +249,10 @@ py::object fused_moe_q8(py::handle hidden, py::handle w1, py::handle w2, py::han
     const auto s = reinterpret_cast<hipStream_t>(handle);
     const auto& base = p.base;
     const fused_moe_q8::Q8LayerConfig cfg = fused_moe_q8::choose_q8_config(p, fused_moe_q8::q8_device_limits());
-    const align::AlignShape shape{base.tokens, base.top_k, base.experts, cfg.block_size()};
-    const align::AlignLaunchConfig align_cfg = align::AlignLaunchConfig::choose(shape, align::AlignDeviceLimits::current());
-    const int64_t capacity = align::align_capacity(shape);
     const fused_moe_q8::Q8WorkspaceSizes sz = fused_moe_q8::workspace_sizes(p, cfg);
     const int64_t half = 2;  // bytes of a base.dtype element
     StreamScratch scratch(s);
-    const size_t sorted_at = scratch.reserve(capacity * 4);
-    const size_t blocks_at = scratch.reserve(std::max<int64_t>(1, align::align_max_blocks(shape)) * 4);
-    const size_t post_at = scratch.reserve(4);
-    const size_t align_ws_at = scratch.reserve(align_cfg.workspace_bytes(shape));
+    const ScratchAlign aligner(scratch, align::AlignShape{base.tokens, base.top_k, base.experts, cfg.block_size()});
     const size_t a1_at = scratch.reserve(sz.a1), a1s_at = scratch.reserve(sz.a1_scale * 4);
     const size_t inter_at = scratch.reserve(sz.intermediate * half);
     const size_t a2_at = scratch.reserve(sz.a2), a2s_at = scratch.reserve(sz.a2_scale * 4);
@@ -307,15 +278,10 @@ py::object fused_moe_q8(py::handle hidden, py::handle w1, py::handle w2, py::han
     };
     weight(a, w1q, w1c_at, w1s_at, t.w1, t.w1_scale);
     weight(b, w2q, w2c_at, w2s_at, t.w2, t.w2_scale);
-    const align::AlignOutputs routed{scratch.at<int32_t>(sorted_at), scratch.at<int32_t>(blocks_at),
-                                     scratch.at<int32_t>(post_at)};
-    align::moe_align_block_size(t.topk_ids, nullptr, shape, routed, scratch.at<void>(align_ws_at),
-                                align_cfg.workspace_bytes(shape), s, align_cfg);
+    const fused_moe::AlignedRouting view = aligner.run(scratch, t.topk_ids, s);
     // Slots whose id is outside [0, E) are skipped by stage 1: zeroed, their rows
     // stay out of the intermediate's per-tensor amax (as the reference's zero rows).
     MOE_GPU_CHECK(hipMemsetAsync(scratch.at<void>(inter_at), 0, static_cast<size_t>(sz.intermediate * half), s));
-    const fused_moe::AlignedRouting view{routed.sorted_token_ids, routed.expert_ids, routed.num_tokens_post_padded,
-                                         capacity, cfg.block_size()};
     const fused_moe_q8::Q8Workspace ws{scratch.at<uint8_t>(a1_at), scratch.at<float>(a1s_at), scratch.at<void>(inter_at),
                                        scratch.at<uint8_t>(a2_at), scratch.at<float>(a2s_at), scratch.at<float>(partial_at)};
     fused_moe_q8::fused_moe_q8(p, t, view, ws, qws, cfg, s, quant::CheckMode::Sync);

@@ -14,6 +14,7 @@
 #include "arrays.hpp"
 #include "layer_shapes.hpp"
 #include "quant_args.hpp"
+#include "routing_args.hpp"
 #include "moe/gpu_runtime.hpp"
 #if MOE_HAVE_GPU
 #include "gpu_entries.hpp"
@@ -149,13 +150,7 @@ py::tuple topk_tuple(const ref::TopkResult& r) {
 
 py::tuple softmax_topk(py::handle logits, int32_t top_k, bool renormalize, std::optional<std::string> dtype) {
   const FloatTensor x = float_tensor(logits, "logits", 2, bits_dtype(dtype));
-  routing::SoftmaxTopkParams p;
-  p.tokens = x.dim(0);
-  p.experts = static_cast<int32_t>(x.dim(1));
-  p.top_k = top_k;
-  p.dtype = x.dtype;
-  p.renormalize = renormalize;
-  return topk_tuple(ref::softmax_topk(x.values, p));
+  return topk_tuple(ref::softmax_topk(x.values, softmax_topk_params(x.dim(0), x.dim(1), top_k, renormalize, x.dtype)));
 }
 
 py::tuple grouped_topk(py::handle logits, int32_t top_k, int32_t n_group, int32_t topk_group, const std::string& scoring,
@@ -168,16 +163,8 @@ py::tuple grouped_topk(py::handle logits, int32_t top_k, int32_t n_group, int32_
       throw py::value_error(fmt::format("bias: expected shape ({},) (one value per expert of logits {}), got ({},)",
                                         x.dim(1), shape_text(x.shape), b.size()));
   }
-  routing::GroupedTopkParams p;
-  p.tokens = x.dim(0);
-  p.experts = static_cast<int32_t>(x.dim(1));
-  p.n_group = n_group;
-  p.topk_group = topk_group;
-  p.top_k = top_k;
-  p.scoring = routing::parse_scoring(scoring);
-  p.renormalize = renormalize;
-  p.routed_scaling_factor = routed_scaling_factor;
-  p.dtype = x.dtype;
+  const routing::GroupedTopkParams p = grouped_topk_params(x.dim(0), x.dim(1), top_k, n_group, topk_group, scoring,
+                                                          renormalize, routed_scaling_factor, x.dtype);
   return topk_tuple(ref::grouped_topk(x.values, b, p));
 }
 
@@ -187,12 +174,8 @@ py::tuple sigmoid_top1(py::handle x, py::handle w, bool shared_expert, std::opti
   if (wt.dim(0) != xt.dim(1))
     throw py::value_error(fmt::format("w: expected shape ({}, E) (K rows, as x {}), got {}", xt.dim(1), shape_text(xt.shape),
                                       shape_text(wt.shape)));
-  routing::SigmoidTop1Params p;
-  p.tokens = xt.dim(0);
-  p.hidden = xt.dim(1);
-  p.experts = static_cast<int32_t>(wt.dim(1));
-  p.dtype = xt.dtype == DType::F32 ? bits_dtype(dtype) : xt.dtype;
-  p.shared_expert = shared_expert;
+  const routing::SigmoidTop1Params p = sigmoid_top1_params(
+      xt.dim(0), xt.dim(1), wt.dim(1), xt.dtype == DType::F32 ? bits_dtype(dtype) : xt.dtype, shared_expert);
   const ref::Top1Ref r = ref::sigmoid_top1(xt.values, wt.values, p);
   return topk_tuple(r.out);
 }
