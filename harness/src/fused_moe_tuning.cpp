@@ -4,9 +4,34 @@
 
 namespace moe::fused_moe {
 
+namespace {
+
+// The tile kind each impl name stands for.
+struct ImplKind {
+  const char* impl;
+  bool wgmma, ws;
+  int cluster;
+};
+constexpr ImplKind kImplKinds[] = {{kImplMmaSync, false, false, 1},
+                                   {kImplWgmma, true, false, 1},
+                                   {kImplWgmmaWs, true, true, 1},
+                                   {kImplWgmmaWsC2, true, true, 2}};
+
+}  // namespace
+
 const std::set<std::string>& tuned_impls() {
-  static const std::set<std::string> s{kImplMmaSync, kImplWgmma, kImplWgmmaWs};
+  static const std::set<std::string> s = [] {
+    std::set<std::string> names;
+    for (const ImplKind& k : kImplKinds) names.insert(k.impl);
+    return names;
+  }();
   return s;
+}
+
+std::string impl_of(const Tile& t) {
+  for (const ImplKind& k : kImplKinds)
+    if (k.wgmma == t.wgmma && k.ws == t.ws && k.cluster == t.cluster) return k.impl;
+  return {};
 }
 
 TunedKey tuned_key(const Problem& p, int cu_num, const std::string& device) {
@@ -27,7 +52,7 @@ TunedRow tuned_row(const Problem& p, int cu_num, const LayerConfig& cfg, const s
   TunedRow r;
   r.key = tuned_key(p, cu_num, device);
   const Tile& t = cfg.stage1;
-  r.impl = t.ws ? kImplWgmmaWs : t.wgmma ? kImplWgmma : kImplMmaSync;
+  r.impl = impl_of(t);
   r.split_k = cfg.stage2.split_k;
   r.block_m = t.block_m;
   r.block_n = t.block_n;
@@ -39,13 +64,17 @@ TunedRow tuned_row(const Problem& p, int cu_num, const LayerConfig& cfg, const s
 }
 
 std::string tile_of_row(const TunedRow& row, Tile& out) {
-  if (!tuned_impls().count(row.impl))
-    return fmt::format("impl '{}' is not a fused_moe impl ({}, {} or {})", row.impl, kImplMmaSync, kImplWgmma,
-                       kImplWgmmaWs);
+  const ImplKind* kind = nullptr;
+  for (const ImplKind& k : kImplKinds)
+    if (row.impl == k.impl) kind = &k;
+  if (!kind) {
+    std::string names;
+    for (const ImplKind& k : kImplKinds) names += fmt::format("{}{}", names.empty() ? "" : ", ", k.impl);
+    return fmt::format("impl '{}' is not a fused_moe impl ({})", row.impl, names);
+  }
   if (!row.block_m || !row.block_n || !row.block_k || !row.warps || !row.stages)
     return "the row has no tile columns (block_m, block_n, block_k, warps, stages)";
-  const bool ws = row.impl == kImplWgmmaWs;
-  out = Tile{*row.block_m, *row.block_n, *row.block_k, *row.warps, *row.stages, ws || row.impl == kImplWgmma, ws};
+  out = Tile{*row.block_m, *row.block_n, *row.block_k, *row.warps, *row.stages, kind->wgmma, kind->ws, kind->cluster};
   return {};
 }
 

@@ -17,6 +17,9 @@ std::string TileConfig::why_invalid(int stage) const {
   // (Whether a wgmma shape can run is a property of the build: the launch checks
   // DeviceLimits::wgmma and throws InputError when it is absent.)
   if (stage == 1 && split_k != 1) return "split_k applies to stage 2 only (stage 1 is followed by a nonlinearity)";
+  if (cluster > 1 && persistent)
+    return fmt::format("tile {} runs one block per tile (its cluster's blocks pair their tiles): not persistent",
+                       name());
   return {};
 }
 
@@ -72,7 +75,7 @@ TileConfig stage_config(const Problem& p, const DeviceLimits& dev, int shape_ind
   // Persistent when the worst-case grid would be mostly empty blocks. (For wgmma_ws
   // tiles on the H100 a persistent grid took 4-26 % more time than one block per
   // tile at M = 4096 of all three models: docs/notes/fused_moe.md, v6.)
-  c.persistent = static_cast<double>(bound_blocks) > 2.0 * est_blocks;
+  c.persistent = t.cluster == 1 && static_cast<double>(bound_blocks) > 2.0 * est_blocks;
   if (stage == 2) {
     // Split-K: aim for >= 2 waves of tiles, keep >= 4 k-tiles per split.
     const double tiles2 = est_tiles(p, t, 2);
@@ -110,7 +113,7 @@ LayerConfig choose_config(const Problem& p, const DeviceLimits& dev) {
   auto find = [&](int bm, int bn, bool wgmma, int stages = 0, bool ws = false) {
     for (int i = 0; i < kNumTileShapes; ++i) {
       const TileShape& t = kTileShapes[i];
-      if (t.block_m == bm && t.block_n == bn && t.wgmma == wgmma && t.ws == ws &&
+      if (t.block_m == bm && t.block_n == bn && t.wgmma == wgmma && t.ws == ws && t.cluster == 1 &&
           (stages == 0 || t.stages == stages) && usable(t) && shape_fits(t, p))
         return i;
     }

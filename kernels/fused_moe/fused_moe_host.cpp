@@ -121,9 +121,11 @@ Grid size_grid(const Problem& p, const AlignedRouting& r, const TileConfig& cfg,
     const int64_t slots = int64_t{device_limits().sm_count} * resident;
     g.grid = static_cast<int>(std::max<int64_t>(1, std::min(total, slots)));
   } else {
-    MOE_REQUIRE(total < (int64_t{1} << 31),
+    // One block per tile, in whole clusters (a block past the last tile does nothing).
+    const int64_t blocks = (total + cfg.cluster - 1) / cfg.cluster * cfg.cluster;
+    MOE_REQUIRE(blocks < (int64_t{1} << 31),
                 fmt::format("fused_moe: {} tiles exceed the grid limit; use a persistent config", total));
-    g.grid = static_cast<int>(total);
+    g.grid = static_cast<int>(blocks);
   }
   return g;
 }
@@ -183,7 +185,7 @@ void launch_stage1(const Problem& p, const Tensors& t, const AlignedRouting& r, 
   g.k_tiles_per_split = static_cast<int32_t>(k_tiles);
   g.persistent = cfg.persistent ? 1 : 0;
   detail::set_grouping(g, ts);
-  detail::set_weight_map(g, p, ts, 1, ts.block_n / 2);
+  detail::set_weight_map(g, p, ts, 1, ws_weight_box_rows(ts.block_n, 1, ts.cluster));
   const auto grid = detail::size_grid(p, r, cfg, g.n_tiles, 1, k);
   g.max_m_blocks = grid.max_m_blocks;
   if (grid.max_m_blocks == 0) return;
@@ -217,7 +219,7 @@ void launch_stage2(const Problem& p, const Tensors& t, const AlignedRouting& r, 
   g.k_tiles_per_split = static_cast<int32_t>((k_tiles + cfg.split_k - 1) / cfg.split_k);
   g.persistent = cfg.persistent ? 1 : 0;
   detail::set_grouping(g, ts);
-  detail::set_weight_map(g, p, ts, 2, ts.block_n);
+  detail::set_weight_map(g, p, ts, 2, ws_weight_box_rows(ts.block_n, 2, ts.cluster));
   const auto grid = detail::size_grid(p, r, cfg, g.n_tiles, g.split_k, k);
   g.max_m_blocks = grid.max_m_blocks;
   if (grid.max_m_blocks == 0) {

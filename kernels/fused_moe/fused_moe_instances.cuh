@@ -24,7 +24,7 @@ struct Instance {
   using Kernel = void (*)(const GemmParams);
   static Kernel kernel() {
     if constexpr (t.ws)
-      return &dev::grouped_gemm_ws_kernel<dev::Bf16WsOp<Elem>, t.block_m, t.block_n, t.stages, STAGE>;
+      return &dev::grouped_gemm_ws_kernel<dev::Bf16WsOp<Elem>, t.block_m, t.block_n, t.stages, STAGE, t.cluster>;
     else
       return &dev::fused_moe_gemm_kernel<Elem, t.block_m, t.block_n, t.block_k, t.warps_m, t.warps_n, t.stages,
                                          STAGE, t.wgmma>;
@@ -39,7 +39,7 @@ struct Instance {
   }
   static void launch(const GemmParams& p, int grid, hipStream_t s) {
     prepare();
-    launch_maybe_pdl(kernel(), grid, kThreads, kSmem, s, p);
+    launch_maybe_pdl(kernel(), grid, kThreads, kSmem, s, p, t.cluster);
   }
   static int resident() {
     prepare();

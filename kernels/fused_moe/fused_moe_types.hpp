@@ -19,7 +19,8 @@ namespace moe::fused_moe {
 //              fp32 partial rows, summed in fixed order by the reduce kernel
 //   persistent grid = SMs x resident blocks, each block walks the tile list
 //              (tile count read from the device's num_tokens_post_padded);
-//              otherwise one block per tile of the worst-case block count.
+//              otherwise one block per tile of the worst-case block count
+//              (always so for tiles of cluster > 1).
 struct TileConfig : Tile {
   int split_k = 1;
   bool persistent = false;
@@ -69,6 +70,10 @@ inline constexpr TileShape kTileShapes[] = {
     {64, 256, 64, 4, 2, 4, true},     // wgmma: 2 warpgroups side by side, m64n128 each, 161 KiB
     {128, 256, 64, 8, 1, 4, true},    // wgmma: 2 warpgroups stacked, m64n256 each, 193 KiB
     {128, 256, 64, 8, 1, 4, true, true},  // wgmma_ws: + a producer warpgroup (TMA weights, gathered rows), 193 KiB
+    // wgmma_ws in 2-block clusters: the blocks of m-blocks 2i, 2i+1 of one expert (same
+    // n-tile) each load half of every weight slice and multicast it to both, halving the
+    // weight bytes each block reads from L2; one block per tile
+    {128, 256, 64, 8, 1, 4, true, true, 2},
 };
 #endif
 inline constexpr int kNumTileShapes = static_cast<int>(sizeof(kTileShapes) / sizeof(kTileShapes[0]));

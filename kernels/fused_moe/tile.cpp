@@ -9,13 +9,14 @@
 namespace moe::fused_moe {
 
 std::string Tile::name() const {
-  return fmt::format("{}x{}x{}-w{}-s{}-{}", block_m, block_n, block_k, warps, stages,
-                     ws ? "wgmma_ws" : wgmma ? "wgmma" : "mma");
+  return fmt::format("{}x{}x{}-w{}-s{}-{}{}", block_m, block_n, block_k, warps, stages,
+                     ws ? "wgmma_ws" : wgmma ? "wgmma" : "mma", cluster != 1 ? fmt::format("-c{}", cluster) : "");
 }
 
 namespace {
 
-constexpr std::string_view kGrammar = "<block_m>x<block_n>x<block_k>-w<warps>-s<stages>-<mma: mma|wgmma|wgmma_ws>";
+constexpr std::string_view kGrammar =
+    "<block_m>x<block_n>x<block_k>-w<warps>-s<stages>-<mma: mma|wgmma|wgmma_ws>[-c<cluster>]";
 
 struct NameReader {
   std::string_view name;
@@ -52,12 +53,20 @@ Tile parse_tile(std::string_view name) {
   t.block_k = in.number("block_k", "", '-');
   t.warps = in.number("warps", "w", '-');
   t.stages = in.number("stages", "s", '-');
-  if (in.rest == "wgmma") {
+  const size_t dash = in.rest.find('-');
+  const std::string_view mma = in.rest.substr(0, dash);
+  if (mma == "wgmma") {
     t.wgmma = true;
-  } else if (in.rest == "wgmma_ws") {
+  } else if (mma == "wgmma_ws") {
     t.wgmma = t.ws = true;
-  } else if (in.rest != "mma") {
-    in.fail("mma", fmt::format("expected mma, wgmma or wgmma_ws, got '{}'", in.rest));
+  } else if (mma != "mma") {
+    in.fail("mma", fmt::format("expected mma, wgmma or wgmma_ws, got '{}'", mma));
+  }
+  if (dash != std::string_view::npos) {
+    in.rest.remove_prefix(dash + 1);
+    t.cluster = in.number("cluster", "c", 0);
+    if (!t.ws) in.fail("cluster", "only wgmma_ws tiles run in clusters");
+    if (t.cluster == 1) in.fail("cluster", "a cluster of 1 is written without the '-c1'");
   }
   return t;
 }

@@ -4,7 +4,8 @@
 //
 // Tile names, produced by Tile::name() and read by parse_tile() only:
 //
-//   <block_m>x<block_n>x<block_k>-w<warps>-s<stages>-<mma>      e.g. 128x256x64-w8-s4-wgmma
+//   <block_m>x<block_n>x<block_k>-w<warps>-s<stages>-<mma>[-c<cluster>]
+//                                                   e.g. 128x256x64-w8-s4-wgmma, 128x256x64-w8-s4-wgmma_ws-c2
 //
 //   block_m, block_n, block_k, warps, stages   decimal integers in [1, 4096]
 //                                              (no sign, no leading zero)
@@ -13,6 +14,9 @@
 //          wgmma_ws  Hopper warpgroup MMA, warp-specialized (sm_90a builds): one extra
 //                    producer warpgroup loads (weights by TMA, gathered token rows by
 //                    cp.async) into an mbarrier ring; `warps` counts the MMA warps only
+//   cluster  (wgmma_ws only; absent = 1) thread blocks per cluster: with 2, the blocks of
+//            two neighbouring m-blocks of one expert and n-tile each load half of the
+//            weight tile and multicast it to both (one block per tile, never persistent)
 //
 // The fields mean what they mean in TileShape below. The name holds no '/', so
 // it is one field of a Google Benchmark name (tile:<name>) and of a verify
@@ -33,6 +37,7 @@ struct Tile {
   int stages = 0;   // shared-memory pipeline depth
   bool wgmma = false;
   bool ws = false;  // warp-specialized wgmma pipeline (implies wgmma)
+  int cluster = 1;  // thread blocks per cluster (wgmma_ws: 1 or 2)
 
   std::string name() const;
   bool operator==(const Tile&) const = default;
@@ -47,10 +52,19 @@ struct TileShape {
   int block_m, block_n, block_k, warps_m, warps_n, stages;
   bool wgmma;       // Hopper warpgroup MMA main loop (sm_90a builds only); else the MMA atom
   bool ws = false;  // warp-specialized wgmma: warps_m x warps_n MMA warps plus a producer warpgroup
+  int cluster = 1;  // wgmma_ws: 2 = weight tiles multicast to the block pair of a cluster
   constexpr int warps() const { return warps_m * warps_n; }
-  constexpr Tile tile() const { return Tile{block_m, block_n, block_k, warps(), stages, wgmma, ws}; }
+  constexpr Tile tile() const { return Tile{block_m, block_n, block_k, warps(), stages, wgmma, ws, cluster}; }
   std::string name() const { return tile().name(); }
 };
+
+// Rows of one weight box (bulk tensor copy) of a wgmma_ws tile: stage 1 loads the
+// gate and the up rows of its columns as two boxes; stage 2 one box of all block_n
+// rows, or two halves when the cluster's two blocks each load (and multicast) one.
+// The host encodes the tensor map with it and the kernel issues its copies by it.
+constexpr int ws_weight_box_rows(int block_n, int stage, int cluster) {
+  return (stage == 1 || cluster > 1) ? block_n / 2 : block_n;
+}
 
 // Index of the shape of `shapes` that is `t`, or -1.
 int find_tile_shape(std::span<const TileShape> shapes, const Tile& t);

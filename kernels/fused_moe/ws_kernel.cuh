@@ -4,7 +4,7 @@
 // wgmma of one K slice, the accumulator type, the scales, the 16-bit store).
 // Tiles, tile order, epilogues and results are those of the older tile kernels.
 //
-//   warpgroup 0 (producer, 48 registers): per K slice (128 bytes of every row:
+//   warpgroup 0 (producer, 56 registers): per K slice (128 bytes of every row:
 //     64 bf16 or 128 8-bit codes), waits for a free slot of the STAGES-deep
 //     shared-memory ring (empty barrier), has one thread start the weight tile's
 //     bulk tensor copy (TMA, 128-byte swizzle; stage 1: a gate box and an up box of
@@ -26,6 +26,16 @@
 // Both roles walk the same tile sequence (blockIdx.x, += gridDim.x) with one
 // running slice counter each, so slot = counter % STAGES and the barrier parity
 // = (counter / STAGES) & 1 agree without any other exchange.
+//
+// CLUSTER 2 (one tile per block, blocks 2i and 2i+1 a cluster): when both blocks'
+// tiles are the same expert, n-tile and K range (two neighbouring m-blocks of the
+// grouped order), each block's producer loads one of the two weight boxes of every
+// slice and multicasts it into both blocks' slot, so each block reads half the
+// weight bytes from L2. A slot may then be refilled only when the MMA warps of both
+// blocks are done with it: every MMA warp arrives on its own block's empty barrier
+// and on the partner's (which count twice the arrivals), and before exiting each
+// producer waits until its ring's last slots were freed by both, so no remote
+// arrival or copy reaches a block that has exited. Other pairs run as CLUSTER 1.
 //
 // Accumulator layout (wgmma.cuh): warp w of a warpgroup holds rows 16w + g and
 // 16w + g + 8 (g = lane / 4), d[4j + i] at column 8j + 2(lane % 4) + i % 2, row
@@ -55,6 +65,7 @@
 
 #include "kernels/fused_moe/fmoe_device.cuh"
 #include "kernels/fused_moe/fused_moe_params.hpp"
+#include "kernels/fused_moe/tile.hpp"
 #include "kernels/fused_moe/tma.cuh"
 #include "kernels/fused_moe/wgmma.cuh"
 
@@ -73,10 +84,11 @@ struct WsTile {
   static_assert(BN == 128 || BN == 256, "wgmma_ws: block_n 128 or 256 (one m64nN wgmma per slab)");
   static_assert(STAGES >= 2, "wgmma_ws: at least two slots");
   // setmaxnreg moves registers within the block's allocation at launch (65536 per SM,
-  // one block, in steps of 8 per thread). The producer keeps 48 (at 40 ptxas spilled
-  // 40 bytes of its row offsets in the bf16 tiles); the MMA warpgroups share the rest.
+  // one block, in steps of 8 per thread). The producer keeps 56 (ptxas spilled its row
+  // offsets at 40 in the bf16 tiles, and at 48 in the cluster tiles); the MMA warpgroups
+  // share the rest (224 each at block_m 128).
   static constexpr int kLaunchRegs = (65536 / kThreads) / 8 * 8 < 248 ? (65536 / kThreads) / 8 * 8 : 248;
-  static constexpr int kProducerRegs = 48;
+  static constexpr int kProducerRegs = 56;
   static constexpr int kMmaRegsFit = (kLaunchRegs * kThreads / 128 - kProducerRegs) / kMmaGroups / 8 * 8;
   static constexpr int kMmaRegs = kMmaRegsFit < 240 ? kMmaRegsFit : 240;
   static_assert(128 * (kProducerRegs + kMmaRegs * kMmaGroups) <= kLaunchRegs * kThreads,
@@ -106,14 +118,21 @@ struct Bf16WsOp {
   __device__ static uint16_t store16(const Params&, float v) { return Elem::from_float(v); }
 };
 
-template <class Op, int BM, int BN, int STAGES, int STAGE>
+template <class Op, int BM, int BN, int STAGES, int STAGE, int CLUSTER>
 __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (no commas: HIP's macro)
     grouped_gemm_ws_kernel(const FMOE_GRID_CONSTANT typename Op::Params p) {
 #if FMOE_HAVE_WGMMA && defined(FMOE_HAVE_TMA)
   using T = WsTile<BM, BN, STAGES>;
   static_assert(T::kThreads == (BM / 64 + 1) * 128, "launch bounds");
+  static_assert(CLUSTER == 1 || CLUSTER == 2, "wgmma_ws: clusters of 1 or 2 blocks");
   using Acc = typename Op::Acc;
   constexpr int BK = T::kRowBytes / Op::kElemBytes;  // K elements per slice
+  // The weight slice as boxes of kBoxRows rows (the host's tensor map has the same box):
+  // box b starts b * box_stride weight rows after the tile's first (stage 1: gate, up).
+  constexpr int kBoxRows = fused_moe::ws_weight_box_rows(BN, STAGE, CLUSTER);
+  constexpr int kBoxes = BN / kBoxRows;
+  constexpr int kBoxBytes = kBoxRows * T::kRowBytes;
+  static_assert(CLUSTER == 1 || kBoxes == CLUSTER, "wgmma_ws: one weight box per block of the cluster");
   extern __shared__ uint4 fmoe_ws_smem[];
   unsigned char* smem = reinterpret_cast<unsigned char*>(fmoe_ws_smem);
   smem += ((smem_u32(smem) + 1023u) & ~1023u) - smem_u32(smem);  // swizzle atoms: 1024-byte aligned
@@ -125,14 +144,19 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
   const int tid = static_cast<int>(threadIdx.x);
   const int group = tid / 128;  // 0: producer; 1..: MMA warpgroups
   const int t = tid % 128;
-  if (tid == 0) {
-    for (int s = 0; s < STAGES; ++s) {
-      mbar_init(&full[s], 128 + 1);             // 128 producer threads' copies + the TMA's expect_tx
-      mbar_init(&empty[s], T::kMmaGroups * 4);  // lane 0 of every MMA warp, once its slice's wgmma are done
+  auto init_barriers = [&](uint32_t empty_arrivals) {
+    if (tid == 0) {
+      for (int s = 0; s < STAGES; ++s) {
+        mbar_init(&full[s], 128 + 1);          // 128 producer threads' copies + the TMA's expect_tx
+        mbar_init(&empty[s], empty_arrivals);  // lane 0 of every MMA warp (of both blocks when shared)
+      }
+      fence_barrier_init();
     }
-    fence_barrier_init();
+  };
+  if constexpr (CLUSTER == 1) {
+    init_barriers(T::kMmaGroups * 4);
+    __syncthreads();
   }
-  __syncthreads();
 
   pdl_launch_dependents();
   pdl_wait();
@@ -159,12 +183,27 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
     return true;
   };
 
+  // Clusters: one tile per block (the host launches one block per tile, rounded up
+  // to whole clusters); whether this block shares its weight slices with its partner.
+  const int64_t tile_stride = CLUSTER == 1 ? static_cast<int64_t>(gridDim.x) : ts.total;
+  bool shared = false;
+  uint32_t rank = 0;
+  if constexpr (CLUSTER == 2) {
+    rank = cluster_ctarank();
+    const int64_t mine = blockIdx.x, other = blockIdx.x ^ 1u;
+    Work a{}, b{};
+    shared = mine < ts.total && other < ts.total && decode(mine, a) && decode(other, b) && a.nk > 0 &&
+             a.nk == b.nk && a.expert == b.expert && a.n_tile == b.n_tile && a.split == b.split;
+    init_barriers(T::kMmaGroups * 4 * (shared ? 2 : 1));
+    cluster_sync();  // the partner's barriers exist before any copy or arrival reaches them
+  }
+
   if (group == 0) {
     // ---------------- producer
     setmaxnreg_dec<T::kProducerRegs>();
     const int kc = t % 8;  // this thread's 16-byte chunk of every row it gathers
     uint32_t slice = 0;
-    for (int64_t tile = blockIdx.x; tile < ts.total; tile += gridDim.x) {
+    for (int64_t tile = blockIdx.x; tile < ts.total; tile += tile_stride) {
       Work w;
       if (!decode(tile, w) || w.nk == 0) continue;
       int32_t arow[T::kRowsPerThread];  // token row (stage 1) or slot (stage 2), -1 for padding
@@ -176,6 +215,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       }
       const int32_t wrow0 = w.expert * static_cast<int32_t>(p.w_rows) +
                             w.n_tile * (STAGE == 1 ? BN / 2 : BN);
+      const int32_t box_stride = STAGE == 1 ? static_cast<int32_t>(p.n) : kBoxRows;
       for (int kk = 0; kk < w.nk; ++kk, ++slice) {
         const int slot = static_cast<int>(slice % STAGES);
         mbar_wait(&empty[slot], ((slice / STAGES) & 1) ^ 1);  // the first round passes at once
@@ -183,12 +223,14 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
         const int32_t kcol = static_cast<int32_t>(kt * BK);
         unsigned char* b_dst = sB + slot * T::kBTile;
         if (t == 0) {
-          mbar_arrive_expect_tx(&full[slot], T::kBTile);
-          if constexpr (STAGE == 1) {
-            tma_load_2d(b_dst, &p.w_map, &full[slot], kcol, wrow0);                                   // gate rows
-            tma_load_2d(b_dst + T::kBTile / 2, &p.w_map, &full[slot], kcol, wrow0 + static_cast<int32_t>(p.n));  // up
+          mbar_arrive_expect_tx(&full[slot], T::kBTile);  // all boxes, whichever block loads them
+          if (shared) {
+            tma_load_2d_multicast(b_dst + rank * kBoxBytes, &p.w_map, &full[slot], kcol,
+                                  wrow0 + static_cast<int32_t>(rank) * box_stride, 0x3);
           } else {
-            tma_load_2d(b_dst, &p.w_map, &full[slot], kcol, wrow0);
+#pragma unroll
+            for (int b = 0; b < kBoxes; ++b)
+              tma_load_2d(b_dst + b * kBoxBytes, &p.w_map, &full[slot], kcol, wrow0 + b * box_stride);
           }
         }
         unsigned char* a_dst = sA + slot * T::kATile;
@@ -203,6 +245,12 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
         cp_async_mbar_arrive_noinc(&full[slot]);
       }
     }
+    if (shared && t == 0) {
+      // Wait until both blocks' MMA warps have freed the last STAGES slices: after that
+      // no arrival of the partner and no copy of either block targets this block.
+      for (int i = 0; i < STAGES; ++i, ++slice)
+        mbar_wait(&empty[slice % STAGES], ((slice / STAGES) & 1) ^ 1);
+    }
     return;
   }
 
@@ -215,8 +263,16 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
   const int c0 = 2 * (lane % 4);                     // and columns 8j + c0, +1
   constexpr int kAcc = BN / 2;
   constexpr int kHalf = BN / 16;  // accumulator atoms per half tile (stage 1: the gate atoms)
+  // Frees a slot: lane 0 of each warp, on this block's barrier and, when the slots
+  // are shared, on the partner's.
+  auto release = [&](uint32_t s) {
+    if (lane == 0) {
+      mbar_arrive(&empty[s]);
+      if (shared) mbar_arrive_cluster(&empty[s], rank ^ 1u);
+    }
+  };
   uint32_t slice = 0;
-  for (int64_t tile = blockIdx.x; tile < ts.total; tile += gridDim.x) {
+  for (int64_t tile = blockIdx.x; tile < ts.total; tile += tile_stride) {
     Work w;
     if (!decode(tile, w)) continue;
     // This thread's output rows (r0, r0 + 8), read before the K loop: off the epilogue's path.
@@ -257,7 +313,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       for (int kk = 0; kk < w.nk; ++kk, ++slice) {
         const int slot = static_cast<int>(slice % STAGES);
         mbar_wait(&full[slot], (slice / STAGES) & 1);
-        if (lane == 0) mbar_arrive(&empty[slot]);
+        release(slot);
       }
       continue;  // no row to store
     }
@@ -271,7 +327,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       wgmma_commit();
       if constexpr (Op::kPromote) {
         wgmma_wait<0>();  // this slice's accumulator is final: add it into fp32, start afresh
-        if (lane == 0) mbar_arrive(&empty[slot]);
+        release(slot);
         const int64_t kslice = w.kt_begin + kk;
         float sc[2][2];
 #pragma unroll
@@ -286,12 +342,12 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       } else {
         wgmma_wait<1>();  // the previous slice's MMAs are done: free its slot
         // (wait_group is warp-synchronous: once lane 0 is past it, the whole warp is)
-        if (kk > 0 && lane == 0) mbar_arrive(&empty[(slice - 1) % STAGES]);
+        if (kk > 0) release((slice - 1) % STAGES);
       }
     }
     if constexpr (!Op::kPromote) {
       wgmma_wait<0>();
-      if (w.nk > 0 && lane == 0) mbar_arrive(&empty[(slice - 1) % STAGES]);
+      if (w.nk > 0) release((slice - 1) % STAGES);
     }
     // The summed value of accumulator e.
     auto sum = [&](int e) -> float {

@@ -123,8 +123,10 @@ Grid size_grid(const Q8Problem& p, const fused_moe::AlignedRouting& r, const Q8T
     }
     g.grid = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(total, int64_t{q8_device_limits().sm_count} * resident)));
   } else {
-    MOE_REQUIRE(total < (int64_t{1} << 31), "fused_moe_q8: too many tiles for one grid; use a persistent config");
-    g.grid = static_cast<int>(total);
+    // One block per tile, in whole clusters (a block past the last tile does nothing).
+    const int64_t blocks = (total + cfg.cluster - 1) / cfg.cluster * cfg.cluster;
+    MOE_REQUIRE(blocks < (int64_t{1} << 31), "fused_moe_q8: too many tiles for one grid; use a persistent config");
+    g.grid = static_cast<int>(blocks);
   }
   return g;
 }
@@ -223,7 +225,7 @@ void launch_q8_stage(int stage, const Q8Problem& p, const uint8_t* a, const floa
                 what + " needs tensor maps (a CUDA device of compute capability 9.0 or newer)");
     fused_moe::encode_tile_map_2d(g.w_map, {.base = g.w, .dtype = is_int8(p.scheme) ? DType::I8 : DType::F8E4M3,
                                             .rows = int64_t{p.base.experts} * g.w_rows, .cols = g.k,
-                                            .row_stride_bytes = g.k, .box_rows = stage == 1 ? ts.block_n / 2 : ts.block_n,
+                                            .row_stride_bytes = g.k, .box_rows = fused_moe::ws_weight_box_rows(ts.block_n, stage, ts.cluster),
                                             .box_cols = 128});
   }
   const auto grid = size_grid(p, r, cfg, n_tiles, g.split_k, k);

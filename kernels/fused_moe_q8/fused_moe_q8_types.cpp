@@ -29,6 +29,9 @@ std::string Q8TileConfig::why_invalid(int stage, Scheme scheme) const {
   if (auto w = fused_moe::why_not_compiled(kQ8TileShapes, *this); !w.empty()) return w;
   if (split_k < 1 || split_k > 64) return fmt::format("split_k {} outside [1, 64]", split_k);
   if (stage == 1 && split_k != 1) return "split_k applies to stage 2 only";
+  if (cluster > 1 && persistent)
+    return fmt::format("tile {} runs one block per tile (its cluster's blocks pair their tiles): not persistent",
+                       name());
   const TileShape& t = kQ8TileShapes[fused_moe::find_tile_shape(kQ8TileShapes, *this)];
   if (is_block(scheme) && t.wgmma && t.block_n / t.warps_n > 128)
     return "the block scheme keeps a second accumulator set: wgmma tiles of at most 128 columns per warpgroup";
@@ -60,7 +63,7 @@ void finish(const Q8Problem& p, const Q8DeviceLimits& dev, Q8LayerConfig& c) {
     // the worst-case block count launches mostly empty blocks when few experts are hit
     const int64_t bound = fused_moe::max_aligned_blocks(p.base.slots(), p.base.experts, ts.block_m);
     const int64_t expected = ceil_div(p.base.slots(), ts.block_m) + std::min<int64_t>(p.base.experts, p.base.slots());
-    s->persistent = bound > 4 * expected;
+    s->persistent = ts.cluster == 1 && bound > 4 * expected;
   }
 }
 }  // namespace

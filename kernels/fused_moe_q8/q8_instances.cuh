@@ -26,7 +26,8 @@ struct Q8Instance {
   using Kernel = void (*)(const Q8GemmParams);
   static Kernel kernel() {
     if constexpr (kCompiled && t.ws)
-      return &fused_moe::dev::grouped_gemm_ws_kernel<dev::Q8WsOp<kInt8, kBlock>, t.block_m, t.block_n, t.stages, STAGE>;
+      return &fused_moe::dev::grouped_gemm_ws_kernel<dev::Q8WsOp<kInt8, kBlock>, t.block_m, t.block_n, t.stages, STAGE,
+                                                     t.cluster>;
     else if constexpr (kCompiled)
       return &dev::q8_gemm_kernel<kInt8, t.block_m, t.block_n, t.block_k, t.warps_m, t.warps_n, t.stages, STAGE,
                                   t.wgmma, kBlock>;
@@ -43,7 +44,7 @@ struct Q8Instance {
   }
   static void launch(const Q8GemmParams& p, int grid, hipStream_t s) {
     prepare();
-    fused_moe::detail::launch_maybe_pdl(kernel(), grid, kThreads, kSmem, s, p);
+    fused_moe::detail::launch_maybe_pdl(kernel(), grid, kThreads, kSmem, s, p, t.cluster);
   }
   static int resident() {
     prepare();

@@ -9,6 +9,7 @@
 
 #include "kernels/fused_moe/tensor_map.hpp"
 #include "kernels/fused_moe/tile.hpp"
+#include "kernels/fused_moe/fused_moe_config.hpp"
 #include "kernels/fused_moe/fused_moe_types.hpp"
 #include "kernels/fused_moe_q8/fused_moe_q8_types.hpp"
 #include "moe/error.hpp"
@@ -34,6 +35,7 @@ void check_table(std::span<const TileShape> shapes) {
     CHECK(back.stages == s.stages);
     CHECK(back.wgmma == s.wgmma);
     CHECK(back.ws == s.ws);
+    CHECK(back.cluster == s.cluster);
     CHECK(back.name() == name);
     CHECK(find_tile_shape(shapes, back) == static_cast<int>(i));
     CHECK(why_not_compiled(shapes, back) == "");
@@ -55,6 +57,10 @@ TEST_CASE("tile names: the documented form") {
   CHECK(ws.name() == "128x256x64-w8-s4-wgmma_ws");
   CHECK(parse_tile("128x256x64-w8-s4-wgmma_ws") == ws);
   CHECK_FALSE(parse_tile("128x256x64-w8-s4-wgmma") == ws);
+  const Tile pair{128, 256, 64, 8, 4, true, true, 2};
+  CHECK(pair.name() == "128x256x64-w8-s4-wgmma_ws-c2");
+  CHECK(parse_tile("128x256x64-w8-s4-wgmma_ws-c2") == pair);
+  CHECK_FALSE(pair == ws);
 }
 
 TEST_CASE("tile names: malformed names are rejected naming the field") {
@@ -73,7 +79,14 @@ TEST_CASE("tile names: malformed names are rejected naming the field") {
       {"16x64x128-w4-s3", "field 'stages'"},
       {"16x64x128-w4-s3-", "field 'mma'"},
       {"16x64x128-w4-s3-mfma", "field 'mma'"},
-      {"16x64x128-w4-s3-mma-x", "field 'mma'"},
+      {"16x64x128-w4-s3-mma-x", "field 'cluster'"},
+      {"16x64x128-w4-s3-mma-c2", "field 'cluster'"},       // not a wgmma_ws tile
+      {"16x64x128-w4-s3-wgmma-c2", "field 'cluster'"},
+      {"128x256x64-w8-s4-wgmma_ws-c1", "field 'cluster'"},  // the default is not written
+      {"128x256x64-w8-s4-wgmma_ws-c", "field 'cluster'"},
+      {"128x256x64-w8-s4-wgmma_ws-c02", "field 'cluster'"},
+      {"128x256x64-w8-s4-wgmma_ws-2", "field 'cluster'"},
+      {"16x64x128-w4-s3-wgmma_ws-", "field 'cluster'"},
       {"16x64x128-w4-s3-wgmma_w", "field 'mma'"},
       {"-16x64x128-w4-s3-mma", "field 'block_m'"},
   };
@@ -93,6 +106,35 @@ TEST_CASE("tile names: a well-formed tile that is not compiled is named in the o
   CHECK(why.find(kTileShapes[0].name()) != std::string::npos);
   TileConfig cfg{odd};
   CHECK(cfg.why_invalid(1) == why);
+}
+
+TEST_CASE("tile configs: a tile of 2-block clusters runs one block per tile") {
+  for (int s = 0; s < kNumTileShapes; ++s) {
+    if (kTileShapes[s].cluster == 1) continue;
+    TileConfig c{kTileShapes[s].tile()};
+    CHECK(c.is_valid(1));
+    c.persistent = true;
+    CHECK(c.why_invalid(1).find("not persistent") != std::string::npos);
+    // the chooser and the tuner never make one persistent
+    const DeviceLimits dev{.sm_count = 132, .max_smem_per_block = 232448, .wgmma = true};
+    Problem p;
+    p.tokens = 4096, p.model_dim = 4096, p.inter_dim = 14336, p.experts = 8, p.top_k = 2;
+    const LayerConfig lc = config_for_shape(p, dev, s);
+    CHECK_FALSE(lc.stage1.persistent);
+    CHECK_FALSE(lc.stage2.persistent);
+    int clustered = 0;
+    for (const LayerConfig& c2 : tune_candidates(p, dev))
+      if (c2.stage1.cluster > 1) {
+        ++clustered;
+        CHECK_FALSE(c2.stage1.persistent);
+      }
+    CHECK(clustered > 0);  // the tuner tries it
+  }
+  // The weight boxes: two halves in stage 1, and in stage 2 when the cluster shares them.
+  CHECK(ws_weight_box_rows(256, 1, 1) == 128);
+  CHECK(ws_weight_box_rows(256, 2, 1) == 256);
+  CHECK(ws_weight_box_rows(256, 2, 2) == 128);
+  CHECK(ws_weight_box_rows(128, 1, 2) == 64);
 }
 
 TEST_CASE("tensor maps: one validity check names the rule broken") {

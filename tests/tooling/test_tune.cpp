@@ -72,8 +72,9 @@ TEST_CASE("tune candidates: valid, unique, usable here, heuristic included") {
       CHECK(has_persistent);
       CHECK(has_split);
 #if !defined(MOE_BACKEND_HIP)
-      // 5 mma.sync shapes (+2 wgmma, +1 wgmma_ws) x 2 grids x 4 splits.
-      CHECK(c.size() == (wg ? 8u : 5u) * 2 * 4);
+      // 5 mma.sync shapes (+2 wgmma, +1 wgmma_ws) x 2 grids x 4 splits, + the wgmma_ws
+      // tile of 2-block clusters x 4 splits (one grid kind: never persistent).
+      CHECK(c.size() == (wg ? 8u * 2 * 4 + 4 : 5u * 2 * 4));
 #endif
     }
   // Restricted spaces.
@@ -108,7 +109,11 @@ TEST_CASE("tuned rows <-> configs: every candidate round-trips through the CSV")
       r.err = 1e-3;
       CHECK(r.key.act_type == "SiLu");
       CHECK(r.key.dtype == "bf16");
-      CHECK(r.impl == (cfg.stage1.ws ? kImplWgmmaWs : cfg.stage1.wgmma ? kImplWgmma : kImplMmaSync));
+      CHECK(r.impl == impl_of(cfg.stage1));
+      CHECK(r.impl == (cfg.stage1.cluster == 2 ? kImplWgmmaWsC2
+                       : cfg.stage1.ws       ? kImplWgmmaWs
+                       : cfg.stage1.wgmma    ? kImplWgmma
+                                             : kImplMmaSync));
       update_tuned_file(path, r, tuned_impls());
       const auto t = TunedTable::load(path, tuned_impls());
       const auto lk = t.lookup(tuned_key(p, 132));
@@ -412,9 +417,12 @@ TEST_CASE("tuned config: every row of the committed configs/tuned_fmoe.csv names
     const auto& f = cells[i + 1];
     const TunedRow& row = t.rows()[i];
     CAPTURE(row.line);
+    const std::string impl = f[col("impl")];
+    const bool ws = impl == kImplWgmmaWs || impl == kImplWgmmaWsC2;
     const Tile want{std::stoi(f[col("block_m")]), std::stoi(f[col("block_n")]), std::stoi(f[col("block_k")]),
                     std::stoi(f[col("warps")]),   std::stoi(f[col("stages")]),
-                    f[col("impl")] == kImplWgmma || f[col("impl")] == kImplWgmmaWs, f[col("impl")] == kImplWgmmaWs};
+                    ws || impl == kImplWgmma,     ws,
+                    impl == kImplWgmmaWsC2 ? 2 : 1};
     Tile got;
     CHECK(tile_of_row(row, got) == "");
     CHECK(got == want);

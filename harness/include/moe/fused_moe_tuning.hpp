@@ -3,8 +3,9 @@
 // is always passed in: the caller (CLI command, bench executable, test) owns it.
 //
 // Rows of this family: impl "mma_sync_tiles" (mma.sync / MFMA atom),
-// "wgmma_tiles" (Hopper warpgroup MMA) or "wgmma_ws_tiles" (warp-specialized Hopper
-// warpgroup MMA with TMA weight loads); block_m, block_n, block_k, warps, stages
+// "wgmma_tiles" (Hopper warpgroup MMA), "wgmma_ws_tiles" (warp-specialized Hopper
+// warpgroup MMA with TMA weight loads) or "wgmma_ws_c2_tiles" (the same in 2-block
+// clusters sharing each weight slice by multicast); block_m, block_n, block_k, warps, stages
 // and the impl name one compiled tile (kernels/fused_moe/tile.hpp) used by both
 // stages; splitK is stage 2's split; persistent applies to both stages.
 #pragma once
@@ -21,7 +22,11 @@ namespace moe::fused_moe {
 inline constexpr const char* kImplMmaSync = "mma_sync_tiles";
 inline constexpr const char* kImplWgmma = "wgmma_tiles";
 inline constexpr const char* kImplWgmmaWs = "wgmma_ws_tiles";
+inline constexpr const char* kImplWgmmaWsC2 = "wgmma_ws_c2_tiles";
 const std::set<std::string>& tuned_impls();
+// The impl name of a tile's kind (mma, wgmma, wgmma_ws, wgmma_ws in clusters of 2);
+// "" for a kind no impl names.
+std::string impl_of(const Tile& t);
 
 // The table key of a problem on a device with `cu_num` SMs/CUs and name
 // `device` ("" = unknown: only rows without a device match)
