@@ -91,6 +91,16 @@ Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {
     }
     return -1;
   };
+  // The warp-specialized tile (one block; kernels/fused_moe/ws_kernel.cuh), where it fits.
+  auto pick_ws = [&]() {
+    for (int i = 0; i < kNumQ8TileShapes; ++i) {
+      const TileShape& t = kQ8TileShapes[i];
+      if (t.ws && t.cluster == 1 && q8_tile_smem_bytes(t) <= dev.max_smem_per_block && q8_shape_fits(t, p) &&
+          q8_config_of_shape(i).is_valid(1, p.scheme))
+        return i;
+    }
+    return -1;
+  };
   int shape = -1;
 #if defined(MOE_BACKEND_HIP)
   if (rows <= 12) shape = pick(16, 64, false, 0);
@@ -98,8 +108,14 @@ Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {
   else if (rows <= 96) shape = pick(64, 128, false, 0);
   else shape = pick(128, 128, false, 0);
 #else
+  // fp8 beyond 24 rows per expert: the warp-specialized tile took 1.06-1.48x less time than
+  // the older wgmma tiles below (fp8_tensor) and 1.48-2.28x less (fp8_block) at the six
+  // M = 1024/4096 points (32-1024 rows per expert) of the H100 tile sweep (docs/notes/quant.md,
+  // 2026-12-05). int8 keeps the older tiles: its ws tile is tested but was not swept.
+  const bool fp8_ws = dev.wgmma && !is_int8(p.scheme) && rows > 24;
   if (rows <= 8) shape = pick(16, 128, false, 3);
   else if (rows <= 24) shape = pick(16, 128, false, 4);
+  else if (fp8_ws && (shape = pick_ws()) >= 0) return q8_config_for_shape(p, dev, shape);
   else if (dev.wgmma && rows <= 96) shape = pick(64, 256, true, 0);  // DeepSeek-V3 M=1024 (32 rows): 1.9x the 32-row tile
   else if (rows <= 40) shape = pick(32, 64, false, 0);
   else if (dev.wgmma) shape = is_block(p.scheme) ? pick(128, 128, true, 0) : pick(128, 256, true, 0);

@@ -93,10 +93,11 @@ struct Q8DeviceLimits {
 bool q8_shape_fits(const TileShape& t, const Q8Problem& p);
 
 // Heuristic: block_m from rows per expert (NVIDIA: <= 8 rows 16x128x256 w8, <= 24
-// 16x128x128, <= 96 wgmma 64x256 (32x64x256 up to 40 rows without wgmma), else wgmma
-// 128x256 / 128x128 for the block scheme; measured by BM_q8_tile), wgmma tiles when
-// compiled; split-K of stage 2 when there are fewer than two waves of tiles. The
-// warp-specialized tile is not chosen yet (not measured on a GPU).
+// 16x128x128; beyond, fp8 schemes take the warp-specialized 128x128x128 tile where it
+// fits, int8 (and fp8 where it does not fit) <= 96 wgmma 64x256 (32x64x256 up to 40
+// rows without wgmma), else wgmma 128x256 / 128x128 for the block scheme; measured by
+// BM_q8_tile), wgmma tiles when compiled; split-K of stage 2 when there are fewer than
+// two waves of tiles.
 Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev);
 // Both stages on one shape (tests sweep every shape).
 Q8LayerConfig q8_config_for_shape(const Q8Problem& p, const Q8DeviceLimits& dev, int shape);
