@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Our fused MoE layer beside its peers, as Markdown tables:
+
+  * bf16 (bench_fused_moe.json, BM_fused_moe_layer medians): ours, torch._grouped_mm from the
+    same run (bench/anchors/torch_moe_layer.py --json), vLLM's Triton figure of the anchor file
+    (../shared/anchors/<card>-moe-layer.json), the ratios and our % of the larger floor;
+  * fp8 (bench_fused_moe_q8.json, BM_q8_layer / BM_bf16_layer medians), when given: per-tensor
+    and block-scaled fp8 beside vLLM's fp8 figure (per-tensor activation scale, per-expert
+    weight scale: our fp8_tensor), fp8_block / fp8_tensor, and our bf16 / fp8_tensor.
+
+Ratios are ours / theirs (below 1: ours is faster). Only compare files of one card: the anchor
+file names its card, and this script refuses a bench run of another (--force to override).
+
+  scripts/vs_anchor.py --bench B.json [--q8 Q.json] --torch T.json --anchors A.json [--out F.md]
+"""
+import argparse
+import json
+import re
+import sys
+
+
+def medians(path, prefix):
+    """{(scheme or '', model, M): median us} of the aggregate rows whose name starts with prefix."""
+    with open(path) as f:
+        doc = json.load(f)
+    out = {}
+    for b in doc.get("benchmarks", []):
+        if b.get("aggregate_name") != "median" or not b["run_name"].startswith(prefix):
+            continue
+        parts = b["run_name"][len(prefix):].split("/")
+        m = re.match(r"M:(\d+)$", parts[-3] if parts[-1] == "manual_time" else parts[-1])
+        if not m:
+            continue
+        scheme = parts[0] if len(parts) >= 5 else ""
+        model = parts[-4] if parts[-1] == "manual_time" else parts[-2]
+        out[(scheme, model, int(m.group(1)))] = (b["real_time"], b.get("pct_floor"))
+    return doc.get("context", {}), out
+
+
+def fmt(x, spec=".1f"):
+    return "-" if x is None else format(x, spec)
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bench", required=True, help="bench_fused_moe.json (moe-harness bench, with repetitions)")
+    ap.add_argument("--q8", help="bench_fused_moe_q8.json")
+    ap.add_argument("--torch", help="torch_moe_layer.json of the same run")
+    ap.add_argument("--anchors", required=True, help="../shared/anchors/<card>-moe-layer.json")
+    ap.add_argument("--out", help="write the Markdown here (default: stdout)")
+    ap.add_argument("--force", action="store_true", help="compare runs of different cards")
+    a = ap.parse_args()
+    try:
+        with open(a.anchors) as f:
+            anchors = json.load(f)
+        ctx, ours = medians(a.bench, "BM_fused_moe_layer/")
+        torch_rows = {}
+        if a.torch:
+            with open(a.torch) as f:
+                torch_rows = {(r["model"], r["M"]): r["torch_grouped_mm_us"] for r in json.load(f)["rows"]}
+        q8 = medians(a.q8, "BM_q8_layer/")[1] if a.q8 else {}
+        q8_bf16 = medians(a.q8, "BM_bf16_layer/")[1] if a.q8 else {}
+    except (OSError, ValueError, KeyError) as e:
+        print(f"vs_anchor: {e}", file=sys.stderr)
+        return 2
+    card = anchors.get("card", "")
+    device = ctx.get("moe_device", "")
+    if device and device not in card and not a.force:
+        print(f"vs_anchor: the bench ran on '{device}', the anchors are of '{card}' (--force to compare)",
+              file=sys.stderr)
+        return 2
+    if not ours:
+        print(f"vs_anchor: {a.bench} has no BM_fused_moe_layer medians (run with repetitions)", file=sys.stderr)
+        return 2
+    vllm = {(r["model"], r["M"], r["dtype"]): r["peer_vllm_triton_us"] for r in anchors["rows"]}
+
+    lines = [f"Ours on {device or '?'} (revision {ctx.get('moe_git_revision', '?')}), torch from the same run, "
+             f"vLLM Triton from {a.anchors} ({card}, {anchors.get('date', '?')}). Ratios: ours / theirs.", "",
+             "| model | M | ours µs | torch µs | vLLM µs | ours/torch | ours/vLLM | % floor |",
+             "|---|---|---|---|---|---|---|---|"]
+    n = at_least_vllm = beat_torch = 0
+    for (_, model, M), (us, pct) in sorted(ours.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+        t, v = torch_rows.get((model, M)), vllm.get((model, M, "bf16"))
+        rt, rv = ratio(us, t), ratio(us, v)
+        n += 1
+        at_least_vllm += rv is not None and rv <= 1.0
+        beat_torch += rt is not None and rt < 1.0
+        lines.append(f"| {model} | {M} | {us:.1f} | {fmt(t)} | {fmt(v)} | {fmt(rt, '.2f')} | {fmt(rv, '.2f')} | "
+                     f"{fmt(pct)} |")
+    lines += ["", f"bf16: at least as fast as vLLM Triton at {at_least_vllm} of {n} points; "
+                  f"faster than torch at {beat_torch} of {n}."]
+    if q8:
+        lines += ["", "| model | M | fp8_tensor µs | vLLM fp8 µs | ours/vLLM | fp8_block µs | block/tensor | "
+                      "bf16 µs | bf16/fp8_tensor |", "|---|---|---|---|---|---|---|---|---|"]
+        m = faster = 0
+        for (scheme, model, M), (us, _) in sorted(q8.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+            if scheme != "fp8_tensor":
+                continue
+            v = vllm.get((model, M, "fp8"))
+            blk = q8.get(("fp8_block", model, M), (None, None))[0]
+            b16 = q8_bf16.get(("", model, M), (None, None))[0]
+            rv = ratio(us, v)
+            m += 1
+            faster += rv is not None and rv < 1.0
+            lines.append(f"| {model} | {M} | {us:.1f} | {fmt(v)} | {fmt(rv, '.2f')} | {fmt(blk)} | "
+                         f"{fmt(ratio(blk, us), '.2f')} | {fmt(b16)} | {fmt(ratio(b16, us), '.2f')} |")
+        lines += ["", f"fp8 per-tensor: faster than vLLM's fp8 Triton at {faster} of {m} points."]
+    text = "\n".join(lines) + "\n"
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
