@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -147,6 +149,40 @@ LayerConfig choose_config(const Problem& p, const DeviceLimits& dev) {
   }
   MOE_REQUIRE(best >= 0, "fused_moe: no compiled tile shape fits the device's shared memory");
   return config_for_shape(p, dev, best);
+}
+
+TileGrid tile_grid(std::string_view family, int64_t slots, int64_t experts, int64_t capacity, const Tile& tile,
+                   bool persistent, int64_t tiles_per_m_block, int sm_count, int (*resident_blocks_per_sm)()) {
+  MOE_REQUIRE(tile.block_m > 0 && tile.cluster > 0 && tiles_per_m_block >= 0 && sm_count > 0,
+              fmt::format("{}: grid sizing of tile {} with {} tiles per m-block on {} SMs", family, tile.name(),
+                          tiles_per_m_block, sm_count));
+  TileGrid g;
+  const int64_t bound = std::min<int64_t>(max_aligned_blocks(slots, experts, tile.block_m), capacity / tile.block_m);
+  MOE_REQUIRE(bound < (int64_t{1} << 31), fmt::format("{}: too many aligned blocks ({})", family, bound));
+  g.max_m_blocks = static_cast<int>(bound);
+  const int64_t total = bound * tiles_per_m_block;
+  if (persistent) {
+    static std::mutex mu;
+    static std::vector<std::pair<int (*)(), int>> resident_of;  // a kernel's blocks per SM, asked once
+    int resident = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto& [fn, n] : resident_of)
+        if (fn == resident_blocks_per_sm) resident = n;
+      if (resident == 0) {
+        resident = std::max(1, resident_blocks_per_sm ? resident_blocks_per_sm() : 1);
+        resident_of.emplace_back(resident_blocks_per_sm, resident);
+      }
+    }
+    g.grid = static_cast<int>(std::max<int64_t>(1, std::min(total, int64_t{sm_count} * resident)));
+  } else {
+    // One block per tile, in whole clusters (a block past the last tile does nothing).
+    const int64_t blocks = (total + tile.cluster - 1) / tile.cluster * tile.cluster;
+    MOE_REQUIRE(blocks < (int64_t{1} << 31),
+                fmt::format("{}: {} tiles exceed the grid limit; use a persistent config", family, total));
+    g.grid = static_cast<int>(blocks);
+  }
+  return g;
 }
 
 std::vector<LayerConfig> tune_candidates(const Problem& p, const DeviceLimits& dev, const TuneSpace& space) {

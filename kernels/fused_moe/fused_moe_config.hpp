@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kernels/fused_moe/fused_moe_types.hpp"
@@ -36,6 +37,21 @@ bool shape_usable(const TileShape& t, const DeviceLimits& dev);
 // Whether a compiled shape takes the problem's sizes: wgmma_ws tiles copy by TMA
 // and need model_dim and inter_dim to be multiples of 8 (16-byte rows).
 bool shape_fits(const TileShape& t, const Problem& p);
+
+// ---- launch grid -------------------------------------------------------------
+// The grid of one stage kernel of either layer (fused_moe, fused_moe_q8).
+struct TileGrid {
+  int grid = 0;          // blocks to launch
+  int max_m_blocks = 0;  // m-blocks the kernel may walk (0: no routed block can exist)
+};
+// max_m_blocks = min(worst-case aligned blocks of `slots` over `experts`, capacity / block_m).
+// Persistent: min(tiles, sm_count x resident blocks per SM), the kernel's residency asked
+// once (resident_blocks_per_sm, kept per function) and taken as at least 1. Otherwise one
+// block per tile of the worst case, rounded up to whole clusters (tile.cluster). Tiles are
+// max_m_blocks x tiles_per_m_block. InputError starting with `family` when a count does not
+// fit a 32-bit grid.
+TileGrid tile_grid(std::string_view family, int64_t slots, int64_t experts, int64_t capacity, const Tile& tile,
+                   bool persistent, int64_t tiles_per_m_block, int sm_count, int (*resident_blocks_per_sm)());
 
 // ---- tuner candidates ------------------------------------------------------
 struct TuneSpace {

@@ -88,48 +88,6 @@ void set_weight_map(GemmParams& g, const Problem& p, const TileShape& ts, int st
                                .row_stride_bytes = g.k * 2, .box_rows = box_rows, .box_cols = 64});
 }
 
-struct Grid {
-  int grid = 0;
-  int max_m_blocks = 0;
-};
-
-Grid size_grid(const Problem& p, const AlignedRouting& r, const TileConfig& cfg, int n_tiles, int split_k,
-               const KernelEntry& k) {
-  Grid g;
-  const int64_t bound = std::min<int64_t>(max_aligned_blocks(p.slots(), p.experts, cfg.block_m),
-                                          r.capacity / cfg.block_m);
-  MOE_REQUIRE(bound < (int64_t{1} << 31), "fused_moe: too many aligned blocks");
-  g.max_m_blocks = static_cast<int>(bound);
-  const int64_t total = bound * n_tiles * split_k;
-  if (cfg.persistent) {
-    static std::mutex mu;
-    struct Cached {
-      const KernelEntry* entry;
-      int resident;
-    };
-    static std::vector<Cached> cache;
-    int resident = 0;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      for (const Cached& c : cache)
-        if (c.entry == &k) resident = c.resident;
-      if (resident == 0) {
-        resident = std::max(1, k.resident_blocks_per_sm());
-        cache.push_back(Cached{&k, resident});
-      }
-    }
-    const int64_t slots = int64_t{device_limits().sm_count} * resident;
-    g.grid = static_cast<int>(std::max<int64_t>(1, std::min(total, slots)));
-  } else {
-    // One block per tile, in whole clusters (a block past the last tile does nothing).
-    const int64_t blocks = (total + cfg.cluster - 1) / cfg.cluster * cfg.cluster;
-    MOE_REQUIRE(blocks < (int64_t{1} << 31),
-                fmt::format("fused_moe: {} tiles exceed the grid limit; use a persistent config", total));
-    g.grid = static_cast<int>(blocks);
-  }
-  return g;
-}
-
 }  // namespace
 }  // namespace detail
 
@@ -186,7 +144,8 @@ void launch_stage1(const Problem& p, const Tensors& t, const AlignedRouting& r, 
   g.persistent = cfg.persistent ? 1 : 0;
   detail::set_grouping(g, ts);
   detail::set_weight_map(g, p, ts, 1, ws_weight_box_rows(ts.block_n, 1, ts.cluster));
-  const auto grid = detail::size_grid(p, r, cfg, g.n_tiles, 1, k);
+  const TileGrid grid = tile_grid("fused_moe stage 1", p.slots(), p.experts, r.capacity, cfg, cfg.persistent,
+                                  g.n_tiles, device_limits().sm_count, k.resident_blocks_per_sm);
   g.max_m_blocks = grid.max_m_blocks;
   if (grid.max_m_blocks == 0) return;
   k.launch(g, grid.grid, s);
@@ -220,7 +179,8 @@ void launch_stage2(const Problem& p, const Tensors& t, const AlignedRouting& r, 
   g.persistent = cfg.persistent ? 1 : 0;
   detail::set_grouping(g, ts);
   detail::set_weight_map(g, p, ts, 2, ws_weight_box_rows(ts.block_n, 2, ts.cluster));
-  const auto grid = detail::size_grid(p, r, cfg, g.n_tiles, g.split_k, k);
+  const TileGrid grid = tile_grid("fused_moe stage 2", p.slots(), p.experts, r.capacity, cfg, cfg.persistent,
+                                  int64_t{g.n_tiles} * g.split_k, device_limits().sm_count, k.resident_blocks_per_sm);
   g.max_m_blocks = grid.max_m_blocks;
   if (grid.max_m_blocks == 0) {
     // No routed block can exist; partial rows stay unwritten and reduce sums none

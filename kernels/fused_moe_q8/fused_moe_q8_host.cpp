@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/fused_moe/fused_moe_config.hpp"
 #include "kernels/fused_moe_q8/fused_moe_q8.hpp"
 #include "kernels/fused_moe_q8/q8_dispatch.hpp"
 #include "kernels/fused_moe/tensor_map.hpp"
@@ -93,42 +94,6 @@ void validate(const Q8Problem& p, const Q8Tensors& t, const fused_moe::AlignedRo
   const bool need_w = stage == 1 ? p.base.router_weight == fused_moe::RouterWeight::OnInput
                                  : p.base.router_weight == fused_moe::RouterWeight::OnOutput;
   MOE_REQUIRE(t.topk_weights || !need_w, "fused_moe_q8: topk_weights must be set");
-}
-
-struct Grid {
-  int grid = 0;
-  int max_m_blocks = 0;
-};
-
-Grid size_grid(const Q8Problem& p, const fused_moe::AlignedRouting& r, const Q8TileConfig& cfg, int64_t n_tiles,
-               int split_k, const Q8KernelEntry& k) {
-  Grid g;
-  const int64_t bound = std::min<int64_t>(fused_moe::max_aligned_blocks(p.base.slots(), p.base.experts, cfg.block_m),
-                                          r.capacity / cfg.block_m);
-  MOE_REQUIRE(bound < (int64_t{1} << 31), "fused_moe_q8: too many aligned blocks");
-  g.max_m_blocks = static_cast<int>(bound);
-  const int64_t total = bound * n_tiles * split_k;
-  if (cfg.persistent) {
-    static std::mutex mu;
-    static std::vector<std::pair<const Q8KernelEntry*, int>> cache;
-    int resident = 0;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      for (const auto& c : cache)
-        if (c.first == &k) resident = c.second;
-      if (resident == 0) {
-        resident = std::max(1, k.resident_blocks_per_sm());
-        cache.emplace_back(&k, resident);
-      }
-    }
-    g.grid = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(total, int64_t{q8_device_limits().sm_count} * resident)));
-  } else {
-    // One block per tile, in whole clusters (a block past the last tile does nothing).
-    const int64_t blocks = (total + cfg.cluster - 1) / cfg.cluster * cfg.cluster;
-    MOE_REQUIRE(blocks < (int64_t{1} << 31), "fused_moe_q8: too many tiles for one grid; use a persistent config");
-    g.grid = static_cast<int>(blocks);
-  }
-  return g;
 }
 
 // Common parameters of both stages.
@@ -228,7 +193,10 @@ void launch_q8_stage(int stage, const Q8Problem& p, const uint8_t* a, const floa
                                             .row_stride_bytes = g.k, .box_rows = fused_moe::ws_weight_box_rows(ts.block_n, stage, ts.cluster),
                                             .box_cols = 128});
   }
-  const auto grid = size_grid(p, r, cfg, n_tiles, g.split_k, k);
+  const fused_moe::TileGrid grid =
+      fused_moe::tile_grid(fmt::format("fused_moe_q8 stage {}", stage), p.base.slots(), p.base.experts, r.capacity,
+                           cfg, cfg.persistent, n_tiles * g.split_k, q8_device_limits().sm_count,
+                           k.resident_blocks_per_sm);
   g.max_m_blocks = grid.max_m_blocks;
   if (grid.max_m_blocks == 0) {
     // Stage 2: no block writes the partials; zeroed so the reduce is defined.

@@ -137,6 +137,37 @@ TEST_CASE("tile configs: a tile of 2-block clusters runs one block per tile") {
   CHECK(ws_weight_box_rows(128, 1, 2) == 64);
 }
 
+namespace {
+int resident_calls = 0;
+int two_resident() { return ++resident_calls, 2; }
+}  // namespace
+
+TEST_CASE("launch grid: one block per tile in whole clusters, or SMs x resident blocks") {
+  const Tile one{128, 256, 64, 8, 4, true, true};
+  const Tile pair{128, 256, 64, 8, 4, true, true, 2};
+  // 1000 slots over 8 experts: at most (1000 + 8 * 127) / 128 = 15 aligned blocks.
+  TileGrid g = tile_grid("t", 1000, 8, 1 << 20, one, false, 7, 132, two_resident);
+  CHECK(g.max_m_blocks == 15);
+  CHECK(g.grid == 15 * 7);
+  g = tile_grid("t", 1000, 8, 1 << 20, pair, false, 7, 132, two_resident);
+  CHECK(g.grid == 106);  // 105 tiles, rounded up to whole pairs
+  g = tile_grid("t", 1000, 8, 10 * 128, one, false, 3, 132, two_resident);
+  CHECK(g.max_m_blocks == 10);  // the align capacity bounds it too
+  CHECK(g.grid == 30);
+  CHECK(resident_calls == 0);  // asked only for persistent grids
+  g = tile_grid("t", 1000000, 8, 1 << 30, one, true, 7, 132, two_resident);
+  CHECK(g.grid == 264);
+  g = tile_grid("t", 1000, 8, 1 << 20, one, true, 7, 132, two_resident);
+  CHECK(g.grid == 105);  // never more blocks than tiles
+  CHECK(resident_calls == 1);  // once per kernel
+  g = tile_grid("t", 0, 8, 0, one, false, 7, 132, two_resident);
+  CHECK(g.max_m_blocks == 0);
+  CHECK(g.grid == 0);
+  CHECK_THROWS_WITH_AS(tile_grid("fused_moe stage 2", int64_t{1} << 40, 8, int64_t{1} << 40, one, false, 64, 132,
+                                 two_resident),
+                       doctest::Contains("fused_moe stage 2:"), InputError);
+}
+
 TEST_CASE("tensor maps: one validity check names the rule broken") {
   using moe::fused_moe::TileMapSpec;
   alignas(16) static uint16_t buf[64];
