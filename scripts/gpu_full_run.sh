@@ -224,7 +224,7 @@ if has tiles; then
     > "$run_dir/tiles_fused_moe.log" 2>&1 || status=1
   MOE_Q8_TILE_SWEEP=1 MOE_Q8_TILE_SWEEP_M=1024,4096 MOE_Q8_TILE_SWEEP_SCHEMES=fp8_tensor,fp8_block,int8_token \
     timeout 300 bash scripts/gpu_host.sh exec "$build/bench/bench_fused_moe_q8" \
-    --benchmark_filter="BM_q8_tile/.*/tile:128x(128|256)x128-w8-s[46]-$tile_re""split:1/" \
+    --benchmark_filter="BM_q8_tile/.*/tile:128x(128|256)x128-w8-s[46]-${tile_re}split:1/" \
     --benchmark_repetitions=3 --benchmark_out="$run_dir/tiles_fused_moe_q8.json" --benchmark_out_format=json \
     > "$run_dir/tiles_fused_moe_q8.log" 2>&1 || status=1
   note "tiles: $(grep -c '"run_type": "aggregate"' "$run_dir/tiles_fused_moe.json" 2>/dev/null) + $(grep -c '"run_type": "aggregate"' "$run_dir/tiles_fused_moe_q8.json" 2>/dev/null) aggregates"

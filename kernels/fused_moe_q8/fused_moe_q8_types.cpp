@@ -112,10 +112,10 @@ Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {
   // the older wgmma tiles below (fp8_tensor) and 1.48-2.28x less (fp8_block) at the six
   // M = 1024/4096 points (32-1024 rows per expert) of the H100 tile sweep (docs/notes/quant.md,
   // 2026-12-05). int8 keeps the older tiles: its ws tile is tested but was not swept.
-  const bool fp8_ws = dev.wgmma && !is_int8(p.scheme) && rows > 24;
+  const int fp8_ws = dev.wgmma && !is_int8(p.scheme) && rows > 24 ? pick_ws() : -1;
   if (rows <= 8) shape = pick(16, 128, false, 3);
   else if (rows <= 24) shape = pick(16, 128, false, 4);
-  else if (fp8_ws && (shape = pick_ws()) >= 0) return q8_config_for_shape(p, dev, shape);
+  else if (fp8_ws >= 0) shape = fp8_ws;
   else if (dev.wgmma && rows <= 96) shape = pick(64, 256, true, 0);  // DeepSeek-V3 M=1024 (32 rows): 1.9x the 32-row tile
   else if (rows <= 40) shape = pick(32, 64, false, 0);
   else if (dev.wgmma) shape = is_block(p.scheme) ? pick(128, 128, true, 0) : pick(128, 256, true, 0);
