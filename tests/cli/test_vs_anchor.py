@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""scripts/vs_anchor.py on the committed H100 run (run by `meson test`, from the source root).
+
+The anchor file is written here (../shared is not part of the checkout): its vLLM figures
+are set from ours, so the ratios and the counts of the summary lines are known; a file of
+another card, or a missing file, is one line on stderr with exit 2 and no output file.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from checks import check, finish
+
+RUN = "reports/h100-d837486"
+SCRIPT = "scripts/vs_anchor.py"
+
+
+def medians(path, prefix):
+    with open(path) as f:
+        return {b["run_name"]: b["real_time"] for b in json.load(f)["benchmarks"]
+                if b.get("aggregate_name") == "median" and b["run_name"].startswith(prefix)}
+
+
+def run(args):
+    p = subprocess.run([sys.executable, SCRIPT] + args, capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+bf16 = medians(f"{RUN}/bench_fused_moe.json", "BM_fused_moe_layer/mixtral_8x7b/M:1/")
+fp8 = medians(f"{RUN}/bench_fused_moe_q8.json", "BM_q8_layer/fp8_tensor/mixtral_8x7b/M:1/")
+ours_bf16, ours_fp8 = next(iter(bf16.values())), next(iter(fp8.values()))
+with open(f"{RUN}/torch_moe_layer.json") as f:
+    torch_us = {(r["model"], r["M"]): r["torch_grouped_mm_us"] for r in json.load(f)["rows"]}[("mixtral_8x7b", 1)]
+
+with tempfile.TemporaryDirectory() as tmp:
+    def anchors(card):
+        path = os.path.join(tmp, f"anchors-{len(card)}.json")
+        with open(path, "w") as f:
+            json.dump({"card": card, "date": "test", "rows": [
+                {"model": "mixtral_8x7b", "M": 1, "dtype": "bf16", "peer_vllm_triton_us": 2 * ours_bf16},
+                {"model": "mixtral_8x7b", "M": 1, "dtype": "fp8", "peer_vllm_triton_us": ours_fp8 / 2}]}, f)
+        return path
+
+    out = os.path.join(tmp, "vs.md")
+    base = ["--bench", f"{RUN}/bench_fused_moe.json", "--q8", f"{RUN}/bench_fused_moe_q8.json",
+            "--torch", f"{RUN}/torch_moe_layer.json"]
+    rc, stdout, err = run(base + ["--anchors", anchors("NVIDIA H100 80GB HBM3, test"), "--out", out])
+    text = open(out).read() if os.path.exists(out) else ""
+    row = next((l for l in text.splitlines() if l.startswith("| mixtral_8x7b | 1 |")), "")
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    check("same card: exit 0, the table written", rc == 0 and row != "", f"rc={rc} err={err!r}")
+    check("bf16 row: ours, torch, vLLM and the ratios", len(cells) == 8 and
+          cells[2] == f"{ours_bf16:.1f}" and cells[3] == f"{torch_us:.1f}" and cells[5] == f"{ours_bf16 / torch_us:.2f}"
+          and cells[6] == "0.50", row)
+    check("bf16 summary: 1 of 18 at least as fast as vLLM (the others have no figure)",
+          "at least as fast as vLLM Triton at 1 of 18 points" in text, text[-300:])
+    fp8_row = [l for l in text.splitlines() if l.startswith("| mixtral_8x7b | 1 |")][1:2]
+    check("fp8 row: ours / vLLM = 2.00", fp8_row and fp8_row[0].split("|")[5].strip() == "2.00", fp8_row)
+    check("fp8 summary: faster at 0 of 18", "faster than vLLM's fp8 Triton at 0 of 18 points" in text, text[-200:])
+
+    os.remove(out)
+    rc, stdout, err = run(base + ["--anchors", anchors("NVIDIA H200"), "--out", out])
+    check("another card: exit 2, one line, no output file",
+          rc == 2 and len(err.strip().splitlines()) == 1 and "--force" in err and not os.path.exists(out),
+          f"rc={rc} err={err!r}")
+    rc, stdout, err = run(base + ["--anchors", anchors("NVIDIA H200"), "--force"])
+    check("another card with --force: exit 0", rc == 0 and "| mixtral_8x7b | 1 |" in stdout, f"rc={rc} err={err!r}")
+    rc, stdout, err = run(["--bench", os.path.join(tmp, "missing.json"), "--anchors", anchors("x"), "--out", out])
+    check("a missing file: exit 2, one line, no output file",
+          rc == 2 and len(err.strip().splitlines()) == 1 and not os.path.exists(out), f"rc={rc} err={err!r}")
+
+finish("vs_anchor")
