@@ -19,10 +19,7 @@ std::string TileConfig::why_invalid(int stage) const {
   // (Whether a wgmma shape can run is a property of the build: the launch checks
   // DeviceLimits::wgmma and throws InputError when it is absent.)
   if (stage == 1 && split_k != 1) return "split_k applies to stage 2 only (stage 1 is followed by a nonlinearity)";
-  if (cluster > 1 && persistent)
-    return fmt::format("tile {} runs one block per tile (its cluster's blocks pair their tiles): not persistent",
-                       name());
-  return {};
+  return why_not_persistent(*this, persistent);
 }
 
 std::string TileConfig::to_string() const {

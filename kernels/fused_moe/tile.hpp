@@ -66,6 +66,10 @@ constexpr int ws_weight_box_rows(int block_n, int stage, int cluster) {
   return (stage == 1 || cluster > 1) ? block_n / 2 : block_n;
 }
 
+// "" when `t` may run on a persistent grid (if asked); else why not: the blocks of a
+// cluster pair their tiles, one tile per block.
+std::string why_not_persistent(const Tile& t, bool persistent);
+
 // Index of the shape of `shapes` that is `t`, or -1.
 int find_tile_shape(std::span<const TileShape> shapes, const Tile& t);
 // The one validity check of a tile: "" when `t` is one of `shapes`, else why
