@@ -233,8 +233,8 @@ TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model
   for (int i = 0; i < kNumQ8TileShapes; ++i) {  // a tile of 2-block clusters is never persistent
     Q8TileConfig c = q8_config_of_shape(i);
     c.persistent = true;
-    CHECK(c.why_invalid(1, Scheme::Fp8Tensor).find("not persistent") != std::string::npos ==
-          (kQ8TileShapes[i].cluster > 1));
+    const bool refused = c.why_invalid(1, Scheme::Fp8Tensor).find("not persistent") != std::string::npos;
+    CHECK(refused == (kQ8TileShapes[i].cluster > 1));
   }
   Q8TileConfig bad;
   bad.block_m = 48;
