@@ -25,7 +25,8 @@
 #               (fused_moe: the layer benchmarks, not the sweep; BENCHES="bench_a bench_b" for only those)
 #     tiles     (only when named) the warp-specialized tiles side by side: the bf16 layer sweep of
 #               the wgmma, wgmma_ws and wgmma_ws-c2 tiles at M >= 256 and the q8 tile sweep of
-#               the same kinds at M = 1024, 4096 (fp8_tensor, fp8_block, int8_token); 3 repetitions each
+#               the same kinds at M = 1024, 4096 (fp8_tensor, fp8_block, int8_token); 3 repetitions each;
+#               and the bf16 layer's parts (align, stage 1, stage 2, reduce) at M = 1024, 4096
 #     torch     bench/anchors/torch_moe_layer.py on the same card
 #     report    moe-harness report over verify + every bench JSON, the torch anchor as baseline "torch"
 #     mutation  scripts/mutation_suite.py: kernel mutants must fail verify, fresh seeds must pass
@@ -227,6 +228,11 @@ if has tiles; then
     --benchmark_filter="BM_q8_tile/.*/tile:128x(128|256)x128-w8-s[46]-${tile_re}split:1/" \
     --benchmark_repetitions=3 --benchmark_out="$run_dir/tiles_fused_moe_q8.json" --benchmark_out_format=json \
     > "$run_dir/tiles_fused_moe_q8.log" 2>&1 || status=1
+  # Where the layer's time goes at large M: align, each GEMM stage and the reduce alone.
+  timeout 120 bash scripts/gpu_host.sh exec "$build/bench/bench_fused_moe" \
+    --benchmark_filter='BM_fused_moe_(align|stage1|stage2|reduce)/.*/M:(1024|4096)/' \
+    --benchmark_repetitions=3 --benchmark_out="$run_dir/parts_fused_moe.json" --benchmark_out_format=json \
+    > "$run_dir/parts_fused_moe.log" 2>&1 || status=1
   note "tiles: $(grep -c '"run_type": "aggregate"' "$run_dir/tiles_fused_moe.json" 2>/dev/null) + $(grep -c '"run_type": "aggregate"' "$run_dir/tiles_fused_moe_q8.json" 2>/dev/null) aggregates"
 fi
 
