@@ -38,8 +38,11 @@ METRICS = [
     "dram__throughput.avg.pct_of_peak_sustained_elapsed",
     "sm__throughput.avg.pct_of_peak_sustained_elapsed",
 ]
-# Tensor-pipe activity of Hopper's wgmma, where this ncu knows the metric.
-OPTIONAL_METRICS = ["sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_elapsed"]
+# Asked for where this ncu knows them (--query-metrics), by the key they get in the JSON:
+# the tensor-pipe activity of Hopper's wgmma, and the L2 hit rate (weights read more
+# than once from DRAM show as a low rate).
+OPTIONAL_METRICS = {"tensor_pipe_pct": "sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_elapsed",
+                    "l2_hit_pct": "lts__t_sector_hit_rate.pct"}
 # Template argument that holds STAGE (1 or 2), by kernel.
 STAGE_ARG = {"grouped_gemm_ws_kernel": 4, "fused_moe_gemm_kernel": 7, "q8_gemm_kernel": 7}
 
@@ -133,7 +136,7 @@ def summarize(launches, flops_per_stage):
             entry["dram_tb_per_s"] = round((entry["dram_read_gb"] + entry["dram_write_gb"]) / (us * 1e-6) / 1e3, 3)
         for m, key in (("dram__throughput.avg.pct_of_peak_sustained_elapsed", "dram_pct"),
                        ("sm__throughput.avg.pct_of_peak_sustained_elapsed", "sm_pct"),
-                       (OPTIONAL_METRICS[0], "tensor_pipe_pct")):
+                       *((m, key) for key, m in OPTIONAL_METRICS.items())):
             if isinstance(pick.get(m), float):
                 entry[key] = round(pick[m], 1)
         result[str(st)] = entry
@@ -141,16 +144,17 @@ def summarize(launches, flops_per_stage):
 
 
 def markdown(points):
-    out = ["| layer | model | M | stage | kernel | µs | TFLOP/s | DRAM TB/s | DRAM % | SM % | tensor pipe % |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| layer | model | M | stage | kernel | µs | TFLOP/s | DRAM read GB | DRAM TB/s | DRAM % | SM % | L2 hit % | tensor pipe % |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in points:
         if p.get("error"):
-            out.append(f"| {p['layer']} | {p['model']} | {p['M']} | - | error: {p['error']} | | | | | | |")
+            out.append(f"| {p['layer']} | {p['model']} | {p['M']} | - | error: {p['error']} | | | | | | | | |")
             continue
         for st, e in p["stages"].items():
             short = re.sub(r"\(.*", "", e["kernel"]).replace("moe::fused_moe_q8::dev::", "").replace("moe::fused_moe::dev::", "")
             out.append(f"| {p['layer']} | {p['model']} | {p['M']} | {st} | `{short}` | {e['duration_us']} | {e['tflops']} | "
-                       f"{e.get('dram_tb_per_s', '')} | {e.get('dram_pct', '')} | {e.get('sm_pct', '')} | {e.get('tensor_pipe_pct', '')} |")
+                       f"{e.get('dram_read_gb', '')} | {e.get('dram_tb_per_s', '')} | {e.get('dram_pct', '')} | {e.get('sm_pct', '')} | "
+                       f"{e.get('l2_hit_pct', '')} | {e.get('tensor_pipe_pct', '')} |")
     return "\n".join(out) + "\n"
 
 
@@ -184,8 +188,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     metrics = list(METRICS)
     q = subprocess.run([args.ncu, "--query-metrics"], capture_output=True, text=True)
-    if OPTIONAL_METRICS[0].split(".")[0] in q.stdout:
-        metrics += OPTIONAL_METRICS
+    metrics += [m for m in OPTIONAL_METRICS.values() if m.split(".")[0] in q.stdout]
 
     points, failed = [], 0
     for layer in [l for l in args.layers.split(",") if l]:
