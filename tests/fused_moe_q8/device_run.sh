@@ -39,7 +39,7 @@ fi
 
 if has gpu; then
   stamp gpu tests
-  timeout 130 "$build/tests/gpu_test_fused_moe_q8" -tce="fused_moe_q8 gpu big*,sanitize:*" -d \
+  timeout 200 "$build/tests/gpu_test_fused_moe_q8" -tce="fused_moe_q8 gpu big*,sanitize:*" -d \
     > "$out/test_gpu.log" 2>&1; echo "gpu tests rc=$?"
   grep -E "ERROR|error|test cases|assertions|SKIP" "$out/test_gpu.log" | head -30
 fi
