@@ -27,9 +27,6 @@
 #               the wgmma, wgmma_ws and wgmma_ws-c2 tiles at M >= 256 and the q8 tile sweep of
 #               the same kinds at M = 1024, 4096 (fp8_tensor, fp8_block, int8_token); 3 repetitions each;
 #               and the bf16 layer's parts (align, stage 1, stage 2, reduce) at M = 1024, 4096
-#     l2hints   (only when named) the bf16 layer and its GEMM stages at M = 256, 1024, 4096 under each
-#               MOE_FUSED_MOE_L2_HINTS setting of L2_HINTS_SET (default: normal,normal first,normal
-#               first,last normal,last) into l2hints_<weights>_<activations>.json
 #     torch     bench/anchors/torch_moe_layer.py on the same card
 #     report    moe-harness report over verify + every bench JSON, the torch anchor as baseline "torch"
 #     mutation  scripts/mutation_suite.py: kernel mutants must fail verify, fresh seeds must pass
@@ -237,17 +234,6 @@ if has tiles; then
     --benchmark_repetitions=3 --benchmark_out="$run_dir/parts_fused_moe.json" --benchmark_out_format=json \
     > "$run_dir/parts_fused_moe.log" 2>&1 || status=1
   note "tiles: $(grep -c '"run_type": "aggregate"' "$run_dir/tiles_fused_moe.json" 2>/dev/null) + $(grep -c '"run_type": "aggregate"' "$run_dir/tiles_fused_moe_q8.json" 2>/dev/null) aggregates"
-fi
-
-if has l2hints; then
-  step "l2hints: the bf16 layer and its GEMM stages under each MOE_FUSED_MOE_L2_HINTS setting"
-  for hints in ${L2_HINTS_SET:-normal,normal first,normal first,last normal,last}; do
-    MOE_FUSED_MOE_L2_HINTS=$hints timeout 200 bash scripts/gpu_host.sh exec "$build/bench/bench_fused_moe" \
-      --benchmark_filter='BM_fused_moe_(layer|stage1|stage2)/.*/M:(256|1024|4096)/' \
-      --benchmark_repetitions=3 --benchmark_out="$run_dir/l2hints_${hints/,/_}.json" --benchmark_out_format=json \
-      > "$run_dir/l2hints_${hints/,/_}.log" 2>&1 || status=1
-    note "l2hints $hints: $(grep -c '"run_type": "aggregate"' "$run_dir/l2hints_${hints/,/_}.json" 2>/dev/null) aggregates"
-  done
 fi
 
 if has torch && [ -f bench/anchors/torch_moe_layer.py ]; then

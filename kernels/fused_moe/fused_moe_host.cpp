@@ -75,7 +75,7 @@ GemmParams routing_params(const Problem& p, const Tensors& t, const AlignedRouti
 }
 
 // wgmma_ws tiles: the weight tensor map (all experts as one 2-D tensor, boxes of
-// box_rows x 64 elements), after the kernel's requirements, and the L2 hints.
+// box_rows x 64 elements), after the kernel's requirements.
 void set_weight_map(GemmParams& g, const Problem& p, const TileShape& ts, int stage, int box_rows) {
   if (!ts.ws) return;
   const std::string what = fmt::format("fused_moe stage {}: tile {}", stage, ts.name());
@@ -86,9 +86,6 @@ void set_weight_map(GemmParams& g, const Problem& p, const TileShape& ts, int st
   MOE_REQUIRE(tensor_maps_supported(), what + " needs tensor maps (a CUDA device of compute capability 9.0 or newer)");
   encode_tile_map_2d(g.w_map, {.base = g.w, .dtype = p.dtype, .rows = int64_t{p.experts} * g.w_rows, .cols = g.k,
                                .row_stride_bytes = g.k * 2, .box_rows = box_rows, .box_cols = 64});
-  const L2Hints hints = l2_hints_from_env();
-  g.w_l2_hint = static_cast<int32_t>(hints.weights);
-  g.a_l2_hint = static_cast<int32_t>(hints.activations);
 }
 
 }  // namespace

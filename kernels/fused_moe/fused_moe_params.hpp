@@ -43,10 +43,6 @@ struct GemmParams {
   int32_t persistent = 0;
   int32_t group_m = 8;                  // m-blocks per tile-order group (L2 reuse), <= kMaxGroupM
   int32_t group_mode = 0;               // 0 fixed groups; 1 runs of one expert cut at group_m windows
-  // wgmma_ws tiles: L2 eviction priority of the weight (TMA) and activation (gathered)
-  // loads, an L2Hint value each (kernels/fused_moe/tma.cuh).
-  int32_t w_l2_hint = 0;
-  int32_t a_l2_hint = 0;
 };
 
 struct ReduceParams {

@@ -2,10 +2,7 @@
 // reached through the runtime's entry-point query, so nothing links libcuda.
 #include "kernels/fused_moe/tensor_map.hpp"
 
-#include <cstdlib>
 #include <cstring>
-#include <string>
-#include <string_view>
 
 #include <fmt/format.h>
 
@@ -98,22 +95,5 @@ void encode_tile_map_2d(TensorMap&, const TileMapSpec& s) {
 bool tensor_maps_supported() { return false; }
 
 #endif
-
-L2Hints l2_hints_from_env() {
-  const char* env = std::getenv("MOE_FUSED_MOE_L2_HINTS");
-  if (!env || !*env) return {};
-  const std::string_view v(env);
-  const std::string why =
-      fmt::format("MOE_FUSED_MOE_L2_HINTS=\"{}\": expected <weights>,<activations>, each normal, first or last", v);
-  auto parse = [&](std::string_view w) {
-    if (w == "normal") return L2Hint::Normal;
-    if (w == "first") return L2Hint::EvictFirst;
-    MOE_REQUIRE(w == "last", why);
-    return L2Hint::EvictLast;
-  };
-  const size_t comma = v.find(',');
-  MOE_REQUIRE(comma != std::string_view::npos, why);
-  return {parse(v.substr(0, comma)), parse(v.substr(comma + 1))};
-}
 
 }  // namespace moe::fused_moe

@@ -52,16 +52,4 @@ void encode_tile_map_2d(TensorMap& map, const TileMapSpec& s);
 // True in a CUDA build whose current device is sm_90 or newer.
 bool tensor_maps_supported();
 
-// L2 eviction priority a kernel asks for its loads (PTX createpolicy): Normal is the
-// default; EvictFirst for data read once (a streamed weight tile), EvictLast for data
-// read again soon (activation rows shared by many column tiles).
-enum class L2Hint : int32_t { Normal = 0, EvictFirst = 1, EvictLast = 2 };
-
-// The hints of MOE_FUSED_MOE_L2_HINTS="<weights>,<activations>" (each normal, first or
-// last; unset: normal,normal), read once. An experiment switch of the wgmma_ws tiles.
-struct L2Hints {
-  L2Hint weights = L2Hint::Normal, activations = L2Hint::Normal;
-};
-L2Hints l2_hints_from_env();
-
 }  // namespace moe::fused_moe

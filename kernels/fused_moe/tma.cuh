@@ -81,35 +81,6 @@ __device__ __forceinline__ void tma_load_2d(void* dst, const TensorMap* map, uin
       : "memory");
 }
 
-// An L2 cache policy (createpolicy, all of the accessed lines) for the hint.
-__device__ __forceinline__ uint64_t l2_policy(int32_t hint) {
-  uint64_t pol;
-  if (hint == static_cast<int32_t>(L2Hint::EvictFirst))
-    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
-  else if (hint == static_cast<int32_t>(L2Hint::EvictLast))
-    asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(pol));
-  else
-    asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(pol));
-  return pol;
-}
-
-// tma_load_2d with an L2 cache policy (l2_policy).
-__device__ __forceinline__ void tma_load_2d_hint(void* dst, const TensorMap* map, uint64_t* bar, int32_t col,
-                                                 int32_t row, uint64_t policy) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint"
-      " [%0], [%1, {%3, %4}], [%2], %5;\n" ::"r"(smem_addr(dst)),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_addr(bar)), "r"(col), "r"(row), "l"(policy)
-      : "memory");
-}
-
-// 16 bytes global -> shared by cp.async (zero-filled when !valid), with an L2 cache policy.
-__device__ __forceinline__ void copy16_async_hint(uint32_t smem_dst, const void* gmem_src, bool valid,
-                                                  uint64_t policy) {
-  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n" ::"r"(smem_dst), "l"(gmem_src),
-               "r"(valid ? 16 : 0), "l"(policy));
-}
-
 // ---- thread-block clusters (sm_90)
 // This block's rank in its cluster.
 __device__ __forceinline__ uint32_t cluster_ctarank() {

@@ -18,9 +18,6 @@
 //     frees each slot once the next slice's MMAs are issued (wgmma wait 1; lane 0
 //     of each warp arrives on the slot's empty barrier), then runs the epilogue
 //     while the producer already fills the ring for the next tile.
-//   With L2 hints in the params (Op::Params::w_l2_hint / a_l2_hint, L2Hint values) the
-//     producer's copies carry an L2 eviction policy (createpolicy); without, and in the
-//     cluster kernels, plain copies.
 //   Op::kPromote (fp8): after every slice the wgmma accumulator is added into fp32
 //     registers (times the slice's block scales in the block scheme) and zeroed,
 //     so no fp8 accumulation chain is longer than 128 of K (Hopper's fp8 wgmma keeps
@@ -205,8 +202,6 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
     // ---------------- producer
     setmaxnreg_dec<T::kProducerRegs>();
     const int kc = t % 8;  // this thread's 16-byte chunk of every row it gathers
-    // L2 hints: else the plain copies (the cluster kernels' producer has no registers to spare)
-    const bool hinted = CLUSTER == 1 && (p.w_l2_hint != 0 || p.a_l2_hint != 0);
     uint32_t slice = 0;
     for (int64_t tile = blockIdx.x; tile < ts.total; tile += tile_stride) {
       Work w;
@@ -232,11 +227,6 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
           if (shared) {
             tma_load_2d_multicast(b_dst + rank * kBoxBytes, &p.w_map, &full[slot], kcol,
                                   wrow0 + static_cast<int32_t>(rank) * box_stride, 0x3);
-          } else if (hinted) {
-            const uint64_t wpol = l2_policy(p.w_l2_hint);
-#pragma unroll
-            for (int b = 0; b < kBoxes; ++b)
-              tma_load_2d_hint(b_dst + b * kBoxBytes, &p.w_map, &full[slot], kcol, wrow0 + b * box_stride, wpol);
           } else {
 #pragma unroll
             for (int b = 0; b < kBoxes; ++b)
@@ -245,15 +235,12 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
         }
         unsigned char* a_dst = sA + slot * T::kATile;
         const int64_t kbyte = kt * T::kRowBytes + kc * 16;
-        const uint64_t apol = hinted ? l2_policy(p.a_l2_hint) : 0;
 #pragma unroll
         for (int i = 0; i < T::kRowsPerThread; ++i) {
           const int r = t / 8 + 16 * i;
           const bool ok = arow[i] >= 0 && kbyte < row_bytes;
-          unsigned char* dst = a_dst + r * T::kRowBytes + ((kc ^ (r & 7)) << 4);
-          const unsigned char* src = ok ? a_base + static_cast<int64_t>(arow[i]) * row_bytes + kbyte : a_base;
-          if (hinted) copy16_async_hint(smem_u32(dst), src, ok, apol);
-          else copy16_async(dst, src, ok);
+          copy16_async(a_dst + r * T::kRowBytes + ((kc ^ (r & 7)) << 4),
+                       ok ? a_base + static_cast<int64_t>(arow[i]) * row_bytes + kbyte : a_base, ok);
         }
         cp_async_mbar_arrive_noinc(&full[slot]);
       }

@@ -48,10 +48,6 @@ struct Q8GemmParams {
   int32_t max_m_blocks = 0;
   int32_t persistent = 0;
   int32_t group_m = 8;     // m-blocks per tile-order group (L2 reuse)
-  // wgmma_ws tiles: L2 eviction priority of the weight (TMA) and activation (gathered)
-  // loads, an L2Hint value each (kernels/fused_moe/tma.cuh).
-  int32_t w_l2_hint = 0;
-  int32_t a_l2_hint = 0;
 };
 
 }  // namespace moe::fused_moe_q8::detail

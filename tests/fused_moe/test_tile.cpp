@@ -3,7 +3,6 @@
 // names are rejected with the field that is wrong.
 #include <doctest/doctest.h>
 
-#include <cstdlib>
 #include <set>
 #include <span>
 #include <string>
@@ -205,29 +204,4 @@ TEST_CASE("tensor maps: one validity check names the rule broken") {
   CHECK_THROWS_AS(moe::fused_moe::encode_tile_map_2d(map, ok), moe::GpuError);
   CHECK_FALSE(moe::fused_moe::tensor_maps_supported());
 #endif
-}
-
-TEST_CASE("L2 hints: MOE_FUSED_MOE_L2_HINTS names the weights' and the activations' priority") {
-  using moe::fused_moe::L2Hint;
-  using moe::fused_moe::l2_hints_from_env;
-  ::unsetenv("MOE_FUSED_MOE_L2_HINTS");
-  CHECK(l2_hints_from_env().weights == L2Hint::Normal);
-  CHECK(l2_hints_from_env().activations == L2Hint::Normal);
-  ::setenv("MOE_FUSED_MOE_L2_HINTS", "first,last", 1);
-  CHECK(l2_hints_from_env().weights == L2Hint::EvictFirst);
-  CHECK(l2_hints_from_env().activations == L2Hint::EvictLast);
-  ::setenv("MOE_FUSED_MOE_L2_HINTS", "normal,first", 1);
-  CHECK(l2_hints_from_env().weights == L2Hint::Normal);
-  CHECK(l2_hints_from_env().activations == L2Hint::EvictFirst);
-  for (const char* bad : {"first", "first,", "last,lru", "FIRST,last", "first,last,normal"}) {
-    CAPTURE(bad);
-    ::setenv("MOE_FUSED_MOE_L2_HINTS", bad, 1);
-    try {
-      (void)l2_hints_from_env();
-      FAIL("accepted");
-    } catch (const moe::InputError& e) {
-      CHECK(std::string(e.what()).find("MOE_FUSED_MOE_L2_HINTS") != std::string::npos);
-    }
-  }
-  ::unsetenv("MOE_FUSED_MOE_L2_HINTS");
 }
