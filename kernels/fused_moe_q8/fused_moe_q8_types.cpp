@@ -106,14 +106,15 @@ Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {
   else if (rows <= 96) shape = pick(64, 128, false, 0);
   else shape = pick(128, 128, false, 0);
 #else
-  // fp8 beyond 24 rows per expert: the warp-specialized tile took 1.06-1.48x less time than
-  // the older wgmma tiles below (fp8_tensor) and 1.48-2.28x less (fp8_block) at the six
-  // M = 1024/4096 points (32-1024 rows per expert) of the H100 tile sweep (docs/notes/quant.md,
-  // 2026-12-05). int8 keeps the older tiles: its ws tile is tested but was not swept.
-  const int fp8_ws = dev.wgmma && !is_int8(p.scheme) && rows > 24 ? pick_ws() : -1;
+  // The warp-specialized tile, from the H100 tile sweeps at M = 1024/4096 (32-1024 rows per
+  // expert; docs/notes/quant.md): fp8 beyond 24 rows per expert (1.06-1.48x less time than the
+  // older wgmma tiles for fp8_tensor, 1.48-2.28x for fp8_block); int8 beyond 96 (1.15-1.38x
+  // less at 128-1024 rows; at 32 and 64 rows the 64x256 wgmma tile was 4-12 % faster).
+  const bool ws_pays = dev.wgmma && rows > (is_int8(p.scheme) ? 96 : 24);
+  const int ws = ws_pays ? pick_ws() : -1;
   if (rows <= 8) shape = pick(16, 128, false, 3);
   else if (rows <= 24) shape = pick(16, 128, false, 4);
-  else if (fp8_ws >= 0) shape = fp8_ws;
+  else if (ws >= 0) shape = ws;
   else if (dev.wgmma && rows <= 96) shape = pick(64, 256, true, 0);  // DeepSeek-V3 M=1024 (32 rows): 1.9x the 32-row tile
   else if (rows <= 40) shape = pick(32, 64, false, 0);
   else if (dev.wgmma) shape = is_block(p.scheme) ? pick(128, 128, true, 0) : pick(128, 256, true, 0);

@@ -254,15 +254,15 @@ TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model
         CHECK(c.is_valid(s));
         CHECK((!c.stage1.wgmma || wg));
       }
-  // Beyond 24 rows per expert on Hopper, fp8 takes the one-block warp-specialized tile
-  // where it fits; int8, and fp8 without wgmma, keep the older tiles.
+  // On Hopper the one-block warp-specialized tile where it fits: fp8 beyond 24 rows per
+  // expert, int8 beyond 96; without wgmma the older tiles.
   for (Scheme s : kAllSchemes)
     for (int64_t M : {16, 1024, 4096}) {  // DeepSeek-V3 shape: 0.5, 32, 128 rows per expert
       Q8DeviceLimits d;
       d.wgmma = true;
       const Q8LayerConfig c = choose_q8_config(moe::fused_moe_q8::make_q8_problem(s, M, 7168, 2048, 256, 8), d);
       CAPTURE(c.to_string());
-      const bool want_ws = M > 16 && !is_int8(s);
+      const bool want_ws = is_int8(s) ? M == 4096 : M > 16;
       CHECK(c.stage1.ws == want_ws);
       CHECK(c.stage2.ws == want_ws);
       CHECK(c.stage1.cluster == 1);
