@@ -8,8 +8,8 @@
 //
 // Names: BM_bf16_layer/<model>/M:<M>, BM_q8_layer/<scheme>/<model>/M:<M>; with
 // MOE_Q8_TILE_SWEEP=1 in the environment also BM_q8_tile/<scheme>/<model>/M:<M>/
-// tile:<name>/split:<s> for M in {1, 16, 64, 256} (MOE_Q8_TILE_SWEEP_M=1024,4096 for
-// others) and scheme fp8_tensor (MOE_Q8_TILE_SWEEP_SCHEMES=fp8_tensor,fp8_block for
+// tile:<name>/split:<s>[/persistent:<0|1>, the one-block ws tile both ways] for M in
+// {1, 16, 64, 256} (MOE_Q8_TILE_SWEEP_M=1024,4096 for others) and scheme fp8_tensor (MOE_Q8_TILE_SWEEP_SCHEMES=fp8_tensor,fp8_block for
 // others): both stages on the compiled tile <name> (kQ8TileShapes; names:
 // kernels/fused_moe/tile.hpp) and stage-2 split-K s, to compare tiles where the chooser decides.
 // Counters (besides bench_common's us, GBps, TFLOPs, pct_read_bw, pct_bf16_flops):
@@ -162,7 +162,10 @@ void run_bf16(benchmark::State& state, const Model& m, int64_t M) {
 
 // shape < 0: the chooser's config; else both stages on that compiled shape with
 // stage-2 split-K `split`.
-void run_q8(benchmark::State& state, const Model& m, int64_t M, Scheme scheme, int shape = -1, int split = 1) {
+// shape >= 0: that tile with `split`, persistent as the config rule says (persistent < 0)
+// or forced off (0) / on (1).
+void run_q8(benchmark::State& state, const Model& m, int64_t M, Scheme scheme, int shape = -1, int split = 1,
+            int persistent = -1) {
   fused_moe_q8::Q8Problem p;
   p.base = problem_for(m, M);
   p.scheme = scheme;
@@ -175,6 +178,7 @@ void run_q8(benchmark::State& state, const Model& m, int64_t M, Scheme scheme, i
   if (shape >= 0) {
     cfg = fused_moe_q8::q8_config_for_shape(p, lim, shape);
     cfg.stage2.split_k = split;
+    if (persistent >= 0) cfg.stage1.persistent = cfg.stage2.persistent = persistent == 1;
     const fused_moe::TileShape& t = fused_moe_q8::kQ8TileShapes[shape];
     if (!cfg.is_valid(scheme) || (t.wgmma && !lim.wgmma) ||
         fused_moe_q8::q8_tile_smem_bytes(t) > lim.max_smem_per_block) {
@@ -271,14 +275,23 @@ void register_points(const ModelTable& table) {
       for (const Model& m : models)
         for (int64_t M : sweep_ms)
           for (int shape = 0; shape < fused_moe_q8::kNumQ8TileShapes; ++shape)
-            for (int split : {1, 2, 4})
-              benchmark::RegisterBenchmark(
-                  fmt::format("BM_q8_tile/{}/{}/M:{}/tile:{}/split:{}", fused_moe_q8::scheme_name(scheme), m.name, M,
-                              fused_moe_q8::kQ8TileShapes[shape].name(), split).c_str(),
-                  [m, M, scheme, shape, split](benchmark::State& st) { run_q8(st, m, M, scheme, shape, split); })
-                  ->UseManualTime()
-                  ->Unit(benchmark::kMicrosecond)
-                  ->Iterations(10);
+            for (int split : {1, 2, 4}) {
+              const fused_moe::TileShape& t = fused_moe_q8::kQ8TileShapes[shape];
+              const std::string name = fmt::format("BM_q8_tile/{}/{}/M:{}/tile:{}/split:{}",
+                                                   fused_moe_q8::scheme_name(scheme), m.name, M, t.name(), split);
+              // The one-block ws tile both ways: one block per tile, and a persistent grid
+              // whose producer fills the ring for the next tile during the epilogue.
+              const bool both = t.ws && t.cluster == 1;
+              for (int pers : both ? std::vector<int>{0, 1} : std::vector<int>{-1})
+                benchmark::RegisterBenchmark(
+                    (pers < 0 ? name : fmt::format("{}/persistent:{}", name, pers)).c_str(),
+                    [m, M, scheme, shape, split, pers](benchmark::State& st) {
+                      run_q8(st, m, M, scheme, shape, split, pers);
+                    })
+                    ->UseManualTime()
+                    ->Unit(benchmark::kMicrosecond)
+                    ->Iterations(10);
+            }
 }
 
 }  // namespace
