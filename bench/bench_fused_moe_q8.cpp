@@ -9,8 +9,8 @@
 // Names: BM_bf16_layer/<model>/M:<M>, BM_q8_layer/<scheme>/<model>/M:<M>; with
 // MOE_Q8_TILE_SWEEP=1 in the environment also BM_q8_tile/<scheme>/<model>/M:<M>/
 // tile:<name>/split:<s>[/persistent:<0|1>, the one-block ws tile both ways] for M in
-// {1, 16, 64, 256} (MOE_Q8_TILE_SWEEP_M=1024,4096 for others) and scheme fp8_tensor (MOE_Q8_TILE_SWEEP_SCHEMES=fp8_tensor,fp8_block for
-// others): both stages on the compiled tile <name> (kQ8TileShapes; names:
+// {1, 16, 64, 256} (MOE_Q8_TILE_SWEEP_M=1024,4096 for others) and scheme fp8_tensor
+// (MOE_Q8_TILE_SWEEP_SCHEMES=fp8_tensor,fp8_block for others): both stages on the compiled tile <name> (kQ8TileShapes; names:
 // kernels/fused_moe/tile.hpp) and stage-2 split-K s, to compare tiles where the chooser decides.
 // Counters (besides bench_common's us, GBps, TFLOPs, pct_read_bw, pct_bf16_flops):
 //   floor_us        weight bytes actually touched (hit experts: codes + scales for
@@ -161,9 +161,8 @@ void run_bf16(benchmark::State& state, const Model& m, int64_t M) {
 }
 
 // shape < 0: the chooser's config; else both stages on that compiled shape with
-// stage-2 split-K `split`.
-// shape >= 0: that tile with `split`, persistent as the config rule says (persistent < 0)
-// or forced off (0) / on (1).
+// stage-2 split-K `split`, persistent as the config rule says (persistent < 0) or
+// forced off (0) / on (1).
 void run_q8(benchmark::State& state, const Model& m, int64_t M, Scheme scheme, int shape = -1, int split = 1,
             int persistent = -1) {
   fused_moe_q8::Q8Problem p;

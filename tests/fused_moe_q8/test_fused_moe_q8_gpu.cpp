@@ -23,8 +23,8 @@
 
 #include <fmt/format.h>
 
-#include "kernels/fused_moe_q8/fused_moe_q8.hpp"
 #include "kernels/common/common_kernels.hpp"
+#include "kernels/fused_moe_q8/fused_moe_q8.hpp"
 #include "moe/model_config.hpp"
 #include "moe/error.hpp"
 #include "moe/gpu.hpp"
@@ -65,7 +65,6 @@ void check_models(std::initializer_list<int64_t> Ms, moe::gpu::Stream& st) {
       }
 }
 
-
 // Stage 2 alone on a fresh quantized intermediate with cfg's stage 2 tile (split 1): rel-L2 of its
 // fp32 partial rows, summed over each token's slots in double, against the exact (fp64)
 // product of the same quantized operands (the reference's Exact accumulation). The
@@ -100,6 +99,7 @@ double stage2_rel_l2_vs_exact(const Q8DeviceLayer& l, Q8LayerConfig cfg, moe::gp
     }
   return std::sqrt(err / norm);
 }
+
 }  // namespace
 
 TEST_CASE("fused_moe_q8 gpu: build reports its MMA paths") {
@@ -191,7 +191,10 @@ TEST_CASE("fused_moe_q8 gpu: fp8 accumulation at K = 7168") {
   // int8 sums exactly in int32 and rounds once to fp32. The older wgmma tile's figure
   // (fp8_tensor/fp8_token chain all of K: modelled 1.9e-3) is printed beside it.
   moe::gpu::Stream st;
-  if (!q8_device_limits().wgmma) return;
+  if (!q8_device_limits().wgmma) {
+    MESSAGE("no wgmma on this device/build: the warp-specialized tile is not available");
+    return;
+  }
   int ws = -1, chained = -1;
   for (int i = 0; i < kNumQ8TileShapes; ++i) {
     const auto& t = kQ8TileShapes[i];
