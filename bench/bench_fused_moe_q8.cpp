@@ -10,8 +10,9 @@
 // MOE_Q8_TILE_SWEEP=1 in the environment also BM_q8_tile/<scheme>/<model>/M:<M>/
 // tile:<name>/split:<s>[/persistent:<0|1>, the one-block ws tile both ways] for M in
 // {1, 16, 64, 256} (MOE_Q8_TILE_SWEEP_M=1024,4096 for others) and scheme fp8_tensor
-// (MOE_Q8_TILE_SWEEP_SCHEMES=fp8_tensor,fp8_block for others): both stages on the compiled tile <name> (kQ8TileShapes; names:
-// kernels/fused_moe/tile.hpp) and stage-2 split-K s, to compare tiles where the chooser decides.
+// (MOE_Q8_TILE_SWEEP_SCHEMES=fp8_tensor,fp8_block for others): both stages on the compiled
+// tile <name> (kQ8TileShapes; names: kernels/fused_moe/tile.hpp) and stage-2 split-K s, to
+// compare tiles where the chooser decides.
 // Counters (besides bench_common's us, GBps, TFLOPs, pct_read_bw, pct_bf16_flops):
 //   floor_us        weight bytes actually touched (hit experts: codes + scales for
 //                   q8, 16-bit for bf16) + activations, over the measured read bandwidth
