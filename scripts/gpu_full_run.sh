@@ -27,6 +27,9 @@
 #               the wgmma, wgmma_ws and wgmma_ws-c2 tiles at M >= 256 and the q8 tile sweep of
 #               the same kinds at M = 1024, 4096 (fp8_tensor, fp8_block, int8_token); 3 repetitions each;
 #               and the bf16 layer's parts (align, stage 1, stage 2, reduce) at M = 1024, 4096
+#     groupm    (only when named) the bf16 layer and its GEMM stages, and the fp8_tensor layer, at
+#               M = 1024, 4096 under each MOE_FUSED_MOE_GROUP_M of GROUP_M_SET (default 1 2 4 8 16:
+#               m-blocks per group of the tile order) into groupm_<g>.json and groupm_<g>_q8.json
 #     torch     bench/anchors/torch_moe_layer.py on the same card
 #     report    moe-harness report over verify + every bench JSON, the torch anchor as baseline "torch"
 #     mutation  scripts/mutation_suite.py: kernel mutants must fail verify, fresh seeds must pass
@@ -234,6 +237,21 @@ if has tiles; then
     --benchmark_repetitions=3 --benchmark_out="$run_dir/parts_fused_moe.json" --benchmark_out_format=json \
     > "$run_dir/parts_fused_moe.log" 2>&1 || status=1
   note "tiles: $(grep -c '"run_type": "aggregate"' "$run_dir/tiles_fused_moe.json" 2>/dev/null) + $(grep -c '"run_type": "aggregate"' "$run_dir/tiles_fused_moe_q8.json" 2>/dev/null) aggregates"
+fi
+
+if has groupm; then
+  step "groupm: the layers at M = 1024, 4096 under each MOE_FUSED_MOE_GROUP_M of GROUP_M_SET"
+  for g in ${GROUP_M_SET:-1 2 4 8 16}; do
+    MOE_FUSED_MOE_GROUP_M=$g timeout 150 bash scripts/gpu_host.sh exec "$build/bench/bench_fused_moe" \
+      --benchmark_filter='BM_fused_moe_(layer|stage1|stage2)/.*/M:(1024|4096)/' \
+      --benchmark_repetitions=3 --benchmark_out="$run_dir/groupm_${g}.json" --benchmark_out_format=json \
+      > "$run_dir/groupm_${g}.log" 2>&1 || status=1
+    MOE_FUSED_MOE_GROUP_M=$g timeout 150 bash scripts/gpu_host.sh exec "$build/bench/bench_fused_moe_q8" \
+      --benchmark_filter='BM_q8_layer/fp8_tensor/.*/M:(1024|4096)/' \
+      --benchmark_repetitions=3 --benchmark_out="$run_dir/groupm_${g}_q8.json" --benchmark_out_format=json \
+      > "$run_dir/groupm_${g}_q8.log" 2>&1 || status=1
+    note "groupm $g: $(grep -c '"aggregate_name": "median"' "$run_dir/groupm_${g}.json" 2>/dev/null) + $(grep -c '"aggregate_name": "median"' "$run_dir/groupm_${g}_q8.json" 2>/dev/null) medians"
+  done
 fi
 
 if has torch && [ -f bench/anchors/torch_moe_layer.py ]; then

@@ -2,12 +2,16 @@
 #include "kernels/fused_moe/fused_moe.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <mutex>
+#include <string>
 #include <utility>
 
 #include <fmt/format.h>
 
+#include "kernels/fused_moe/fused_moe_params.hpp"
 #include "moe/error.hpp"
 
 namespace moe::fused_moe {
@@ -179,6 +183,17 @@ TileGrid tile_grid(std::string_view family, int64_t slots, int64_t experts, int6
                 fmt::format("{}: {} tiles exceed the grid limit; use a persistent config", family, total));
     g.grid = static_cast<int>(blocks);
   }
+  return g;
+}
+
+int32_t tile_group_m() {
+  const char* env = std::getenv("MOE_FUSED_MOE_GROUP_M");
+  if (!env || !*env) return 8;
+  const std::string v(env);
+  int32_t g = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), g);
+  MOE_REQUIRE(ec == std::errc{} && end == v.data() + v.size() && g >= 1 && g <= detail::kMaxGroupM,
+              fmt::format("MOE_FUSED_MOE_GROUP_M=\"{}\": expected an integer in [1, {}]", v, detail::kMaxGroupM));
   return g;
 }
 

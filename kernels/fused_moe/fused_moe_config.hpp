@@ -53,6 +53,14 @@ struct TileGrid {
 TileGrid tile_grid(std::string_view family, int64_t slots, int64_t experts, int64_t capacity, const Tile& tile,
                    bool persistent, int64_t tiles_per_m_block, int sm_count, int (*resident_blocks_per_sm)());
 
+// ---- tile order --------------------------------------------------------------
+// m-blocks per group of the grouped tile order (m-block fastest within a group: the
+// group's blocks share each weight tile in L2 and reuse their activation rows across the
+// n sweep) of the bf16 layer's fixed groups and the q8 layer's ws tiles (its older tiles
+// keep a compiled 8): 8, or MOE_FUSED_MOE_GROUP_M=<1..64> when set, for tile-order
+// experiments (InputError for another value). Read at each launch.
+int32_t tile_group_m();
+
 // ---- tuner candidates ------------------------------------------------------
 struct TuneSpace {
   std::vector<int> split_k{1, 2, 4, 8};      // stage-2 splits tried (each must leave >= 1 k-tile per split)

@@ -47,7 +47,7 @@ struct Q8GemmParams {
   int32_t k_tiles_per_split = 0;
   int32_t max_m_blocks = 0;
   int32_t persistent = 0;
-  int32_t group_m = 8;     // m-blocks per tile-order group (L2 reuse)
+  int32_t group_m = 8;     // m-blocks per tile-order group (L2 reuse): fused_moe::tile_group_m()
 };
 
 }  // namespace moe::fused_moe_q8::detail

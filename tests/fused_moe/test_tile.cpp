@@ -3,6 +3,7 @@
 // names are rejected with the field that is wrong.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <set>
 #include <span>
 #include <string>
@@ -204,4 +205,27 @@ TEST_CASE("tensor maps: one validity check names the rule broken") {
   CHECK_THROWS_AS(moe::fused_moe::encode_tile_map_2d(map, ok), moe::GpuError);
   CHECK_FALSE(moe::fused_moe::tensor_maps_supported());
 #endif
+}
+
+TEST_CASE("tile order: MOE_FUSED_MOE_GROUP_M sets the group size, 8 without it") {
+  using moe::fused_moe::tile_group_m;
+  ::unsetenv("MOE_FUSED_MOE_GROUP_M");
+  CHECK(tile_group_m() == 8);
+  ::setenv("MOE_FUSED_MOE_GROUP_M", "", 1);
+  CHECK(tile_group_m() == 8);
+  for (const char* ok : {"1", "2", "16", "64"}) {
+    ::setenv("MOE_FUSED_MOE_GROUP_M", ok, 1);
+    CHECK(tile_group_m() == std::atoi(ok));
+  }
+  for (const char* bad : {"0", "65", "-2", "4x", "x", " 4", "99999999999"}) {
+    CAPTURE(bad);
+    ::setenv("MOE_FUSED_MOE_GROUP_M", bad, 1);
+    try {
+      (void)tile_group_m();
+      FAIL("accepted");
+    } catch (const moe::InputError& e) {
+      CHECK(std::string(e.what()).find("MOE_FUSED_MOE_GROUP_M") != std::string::npos);
+    }
+  }
+  ::unsetenv("MOE_FUSED_MOE_GROUP_M");
 }
