@@ -5,9 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
-#include <mutex>
 #include <string>
-#include <utility>
 
 #include <fmt/format.h>
 
@@ -163,18 +161,7 @@ TileGrid tile_grid(std::string_view family, int64_t slots, int64_t experts, int6
   g.max_m_blocks = static_cast<int>(bound);
   const int64_t total = bound * tiles_per_m_block;
   if (persistent) {
-    static std::mutex mu;
-    static std::vector<std::pair<int (*)(), int>> resident_of;  // a kernel's blocks per SM, asked once
-    int resident = 0;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      for (const auto& [fn, n] : resident_of)
-        if (fn == resident_blocks_per_sm) resident = n;
-      if (resident == 0) {
-        resident = std::max(1, resident_blocks_per_sm ? resident_blocks_per_sm() : 1);
-        resident_of.emplace_back(resident_blocks_per_sm, resident);
-      }
-    }
+    const int resident = std::max(1, resident_blocks_per_sm ? resident_blocks_per_sm() : 1);
     g.grid = static_cast<int>(std::max<int64_t>(1, std::min(total, int64_t{sm_count} * resident)));
   } else {
     // One block per tile, in whole clusters (a block past the last tile does nothing).

@@ -45,8 +45,9 @@ struct TileGrid {
   int max_m_blocks = 0;  // m-blocks the kernel may walk (0: no routed block can exist)
 };
 // max_m_blocks = min(worst-case aligned blocks of `slots` over `experts`, capacity / block_m).
-// Persistent: min(tiles, sm_count x resident blocks per SM), the kernel's residency asked
-// once (resident_blocks_per_sm, kept per function) and taken as at least 1. Otherwise one
+// Persistent: min(tiles, sm_count x resident blocks per SM), the kernel's residency from
+// resident_blocks_per_sm (the kernel tables' entries ask the runtime once) taken as at
+// least 1. Otherwise one
 // block per tile of the worst case, rounded up to whole clusters (tile.cluster). Tiles are
 // max_m_blocks x tiles_per_m_block. InputError starting with `family` when a count does not
 // fit a 32-bit grid.

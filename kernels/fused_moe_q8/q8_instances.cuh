@@ -46,10 +46,14 @@ struct Q8Instance {
     prepare();
     fused_moe::detail::launch_maybe_pdl(kernel(), grid, kThreads, kSmem, s, p, t.cluster);
   }
+  // Blocks per SM, asked of the runtime once (at least 1).
   static int resident() {
-    prepare();
-    int n = 0;
-    MOE_GPU_CHECK(hipOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel(), kThreads, static_cast<size_t>(kSmem)));
+    static const int n = [] {
+      prepare();
+      int r = 0;
+      MOE_GPU_CHECK(hipOccupancyMaxActiveBlocksPerMultiprocessor(&r, kernel(), kThreads, static_cast<size_t>(kSmem)));
+      return r > 1 ? r : 1;
+    }();
     return n;
   }
   static Q8KernelEntry entry() {
