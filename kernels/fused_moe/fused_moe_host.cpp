@@ -21,7 +21,7 @@ namespace {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-// Tile order: fixed groups of tile_group_m() (8) m-blocks, m fastest (group_mode 0). The kernel
+// Tile order: fixed groups of tile_group_m() m-blocks, m fastest (group_mode 0). The kernel
 // also implements groups that follow the runs of one expert's blocks
 // (group_mode 1, windows of A rows fitting ~36 MB of L2); on the H100 that was
 // 1-12 % slower at every large-M point (docs/notes/fused_moe.md, v3), so it is
@@ -39,7 +39,7 @@ void set_grouping(GemmParams& g, const TileShape& ts) {
     g.group_m = static_cast<int32_t>(std::clamp<int64_t>(fit, 1, kMaxGroupM));
   } else {
     g.group_mode = 0;
-    g.group_m = tile_group_m();
+    g.group_m = tile_group_m(g.num_valid, g.experts, ts.block_m);
   }
 }
 

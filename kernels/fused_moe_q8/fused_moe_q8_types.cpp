@@ -58,10 +58,13 @@ void finish(const Q8Problem& p, const Q8DeviceLimits& dev, Q8LayerConfig& c) {
   c.stage2.split_k = split;
   for (Q8TileConfig* s : {&c.stage1, &c.stage2}) {
     const TileShape& ts = kQ8TileShapes[fused_moe::find_tile_shape(kQ8TileShapes, *s)];
-    // the worst-case block count launches mostly empty blocks when few experts are hit
+    // The worst-case block count launches mostly empty blocks when few experts are hit. The
+    // one-block ws tile takes a persistent grid anyway: in the H200 tile sweep at M = 1024/4096
+    // it took 2-7 % less time at 16 of 18 points and 1-3 % more at Mixtral M = 4096
+    // (docs/notes/quant.md; why is not measured).
     const int64_t bound = fused_moe::max_aligned_blocks(p.base.slots(), p.base.experts, ts.block_m);
     const int64_t expected = ceil_div(p.base.slots(), ts.block_m) + std::min<int64_t>(p.base.experts, p.base.slots());
-    s->persistent = ts.cluster == 1 && bound > 4 * expected;
+    s->persistent = ts.cluster == 1 && (ts.ws || bound > 4 * expected);
   }
 }
 }  // namespace

@@ -207,21 +207,26 @@ TEST_CASE("tensor maps: one validity check names the rule broken") {
 #endif
 }
 
-TEST_CASE("tile order: MOE_FUSED_MOE_GROUP_M sets the group size, 8 without it") {
+TEST_CASE("tile order: one m-block per group when the mean expert has one, else 8; MOE_FUSED_MOE_GROUP_M overrides") {
   using moe::fused_moe::tile_group_m;
   ::unsetenv("MOE_FUSED_MOE_GROUP_M");
-  CHECK(tile_group_m() == 8);
+  CHECK(tile_group_m(4096 * 8, 256, 128) == 1);  // DeepSeek-V3 M = 4096: 128 rows per expert, one block
+  CHECK(tile_group_m(4096 * 8 + 1, 256, 128) == 8);
+  CHECK(tile_group_m(1024 * 2, 8, 128) == 8);    // Mixtral M = 1024: 256 rows per expert
+  CHECK(tile_group_m(1, 8, 16) == 1);
   ::setenv("MOE_FUSED_MOE_GROUP_M", "", 1);
-  CHECK(tile_group_m() == 8);
+  CHECK(tile_group_m(1024 * 2, 8, 128) == 8);
+  CHECK(tile_group_m(4096 * 8, 256, 128) == 1);
   for (const char* ok : {"1", "2", "16", "64"}) {
     ::setenv("MOE_FUSED_MOE_GROUP_M", ok, 1);
-    CHECK(tile_group_m() == std::atoi(ok));
+    CHECK(tile_group_m(1024 * 2, 8, 128) == std::atoi(ok));
+    CHECK(tile_group_m(4096 * 8, 256, 128) == std::atoi(ok));
   }
   for (const char* bad : {"0", "65", "-2", "4x", "x", " 4", "99999999999"}) {
     CAPTURE(bad);
     ::setenv("MOE_FUSED_MOE_GROUP_M", bad, 1);
     try {
-      (void)tile_group_m();
+      (void)tile_group_m(4096 * 8, 256, 128);
       FAIL("accepted");
     } catch (const moe::InputError& e) {
       CHECK(std::string(e.what()).find("MOE_FUSED_MOE_GROUP_M") != std::string::npos);

@@ -254,8 +254,8 @@ TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model
         CHECK(c.is_valid(s));
         CHECK((!c.stage1.wgmma || wg));
       }
-  // On Hopper the one-block warp-specialized tile where it fits: fp8 beyond 24 rows per
-  // expert, int8 beyond 96; without wgmma the older tiles.
+  // On Hopper the one-block warp-specialized tile where it fits, on a persistent grid: fp8
+  // beyond 24 rows per expert, int8 beyond 96; without wgmma the older tiles.
   for (Scheme s : kAllSchemes)
     for (int64_t M : {16, 1024, 4096}) {  // DeepSeek-V3 shape: 0.5, 32, 128 rows per expert
       Q8DeviceLimits d;
@@ -266,6 +266,7 @@ TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model
       CHECK(c.stage1.ws == want_ws);
       CHECK(c.stage2.ws == want_ws);
       CHECK(c.stage1.cluster == 1);
+      if (want_ws) CHECK((c.stage1.persistent && c.stage2.persistent));
       d.wgmma = false;
       CHECK_FALSE(choose_q8_config(moe::fused_moe_q8::make_q8_problem(s, M, 7168, 2048, 256, 8), d).stage1.ws);
     }
