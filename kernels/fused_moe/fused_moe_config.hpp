@@ -60,10 +60,11 @@ TileGrid tile_grid(std::string_view family, int64_t slots, int64_t experts, int6
 // A group's m-blocks share each weight tile in L2 when they belong to one expert; when the
 // mean expert has at most one m-block (slots <= experts * block_m) they belong to different
 // experts and share nothing, so the group is 1: one m-block's n sweep runs together and its
-// activation rows stay in L2 (H200: DeepSeek-V3 M = 4096 stage 1 9 % faster, and no other
-// point slower; at 8 rows per m-block and more, 8 keeps Mixtral's stage 1 up to 19 % faster
-// than 1). MOE_FUSED_MOE_GROUP_M=<1..64> overrides it for tile-order experiments (InputError
-// for another value). Read at each launch.
+// activation rows stay in L2 (H200 sweep at M = 1024/4096, docs/notes/fused_moe.md: the bf16
+// layer of DeepSeek-V3 M = 4096 7 % faster and no bf16 layer point slower, the fp8 layer within
+// 2 %; where experts have several m-blocks, 8 keeps Mixtral's stage 1 up to 19 % faster than 1).
+// MOE_FUSED_MOE_GROUP_M=<1..64> overrides it for tile-order experiments (InputError for another
+// value). Read at each launch.
 int32_t tile_group_m(int64_t slots, int64_t experts, int32_t block_m);
 
 // ---- tuner candidates ------------------------------------------------------
