@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# A/B of one benchmark binary between an older revision and this tree, in one call of
+# one machine (timings compare only within one run on one card).
+#
+#   here:      scripts/ab_bench.sh prepare REV             # git archive REV into build-ab-src/ (git-ignored)
+#   GPU host:  scripts/ab_bench.sh run BENCH FILTER [ROUNDS]  # carry .debs and build-ab-src
+#
+# `run` configures and builds only BENCH (e.g. bench_fused_moe_q8) of build-ab-src into
+# build-ab-old, needs this tree's build-gpu (scripts/gpu_full_run.sh build), and runs the two
+# binaries alternately (old, new) ROUNDS times (default 2), 3 repetitions each, with the Google
+# Benchmark FILTER. JSON and logs under $MOE_RUN_DIR/ab (default /tmp/moe-run/ab): old_<i>.json,
+# new_<i>.json, steps.log. Exit status 2 for bad arguments, 1 when a build or a run fails.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+src=build-ab-src
+usage() { echo "usage: $0 prepare REV | run BENCH FILTER [ROUNDS]" >&2; exit 2; }
+[ $# -ge 1 ] || usage
+case $1 in
+  prepare)
+    [ $# = 2 ] || usage
+    git rev-parse --verify -q "$2^{commit}" >/dev/null || { echo "ab_bench: no commit $2" >&2; exit 2; }
+    rm -rf "$src" && mkdir -p "$src"
+    git archive "$2" | tar -x -C "$src" --exclude=reports || exit 1
+    git rev-parse --short "$2" > "$src/.ab-revision"
+    echo "ab_bench: $2 in $src ($(du -sh "$src" | cut -f1)); carry .debs and $src"
+    ;;
+  run)
+    [ $# -ge 3 ] && [ $# -le 4 ] || usage
+    bench=$2; filter=$3; rounds=${4:-2}
+    [[ $rounds =~ ^[1-9][0-9]?$ ]] || { echo "ab_bench: ROUNDS must be 1-99, got '$rounds'" >&2; exit 2; }
+    [ -f "$src/.ab-revision" ] || { echo "ab_bench: no $src (run '$0 prepare REV' here first)" >&2; exit 2; }
+    new_bin=${MOE_BUILD:-build-gpu}/bench/$bench
+    [ -x "$new_bin" ] || { echo "ab_bench: no $new_bin (scripts/gpu_full_run.sh build first)" >&2; exit 2; }
+    out=${MOE_RUN_DIR:-/tmp/moe-run}/ab
+    mkdir -p "$out"
+    log() { echo "[ab +${SECONDS}s] $*" | tee -a "$out/steps.log"; }
+    log "old $(cat "$src/.ab-revision"): configure and build $bench"
+    if [ ! -f build-ab-old/build.ninja ]; then
+      bash scripts/gpu_host.sh exec meson setup build-ab-old "$src" -Dgpu=cuda -Dnvcc_arch="${MOE_NVCC_ARCH:-sm_90a}" \
+        -Dpython=disabled -Dmpi=disabled > "$out/old-setup.log" 2>&1 || { log "old configure failed"; exit 1; }
+    fi
+    bash scripts/gpu_host.sh exec ninja -C build-ab-old "bench/$bench" > "$out/old-build.log" 2>&1 ||
+      { log "old build failed"; tail -5 "$out/old-build.log"; exit 1; }
+    status=0
+    for ((i = 1; i <= rounds; i++)); do
+      for v in old new; do
+        bin=$new_bin; [ $v = old ] && bin=build-ab-old/bench/$bench
+        log "$v round $i"
+        bash scripts/gpu_host.sh exec "$bin" --benchmark_filter="$filter" --benchmark_repetitions=3 \
+          --benchmark_out="$out/${v}_$i.json" --benchmark_out_format=json > "$out/${v}_$i.log" 2>&1 || { log "$v failed"; status=1; }
+      done
+    done
+    log "done (status $status)"
+    exit $status
+    ;;
+  *) usage ;;
+esac
