@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/fused_moe/tile_order.hpp"
 #include "moe/dtype.hpp"
 #include "moe/gpu_runtime.hpp"
 
@@ -127,18 +128,7 @@ __device__ __forceinline__ TileSpace tile_space(const P& p) {
   return t;
 }
 
-// Grouped tile order: tile `rest` of one split -> (m-block, n-tile), with the
-// m-block varying fastest inside groups of group_m blocks, so the blocks of a
-// group share each weight tile in L2 and their A rows stay in L2 across the n sweep.
-__device__ __forceinline__ void grouped_tile(int64_t rest, int num_m, int group_m, int n_tiles,
-                                             int& m_blk, int& n_tile) {
-  const int64_t group_span = static_cast<int64_t>(group_m) * n_tiles;
-  const int first_m = static_cast<int>(rest / group_span) * group_m;
-  const int gsize = (num_m - first_m) < group_m ? (num_m - first_m) : group_m;
-  const int in_g = static_cast<int>(rest % group_span);
-  m_blk = first_m + in_g % gsize;
-  n_tile = in_g / gsize;
-}
+using moe::fused_moe::grouped_tile;  // kernels/fused_moe/tile_order.hpp
 
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + __expf(-g)); }
 __device__ __forceinline__ float gelu_tanh(float g) {

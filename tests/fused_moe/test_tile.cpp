@@ -3,13 +3,16 @@
 // names are rejected with the field that is wrong.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "kernels/fused_moe/tensor_map.hpp"
 #include "kernels/fused_moe/tile.hpp"
+#include "kernels/fused_moe/tile_order.hpp"
 #include "kernels/fused_moe/fused_moe_config.hpp"
 #include "kernels/fused_moe/fused_moe_types.hpp"
 #include "kernels/fused_moe_q8/fused_moe_q8_types.hpp"
@@ -205,6 +208,37 @@ TEST_CASE("tensor maps: one validity check names the rule broken") {
   CHECK_THROWS_AS(moe::fused_moe::encode_tile_map_2d(map, ok), moe::GpuError);
   CHECK_FALSE(moe::fused_moe::tensor_maps_supported());
 #endif
+}
+
+TEST_CASE("tile order: grouped_tile visits every (m-block, n-tile) once, m fastest within a group") {
+  for (int group_m : {1, 2, 3, 8, 16, 64})
+    for (int num_m : {1, 2, 7, 8, 9, 33, 130})
+      for (int n_tiles : {1, 2, 5, 16}) {
+        CAPTURE(group_m);
+        CAPTURE(num_m);
+        CAPTURE(n_tiles);
+        std::vector<int> seen(static_cast<size_t>(num_m) * n_tiles, 0);
+        int prev_m = -1, prev_n = -1;
+        for (int64_t rest = 0; rest < int64_t{num_m} * n_tiles; ++rest) {
+          int m = -1, n = -1;
+          moe::fused_moe::grouped_tile(rest, num_m, group_m, n_tiles, m, n);
+          REQUIRE((m >= 0 && m < num_m && n >= 0 && n < n_tiles));
+          ++seen[static_cast<size_t>(m) * n_tiles + n];
+          // inside a group the next tile is the next m-block of the same n-tile, or the
+          // group's first m-block of the next n-tile
+          if (rest > 0 && m / group_m == prev_m / group_m) {
+            if (m == prev_m + 1) {
+              CHECK(n == prev_n);
+            } else {
+              CHECK(n == prev_n + 1);
+              CHECK(m == m / group_m * group_m);
+            }
+          }
+          prev_m = m;
+          prev_n = n;
+        }
+        CHECK(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; }));
+      }
 }
 
 TEST_CASE("tile order: one m-block per group when the mean expert has one, else 8; MOE_FUSED_MOE_GROUP_M overrides") {
