@@ -12,6 +12,7 @@
 
 #include "moe/error.hpp"
 #include "moe/results.hpp"
+#include "moe/stats.hpp"
 
 namespace moe {
 using nlohmann::json;
@@ -82,12 +83,6 @@ std::map<std::string, double> entry_counters(const json& e) {
   for (auto it = e.begin(); it != e.end(); ++it)
     if (it.value().is_number() && !gbench_numeric_keys().count(it.key())) c[it.key()] = it.value().get<double>();
   return c;
-}
-
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t h = v.size() / 2;
-  return v.size() % 2 ? v[h] : (v[h - 1] + v[h]) / 2.0;
 }
 
 }  // namespace
@@ -178,7 +173,7 @@ std::vector<BenchPoint> read_bench_points(const json& doc, const std::string& so
         p.us_stddev = n > 1 ? std::sqrt(var / double(n - 1)) : 0.0;
         p.samples = static_cast<int>(n);
       }
-      p.us_median = g.median ? entry_us(*g.median, source, rn) : p.rep_us.empty() ? p.us : median_of(p.rep_us);
+      p.us_median = g.median ? entry_us(*g.median, source, rn) : p.rep_us.empty() ? p.us : median(p.rep_us);
     }
     // Name components.
     std::vector<std::string> comps;

@@ -137,4 +137,19 @@ double geometric_mean(const std::vector<double>& x) {
   return std::exp(s / static_cast<double>(x.size()));
 }
 
+double median(std::vector<double> x) {
+  MOE_REQUIRE(!x.empty(), "median: no values");
+  std::sort(x.begin(), x.end());
+  const size_t h = x.size() / 2;
+  return x.size() % 2 ? x[h] : (x[h - 1] + x[h]) / 2.0;
+}
+
+std::vector<size_t> smallest_indices(const std::vector<double>& x, size_t n) {
+  std::vector<size_t> idx(x.size());
+  std::iota(idx.begin(), idx.end(), size_t{0});
+  std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return x[a] < x[b]; });
+  idx.resize(std::min(n, idx.size()));
+  return idx;
+}
+
 }  // namespace moe

@@ -203,6 +203,9 @@ with tempfile.TemporaryDirectory() as tmp:
         expect_input_error(f"tune --seed {bad!r}", ["tune", "--dry-run", "--seed", bad], "--seed")
     for bad in ("0", "-1", "x"):
         expect_input_error(f"tune --cu-num {bad}", ["tune", "--dry-run", "--cu-num", bad], "--cu-num")
+        expect_input_error(f"tune --final-rounds {bad}", ["tune", "--dry-run", "--final-rounds", bad], "--final-rounds")
+    for bad in ("-1", "101", "x"):
+        expect_input_error(f"tune --finalists {bad}", ["tune", "--dry-run", "--finalists", bad], "--finalists")
     lines = expect_input_error("verify --kernel nope", ["verify", "--kernel", "nope", "--json", ""], "nope",
                                "unknown kernel")
     check("verify --kernel nope: no 'no GPU' notice", not any("no GPU" in l for l in lines), str(lines))

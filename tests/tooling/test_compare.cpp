@@ -127,6 +127,19 @@ TEST_CASE("geometric mean") {
   CHECK_THROWS_AS(geometric_mean({1.0, 0.0}), InputError);
 }
 
+TEST_CASE("median and the indices of the smallest values") {
+  CHECK(median({3.0}) == 3.0);
+  CHECK(median({3.0, 1.0, 2.0}) == 2.0);
+  CHECK(median({4.0, 1.0, 2.0, 10.0}) == doctest::Approx(3.0));
+  CHECK_THROWS_AS(median({}), InputError);
+  // the tuner's finalists: the fastest first, equal times in index order
+  CHECK(smallest_indices({5247, 5234, 4787, 5763}, 3) == std::vector<size_t>{2, 1, 0});
+  CHECK(smallest_indices({2.0, 1.0, 2.0, 1.0}, 3) == std::vector<size_t>{1, 3, 0});
+  CHECK(smallest_indices({2.0, 1.0}, 5) == std::vector<size_t>{1, 0});
+  CHECK(smallest_indices({2.0, 1.0}, 0).empty());
+  CHECK(smallest_indices({}, 3).empty());
+}
+
 TEST_CASE("read_bench_points: every repetition's time and the median") {
   // Iteration entries only: mean, stddev and median computed here.
   auto p = read_bench_points(reps_doc({{"k/M:1", {3, 1, 2, 10}}}), "r")[0];

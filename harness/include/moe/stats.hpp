@@ -1,6 +1,8 @@
 // Small statistics for comparing benchmark runs: the two-sided Mann-Whitney U
-// test over repetitions, and the geometric mean of time ratios.
+// test over repetitions, the geometric mean of time ratios, medians, and the
+// fastest of a list of times.
 #pragma once
+#include <cstddef>
 #include <vector>
 
 namespace moe {
@@ -28,5 +30,13 @@ int rank_test_min_repetitions(double alpha);
 
 // exp(mean(log x)); every x > 0 and finite, at least one (InputError otherwise).
 double geometric_mean(const std::vector<double>& x);
+
+// The median (the mean of the two middle values for an even count); at least one value
+// (InputError otherwise).
+double median(std::vector<double> x);
+
+// The indices of the n smallest values of x (all of them when n >= x.size()), smallest
+// first; equal values in index order.
+std::vector<size_t> smallest_indices(const std::vector<double>& x, size_t n);
 
 }  // namespace moe
