@@ -173,9 +173,9 @@ TileGrid tile_grid(std::string_view family, int64_t slots, int64_t experts, int6
   return g;
 }
 
-int32_t tile_group_m(int64_t slots, int64_t experts, int32_t block_m) {
+int32_t tile_group_m(int64_t slots, int64_t experts, const Tile& tile) {
   const char* env = std::getenv("MOE_FUSED_MOE_GROUP_M");
-  if (!env || !*env) return slots <= experts * block_m ? 1 : 8;
+  if (!env || !*env) return tile.ws && slots <= experts * tile.block_m ? 1 : 8;
   const std::string v(env);
   int32_t g = 0;
   const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), g);

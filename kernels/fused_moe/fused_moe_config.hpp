@@ -55,17 +55,18 @@ TileGrid tile_grid(std::string_view family, int64_t slots, int64_t experts, int6
                    bool persistent, int64_t tiles_per_m_block, int sm_count, int (*resident_blocks_per_sm)());
 
 // ---- tile order --------------------------------------------------------------
-// m-blocks per group of the grouped tile order (m-block fastest within a group) of the bf16
-// layer's fixed groups and the q8 layer's ws tiles (its older tiles keep a compiled 8).
-// A group's m-blocks share each weight tile in L2 when they belong to one expert; when the
-// mean expert has at most one m-block (slots <= experts * block_m) they belong to different
-// experts and share nothing, so the group is 1: one m-block's n sweep runs together and its
-// activation rows stay in L2 (H200 sweep at M = 1024/4096, docs/notes/fused_moe.md: the bf16
-// layer of DeepSeek-V3 M = 4096 7 % faster and no bf16 layer point slower, the fp8 layer within
-// 2 %; where experts have several m-blocks, 8 keeps Mixtral's stage 1 up to 19 % faster than 1).
-// MOE_FUSED_MOE_GROUP_M=<1..64> overrides it for tile-order experiments (InputError for another
-// value). Read at each launch.
-int32_t tile_group_m(int64_t slots, int64_t experts, int32_t block_m);
+// m-blocks per group of the grouped tile order (m-block fastest within a group) of `tile`
+// for a problem of `slots` routed rows over `experts`: the bf16 layer's fixed groups and
+// the q8 layer's ws tiles (its older tiles keep a compiled 8). A group's m-blocks share
+// each weight tile in L2 when they belong to one expert. On a ws tile, when the mean expert
+// has at most one m-block (slots <= experts * block_m), they belong to different experts
+// and share nothing, so the group is 1: one m-block's n sweep runs together and its
+// activation rows stay in L2 (H200 sweep at M = 1024/4096, docs/notes/fused_moe.md: the
+// bf16 layer of DeepSeek-V3 M = 4096 7 % faster and no bf16 layer point slower, the fp8
+// layer within 2 %; where experts have several m-blocks, 8 keeps Mixtral's stage 1 up to
+// 19 % faster than 1). Other tiles keep 8 (not measured with 1). MOE_FUSED_MOE_GROUP_M=<1..64>
+// overrides it for tile-order experiments (InputError for another value). Read at each launch.
+int32_t tile_group_m(int64_t slots, int64_t experts, const Tile& tile);
 
 // ---- tuner candidates ------------------------------------------------------
 struct TuneSpace {

@@ -39,7 +39,7 @@ void set_grouping(GemmParams& g, const TileShape& ts) {
     g.group_m = static_cast<int32_t>(std::clamp<int64_t>(fit, 1, kMaxGroupM));
   } else {
     g.group_mode = 0;
-    g.group_m = tile_group_m(g.num_valid, g.experts, ts.block_m);
+    g.group_m = tile_group_m(g.num_valid, g.experts, ts.tile());
   }
 }
 

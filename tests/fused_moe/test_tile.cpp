@@ -241,26 +241,33 @@ TEST_CASE("tile order: grouped_tile visits every (m-block, n-tile) once, m faste
       }
 }
 
-TEST_CASE("tile order: one m-block per group when the mean expert has one, else 8; MOE_FUSED_MOE_GROUP_M overrides") {
+TEST_CASE("tile order: one m-block per group on a ws tile when the mean expert has one, else 8; MOE_FUSED_MOE_GROUP_M overrides") {
+  using moe::fused_moe::parse_tile;
   using moe::fused_moe::tile_group_m;
+  const auto ws = parse_tile("128x256x64-w8-s4-wgmma_ws");
+  const auto wgmma = parse_tile("128x256x64-w8-s4-wgmma");
+  const auto mma = parse_tile("16x64x128-w4-s3-mma");
   ::unsetenv("MOE_FUSED_MOE_GROUP_M");
-  CHECK(tile_group_m(4096 * 8, 256, 128) == 1);  // DeepSeek-V3 M = 4096: 128 rows per expert, one block
-  CHECK(tile_group_m(4096 * 8 + 1, 256, 128) == 8);
-  CHECK(tile_group_m(1024 * 2, 8, 128) == 8);    // Mixtral M = 1024: 256 rows per expert
-  CHECK(tile_group_m(1, 8, 16) == 1);
+  CHECK(tile_group_m(4096 * 8, 256, ws) == 1);  // DeepSeek-V3 M = 4096: 128 rows per expert, one block
+  CHECK(tile_group_m(4096 * 8 + 1, 256, ws) == 8);
+  CHECK(tile_group_m(1024 * 2, 8, ws) == 8);    // Mixtral M = 1024: 256 rows per expert
+  CHECK(tile_group_m(1, 8, ws) == 1);
+  CHECK(tile_group_m(4096 * 8, 256, wgmma) == 8);  // the older tiles: not measured with 1
+  CHECK(tile_group_m(16 * 8, 256, mma) == 8);
   ::setenv("MOE_FUSED_MOE_GROUP_M", "", 1);
-  CHECK(tile_group_m(1024 * 2, 8, 128) == 8);
-  CHECK(tile_group_m(4096 * 8, 256, 128) == 1);
+  CHECK(tile_group_m(1024 * 2, 8, ws) == 8);
+  CHECK(tile_group_m(4096 * 8, 256, ws) == 1);
   for (const char* ok : {"1", "2", "16", "64"}) {
     ::setenv("MOE_FUSED_MOE_GROUP_M", ok, 1);
-    CHECK(tile_group_m(1024 * 2, 8, 128) == std::atoi(ok));
-    CHECK(tile_group_m(4096 * 8, 256, 128) == std::atoi(ok));
+    CHECK(tile_group_m(1024 * 2, 8, ws) == std::atoi(ok));
+    CHECK(tile_group_m(4096 * 8, 256, ws) == std::atoi(ok));
+    CHECK(tile_group_m(16 * 8, 256, mma) == std::atoi(ok));
   }
   for (const char* bad : {"0", "65", "-2", "4x", "x", " 4", "99999999999"}) {
     CAPTURE(bad);
     ::setenv("MOE_FUSED_MOE_GROUP_M", bad, 1);
     try {
-      (void)tile_group_m(4096 * 8, 256, 128);
+      (void)tile_group_m(4096 * 8, 256, ws);
       FAIL("accepted");
     } catch (const moe::InputError& e) {
       CHECK(std::string(e.what()).find("MOE_FUSED_MOE_GROUP_M") != std::string::npos);
