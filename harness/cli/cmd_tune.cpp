@@ -283,8 +283,11 @@ json measure_points(const Opts& o, const TunePlan& plan, const std::string& tag)
     const auto want = fused_moe::check::reference_for(l, tokens, /*device_weights=*/true);
     std::map<int, fused_moe::check::DeviceAlign> aligns;
     // First pass: every candidate checked against the reference, the passing ones timed.
-    std::vector<const LayerConfig*> passed;
-    std::vector<Measured> passed_m;
+    struct Passed {
+      const LayerConfig* cfg;
+      Measured first;  // first-pass time and the reference error
+    };
+    std::vector<Passed> passed;
     for (const auto& cand : pt.candidates) {
       if (g_interrupts) break;
       std::string verdict;
@@ -299,8 +302,7 @@ json measure_points(const Opts& o, const TunePlan& plan, const std::string& tag)
         } else {
           const double us = time_layer(o, l, a, cand, stream.get());
           verdict = fmt::format("{:.2f} us, rel_l2 {:.2e}", us, cmp.out.rel_l2);
-          passed.push_back(&cand);
-          passed_m.push_back({us, cmp.out.rel_l2});
+          passed.push_back({&cand, {us, cmp.out.rel_l2}});
         }
       } catch (const std::exception& e) {
         (void)hipGetLastError();
@@ -313,19 +315,19 @@ json measure_points(const Opts& o, const TunePlan& plan, const std::string& tag)
     }
     // Final: the fastest few timed again, alternately over rounds (median of the rounds),
     // so that no candidate wins by being timed while the card ran fast for a moment.
-    std::vector<double> first_us;
-    for (const auto& m : passed_m) first_us.push_back(m.us);
     const LayerConfig* best = nullptr;
     Measured best_m;
     if (!passed.empty()) {
+      std::vector<double> first_us;
+      for (const auto& c : passed) first_us.push_back(c.first.us);
       const auto fastest = smallest_indices(first_us, static_cast<size_t>(std::max(1, o.finalists)));
-      best = passed[fastest[0]];
-      best_m = passed_m[fastest[0]];
-      if (fastest.size() >= 2 && o.final_rounds >= 1) {
+      best = passed[fastest[0]].cfg;
+      best_m = passed[fastest[0]].first;
+      if (fastest.size() >= 2) {
         std::vector<std::vector<double>> rounds(fastest.size());
         for (int r = 0; r < o.final_rounds && !g_interrupts; ++r)
           for (size_t f = 0; f < fastest.size(); ++f) {
-            const LayerConfig& cand = *passed[fastest[f]];
+            const LayerConfig& cand = *passed[fastest[f]].cfg;
             try {
               rounds[f].push_back(time_layer(o, l, aligns.at(cand.block_size()), cand, stream.get()));
             } catch (const std::exception& e) {
@@ -336,13 +338,13 @@ json measure_points(const Opts& o, const TunePlan& plan, const std::string& tag)
         bool any = false;
         for (size_t f = 0; f < fastest.size(); ++f) {
           if (rounds[f].size() != static_cast<size_t>(o.final_rounds)) continue;  // failed or interrupted
+          const Passed& c = passed[fastest[f]];
           const double us = median(rounds[f]);
           fmt::print(stderr, "{}final {} M={} {}: first pass {:.2f} us, rounds {:.2f} us -> {:.2f} us\n", tag,
-                     pt.model->name, M, passed[fastest[f]]->to_string(), first_us[fastest[f]],
-                     fmt::join(rounds[f], " "), us);
+                     pt.model->name, M, c.cfg->to_string(), c.first.us, fmt::join(rounds[f], " "), us);
           if (!any || us < best_m.us) {
-            best = passed[fastest[f]];
-            best_m = {us, passed_m[fastest[f]].err};
+            best = c.cfg;
+            best_m = {us, c.first.err};
             any = true;
           }
         }
