@@ -127,7 +127,7 @@ fi
 if has sanitize; then
   step sanitize
   # Small subsets per binary (the q8 family's memcheck runs in step q8).
-  san() {  # tool binary doctest-filter [compute-sanitizer options]; limit: SAN_TIMEOUT, else 90 s
+  san() {  # tool binary doctest-filter [compute-sanitizer options]; limit: SAN_LIMIT (one call), else SAN_TIMEOUT, else 90 s
     local tool=$1 n=$2 filt=$3 limit=${SAN_LIMIT:-${SAN_TIMEOUT:-90}}
     shift 3
     timeout "$limit" compute-sanitizer --tool "$tool" --error-exitcode 9 "$@" "$build/tests/$n" -tc="$filt" \

@@ -60,8 +60,8 @@ void finish(const Q8Problem& p, const Q8DeviceLimits& dev, Q8LayerConfig& c) {
     const TileShape& ts = kQ8TileShapes[fused_moe::find_tile_shape(kQ8TileShapes, *s)];
     // The worst-case block count launches mostly empty blocks when few experts are hit. The
     // one-block ws tile takes a persistent grid anyway: in the H200 tile sweep at M = 1024/4096
-    // it took 2-7 % less time at 16 of 18 points and 1-3 % more at Mixtral M = 4096
-    // (docs/notes/quant.md; why is not measured).
+    // it took 0.3-7 % less time at 16 of 18 points and 1-3 % more for fp8 at Mixtral
+    // M = 4096 (docs/notes/quant.md; why is not measured).
     const int64_t bound = fused_moe::max_aligned_blocks(p.base.slots(), p.base.experts, ts.block_m);
     const int64_t expected = ceil_div(p.base.slots(), ts.block_m) + std::min<int64_t>(p.base.experts, p.base.slots());
     s->persistent = ts.cluster == 1 && (ts.ws || bound > 4 * expected);
