@@ -74,6 +74,12 @@ run_test() {  # log-name timeout binary args...
   [ $rc = 0 ] || status=1
 }
 
+gbench() {  # out-name limit-s bench-binary filter: 3 repetitions into $run_dir/<out-name>.json and .log
+  timeout "$2" bash scripts/gpu_host.sh exec "$build/bench/$3" --benchmark_filter="$4" \
+    --benchmark_repetitions=3 --benchmark_out="$run_dir/$1.json" --benchmark_out_format=json \
+    > "$run_dir/$1.log" 2>&1 || status=1
+}
+
 if has tests; then
   if [ "${CPU_TESTS:-1}" != 0 ]; then  # CPU_TESTS=0: leave them to CI, spend the GPU time on the GPU
     step "cpu tests"
@@ -223,34 +229,19 @@ fi
 if has tiles; then
   step "tiles: wgmma, wgmma_ws and wgmma_ws-c2 side by side (bf16 layer sweep, q8 tile sweep)"
   tile_re='wgmma(_ws)?(-c2)?/'
-  timeout 300 bash scripts/gpu_host.sh exec "$build/bench/bench_fused_moe" \
-    --benchmark_filter="BM_fused_moe_sweep/.*/M:(256|1024|4096)/tile:128x256x64-w8-s4-$tile_re" \
-    --benchmark_repetitions=3 --benchmark_out="$run_dir/tiles_fused_moe.json" --benchmark_out_format=json \
-    > "$run_dir/tiles_fused_moe.log" 2>&1 || status=1
+  gbench tiles_fused_moe 300 bench_fused_moe "BM_fused_moe_sweep/.*/M:(256|1024|4096)/tile:128x256x64-w8-s4-$tile_re"
   MOE_Q8_TILE_SWEEP=1 MOE_Q8_TILE_SWEEP_M=1024,4096 MOE_Q8_TILE_SWEEP_SCHEMES=fp8_tensor,fp8_block,int8_token \
-    timeout 300 bash scripts/gpu_host.sh exec "$build/bench/bench_fused_moe_q8" \
-    --benchmark_filter="BM_q8_tile/.*/tile:128x(128|256)x128-w8-s[46]-${tile_re}split:1/" \
-    --benchmark_repetitions=3 --benchmark_out="$run_dir/tiles_fused_moe_q8.json" --benchmark_out_format=json \
-    > "$run_dir/tiles_fused_moe_q8.log" 2>&1 || status=1
+    gbench tiles_fused_moe_q8 300 bench_fused_moe_q8 "BM_q8_tile/.*/tile:128x(128|256)x128-w8-s[46]-${tile_re}split:1/"
   # Where the layer's time goes at large M: align, each GEMM stage and the reduce alone.
-  timeout 120 bash scripts/gpu_host.sh exec "$build/bench/bench_fused_moe" \
-    --benchmark_filter='BM_fused_moe_(align|stage1|stage2|reduce)/.*/M:(1024|4096)/' \
-    --benchmark_repetitions=3 --benchmark_out="$run_dir/parts_fused_moe.json" --benchmark_out_format=json \
-    > "$run_dir/parts_fused_moe.log" 2>&1 || status=1
+  gbench parts_fused_moe 120 bench_fused_moe 'BM_fused_moe_(align|stage1|stage2|reduce)/.*/M:(1024|4096)/'
   note "tiles: $(grep -c '"run_type": "aggregate"' "$run_dir/tiles_fused_moe.json" 2>/dev/null) + $(grep -c '"run_type": "aggregate"' "$run_dir/tiles_fused_moe_q8.json" 2>/dev/null) aggregates"
 fi
 
 if has groupm; then
   step "groupm: the layers at M = 1024, 4096 under each MOE_FUSED_MOE_GROUP_M of GROUP_M_SET"
   for g in ${GROUP_M_SET:-1 2 4 8 16}; do
-    MOE_FUSED_MOE_GROUP_M=$g timeout 150 bash scripts/gpu_host.sh exec "$build/bench/bench_fused_moe" \
-      --benchmark_filter='BM_fused_moe_(layer|stage1|stage2)/.*/M:(1024|4096)/' \
-      --benchmark_repetitions=3 --benchmark_out="$run_dir/groupm_${g}.json" --benchmark_out_format=json \
-      > "$run_dir/groupm_${g}.log" 2>&1 || status=1
-    MOE_FUSED_MOE_GROUP_M=$g timeout 150 bash scripts/gpu_host.sh exec "$build/bench/bench_fused_moe_q8" \
-      --benchmark_filter='BM_q8_layer/fp8_tensor/.*/M:(1024|4096)/' \
-      --benchmark_repetitions=3 --benchmark_out="$run_dir/groupm_${g}_q8.json" --benchmark_out_format=json \
-      > "$run_dir/groupm_${g}_q8.log" 2>&1 || status=1
+    MOE_FUSED_MOE_GROUP_M=$g gbench "groupm_$g" 150 bench_fused_moe 'BM_fused_moe_(layer|stage1|stage2)/.*/M:(1024|4096)/'
+    MOE_FUSED_MOE_GROUP_M=$g gbench "groupm_${g}_q8" 150 bench_fused_moe_q8 'BM_q8_layer/fp8_tensor/.*/M:(1024|4096)/'
     note "groupm $g: $(grep -c '"aggregate_name": "median"' "$run_dir/groupm_${g}.json" 2>/dev/null) + $(grep -c '"aggregate_name": "median"' "$run_dir/groupm_${g}_q8.json" 2>/dev/null) medians"
   done
 fi
