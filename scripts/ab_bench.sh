@@ -36,8 +36,13 @@ case $1 in
     log() { echo "[ab +${SECONDS}s] $*" | tee -a "$out/steps.log"; }
     log "old $(cat "$src/.ab-revision"): configure and build $bench"
     if [ ! -f build-ab-old/build.ninja ]; then
-      bash scripts/gpu_host.sh exec meson setup build-ab-old "$src" -Dgpu=cuda -Dnvcc_arch="${MOE_NVCC_ARCH:-sm_90a}" \
-        -Dpython=disabled -Dmpi=disabled > "$out/old-setup.log" 2>&1 || { log "old configure failed"; exit 1; }
+      # Only the options the old tree declares (older trees have no 'python'; meson refuses unknown ones).
+      opts=(-Dgpu=cuda -Dnvcc_arch="${MOE_NVCC_ARCH:-sm_90a}")
+      for o in python mpi; do
+        grep -q "option('$o'" "$src/meson_options.txt" && opts+=("-D$o=disabled")
+      done
+      bash scripts/gpu_host.sh exec meson setup build-ab-old "$src" "${opts[@]}" > "$out/old-setup.log" 2>&1 ||
+        { log "old configure failed"; tail -3 "$out/old-setup.log"; exit 1; }
     fi
     bash scripts/gpu_host.sh exec ninja -C build-ab-old "bench/$bench" > "$out/old-build.log" 2>&1 ||
       { log "old build failed"; tail -5 "$out/old-build.log"; exit 1; }

@@ -130,7 +130,9 @@ __device__ __forceinline__ TileSpace tile_space(const P& p) {
 
 using moe::fused_moe::grouped_tile;  // kernels/fused_moe/tile_order.hpp
 
-__device__ __forceinline__ float silu(float g) { return g / (1.0f + __expf(-g)); }
+// __fdividef: no IEEE division slow path (the result is rounded to 16 bits next); it
+// gives 0 where the divisor passes 2^126 (g < -87), where silu(g) is below 1e-36 anyway.
+__device__ __forceinline__ float silu(float g) { return __fdividef(g, 1.0f + __expf(-g)); }
 __device__ __forceinline__ float gelu_tanh(float g) {
   const float c = 0.7978845608028654f;  // sqrt(2/pi)
   return 0.5f * g * (1.0f + tanhf(c * (g + 0.044715f * g * g * g)));

@@ -58,7 +58,11 @@
 //                       slab's A rows and of the B tile)
 //   slice_scale(p, arow, wrow, expert, slice)   kPromote: the multiplier of the
 //                       slice's accumulator for A row arow, weight row wrow
-//   finish(p, arow, wrow, expert, v)            the output value from the summed one
+//   row_scale(p, arow), col_scale(p, wrow, expert)   the output is the summed value
+//                       times (row_scale * col_scale): the scales that factor out of
+//                       all of K. Read once per row and per column of the tile, through
+//                       the read-only path, so the epilogue's loads need not wait for
+//                       its stores (they could alias as far as the compiler knows).
 //   store16(p, v)       stage 1's 16-bit output element
 #pragma once
 #include <cstdint>
@@ -114,7 +118,8 @@ struct Bf16WsOp {
 #endif
   }
   __device__ static float slice_scale(const Params&, int64_t, int64_t, int, int64_t) { return 1.0f; }
-  __device__ static float finish(const Params&, int64_t, int64_t, int, float v) { return v; }
+  __device__ static float row_scale(const Params&, int64_t) { return 1.0f; }
+  __device__ static float col_scale(const Params&, int64_t, int) { return 1.0f; }
   __device__ static uint16_t store16(const Params&, float v) { return Elem::from_float(v); }
 };
 
@@ -278,7 +283,8 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
     // This thread's output rows (r0, r0 + 8), read before the K loop: off the epilogue's path.
     int32_t ids[2];
     int64_t arows[2];  // A row of each (token for stage 1, slot for stage 2): its scales
-    float scale[2];
+    float scale[2];    // routed weight (or 1)
+    float rscale[2];   // Op::row_scale
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int32_t id = p.sorted_ids[static_cast<int64_t>(w.m_blk) * BM + r0 + 8 * h];
@@ -286,6 +292,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       ids[h] = ok ? id : -1;
       arows[h] = ok ? (STAGE == 1 ? id / p.top_k : id) : 0;
       scale[h] = (ok && p.scale_mode == STAGE) ? p.topk_weights[id] : 1.0f;
+      rscale[h] = ok ? Op::row_scale(p, arows[h]) : 0.0f;
     }
     // First weight row of each half of the tile's columns (stage 1: gate, up; stage 2:
     // the two halves of block_n): the block scheme's scales are constant within one.
@@ -326,14 +333,15 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
                            smem_u32(sB + slot * T::kBTile));
       wgmma_commit();
       if constexpr (Op::kPromote) {
-        wgmma_wait<0>();  // this slice's accumulator is final: add it into fp32, start afresh
-        release(slot);
+        // The slice's scales (block scheme) are read while its MMAs run.
         const int64_t kslice = w.kt_begin + kk;
         float sc[2][2];
 #pragma unroll
         for (int h = 0; h < 2; ++h)
 #pragma unroll
           for (int u = 0; u < 2; ++u) sc[h][u] = Op::slice_scale(p, arows[h], half_wrow[u], w.expert, kslice);
+        wgmma_wait<0>();  // this slice's accumulator is final: add it into fp32, start afresh
+        release(slot);
 #pragma unroll
         for (int e = 0; e < kAcc; ++e) {
           tot[e] += static_cast<float>(acc[e]) * sc[(e % 4) / 2][(e / 4) / kHalf];
@@ -361,17 +369,23 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
     if constexpr (STAGE == 1) {
       uint16_t* out = static_cast<uint16_t*>(p.out);
 #pragma unroll
-      for (int j = 0; j < kHalf; ++j)
+      for (int j = 0; j < kHalf; ++j) {
+        const int64_t col = static_cast<int64_t>(w.n_tile) * (BN / 2) + 8 * j + c0;
+        float gscale[2], uscale[2];  // Op::col_scale of the gate and up columns, both rows
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          gscale[e] = Op::col_scale(p, col + e, w.expert);
+          uscale[e] = Op::col_scale(p, n + col + e, w.expert);
+        }
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           if (ids[h] < 0) continue;
-          const int64_t col = static_cast<int64_t>(w.n_tile) * (BN / 2) + 8 * j + c0;
           uint16_t v[2];
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
             const int gi = 4 * j + 2 * h + e, ui = 4 * (j + kHalf) + 2 * h + e;
-            const float g = Op::finish(p, arows[h], col + e, w.expert, sum(gi)) * scale[h];
-            const float u = Op::finish(p, arows[h], n + col + e, w.expert, sum(ui)) * scale[h];
+            const float g = sum(gi) * (rscale[h] * gscale[e]) * scale[h];
+            const float u = sum(ui) * (rscale[h] * uscale[e]) * scale[h];
             v[e] = Op::store16(p, (p.act == 0 ? silu(g) : gelu_tanh(g)) * u);
           }
           uint16_t* dst = out + static_cast<int64_t>(ids[h]) * n + col;
@@ -382,16 +396,18 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
             if (col + 1 < n) dst[1] = v[1];
           }
         }
+      }
     } else {
       float* out = static_cast<float*>(p.out) + static_cast<int64_t>(w.split) * p.split_stride;
 #pragma unroll
-      for (int j = 0; j < BN / 8; ++j)
+      for (int j = 0; j < BN / 8; ++j) {
+        const int64_t col = static_cast<int64_t>(w.n_tile) * BN + 8 * j + c0;
+        const float cs0 = Op::col_scale(p, col, w.expert), cs1 = Op::col_scale(p, col + 1, w.expert);
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           if (ids[h] < 0) continue;
-          const int64_t col = static_cast<int64_t>(w.n_tile) * BN + 8 * j + c0;
-          const float v0 = Op::finish(p, arows[h], col, w.expert, sum(4 * j + 2 * h)) * scale[h];
-          const float v1 = Op::finish(p, arows[h], col + 1, w.expert, sum(4 * j + 2 * h + 1)) * scale[h];
+          const float v0 = sum(4 * j + 2 * h) * (rscale[h] * cs0) * scale[h];
+          const float v1 = sum(4 * j + 2 * h + 1) * (rscale[h] * cs1) * scale[h];
           float* dst = out + static_cast<int64_t>(ids[h]) * n + col;
           if (pair_store && col + 1 < n) {
             *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
@@ -400,6 +416,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
             if (col + 1 < n) dst[1] = v1;
           }
         }
+      }
     }
   }
 #elif defined(__CUDA_ARCH__)

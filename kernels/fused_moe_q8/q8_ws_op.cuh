@@ -47,22 +47,30 @@ struct Q8WsOp {
   }
   __device__ static float slice_scale(const Params& p, int64_t arow, int64_t wrow, int expert, int64_t g) {
     if constexpr (BLOCK) {
-      const float as = p.a_scale[arow * p.a_rs + g * p.a_gs];
-      const float ws = wrow < p.w_rows ? expert_w_scale(p, expert)[(wrow >> p.w_rshift) * p.w_rs + g * p.w_gs] : 0.0f;
+      const float as = __ldg(p.a_scale + arow * p.a_rs + g * p.a_gs);
+      const float ws = wrow < p.w_rows ? __ldg(expert_w_scale(p, expert) + (wrow >> p.w_rshift) * p.w_rs + g * p.w_gs) : 0.0f;
       return as * ws;
     } else {
       (void)p, (void)arow, (void)wrow, (void)expert, (void)g;
       return 1.0f;
     }
   }
-  __device__ static float finish(const Params& p, int64_t arow, int64_t wrow, int expert, float v) {
+  // Non-block schemes: a_s(row) and w_s(col) (a weight row past the expert's reads row 0:
+  // its column is not stored). The block scheme's scales are in slice_scale.
+  __device__ static float row_scale(const Params& p, int64_t arow) {
     if constexpr (BLOCK) {
-      (void)p, (void)arow, (void)wrow, (void)expert;
-      return v;
+      (void)p, (void)arow;
+      return 1.0f;
     } else {
-      const float as = p.a_scale[arow * p.a_rs];
-      const float ws = expert_w_scale(p, expert)[(wrow < p.w_rows ? wrow : 0) * p.w_rs];
-      return v * (as * ws);
+      return __ldg(p.a_scale + arow * p.a_rs);
+    }
+  }
+  __device__ static float col_scale(const Params& p, int64_t wrow, int expert) {
+    if constexpr (BLOCK) {
+      (void)p, (void)wrow, (void)expert;
+      return 1.0f;
+    } else {
+      return __ldg(expert_w_scale(p, expert) + (wrow < p.w_rows ? wrow : 0) * p.w_rs);
     }
   }
   __device__ static uint16_t store16(const Params& p, float v) { return q8_store16(v, p.out_f16); }
