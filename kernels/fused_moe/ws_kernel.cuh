@@ -292,7 +292,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       ids[h] = ok ? id : -1;
       arows[h] = ok ? (STAGE == 1 ? id / p.top_k : id) : 0;
       scale[h] = (ok && p.scale_mode == STAGE) ? p.topk_weights[id] : 1.0f;
-      rscale[h] = ok ? Op::row_scale(p, arows[h]) : 0.0f;
+      rscale[h] = Op::row_scale(p, arows[h]);  // (row 0 for padding: read, never stored)
     }
     // First weight row of each half of the tile's columns (stage 1: gate, up; stage 2:
     // the two halves of block_n): the block scheme's scales are constant within one.
@@ -333,15 +333,16 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
                            smem_u32(sB + slot * T::kBTile));
       wgmma_commit();
       if constexpr (Op::kPromote) {
-        // The slice's scales (block scheme) are read while its MMAs run.
+        // (The block scales read before this wait, to overlap the MMAs, made the fp8_block
+        // layer 7-13 % slower at M >= 1024 on an H100: docs/notes/quant.md.)
+        wgmma_wait<0>();  // this slice's accumulator is final: add it into fp32, start afresh
+        release(slot);
         const int64_t kslice = w.kt_begin + kk;
         float sc[2][2];
 #pragma unroll
         for (int h = 0; h < 2; ++h)
 #pragma unroll
           for (int u = 0; u < 2; ++u) sc[h][u] = Op::slice_scale(p, arows[h], half_wrow[u], w.expert, kslice);
-        wgmma_wait<0>();  // this slice's accumulator is final: add it into fp32, start afresh
-        release(slot);
 #pragma unroll
         for (int e = 0; e < kAcc; ++e) {
           tot[e] += static_cast<float>(acc[e]) * sc[(e % 4) / 2][(e / 4) / kHalf];

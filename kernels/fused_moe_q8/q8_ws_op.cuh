@@ -47,8 +47,8 @@ struct Q8WsOp {
   }
   __device__ static float slice_scale(const Params& p, int64_t arow, int64_t wrow, int expert, int64_t g) {
     if constexpr (BLOCK) {
-      const float as = __ldg(p.a_scale + arow * p.a_rs + g * p.a_gs);
-      const float ws = wrow < p.w_rows ? __ldg(expert_w_scale(p, expert) + (wrow >> p.w_rshift) * p.w_rs + g * p.w_gs) : 0.0f;
+      const float as = p.a_scale[arow * p.a_rs + g * p.a_gs];
+      const float ws = wrow < p.w_rows ? expert_w_scale(p, expert)[(wrow >> p.w_rshift) * p.w_rs + g * p.w_gs] : 0.0f;
       return as * ws;
     } else {
       (void)p, (void)arow, (void)wrow, (void)expert, (void)g;
