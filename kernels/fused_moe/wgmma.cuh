@@ -110,31 +110,31 @@ __device__ __forceinline__ void wgmma_mainloop(int nk, int64_t kt_begin, Load&& 
   MOE_WGMMA_ACC8(K, r, 0), MOE_WGMMA_ACC8(K, r, 8), MOE_WGMMA_ACC8(K, r, 16), MOE_WGMMA_ACC8(K, r, 24),       \
       MOE_WGMMA_ACC8(K, r, 32), MOE_WGMMA_ACC8(K, r, 40), MOE_WGMMA_ACC8(K, r, 48), MOE_WGMMA_ACC8(K, r, 56)
 #define MOE_WGMMA_ACC128(K, r) MOE_WGMMA_ACC64(K, r), MOE_WGMMA_ACC64(K, (r + 64))
-#define MOE_WGMMA_ASM(R, INSTR, TAIL, K, r, desc_a, desc_b)                                                   \
+#define MOE_WGMMA_ASM(R, INSTR, TAIL, K, r, desc_a, desc_b, scale_d)                                          \
   asm volatile("{\n"                                                                                           \
                ".reg .pred p;\n" MOE_WGMMA_PRED##R INSTR " " MOE_WGMMA_REGS##R TAIL ";\n"                     \
                "}\n"                                                                                           \
                : MOE_WGMMA_ACC##R(K, r)                                                                         \
-               : "l"(desc_a), "l"(desc_b), "r"(1))
+               : "l"(desc_a), "l"(desc_b), "r"(scale_d))
 
 template <int N, class Elem>
 __device__ __forceinline__ void wgmma_m64k16(float* d, uint64_t desc_a, uint64_t desc_b);
 
 template <>
 __device__ __forceinline__ void wgmma_m64k16<128, Bf16>(float* d, uint64_t desc_a, uint64_t desc_b) {
-  MOE_WGMMA_ASM(64, "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16", ", 1, 1, 0, 0", "+f", d, desc_a, desc_b);
+  MOE_WGMMA_ASM(64, "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16", ", 1, 1, 0, 0", "+f", d, desc_a, desc_b, 1);
 }
 template <>
 __device__ __forceinline__ void wgmma_m64k16<128, F16>(float* d, uint64_t desc_a, uint64_t desc_b) {
-  MOE_WGMMA_ASM(64, "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16", ", 1, 1, 0, 0", "+f", d, desc_a, desc_b);
+  MOE_WGMMA_ASM(64, "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16", ", 1, 1, 0, 0", "+f", d, desc_a, desc_b, 1);
 }
 template <>
 __device__ __forceinline__ void wgmma_m64k16<256, Bf16>(float* d, uint64_t desc_a, uint64_t desc_b) {
-  MOE_WGMMA_ASM(128, "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16", ", 1, 1, 0, 0", "+f", d, desc_a, desc_b);
+  MOE_WGMMA_ASM(128, "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16", ", 1, 1, 0, 0", "+f", d, desc_a, desc_b, 1);
 }
 template <>
 __device__ __forceinline__ void wgmma_m64k16<256, F16>(float* d, uint64_t desc_a, uint64_t desc_b) {
-  MOE_WGMMA_ASM(128, "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16", ", 1, 1, 0, 0", "+f", d, desc_a, desc_b);
+  MOE_WGMMA_ASM(128, "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16", ", 1, 1, 0, 0", "+f", d, desc_a, desc_b, 1);
 }
 
 #else

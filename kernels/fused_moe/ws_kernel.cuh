@@ -19,9 +19,12 @@
 //     of each warp arrives on the slot's empty barrier), then runs the epilogue
 //     while the producer already fills the ring for the next tile.
 //   Op::kPromote (fp8): after every slice the wgmma accumulator is added into fp32
-//     registers (times the slice's block scales in the block scheme) and zeroed,
-//     so no fp8 accumulation chain is longer than 128 of K (Hopper's fp8 wgmma keeps
-//     13 fraction bits: reference/fused_moe_q8/fp8_mma_accum.hpp).
+//     registers (times the slice's block scales in the block scheme) and the next
+//     slice starts it afresh (scale-d 0), so no fp8 accumulation chain is longer than
+//     128 of K (Hopper's fp8 wgmma keeps 13 fraction bits:
+//     reference/fused_moe_q8/fp8_mma_accum.hpp). With Op::kTwoAccumulators the
+//     slices alternate between two accumulator sets, and a set is promoted while the
+//     next slice's MMAs run into the other; without it each slice waits for its MMAs.
 //
 // Both roles walk the same tile sequence (blockIdx.x, += gridDim.x) with one
 // running slice counter each, so slot = counter % STAGES and the barrier parity
@@ -54,7 +57,10 @@
 //   Acc                 wgmma accumulator element (float, or int32_t for int8)
 //   kElemBytes          bytes per element of A and W
 //   kPromote            add the accumulator into fp32 after every slice
-//   mma<BN>(acc, a, b)  the wgmma of one slice (shared-memory addresses of the
+//   kTwoAccumulators    kPromote: promote slice k-1 while slice k's MMAs run (a second
+//                       set of kAcc registers; the block scheme's tiles would spill)
+//   mma<BN>(acc, a, b, fresh)  fresh: the slice's first MMA overwrites acc
+//                       (the wgmma of one slice; shared-memory addresses of the
 //                       slab's A rows and of the B tile)
 //   slice_scale(p, arow, wrow, expert, slice)   kPromote: the multiplier of the
 //                       slice's accumulator for A row arow, weight row wrow
@@ -66,6 +72,7 @@
 //   store16(p, v)       stage 1's 16-bit output element
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/fused_moe/fmoe_device.cuh"
 #include "kernels/fused_moe/fused_moe_params.hpp"
@@ -74,6 +81,17 @@
 #include "kernels/fused_moe/wgmma.cuh"
 
 namespace moe::fused_moe::dev {
+
+// Keeps the compiler from moving reads or writes of these accumulator registers across
+// the wgmma wait before (or the next wgmma issue after) the call: the asm "changes" them.
+template <class Acc, int N>
+__device__ __forceinline__ void pin_registers(Acc (&a)[N]) {
+#pragma unroll
+  for (int e = 0; e < N; ++e) {
+    if constexpr (std::is_same_v<Acc, float>) asm volatile("" : "+f"(a[e])::"memory");
+    else asm volatile("" : "+r"(a[e])::"memory");
+  }
+}
 
 template <int BM, int BN, int STAGES>
 struct WsTile {
@@ -107,8 +125,9 @@ struct Bf16WsOp {
   using Acc = float;
   static constexpr int kElemBytes = 2;
   static constexpr bool kPromote = false;
+  static constexpr bool kTwoAccumulators = false;
   template <int BN>
-  __device__ static void mma(Acc* acc, uint32_t a_addr, uint32_t b_addr) {
+  __device__ static void mma(Acc* acc, uint32_t a_addr, uint32_t b_addr, bool /*fresh: never, no kPromote*/) {
 #if FMOE_HAVE_WGMMA
 #pragma unroll
     for (int k16 = 0; k16 < 4; ++k16)
@@ -324,19 +343,25 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       }
       continue;  // no row to store
     }
-    for (int kk = 0; kk < w.nk; ++kk, ++slice) {
-      const int slot = static_cast<int>(slice % STAGES);
-      mbar_wait(&full[slot], (slice / STAGES) & 1);
+    // Issues slice `s`'s MMAs (K slice kk of the tile) into `a`, once its slot is full.
+    auto issue = [&](Acc(&a)[kAcc], uint32_t s) {
+      const int slot = static_cast<int>(s % STAGES);
+      mbar_wait(&full[slot], (s / STAGES) & 1);
       fence_proxy_async();  // the gathered rows were written through the generic proxy (cp.async)
       wgmma_fence();
-      Op::template mma<BN>(acc, smem_u32(sA + slot * T::kATile + slab * 64 * T::kRowBytes),
-                           smem_u32(sB + slot * T::kBTile));
+      Op::template mma<BN>(a, smem_u32(sA + slot * T::kATile + slab * 64 * T::kRowBytes),
+                           smem_u32(sB + slot * T::kBTile), /*fresh=*/Op::kPromote);
       wgmma_commit();
-      if constexpr (Op::kPromote) {
-        // (The block scales read before this wait, to overlap the MMAs, made the fp8_block
+    };
+    if constexpr (Op::kPromote) {
+      const uint32_t slice0 = slice;
+      // Adds slice kk's final accumulator set `a` into fp32 (times the block scales) and
+      // frees its slot. The next slice into `a` overwrites it (fresh: scale-d 0).
+      auto promote = [&](Acc(&a)[kAcc], int kk) {
+        pin_registers(a);  // read only after the wait before this call
+        release((slice0 + kk) % STAGES);
+        // (The block scales read before the wait, to overlap the MMAs, made the fp8_block
         // layer 7-13 % slower at M >= 1024 on an H100: docs/notes/quant.md.)
-        wgmma_wait<0>();  // this slice's accumulator is final: add it into fp32, start afresh
-        release(slot);
         const int64_t kslice = w.kt_begin + kk;
         float sc[2][2];
 #pragma unroll
@@ -344,17 +369,54 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
 #pragma unroll
           for (int u = 0; u < 2; ++u) sc[h][u] = Op::slice_scale(p, arows[h], half_wrow[u], w.expert, kslice);
 #pragma unroll
-        for (int e = 0; e < kAcc; ++e) {
-          tot[e] += static_cast<float>(acc[e]) * sc[(e % 4) / 2][(e / 4) / kHalf];
-          acc[e] = Acc(0);
+        for (int e = 0; e < kAcc; ++e) tot[e] += static_cast<float>(a[e]) * sc[(e % 4) / 2][(e / 4) / kHalf];
+      };
+      if constexpr (Op::kTwoAccumulators) {
+        // Two sets on alternate slices: slice kk's MMAs run into one while the other,
+        // slice kk-1's, is promoted, so this warpgroup's next slice is queued on the
+        // tensor cores during the promotion. Every fp8 chain is still one slice long.
+        // Each iteration starts with slice kk-1 in flight in `acc`, so each wait retires
+        // the set promoted next on every path (ptxas serializes the wgmma otherwise).
+        Acc acc2[kAcc];
+#pragma unroll
+        for (int e = 0; e < kAcc; ++e) acc2[e] = Acc(0);
+        if (w.nk > 0) {
+          issue(acc, slice0);
+          int kk = 1;
+          for (; kk + 1 < w.nk; kk += 2) {
+            issue(acc2, slice0 + kk);
+            wgmma_wait<1>();  // slice kk-1 is done
+            promote(acc, kk - 1);
+            issue(acc, slice0 + kk + 1);
+            wgmma_wait<1>();  // slice kk is done
+            promote(acc2, kk);
+          }
+          if (kk < w.nk) {
+            issue(acc2, slice0 + kk);
+            wgmma_wait<1>();
+            promote(acc, kk - 1);
+            wgmma_wait<0>();
+            promote(acc2, kk);
+          } else {
+            wgmma_wait<0>();
+            promote(acc, kk - 1);
+          }
         }
       } else {
+        for (int kk = 0; kk < w.nk; ++kk) {
+          issue(acc, slice0 + kk);
+          wgmma_wait<0>();  // this slice's accumulator is final
+          promote(acc, kk);
+        }
+      }
+      slice = slice0 + static_cast<uint32_t>(w.nk);
+    } else {
+      for (int kk = 0; kk < w.nk; ++kk, ++slice) {
+        issue(acc, slice);
         wgmma_wait<1>();  // the previous slice's MMAs are done: free its slot
         // (wait_group is warp-synchronous: once lane 0 is past it, the whole warp is)
         if (kk > 0) release((slice - 1) % STAGES);
       }
-    }
-    if constexpr (!Op::kPromote) {
       wgmma_wait<0>();
       if (w.nk > 0) release((slice - 1) % STAGES);
     }

@@ -28,16 +28,21 @@ struct Q8WsOp {
   using Acc = std::conditional_t<INT8, int32_t, float>;
   static constexpr int kElemBytes = 1;
   static constexpr bool kPromote = !INT8;
+  // Per-tensor and per-token fp8 promote one slice while the next runs (ws_kernel.cuh);
+  // the block scheme's tiles spill with the second accumulator set (ptxas: 172-228 bytes).
+  static constexpr bool kTwoAccumulators = !INT8 && !BLOCK;
 
+  // fresh: the slice's first k32 step overwrites the accumulator (promoted schemes).
   template <int BN>
-  __device__ static void mma(Acc* acc, uint32_t a_addr, uint32_t b_addr) {
+  __device__ static void mma(Acc* acc, uint32_t a_addr, uint32_t b_addr, bool fresh) {
 #if FMOE_HAVE_WGMMA
     using fused_moe::dev::wgmma_desc;
 #pragma unroll
     for (int k32 = 0; k32 < 4; ++k32)
-      wgmma8_m64k32<BN, INT8>(acc, wgmma_desc(a_addr + k32 * 32), wgmma_desc(b_addr + k32 * 32));
+      wgmma8_m64k32<BN, INT8>(acc, wgmma_desc(a_addr + k32 * 32), wgmma_desc(b_addr + k32 * 32),
+                              (fresh && k32 == 0) ? 0 : 1);
 #else
-    (void)acc, (void)a_addr, (void)b_addr;
+    (void)acc, (void)a_addr, (void)b_addr, (void)fresh;
 #endif
   }
   // Weight scales of an expert id outside [0, experts) (a tile without K slices) are
