@@ -22,9 +22,7 @@
 //     registers (times the slice's block scales in the block scheme) and the next
 //     slice starts it afresh (scale-d 0), so no fp8 accumulation chain is longer than
 //     128 of K (Hopper's fp8 wgmma keeps 13 fraction bits:
-//     reference/fused_moe_q8/fp8_mma_accum.hpp). With Op::kTwoAccumulators the
-//     slices alternate between two accumulator sets, and a set is promoted while the
-//     next slice's MMAs run into the other; without it each slice waits for its MMAs.
+//     reference/fused_moe_q8/fp8_mma_accum.hpp).
 //
 // Both roles walk the same tile sequence (blockIdx.x, += gridDim.x) with one
 // running slice counter each, so slot = counter % STAGES and the barrier parity
@@ -57,8 +55,6 @@
 //   Acc                 wgmma accumulator element (float, or int32_t for int8)
 //   kElemBytes          bytes per element of A and W
 //   kPromote            add the accumulator into fp32 after every slice
-//   kTwoAccumulators    kPromote: promote slice k-1 while slice k's MMAs run (a second
-//                       set of kAcc registers; the block scheme's tiles would spill)
 //   mma<BN>(acc, a, b, fresh)  fresh: the slice's first MMA overwrites acc
 //                       (the wgmma of one slice; shared-memory addresses of the
 //                       slab's A rows and of the B tile)
@@ -125,7 +121,6 @@ struct Bf16WsOp {
   using Acc = float;
   static constexpr int kElemBytes = 2;
   static constexpr bool kPromote = false;
-  static constexpr bool kTwoAccumulators = false;
   template <int BN>
   __device__ static void mma(Acc* acc, uint32_t a_addr, uint32_t b_addr, bool /*fresh: never, no kPromote*/) {
 #if FMOE_HAVE_WGMMA
@@ -371,43 +366,12 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
 #pragma unroll
         for (int e = 0; e < kAcc; ++e) tot[e] += static_cast<float>(a[e]) * sc[(e % 4) / 2][(e / 4) / kHalf];
       };
-      if constexpr (Op::kTwoAccumulators) {
-        // Two sets on alternate slices: slice kk's MMAs run into one while the other,
-        // slice kk-1's, is promoted, so this warpgroup's next slice is queued on the
-        // tensor cores during the promotion. Every fp8 chain is still one slice long.
-        // Each iteration starts with slice kk-1 in flight in `acc`, so each wait retires
-        // the set promoted next on every path (ptxas serializes the wgmma otherwise).
-        Acc acc2[kAcc];
-#pragma unroll
-        for (int e = 0; e < kAcc; ++e) acc2[e] = Acc(0);
-        if (w.nk > 0) {
-          issue(acc, slice0);
-          int kk = 1;
-          for (; kk + 1 < w.nk; kk += 2) {
-            issue(acc2, slice0 + kk);
-            wgmma_wait<1>();  // slice kk-1 is done
-            promote(acc, kk - 1);
-            issue(acc, slice0 + kk + 1);
-            wgmma_wait<1>();  // slice kk is done
-            promote(acc2, kk);
-          }
-          if (kk < w.nk) {
-            issue(acc2, slice0 + kk);
-            wgmma_wait<1>();
-            promote(acc, kk - 1);
-            wgmma_wait<0>();
-            promote(acc2, kk);
-          } else {
-            wgmma_wait<0>();
-            promote(acc, kk - 1);
-          }
-        }
-      } else {
-        for (int kk = 0; kk < w.nk; ++kk) {
-          issue(acc, slice0 + kk);
-          wgmma_wait<0>();  // this slice's accumulator is final
-          promote(acc, kk);
-        }
+      // (Two accumulator sets on alternate slices, one promoted while the next slice's MMAs
+      // run, measured no faster on an H100: docs/notes/quant.md.)
+      for (int kk = 0; kk < w.nk; ++kk) {
+        issue(acc, slice0 + kk);
+        wgmma_wait<0>();  // this slice's accumulator is final
+        promote(acc, kk);
       }
       slice = slice0 + static_cast<uint32_t>(w.nk);
     } else {

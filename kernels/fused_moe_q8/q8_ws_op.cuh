@@ -28,9 +28,6 @@ struct Q8WsOp {
   using Acc = std::conditional_t<INT8, int32_t, float>;
   static constexpr int kElemBytes = 1;
   static constexpr bool kPromote = !INT8;
-  // Per-tensor and per-token fp8 promote one slice while the next runs (ws_kernel.cuh);
-  // the block scheme's tiles spill with the second accumulator set (ptxas: 172-228 bytes).
-  static constexpr bool kTwoAccumulators = !INT8 && !BLOCK;
 
   // fresh: the slice's first k32 step overwrites the accumulator (promoted schemes).
   template <int BN>
