@@ -9,7 +9,9 @@
 # build-ab-old, needs this tree's build-gpu (scripts/gpu_full_run.sh build), and runs the two
 # binaries alternately (old, new) ROUNDS times (default 2), 3 repetitions each, with the Google
 # Benchmark FILTER. JSON and logs under $MOE_RUN_DIR/ab (default /tmp/moe-run/ab): old_<i>.json,
-# new_<i>.json, steps.log. Exit status 2 for bad arguments, 1 when a build or a run fails.
+# new_<i>.json, steps.log. The old binary records REV as its revision; this tree's build records
+# $MOE_GIT_REVISION (give it the commit from here: the device's .git may be stale).
+# Exit status 2 for bad arguments, 1 when a build or a run fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 src=build-ab-src
@@ -34,17 +36,19 @@ case $1 in
     out=${MOE_RUN_DIR:-/tmp/moe-run}/ab
     mkdir -p "$out"
     log() { echo "[ab +${SECONDS}s] $*" | tee -a "$out/steps.log"; }
-    log "old $(cat "$src/.ab-revision"): configure and build $bench"
+    old_rev=$(cat "$src/.ab-revision")
+    log "old $old_rev: configure and build $bench"
+    # The old binaries carry the old revision (read when meson configures), whatever this shell exports.
     if [ ! -f build-ab-old/build.ninja ]; then
       # Only the options the old tree declares (older trees have no 'python'; meson refuses unknown ones).
       opts=(-Dgpu=cuda -Dnvcc_arch="${MOE_NVCC_ARCH:-sm_90a}")
       for o in python mpi; do
         grep -q "option('$o'" "$src/meson_options.txt" && opts+=("-D$o=disabled")
       done
-      bash scripts/gpu_host.sh exec meson setup build-ab-old "$src" "${opts[@]}" > "$out/old-setup.log" 2>&1 ||
+      MOE_GIT_REVISION=$old_rev bash scripts/gpu_host.sh exec meson setup build-ab-old "$src" "${opts[@]}" > "$out/old-setup.log" 2>&1 ||
         { log "old configure failed"; tail -3 "$out/old-setup.log"; exit 1; }
     fi
-    bash scripts/gpu_host.sh exec ninja -C build-ab-old "bench/$bench" > "$out/old-build.log" 2>&1 ||
+    MOE_GIT_REVISION=$old_rev bash scripts/gpu_host.sh exec ninja -C build-ab-old "bench/$bench" > "$out/old-build.log" 2>&1 ||
       { log "old build failed"; tail -5 "$out/old-build.log"; exit 1; }
     status=0
     for ((i = 1; i <= rounds; i++)); do

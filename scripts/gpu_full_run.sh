@@ -56,6 +56,9 @@ step() {
 note() { echo "$*" | tee -a "$run_dir/steps.log"; }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv > "$run_dir/nvidia-smi.csv" 2>&1
+# Pass MOE_GIT_REVISION from the machine that holds the commit (MOE_GIT_REVISION=$(git rev-parse
+# --short HEAD) written out there): the device's copy of the tree may carry a stale .git, whose
+# HEAD then names an older commit than the files measured.
 echo "${MOE_GIT_REVISION:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}" > "$run_dir/git-revision.txt"
 
 if has build; then
