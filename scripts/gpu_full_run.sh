@@ -10,6 +10,9 @@
 #               every warp-specialized kernel (UTMALDG, HGMMA/QGMMA/IGMMA) through cuobjdump
 #     ncu       (only when named) scripts/ncu_layer.py: duration, DRAM and SM throughput, achieved TFLOP/s of the
 #               layer's GEMM stages under Nsight Compute (NCU_ARGS, e.g. "--M 16,4096 --layers bf16")
+#     stalls    (only when named) scripts/ncu_stalls.py: one launch each of the fp8 stage-1 and stage-2
+#               and the bf16 stage-1 ws kernels at Mixtral M = 4096 under ncu, their sampled warp
+#               stalls per SASS instruction summarized (STALLS_TIMEOUT per launch, default 150 s)
 #     multigpu  (only when named; a host of several GPUs) scripts/multi_gpu.py --compare-single of
 #               verify, the layer bench and a small tune: shards one GPU each against one process
 #     big       the big fused_moe cases (M = 1024/4096 subsets, DeepSeek-V3 M = 40000)
@@ -114,6 +117,22 @@ if has ncu; then
   timeout "${NCU_TIMEOUT:-540}" python3 scripts/ncu_layer.py --build "$build" --out "$run_dir/ncu" ${NCU_ARGS:-} \
     > "$run_dir/ncu.log" 2>&1 || status=1
   grep '^ncu_layer' "$run_dir/ncu.log" | tail -n 14 | tee -a "$run_dir/steps.log"
+fi
+
+if has stalls; then
+  step "stalls: sampled warp stalls of the ws kernels (scripts/ncu_stalls.py)"
+  mkdir -p "$run_dir/stalls"
+  q8_point='^BM_q8_layer/fp8_tensor/mixtral_8x7b/M:4096/'
+  # tag, bench binary, benchmark filter, launches of the kernel to skip (the two stages alternate)
+  for point in "fp8s1 bench_fused_moe_q8 $q8_point 2" "fp8s2 bench_fused_moe_q8 $q8_point 3" \
+               "bf16s1 bench_fused_moe ^BM_fused_moe_layer/mixtral_8x7b/M:4096/ 2"; do
+    read -r tag exe filter skip <<< "$point"
+    python3 scripts/ncu_stalls.py profile --exe "$build/bench/$exe" --filter "$filter" \
+      --kernel grouped_gemm_ws_kernel --skip "$skip" --out "$run_dir/stalls" --tag "$tag" \
+      --timeout "${STALLS_TIMEOUT:-150}" > "$run_dir/stalls/$tag.stdout" 2>&1 || { status=1; note "stalls $tag failed"; }
+    rm -f "$run_dir/stalls/$tag.ncu-rep"  # tens of MB; the CSV pages and the summary stay
+    note "stalls $tag: $(sed -n 2p "$run_dir/stalls/$tag.stdout")"
+  done
 fi
 
 if has multigpu; then
