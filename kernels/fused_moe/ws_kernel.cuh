@@ -82,11 +82,15 @@ namespace moe::fused_moe::dev {
 // the wgmma wait before (or the next wgmma issue after) the call: the asm "changes" them.
 template <class Acc, int N>
 __device__ __forceinline__ void pin_registers(Acc (&a)[N]) {
+#if FMOE_HAVE_WGMMA  // (NVIDIA constraint letters; only the wgmma paths call it)
 #pragma unroll
   for (int e = 0; e < N; ++e) {
     if constexpr (std::is_same_v<Acc, float>) asm volatile("" : "+f"(a[e])::"memory");
     else asm volatile("" : "+r"(a[e])::"memory");
   }
+#else
+  (void)a;
+#endif
 }
 
 template <int BM, int BN, int STAGES>
