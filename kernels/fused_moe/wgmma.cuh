@@ -98,7 +98,7 @@ __device__ __forceinline__ void wgmma_mainloop(int nk, int64_t kt_begin, Load&& 
 
 // The wgmma inline asm, written once: R accumulator registers per thread (64 for
 // N = 128, 128 for N = 256), updated in place ("+f"/"+r"), then the A and B
-// descriptors and the scale-d predicate (1: accumulate). TAIL: the instruction's
+// descriptors and the scale-d predicate from `scale_d` (1: accumulate, 0: overwrite). TAIL: the instruction's
 // immediates after the predicate (scale-a, scale-b and, for 16-bit types, the
 // transposes).
 #define MOE_WGMMA_REGS64 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p"
