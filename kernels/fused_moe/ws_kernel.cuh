@@ -68,7 +68,6 @@
 //   store16(p, v)       stage 1's 16-bit output element
 #pragma once
 #include <cstdint>
-#include <type_traits>
 
 #include "kernels/fused_moe/fmoe_device.cuh"
 #include "kernels/fused_moe/fused_moe_params.hpp"
@@ -77,21 +76,6 @@
 #include "kernels/fused_moe/wgmma.cuh"
 
 namespace moe::fused_moe::dev {
-
-// Keeps the compiler from moving reads or writes of these accumulator registers across
-// the wgmma wait before (or the next wgmma issue after) the call: the asm "changes" them.
-template <class Acc, int N>
-__device__ __forceinline__ void pin_registers(Acc (&a)[N]) {
-#if FMOE_HAVE_WGMMA  // (NVIDIA constraint letters; only the wgmma paths call it)
-#pragma unroll
-  for (int e = 0; e < N; ++e) {
-    if constexpr (std::is_same_v<Acc, float>) asm volatile("" : "+f"(a[e])::"memory");
-    else asm volatile("" : "+r"(a[e])::"memory");
-  }
-#else
-  (void)a;
-#endif
-}
 
 template <int BM, int BN, int STAGES>
 struct WsTile {
@@ -342,25 +326,21 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       }
       continue;  // no row to store
     }
-    // Issues slice `s`'s MMAs (K slice kk of the tile) into `a`, once its slot is full.
-    auto issue = [&](Acc(&a)[kAcc], uint32_t s) {
-      const int slot = static_cast<int>(s % STAGES);
-      mbar_wait(&full[slot], (s / STAGES) & 1);
+    for (int kk = 0; kk < w.nk; ++kk, ++slice) {
+      const int slot = static_cast<int>(slice % STAGES);
+      mbar_wait(&full[slot], (slice / STAGES) & 1);
       fence_proxy_async();  // the gathered rows were written through the generic proxy (cp.async)
       wgmma_fence();
-      Op::template mma<BN>(a, smem_u32(sA + slot * T::kATile + slab * 64 * T::kRowBytes),
+      Op::template mma<BN>(acc, smem_u32(sA + slot * T::kATile + slab * 64 * T::kRowBytes),
                            smem_u32(sB + slot * T::kBTile), /*fresh=*/Op::kPromote);
       wgmma_commit();
-    };
-    if constexpr (Op::kPromote) {
-      const uint32_t slice0 = slice;
-      // Adds slice kk's final accumulator set `a` into fp32 (times the block scales) and
-      // frees its slot. The next slice into `a` overwrites it (fresh: scale-d 0).
-      auto promote = [&](Acc(&a)[kAcc], int kk) {
-        pin_registers(a);  // read only after the wait before this call
-        release((slice0 + kk) % STAGES);
-        // (The block scales read before the wait, to overlap the MMAs, made the fp8_block
-        // layer 7-13 % slower at M >= 1024 on an H100: docs/notes/quant.md.)
+      if constexpr (Op::kPromote) {
+        // This slice's accumulator is final: add it into fp32 (the next slice overwrites it).
+        // (Reading the block scales before this wait, to overlap the MMAs, made the fp8_block
+        // layer 7-13 % slower at M >= 1024 on an H100; two accumulator sets on alternate slices,
+        // one promoted while the next runs, were no faster: docs/notes/quant.md.)
+        wgmma_wait<0>();
+        release(slot);
         const int64_t kslice = w.kt_begin + kk;
         float sc[2][2];
 #pragma unroll
@@ -368,23 +348,14 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
 #pragma unroll
           for (int u = 0; u < 2; ++u) sc[h][u] = Op::slice_scale(p, arows[h], half_wrow[u], w.expert, kslice);
 #pragma unroll
-        for (int e = 0; e < kAcc; ++e) tot[e] += static_cast<float>(a[e]) * sc[(e % 4) / 2][(e / 4) / kHalf];
-      };
-      // (Two accumulator sets on alternate slices, one promoted while the next slice's MMAs
-      // run, measured no faster on an H100: docs/notes/quant.md.)
-      for (int kk = 0; kk < w.nk; ++kk) {
-        issue(acc, slice0 + kk);
-        wgmma_wait<0>();  // this slice's accumulator is final
-        promote(acc, kk);
-      }
-      slice = slice0 + static_cast<uint32_t>(w.nk);
-    } else {
-      for (int kk = 0; kk < w.nk; ++kk, ++slice) {
-        issue(acc, slice);
+        for (int e = 0; e < kAcc; ++e) tot[e] += static_cast<float>(acc[e]) * sc[(e % 4) / 2][(e / 4) / kHalf];
+      } else {
         wgmma_wait<1>();  // the previous slice's MMAs are done: free its slot
         // (wait_group is warp-synchronous: once lane 0 is past it, the whole warp is)
         if (kk > 0) release((slice - 1) % STAGES);
       }
+    }
+    if constexpr (!Op::kPromote) {
       wgmma_wait<0>();
       if (w.nk > 0) release((slice - 1) % STAGES);
     }
