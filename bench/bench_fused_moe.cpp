@@ -7,6 +7,7 @@
 //
 // Names: BM_fused_moe_{layer,align,stage1,stage2,reduce}/<model>/M:<M>
 //        BM_fused_moe_sweep/<model>/M:<M>/tile:<name>  (every compiled tile; names: kernels/fused_moe/tile.hpp)
+//        BM_fused_moe_sweep/<model>/M:<M>/tile:<name>/persistent:1  (wgmma_ws tiles on a persistent grid)
 // Counters (besides bench_common's us, GBps, TFLOPs, pct_read_bw, pct_bf16_flops):
 //   experts_hit, floor_bw_us (weight bytes of the hit experts + activations / read
 //   bandwidth), floor_flop_us (FLOPs / dense bf16 rate), floor_us (the larger),
@@ -69,7 +70,8 @@ struct Point {
   Tensors t;
   AlignedRouting r;
 
-  Point(const Model& m, int64_t M, int shape) {
+  // persistent: -1 the chooser's (or the shape's default), else 0/1 for both stages.
+  Point(const Model& m, int64_t M, int shape, int persistent = -1) {
     const InputSpec s = layer_input_spec(m, M);
     Weights& w = weights_for(m);
     p.tokens = M;
@@ -85,6 +87,7 @@ struct Point {
     } else {
       cfg = config_for_shape(p, device_limits(), shape);
     }
+    if (persistent >= 0) cfg.stage1.persistent = cfg.stage2.persistent = persistent == 1;
     const Routing routing = make_routing(s);
     experts_hit = static_cast<int64_t>(std::set<int32_t>(routing.topk_ids.begin(), routing.topk_ids.end()).size());
     hidden = gpu::DeviceBuffer<uint16_t>(static_cast<size_t>(s.hidden_elems()));
@@ -153,12 +156,12 @@ void set_floor_counters(benchmark::State& state, const Point& pt, const bench::W
   state.SetLabel(pt.cfg.to_string() + " source=" + pt.source);
 }
 
-void run_point(benchmark::State& state, const Model& m, int64_t M, Part part, int shape) {
+void run_point(benchmark::State& state, const Model& m, int64_t M, Part part, int shape, int persistent = -1) {
   if (shape >= 0 && kTileShapes[shape].wgmma && !device_limits().wgmma) {
     state.SkipWithError(("wgmma tile " + kTileShapes[shape].name() + ": not an sm_90a build").c_str());
     return;
   }
-  Point pt(m, M, shape);
+  Point pt(m, M, shape, persistent);
   if (!pt.align_ok) {
     state.SkipWithError(("moe_align output differs from its reference: " + pt.align_msg).c_str());
     return;
@@ -212,13 +215,20 @@ void register_points(const ModelTable& table) {
           ->Iterations(20);
     }
   // Config sweep of the full layer (feeds the heuristic and the tuning table).
+  // The wgmma_ws tiles also on a persistent grid (the producer fills the ring for the
+  // next tile during the epilogue; a cluster's blocks walk their tile pairs).
   for (const SweepPoint& pt : points)
     for (int s = 0; s < kNumTileShapes; ++s)
-      benchmark::RegisterBenchmark(fmt::format("BM_fused_moe_sweep/{}/M:{}/tile:{}", pt.model.name, pt.M, kTileShapes[s].name()).c_str(),
-                                   [m = pt.model, M = pt.M, s](benchmark::State& st) { run_point(st, m, M, Part::Layer, s); })
-          ->UseManualTime()
-          ->Unit(benchmark::kMicrosecond)
-          ->Iterations(10);
+      for (int pers : kTileShapes[s].ws ? std::vector<int>{-1, 1} : std::vector<int>{-1}) {
+        const std::string name = fmt::format("BM_fused_moe_sweep/{}/M:{}/tile:{}", pt.model.name, pt.M, kTileShapes[s].name());
+        benchmark::RegisterBenchmark((pers < 0 ? name : name + "/persistent:1").c_str(),
+                                     [m = pt.model, M = pt.M, s, pers](benchmark::State& st) {
+                                       run_point(st, m, M, Part::Layer, s, pers);
+                                     })
+            ->UseManualTime()
+            ->Unit(benchmark::kMicrosecond)
+            ->Iterations(10);
+      }
 }
 
 }  // namespace

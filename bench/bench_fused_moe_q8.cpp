@@ -8,7 +8,7 @@
 //
 // Names: BM_bf16_layer/<model>/M:<M>, BM_q8_layer/<scheme>/<model>/M:<M>; with
 // MOE_Q8_TILE_SWEEP=1 in the environment also BM_q8_tile/<scheme>/<model>/M:<M>/
-// tile:<name>/split:<s>[/persistent:<0|1>, the one-block ws tile both ways] for M in
+// tile:<name>/split:<s>[/persistent:<0|1>, the ws tiles both ways] for M in
 // {1, 16, 64, 256} (MOE_Q8_TILE_SWEEP_M=1024,4096 for others) and scheme fp8_tensor
 // (MOE_Q8_TILE_SWEEP_SCHEMES=fp8_tensor,fp8_block for others): both stages on the compiled
 // tile <name> (kQ8TileShapes; names: kernels/fused_moe/tile.hpp) and stage-2 split-K s, to
@@ -279,9 +279,10 @@ void register_points(const ModelTable& table) {
               const fused_moe::TileShape& t = fused_moe_q8::kQ8TileShapes[shape];
               const std::string name = fmt::format("BM_q8_tile/{}/{}/M:{}/tile:{}/split:{}",
                                                    fused_moe_q8::scheme_name(scheme), m.name, M, t.name(), split);
-              // The one-block ws tile both ways: one block per tile, and a persistent grid
-              // whose producer fills the ring for the next tile during the epilogue.
-              const bool both = t.ws && t.cluster == 1;
+              // The ws tiles both ways: one block (or cluster) per tile (pair), and a
+              // persistent grid whose producer fills the ring for the next tile during the
+              // epilogue.
+              const bool both = t.ws;
               for (int pers : both ? std::vector<int>{0, 1} : std::vector<int>{-1})
                 benchmark::RegisterBenchmark(
                     (pers < 0 ? name : fmt::format("{}/persistent:{}", name, pers)).c_str(),

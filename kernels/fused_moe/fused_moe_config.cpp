@@ -21,7 +21,7 @@ std::string TileConfig::why_invalid(int stage) const {
   // (Whether a wgmma shape can run is a property of the build: the launch checks
   // DeviceLimits::wgmma and throws InputError when it is absent.)
   if (stage == 1 && split_k != 1) return "split_k applies to stage 2 only (stage 1 is followed by a nonlinearity)";
-  return why_not_persistent(*this, persistent);
+  return {};
 }
 
 std::string TileConfig::to_string() const {
@@ -161,8 +161,11 @@ TileGrid tile_grid(std::string_view family, int64_t slots, int64_t experts, int6
   g.max_m_blocks = static_cast<int>(bound);
   const int64_t total = bound * tiles_per_m_block;
   if (persistent) {
+    // Whole clusters: a cluster's blocks walk tile pairs (2j, 2j+1) together.
     const int resident = std::max(1, resident_blocks_per_sm ? resident_blocks_per_sm() : 1);
-    g.grid = static_cast<int>(std::max<int64_t>(1, std::min(total, int64_t{sm_count} * resident)));
+    const int64_t on_device = std::max<int64_t>(tile.cluster, int64_t{sm_count} * resident / tile.cluster * tile.cluster);
+    const int64_t tiles = (total + tile.cluster - 1) / tile.cluster * tile.cluster;
+    g.grid = static_cast<int>(std::max<int64_t>(tile.cluster, std::min(tiles, on_device)));
   } else {
     // One block per tile, in whole clusters (a block past the last tile does nothing).
     const int64_t blocks = (total + tile.cluster - 1) / tile.cluster * tile.cluster;

@@ -47,8 +47,8 @@ struct TileGrid {
 // max_m_blocks = min(worst-case aligned blocks of `slots` over `experts`, capacity / block_m).
 // Persistent: min(tiles, sm_count x resident blocks per SM), the kernel's residency from
 // resident_blocks_per_sm (the kernel tables' entries ask the runtime once) taken as at
-// least 1. Otherwise one
-// block per tile of the worst case, rounded up to whole clusters (tile.cluster). Tiles are
+// least 1, in whole clusters (tile.cluster) either way. Otherwise one block per tile of
+// the worst case, rounded up to whole clusters. Tiles are
 // max_m_blocks x tiles_per_m_block. InputError starting with `family` when a count does not
 // fit a 32-bit grid.
 TileGrid tile_grid(std::string_view family, int64_t slots, int64_t experts, int64_t capacity, const Tile& tile,

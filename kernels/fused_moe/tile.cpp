@@ -71,12 +71,6 @@ Tile parse_tile(std::string_view name) {
   return t;
 }
 
-std::string why_not_persistent(const Tile& t, bool persistent) {
-  if (!persistent || t.cluster == 1) return {};
-  return fmt::format("tile {} runs one block per tile (its cluster's blocks pair their tiles): not persistent",
-                     t.name());
-}
-
 int find_tile_shape(std::span<const TileShape> shapes, const Tile& t) {
   for (size_t i = 0; i < shapes.size(); ++i)
     if (shapes[i].tile() == t) return static_cast<int>(i);

@@ -16,7 +16,8 @@
 //                    cp.async) into an mbarrier ring; `warps` counts the MMA warps only
 //   cluster  (wgmma_ws only; absent = 1) thread blocks per cluster: with 2, the blocks of
 //            two neighbouring m-blocks of one expert and n-tile each load half of the
-//            weight tile and multicast it to both (one block per tile, never persistent)
+//            weight tile and multicast it to both (the cluster takes tile pairs 2j, 2j+1,
+//            one pair per cluster or, persistent, walking the pairs)
 //
 // The fields mean what they mean in TileShape below. The name holds no '/', so
 // it is one field of a Google Benchmark name (tile:<name>) and of a verify
@@ -65,10 +66,6 @@ struct TileShape {
 constexpr int ws_weight_box_rows(int block_n, int stage, int cluster) {
   return (stage == 1 || cluster > 1) ? block_n / 2 : block_n;
 }
-
-// "" when `t` may run on a persistent grid (if asked); else why not: the blocks of a
-// cluster pair their tiles, one tile per block.
-std::string why_not_persistent(const Tile& t, bool persistent);
 
 // Index of the shape of `shapes` that is `t`, or -1.
 int find_tile_shape(std::span<const TileShape> shapes, const Tile& t);

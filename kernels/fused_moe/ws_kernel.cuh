@@ -28,15 +28,18 @@
 // running slice counter each, so slot = counter % STAGES and the barrier parity
 // = (counter / STAGES) & 1 agree without any other exchange.
 //
-// CLUSTER 2 (one tile per block, blocks 2i and 2i+1 a cluster): when both blocks'
-// tiles are the same expert, n-tile and K range (two neighbouring m-blocks of the
-// grouped order), each block's producer loads one of the two weight boxes of every
-// slice and multicasts it into both blocks' slot, so each block reads half the
-// weight bytes from L2. A slot may then be refilled only when the MMA warps of both
-// blocks are done with it: every MMA warp arrives on its own block's empty barrier
-// and on the partner's (which count twice the arrivals), and before exiting each
-// producer waits until its ring's last slots were freed by both, so no remote
-// arrival or copy reaches a block that has exited. Other pairs run as CLUSTER 1.
+// CLUSTER 2 (blocks 2i and 2i+1 a cluster): the pair walks the tile pairs (2j, 2j+1),
+// block rank r taking tile 2j + r, on a persistent grid or one pair per cluster. When
+// both tiles of a pair are the same expert, n-tile and K range (two neighbouring
+// m-blocks of the grouped order), each block's producer loads one of the two weight
+// boxes of every slice and multicasts it into both blocks' slot, so each block reads
+// half the weight bytes from L2; other pairs load alone. The two rings stay in step
+// over every pair: a slot may be refilled only when the MMA warps of both blocks are
+// done with it (every MMA warp arrives on its own block's empty barrier and on the
+// partner's, which count twice the arrivals), and a block whose tile has fewer K slices
+// than its partner's (or none) passes the difference as empty slices (no copies, the
+// same arrivals). Before exiting each producer waits until its ring's last slots were
+// freed by both, so no remote arrival or copy reaches a block that has exited.
 //
 // Accumulator layout (wgmma.cuh): warp w of a warpgroup holds rows 16w + g and
 // 16w + g + 8 (g = lane / 4), d[4j + i] at column 8j + 2(lane % 4) + i % 2, row
@@ -155,7 +158,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
     if (tid == 0) {
       for (int s = 0; s < STAGES; ++s) {
         mbar_init(&full[s], 128 + 1);          // 128 producer threads' copies + the TMA's expect_tx
-        mbar_init(&empty[s], empty_arrivals);  // lane 0 of every MMA warp (of both blocks when shared)
+        mbar_init(&empty[s], empty_arrivals);  // lane 0 of every MMA warp (of both blocks of a cluster)
       }
       fence_barrier_init();
     }
@@ -190,18 +193,31 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
     return true;
   };
 
-  // Clusters: one tile per block (the host launches one block per tile, rounded up
-  // to whole clusters); whether this block shares its weight slices with its partner.
-  const int64_t tile_stride = CLUSTER == 1 ? static_cast<int64_t>(gridDim.x) : ts.total;
-  bool shared = false;
+  // Both blocks of a cluster walk the same tile pairs: tile = blockIdx.x, += gridDim.x (an
+  // even grid for clusters), the partner's tile = tile ^ 1. A round is one step of the walk.
   uint32_t rank = 0;
+  if constexpr (CLUSTER == 2) rank = cluster_ctarank();
+  struct Round {
+    Work w;
+    bool mine;    // this block's tile holds rows (w is valid)
+    bool shared;  // CLUSTER 2: both tiles load the same weight slices, one box each
+    int slices;   // K slices both rings pass this round (the longer of the pair's tiles)
+  };
+  auto round_of = [&](int64_t tile, Round& r) {
+    r.mine = tile < ts.total && decode(tile, r.w);
+    const int nk = r.mine ? r.w.nk : 0;
+    r.shared = false;
+    r.slices = nk;
+    if constexpr (CLUSTER == 2) {
+      Work o{};
+      const int64_t other = tile ^ 1;
+      const int other_nk = other < ts.total && decode(other, o) ? o.nk : 0;
+      r.shared = nk > 0 && nk == other_nk && r.w.expert == o.expert && r.w.n_tile == o.n_tile && r.w.split == o.split;
+      r.slices = nk > other_nk ? nk : other_nk;
+    }
+  };
   if constexpr (CLUSTER == 2) {
-    rank = cluster_ctarank();
-    const int64_t mine = blockIdx.x, other = blockIdx.x ^ 1u;
-    Work a{}, b{};
-    shared = mine < ts.total && other < ts.total && decode(mine, a) && decode(other, b) && a.nk > 0 &&
-             a.nk == b.nk && a.expert == b.expert && a.n_tile == b.n_tile && a.split == b.split;
-    init_barriers(T::kMmaGroups * 4 * (shared ? 2 : 1));
+    init_barriers(T::kMmaGroups * 4 * 2);
     cluster_sync();  // the partner's barriers exist before any copy or arrival reaches them
   }
 
@@ -210,28 +226,36 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
     setmaxnreg_dec<T::kProducerRegs>();
     const int kc = t % 8;  // this thread's 16-byte chunk of every row it gathers
     uint32_t slice = 0;
-    for (int64_t tile = blockIdx.x; tile < ts.total; tile += tile_stride) {
-      Work w;
-      if (!decode(tile, w) || w.nk == 0) continue;
+    for (int64_t tile = blockIdx.x; tile - rank < ts.total; tile += gridDim.x) {
+      Round rd{};
+      round_of(tile, rd);
+      if (rd.slices == 0) continue;
+      const Work& w = rd.w;
+      const int nk = rd.mine ? w.nk : 0;
       int32_t arow[T::kRowsPerThread];  // token row (stage 1) or slot (stage 2), -1 for padding
 #pragma unroll
       for (int i = 0; i < T::kRowsPerThread; ++i) {
-        const int32_t id = p.sorted_ids[static_cast<int64_t>(w.m_blk) * BM + t / 8 + 16 * i];
+        const int32_t id = nk > 0 ? p.sorted_ids[static_cast<int64_t>(w.m_blk) * BM + t / 8 + 16 * i] : -1;
         const bool ok = id >= 0 && static_cast<int64_t>(id) < p.num_valid;
         arow[i] = ok ? (STAGE == 1 ? id / p.top_k : id) : -1;
       }
       const int32_t wrow0 = w.expert * static_cast<int32_t>(p.w_rows) +
                             w.n_tile * (STAGE == 1 ? BN / 2 : BN);
       const int32_t box_stride = STAGE == 1 ? static_cast<int32_t>(p.n) : kBoxRows;
-      for (int kk = 0; kk < w.nk; ++kk, ++slice) {
+      for (int kk = 0; kk < rd.slices; ++kk, ++slice) {
         const int slot = static_cast<int>(slice % STAGES);
         mbar_wait(&empty[slot], ((slice / STAGES) & 1) ^ 1);  // the first round passes at once
+        if (kk >= nk) {  // an empty slice (the partner's tile is longer): the arrivals alone
+          if (t == 0) mbar_arrive(&full[slot]);
+          mbar_arrive(&full[slot]);
+          continue;
+        }
         const int64_t kt = w.kt_begin + kk;
         const int32_t kcol = static_cast<int32_t>(kt * BK);
         unsigned char* b_dst = sB + slot * T::kBTile;
         if (t == 0) {
           mbar_arrive_expect_tx(&full[slot], T::kBTile);  // all boxes, whichever block loads them
-          if (shared) {
+          if (rd.shared) {
             tma_load_2d_multicast(b_dst + rank * kBoxBytes, &p.w_map, &full[slot], kcol,
                                   wrow0 + static_cast<int32_t>(rank) * box_stride, 0x3);
           } else {
@@ -252,7 +276,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
         cp_async_mbar_arrive_noinc(&full[slot]);
       }
     }
-    if (shared && t == 0) {
+    if (CLUSTER == 2 && t == 0) {
       // Wait until both blocks' MMA warps have freed the last STAGES slices: after that
       // no arrival of the partner and no copy of either block targets this block.
       for (int i = 0; i < STAGES; ++i, ++slice)
@@ -270,18 +294,31 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
   const int c0 = 2 * (lane % 4);                     // and columns 8j + c0, +1
   constexpr int kAcc = BN / 2;
   constexpr int kHalf = BN / 16;  // accumulator atoms per half tile (stage 1: the gate atoms)
-  // Frees a slot: lane 0 of each warp, on this block's barrier and, when the slots
-  // are shared, on the partner's.
+  // Frees a slot: lane 0 of each warp, on this block's barrier and, in a cluster, on the
+  // partner's (the two rings stay in step whether or not a round shares its slices).
   auto release = [&](uint32_t s) {
     if (lane == 0) {
       mbar_arrive(&empty[s]);
-      if (shared) mbar_arrive_cluster(&empty[s], rank ^ 1u);
+      if constexpr (CLUSTER == 2) mbar_arrive_cluster(&empty[s], rank ^ 1u);
+    }
+  };
+  // Passes n slices without MMAs: a dead slab, a missing tile, the partner's longer tile.
+  auto pass_slices = [&](int n, uint32_t& slice) {
+    for (int i = 0; i < n; ++i, ++slice) {
+      const int slot = static_cast<int>(slice % STAGES);
+      mbar_wait(&full[slot], (slice / STAGES) & 1);
+      release(slot);
     }
   };
   uint32_t slice = 0;
-  for (int64_t tile = blockIdx.x; tile < ts.total; tile += tile_stride) {
-    Work w;
-    if (!decode(tile, w)) continue;
+  for (int64_t tile = blockIdx.x; tile - rank < ts.total; tile += gridDim.x) {
+    Round rd{};
+    round_of(tile, rd);
+    if (!rd.mine) {
+      pass_slices(rd.slices, slice);
+      continue;
+    }
+    const Work& w = rd.w;
     // This thread's output rows (r0, r0 + 8), read before the K loop: off the epilogue's path.
     int32_t ids[2];
     int64_t arows[2];  // A row of each (token for stage 1, slot for stage 2): its scales
@@ -319,11 +356,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
     // (Each row is held by 4 threads of the warpgroup: the OR covers all 64.)
     const bool slab_live = barrier_or(1 + slab, 128, ids[0] >= 0 || ids[1] >= 0);
     if (!slab_live) {
-      for (int kk = 0; kk < w.nk; ++kk, ++slice) {
-        const int slot = static_cast<int>(slice % STAGES);
-        mbar_wait(&full[slot], (slice / STAGES) & 1);
-        release(slot);
-      }
+      pass_slices(rd.slices, slice);
       continue;  // no row to store
     }
     for (int kk = 0; kk < w.nk; ++kk, ++slice) {
@@ -359,6 +392,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       wgmma_wait<0>();
       if (w.nk > 0) release((slice - 1) % STAGES);
     }
+    pass_slices(rd.slices - w.nk, slice);
     // The summed value of accumulator e.
     auto sum = [&](int e) -> float {
       if constexpr (Op::kPromote) return tot[e];

@@ -29,7 +29,6 @@ std::string Q8TileConfig::why_invalid(int stage, Scheme scheme) const {
   if (auto w = fused_moe::why_not_compiled(kQ8TileShapes, *this); !w.empty()) return w;
   if (split_k < 1 || split_k > 64) return fmt::format("split_k {} outside [1, 64]", split_k);
   if (stage == 1 && split_k != 1) return "split_k applies to stage 2 only";
-  if (auto w = fused_moe::why_not_persistent(*this, persistent); !w.empty()) return w;
   const TileShape& t = kQ8TileShapes[fused_moe::find_tile_shape(kQ8TileShapes, *this)];
   if (is_block(scheme) && t.wgmma && t.block_n / t.warps_n > 128)
     return "the block scheme keeps a second accumulator set: wgmma tiles of at most 128 columns per warpgroup";

@@ -57,12 +57,11 @@ int last_runnable(const Problem& p) {
   return s;
 }
 
-// (Tiles of 2-block clusters run one block per tile: `persistent` does not apply.)
 LayerConfig layer_config(int shape, bool persistent, int split_k) {
   LayerConfig c;
   c.stage1 = shape_config(shape);
   c.stage2 = shape_config(shape);
-  c.stage1.persistent = c.stage2.persistent = persistent && kTileShapes[shape].cluster == 1;
+  c.stage1.persistent = c.stage2.persistent = persistent;
   c.stage2.split_k = split_k;
   return c;
 }
@@ -200,7 +199,9 @@ TEST_CASE("fused_moe gpu: 2-block clusters equal the single-block tile bit for b
   // alone. Both paths multiply the same shared-memory images in the same order as the
   // single-block tile, so the outputs are equal bit for bit. The cases mix shared and
   // unshared pairs: experts of 1 to ~8 blocks, an odd tile count (a block past the
-  // last tile), one expert for everything, and K splits that shift the pairing.
+  // last tile), one expert for everything, and K splits that shift the pairing (pairs
+  // whose tiles have different K slice counts). Persistent, each cluster walks several
+  // pairs at M = 4000 (~570 stage-1 tiles), shared and unshared in turn.
   moe::gpu::Stream stream;
   int pair = -1, single = -1;
   for (int s = 0; s < kNumTileShapes; ++s)
@@ -223,19 +224,21 @@ TEST_CASE("fused_moe gpu: 2-block clusters equal the single-block tile bit for b
   const Case cases[] = {{2000, 512, 384, 8, 2, RoutingDist::Softmax},  // ~4 blocks per expert
                         {1500, 256, 704, 6, 3, RoutingDist::Zipf},     // 1 to ~10 blocks per expert
                         {700, 384, 256, 4, 1, RoutingDist::OneExpert},
-                        {97, 136, 200, 6, 3, RoutingDist::Balanced}};
+                        {97, 136, 200, 6, 3, RoutingDist::Balanced},
+                        {4000, 256, 1024, 8, 2, RoutingDist::Zipf}};
   for (const Case& c : cases)
     for (auto rw : {RouterWeight::OnOutput, RouterWeight::OnInput}) {
       const InputSpec spec = make_spec(c.M, c.H, c.I, c.E, c.k, DType::BF16, ValueDist::FanIn, c.dist, 31 + c.M);
       const DeviceLayer l(spec, Activation::SiLU, rw);
       const auto want = reference_for(l, {}, false);
-      for (int split : {1, 3}) {
-        const LayerConfig cp = layer_config(pair, false, split), cs = layer_config(single, false, split);
+      for (int split : {1, 3})
+        for (bool persistent : {false, true}) {
+        const LayerConfig cp = layer_config(pair, persistent, split), cs = layer_config(single, false, split);
         const DeviceAlign a = align_on_device(l, cp.block_size(), stream.get());
         const RunOutputs rp = run_layer(l, a, cp, stream.get(), /*want_intermediate=*/true);
         const RunOutputs rs = run_layer(l, a, cs, stream.get(), /*want_intermediate=*/true);
-        INFO(fmt::format("M={} H={} I={} E={} k={} {} split {}", c.M, c.H, c.I, c.E, c.k,
-                         moe::routing_dist_name(c.dist), split));
+        INFO(fmt::format("M={} H={} I={} E={} k={} {} split {}{}", c.M, c.H, c.I, c.E, c.k,
+                         moe::routing_dist_name(c.dist), split, persistent ? " persistent" : ""));
         const CompareResult cmp = compare(l, rp, want);
         CHECK_MESSAGE(cmp.passed(), cmp.message());
         auto same_bits = [](const std::vector<float>& x, const std::vector<float>& y) {
@@ -245,10 +248,6 @@ TEST_CASE("fused_moe gpu: 2-block clusters equal the single-block tile bit for b
         CHECK(same_bits(rp.intermediate, rs.intermediate));
       }
     }
-  // Persistent is refused for a cluster tile (one validity check, before any launch).
-  LayerConfig bad = layer_config(pair, false, 1);
-  bad.stage1.persistent = bad.stage2.persistent = true;
-  CHECK_FALSE(bad.is_valid());
 }
 
 TEST_CASE("fused_moe gpu: routing distributions") {

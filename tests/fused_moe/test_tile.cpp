@@ -112,27 +112,25 @@ TEST_CASE("tile names: a well-formed tile that is not compiled is named in the o
   CHECK(cfg.why_invalid(1) == why);
 }
 
-TEST_CASE("tile configs: a tile of 2-block clusters runs one block per tile") {
+TEST_CASE("tile configs: a tile of 2-block clusters runs one pair per cluster or persistent") {
   for (int s = 0; s < kNumTileShapes; ++s) {
     if (kTileShapes[s].cluster == 1) continue;
     TileConfig c{kTileShapes[s].tile()};
     CHECK(c.is_valid(1));
     c.persistent = true;
-    CHECK(c.why_invalid(1).find("not persistent") != std::string::npos);
-    // the chooser and the tuner never make one persistent
+    CHECK(c.is_valid(1));
+    // the chooser's rule keeps it one pair per cluster at M = 4096; the tuner tries both grids
     const DeviceLimits dev{.sm_count = 132, .max_smem_per_block = 232448, .wgmma = true};
     Problem p;
     p.tokens = 4096, p.model_dim = 4096, p.inter_dim = 14336, p.experts = 8, p.top_k = 2;
     const LayerConfig lc = config_for_shape(p, dev, s);
     CHECK_FALSE(lc.stage1.persistent);
     CHECK_FALSE(lc.stage2.persistent);
-    int clustered = 0;
+    int clustered[2] = {0, 0};
     for (const LayerConfig& c2 : tune_candidates(p, dev))
-      if (c2.stage1.cluster > 1) {
-        ++clustered;
-        CHECK_FALSE(c2.stage1.persistent);
-      }
-    CHECK(clustered > 0);  // the tuner tries it
+      if (c2.stage1.cluster > 1) ++clustered[c2.stage1.persistent ? 1 : 0];
+    CHECK(clustered[0] > 0);
+    CHECK(clustered[1] > 0);
   }
   // The weight boxes: two halves in stage 1, and in stage 2 when the cluster shares them.
   CHECK(ws_weight_box_rows(256, 1, 1) == 128);
@@ -164,6 +162,13 @@ TEST_CASE("launch grid: one block per tile in whole clusters, or SMs x resident 
   g = tile_grid("t", 1000, 8, 1 << 20, one, true, 7, 132, two_resident);
   CHECK(g.grid == 105);  // never more blocks than tiles
   CHECK(resident_calls == 2);  // once per persistent sizing (the kernel entry caches the runtime's answer)
+  // Persistent cluster tiles: whole clusters, never more pairs than the tiles make.
+  g = tile_grid("t", 1000000, 8, 1 << 30, pair, true, 7, 131, two_resident);
+  CHECK(g.grid == 262);
+  g = tile_grid("t", 1000, 8, 1 << 20, pair, true, 7, 131, two_resident);
+  CHECK(g.grid == 106);
+  g = tile_grid("t", 1000000, 8, 1 << 30, pair, true, 7, 1, [] { return 1; });
+  CHECK(g.grid == 2);
   g = tile_grid("t", 0, 8, 0, one, false, 7, 132, two_resident);
   CHECK(g.max_m_blocks == 0);
   CHECK(g.grid == 0);

@@ -139,8 +139,7 @@ TEST_CASE("fused_moe_q8 gpu: tile shapes") {
         Q8LayerConfig cfg = q8_config_for_shape(p, q8_device_limits(), shape);
         INFO("shape ", shape, " variant ", variant);
         check_one(l, cfg, Part::Layer, 1 << 20, st);
-        // (a tile of 2-block clusters is never persistent)
-        cfg.stage1.persistent = cfg.stage2.persistent = !cfg.stage1.persistent && kQ8TileShapes[shape].cluster == 1;
+        cfg.stage1.persistent = cfg.stage2.persistent = !cfg.stage1.persistent;
         cfg.stage2.split_k = 2;
         check_one(l, cfg, Part::Layer, 1 << 20, st);
       }
@@ -152,8 +151,9 @@ TEST_CASE("fused_moe_q8 gpu: the warp-specialized tile, every scheme") {
   // inter_dim 320 (a multiple of 64: the block scheme fits), model_dim 528 (a K tail of
   // 16 codes in stage 1), stage 2 over 3 splits of 3 slices (the last holds 1);
   // persistent too, with M = 3000 (~70 blocks of 128 rows x 5 column tiles per stage).
-  // Both ws tiles: one block, and 2-block clusters sharing the weight slices (never
-  // persistent; its pairs of one expert's m-blocks are many at M = 3000).
+  // Both ws tiles: one block, and 2-block clusters sharing the weight slices (its pairs of
+  // one expert's m-blocks are many at M = 3000; persistent, each cluster walks several
+  // pairs, shared and not, and split 3 shifts the pairing).
   moe::gpu::Stream st;
   int ws = -1;
   for (int i = 0; i < kNumQ8TileShapes; ++i)
@@ -168,7 +168,7 @@ TEST_CASE("fused_moe_q8 gpu: the warp-specialized tile, every scheme") {
         Q8LayerConfig cfg = q8_config_for_shape(p, q8_device_limits(), shape);
         INFO(kQ8TileShapes[shape].name(), " ", scheme_name(s), " M=", M);
         check_one(l, cfg, Part::Layer, 256, st);
-        cfg.stage1.persistent = cfg.stage2.persistent = kQ8TileShapes[shape].cluster == 1;
+        cfg.stage1.persistent = cfg.stage2.persistent = true;
         cfg.stage2.split_k = 3;
         check_one(l, cfg, Part::Layer, 256, st);
       }
