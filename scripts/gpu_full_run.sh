@@ -30,6 +30,10 @@
 #               the wgmma, wgmma_ws and wgmma_ws-c2 tiles at M >= 256 and the q8 tile sweep of
 #               the same kinds at M = 1024, 4096 (fp8_tensor, fp8_block, int8_token); 3 repetitions each;
 #               and the bf16 layer's parts (align, stage 1, stage 2, reduce) at M = 1024, 4096
+#     clusters  (only when named) the ws tile against its 2-block cluster tile, one tile (pair) per block
+#               (cluster) and persistent: the cluster GPU tests (bit-equal to the one-block tile), then
+#               the bf16 layer sweep and the q8 tile sweep (CLUSTER_SCHEMES, default fp8_tensor) of
+#               both tiles both ways at M = 1024, 4096; 3 repetitions each
 #     groupm    (only when named) the bf16 layer and its GEMM stages, and the fp8_tensor layer, at
 #               M = 1024, 4096 under each MOE_FUSED_MOE_GROUP_M of GROUP_M_SET (default 1 2 4 8 16:
 #               m-blocks per group of the tile order) into groupm_<g>.json and groupm_<g>_q8.json
@@ -257,6 +261,16 @@ if has tiles; then
   # Where the layer's time goes at large M: align, each GEMM stage and the reduce alone.
   gbench parts_fused_moe 120 bench_fused_moe 'BM_fused_moe_(align|stage1|stage2|reduce)/.*/M:(1024|4096)/'
   note "tiles: $(grep -c '"run_type": "aggregate"' "$run_dir/tiles_fused_moe.json" 2>/dev/null) + $(grep -c '"run_type": "aggregate"' "$run_dir/tiles_fused_moe_q8.json" 2>/dev/null) aggregates"
+fi
+
+if has clusters; then
+  step "clusters: the ws tile and its 2-block cluster tile, one tile (pair) per block (cluster) and persistent"
+  run_test gpu_test_fused_moe_clusters 300 "$build/tests/gpu_test_fused_moe" -tc='*2-block clusters*'
+  run_test gpu_test_fused_moe_q8_ws 300 "$build/tests/gpu_test_fused_moe_q8" -tc='*warp-specialized tile*,*tile shapes*'
+  gbench clusters_fused_moe 300 bench_fused_moe "BM_fused_moe_sweep/.*/M:(1024|4096)/tile:128x256x64-w8-s4-wgmma_ws(-c2)?/"
+  MOE_Q8_TILE_SWEEP=1 MOE_Q8_TILE_SWEEP_M=1024,4096 MOE_Q8_TILE_SWEEP_SCHEMES=${CLUSTER_SCHEMES:-fp8_tensor} \
+    gbench clusters_fused_moe_q8 300 bench_fused_moe_q8 "BM_q8_tile/.*/tile:128x128x128-w8-s6-wgmma_ws(-c2)?/split:1/"
+  note "clusters: $(grep -c '"aggregate_name": "median"' "$run_dir/clusters_fused_moe.json" 2>/dev/null) + $(grep -c '"aggregate_name": "median"' "$run_dir/clusters_fused_moe_q8.json" 2>/dev/null) medians"
 fi
 
 if has groupm; then

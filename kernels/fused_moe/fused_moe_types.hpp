@@ -72,7 +72,7 @@ inline constexpr TileShape kTileShapes[] = {
     {128, 256, 64, 8, 1, 4, true, true},  // wgmma_ws: + a producer warpgroup (TMA weights, gathered rows), 193 KiB
     // wgmma_ws in 2-block clusters: the blocks of m-blocks 2i, 2i+1 of one expert (same
     // n-tile) each load half of every weight slice and multicast it to both, halving the
-    // weight bytes each block reads from L2; one block per tile
+    // weight bytes each block reads from L2; one tile pair per cluster, or persistent
     {128, 256, 64, 8, 1, 4, true, true, 2},
 };
 #endif

@@ -46,7 +46,7 @@ inline constexpr TileShape kQ8TileShapes[] = {
     // gathered rows) and 2 MMA warpgroups m64n128k32, fp8 promoted every 128 of K, 193 KiB
     {128, 128, 128, 8, 1, 6, true, true},
     // the same in 2-block clusters: the m-block pair of one expert shares each weight
-    // slice by multicast (kernels/fused_moe/ws_kernel.cuh); one block per tile
+    // slice by multicast (kernels/fused_moe/ws_kernel.cuh); one pair per cluster, or persistent
     {128, 128, 128, 8, 1, 6, true, true, 2},
 };
 #endif
