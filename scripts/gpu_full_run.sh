@@ -260,7 +260,7 @@ if has tiles; then
   tile_re='wgmma(_ws)?(-c2)?/'
   gbench tiles_fused_moe 300 bench_fused_moe "BM_fused_moe_sweep/.*/M:(256|1024|4096)/tile:128x256x64-w8-s4-$tile_re"
   MOE_Q8_TILE_SWEEP=1 MOE_Q8_TILE_SWEEP_M=1024,4096 MOE_Q8_TILE_SWEEP_SCHEMES=fp8_tensor,fp8_block,int8_token \
-    gbench tiles_fused_moe_q8 300 bench_fused_moe_q8 "BM_q8_tile/.*/tile:128x(128|256)x128-w8-s[46]-${tile_re}split:1/"
+    gbench tiles_fused_moe_q8 300 bench_fused_moe_q8 "BM_q8_tile/.*/tile:128x(128|192|256)x128-w8-s[456]-${tile_re}split:1/"
   # Where the layer's time goes at large M: align, each GEMM stage and the reduce alone.
   gbench parts_fused_moe 120 bench_fused_moe 'BM_fused_moe_(align|stage1|stage2|reduce)/.*/M:(1024|4096)/'
   note "tiles: $(grep -c '"run_type": "aggregate"' "$run_dir/tiles_fused_moe.json" 2>/dev/null) + $(grep -c '"run_type": "aggregate"' "$run_dir/tiles_fused_moe_q8.json" 2>/dev/null) aggregates"

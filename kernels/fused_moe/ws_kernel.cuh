@@ -90,7 +90,7 @@ struct WsTile {
   static constexpr int kSmemBytes = STAGES * (kATile + kBTile) + 1024;
   static constexpr int kRowsPerThread = BM / 16;  // producer: 8 threads per 128-byte row
   static_assert(BM % 64 == 0 && BM >= 64 && BM <= 128, "wgmma_ws: block_m 64 or 128 (one m64 slab per MMA warpgroup)");
-  static_assert(BN == 128 || BN == 256, "wgmma_ws: block_n 128 or 256 (one m64nN wgmma per slab)");
+  static_assert(BN == 128 || BN == 192 || BN == 256, "wgmma_ws: block_n 128, 192 or 256 (one m64nN wgmma per slab)");
   static_assert(STAGES >= 2, "wgmma_ws: at least two slots");
   // setmaxnreg moves registers within the block's allocation at launch (65536 per SM,
   // one block, in steps of 8 per thread). The producer keeps 56 (ptxas spilled its row

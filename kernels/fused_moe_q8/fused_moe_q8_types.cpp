@@ -76,7 +76,8 @@ Q8LayerConfig q8_config_for_shape(const Q8Problem& p, const Q8DeviceLimits& dev,
 }
 
 bool q8_shape_fits(const TileShape& t, const Q8Problem& p) {
-  return !t.ws || !is_block(p.scheme) || p.base.inter_dim % 64 == 0;
+  const int half = t.block_n / 2;
+  return !t.ws || !is_block(p.scheme) || (128 % half == 0 && p.base.inter_dim % half == 0);
 }
 
 Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {

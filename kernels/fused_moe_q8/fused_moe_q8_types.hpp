@@ -48,6 +48,11 @@ inline constexpr TileShape kQ8TileShapes[] = {
     // the same in 2-block clusters: the m-block pair of one expert shares each weight
     // slice by multicast (kernels/fused_moe/ws_kernel.cuh); one pair per cluster, or persistent
     {128, 128, 128, 8, 1, 6, true, true, 2},
+    // wider: m64n192k32 per warpgroup, 5 slots (201 KiB). Per K slice the wgmma read 64 KiB of
+    // shared memory and the copies write 40 KiB for 6.3 MFLOP (128x128: 48 + 32 KiB for 4.2),
+    // so it leans less on shared-memory bandwidth; not for the block scheme (halves of 96
+    // columns straddle its 128-row weight blocks)
+    {128, 192, 128, 8, 1, 5, true, true},
 };
 #endif
 inline constexpr int kNumQ8TileShapes = static_cast<int>(sizeof(kQ8TileShapes) / sizeof(kQ8TileShapes[0]));
@@ -88,8 +93,8 @@ struct Q8DeviceLimits {
 };
 
 // Whether a compiled shape takes the problem's sizes: in the block scheme a wgmma_ws
-// tile scales each half of its stage-1 columns by one weight block, so inter_dim
-// must be a multiple of 64.
+// tile scales each half of its columns by one 128-row weight block, so the half
+// (block_n / 2) must divide 128 and inter_dim.
 bool q8_shape_fits(const TileShape& t, const Q8Problem& p);
 
 // Heuristic: block_m from rows per expert (NVIDIA: <= 8 rows 16x128x256 w8, <= 24

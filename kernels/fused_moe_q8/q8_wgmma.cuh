@@ -29,6 +29,18 @@ __device__ __forceinline__ void wgmma8_m64k32<128, true>(void* d, uint64_t desc_
 }
 
 template <>
+__device__ __forceinline__ void wgmma8_m64k32<192, false>(void* d, uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  float* r = static_cast<float*>(d);
+  MOE_WGMMA_ASM(96, "wgmma.mma_async.sync.aligned.m64n192k32.f32.e4m3.e4m3", ", 1, 1", "+f", r, desc_a, desc_b, scale_d);
+}
+
+template <>
+__device__ __forceinline__ void wgmma8_m64k32<192, true>(void* d, uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  uint32_t* r = static_cast<uint32_t*>(d);
+  MOE_WGMMA_ASM(96, "wgmma.mma_async.sync.aligned.m64n192k32.s32.s8.s8", "", "+r", r, desc_a, desc_b, scale_d);
+}
+
+template <>
 __device__ __forceinline__ void wgmma8_m64k32<256, false>(void* d, uint64_t desc_a, uint64_t desc_b, int scale_d) {
   float* r = static_cast<float*>(d);
   MOE_WGMMA_ASM(128, "wgmma.mma_async.sync.aligned.m64n256k32.f32.e4m3.e4m3", ", 1, 1", "+f", r, desc_a, desc_b, scale_d);
