@@ -92,11 +92,12 @@ Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {
     }
     return -1;
   };
-  // The warp-specialized tile (one block; kernels/fused_moe/ws_kernel.cuh), where it fits.
-  auto pick_ws = [&]() {
+  // The warp-specialized tile of block_n `bn` (one block; kernels/fused_moe/ws_kernel.cuh), where it fits.
+  auto pick_ws = [&](int bn) {
     for (int i = 0; i < kNumQ8TileShapes; ++i) {
       const TileShape& t = kQ8TileShapes[i];
-      if (t.ws && t.cluster == 1 && q8_tile_smem_bytes(t) <= dev.max_smem_per_block && q8_shape_fits(t, p) &&
+      if (t.ws && t.cluster == 1 && t.block_n == bn && q8_tile_smem_bytes(t) <= dev.max_smem_per_block &&
+          q8_shape_fits(t, p) &&
           q8_config_of_shape(i).is_valid(1, p.scheme))
         return i;
     }
@@ -113,8 +114,13 @@ Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {
   // expert; docs/notes/quant.md): fp8 beyond 24 rows per expert (1.06-1.48x less time than the
   // older wgmma tiles for fp8_tensor, 1.48-2.28x for fp8_block); int8 beyond 96 (1.15-1.38x
   // less at 128-1024 rows; at 32 and 64 rows the 64x256 wgmma tile was 4-12 % faster).
+  // Its 128x192 form from two 128-row m-blocks per expert on (H100 tile sweep, fp8_tensor and
+  // int8_token: 3-10 % less time than 128x128 at Mixtral M = 1024/4096 and Qwen3 M = 4096, 256-1024
+  // rows; 0.3-6 % more at 32-128 rows, DeepSeek-V3 and Qwen3 M = 1024); the block scheme refuses it.
   const bool ws_pays = dev.wgmma && rows > (is_int8(p.scheme) ? 96 : 24);
-  const int ws = ws_pays ? pick_ws() : -1;
+  int ws = -1;
+  if (ws_pays && rows >= 256) ws = pick_ws(192);
+  if (ws_pays && ws < 0) ws = pick_ws(128);
   if (rows <= 8) shape = pick(16, 128, false, 3);
   else if (rows <= 24) shape = pick(16, 128, false, 4);
   else if (ws >= 0) shape = ws;

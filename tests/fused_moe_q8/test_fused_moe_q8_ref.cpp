@@ -269,6 +269,22 @@ TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model
       d.wgmma = false;
       CHECK_FALSE(choose_q8_config(moe::fused_moe_q8::make_q8_problem(s, M, 7168, 2048, 256, 8), d).stage1.ws);
     }
+  // The 128x192 ws tile from 256 rows per expert on (Mixtral-8x7B shape M = 1024: 256, M = 4096:
+  // 1024), except for the block scheme; not below (Qwen3-235B M = 1024: 64 rows).
+  for (Scheme s : kAllSchemes) {
+    Q8DeviceLimits d;
+    d.wgmma = true;
+    for (int64_t M : {1024, 4096}) {
+      const Q8LayerConfig c = choose_q8_config(moe::fused_moe_q8::make_q8_problem(s, M, 4096, 14336, 8, 2), d);
+      CAPTURE(c.to_string());
+      CHECK(c.stage1.ws);
+      CHECK(c.stage1.block_n == (is_block(s) ? 128 : 192));
+      CHECK(c.is_valid(s));
+    }
+    const Q8LayerConfig q = choose_q8_config(moe::fused_moe_q8::make_q8_problem(s, 1024, 4096, 1536, 128, 8), d);
+    CAPTURE(q.to_string());
+    CHECK(q.stage1.block_n != 192);
+  }
   {  // the block scheme on this tile needs inter_dim % 64 == 0
     Q8DeviceLimits d;
     d.wgmma = true;
