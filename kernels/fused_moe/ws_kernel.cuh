@@ -235,7 +235,8 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       int32_t arow[T::kRowsPerThread];  // token row (stage 1) or slot (stage 2), -1 for padding
 #pragma unroll
       for (int i = 0; i < T::kRowsPerThread; ++i) {
-        const int32_t id = nk > 0 ? p.sorted_ids[static_cast<int64_t>(w.m_blk) * BM + t / 8 + 16 * i] : -1;
+        const int32_t id =
+            (CLUSTER == 1 || nk > 0) ? p.sorted_ids[static_cast<int64_t>(w.m_blk) * BM + t / 8 + 16 * i] : -1;
         const bool ok = id >= 0 && static_cast<int64_t>(id) < p.num_valid;
         arow[i] = ok ? (STAGE == 1 ? id / p.top_k : id) : -1;
       }
@@ -245,10 +246,12 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       for (int kk = 0; kk < rd.slices; ++kk, ++slice) {
         const int slot = static_cast<int>(slice % STAGES);
         mbar_wait(&empty[slot], ((slice / STAGES) & 1) ^ 1);  // the first round passes at once
-        if (kk >= nk) {  // an empty slice (the partner's tile is longer): the arrivals alone
-          if (t == 0) mbar_arrive(&full[slot]);
-          mbar_arrive(&full[slot]);
-          continue;
+        if constexpr (CLUSTER == 2) {
+          if (kk >= nk) {  // an empty slice (the partner's tile is longer): the arrivals alone
+            if (t == 0) mbar_arrive(&full[slot]);
+            mbar_arrive(&full[slot]);
+            continue;
+          }
         }
         const int64_t kt = w.kt_begin + kk;
         const int32_t kcol = static_cast<int32_t>(kt * BK);
@@ -315,7 +318,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
     Round rd{};
     round_of(tile, rd);
     if (!rd.mine) {
-      pass_slices(rd.slices, slice);
+      if constexpr (CLUSTER == 2) pass_slices(rd.slices, slice);
       continue;
     }
     const Work& w = rd.w;
@@ -356,7 +359,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
     // (Each row is held by 4 threads of the warpgroup: the OR covers all 64.)
     const bool slab_live = barrier_or(1 + slab, 128, ids[0] >= 0 || ids[1] >= 0);
     if (!slab_live) {
-      pass_slices(rd.slices, slice);
+      pass_slices(CLUSTER == 1 ? w.nk : rd.slices, slice);
       continue;  // no row to store
     }
     for (int kk = 0; kk < w.nk; ++kk, ++slice) {
@@ -392,7 +395,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       wgmma_wait<0>();
       if (w.nk > 0) release((slice - 1) % STAGES);
     }
-    pass_slices(rd.slices - w.nk, slice);
+    if constexpr (CLUSTER == 2) pass_slices(rd.slices - w.nk, slice);
     // The summed value of accumulator e.
     auto sum = [&](int e) -> float {
       if constexpr (Op::kPromote) return tot[e];
