@@ -16,41 +16,25 @@ namespace moe::fused_moe_q8::dev {
 template <int N, bool INT8>
 __device__ __forceinline__ void wgmma8_m64k32(void* d, uint64_t desc_a, uint64_t desc_b, int scale_d = 1);
 
-template <>
-__device__ __forceinline__ void wgmma8_m64k32<128, false>(void* d, uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  float* r = static_cast<float*>(d);
-  MOE_WGMMA_ASM(64, "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3", ", 1, 1", "+f", r, desc_a, desc_b, scale_d);
-}
-
-template <>
-__device__ __forceinline__ void wgmma8_m64k32<128, true>(void* d, uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  uint32_t* r = static_cast<uint32_t*>(d);
-  MOE_WGMMA_ASM(64, "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8", "", "+r", r, desc_a, desc_b, scale_d);
-}
-
-template <>
-__device__ __forceinline__ void wgmma8_m64k32<192, false>(void* d, uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  float* r = static_cast<float*>(d);
-  MOE_WGMMA_ASM(96, "wgmma.mma_async.sync.aligned.m64n192k32.f32.e4m3.e4m3", ", 1, 1", "+f", r, desc_a, desc_b, scale_d);
-}
-
-template <>
-__device__ __forceinline__ void wgmma8_m64k32<192, true>(void* d, uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  uint32_t* r = static_cast<uint32_t*>(d);
-  MOE_WGMMA_ASM(96, "wgmma.mma_async.sync.aligned.m64n192k32.s32.s8.s8", "", "+r", r, desc_a, desc_b, scale_d);
-}
-
-template <>
-__device__ __forceinline__ void wgmma8_m64k32<256, false>(void* d, uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  float* r = static_cast<float*>(d);
-  MOE_WGMMA_ASM(128, "wgmma.mma_async.sync.aligned.m64n256k32.f32.e4m3.e4m3", ", 1, 1", "+f", r, desc_a, desc_b, scale_d);
-}
-
-template <>
-__device__ __forceinline__ void wgmma8_m64k32<256, true>(void* d, uint64_t desc_a, uint64_t desc_b, int scale_d) {
-  uint32_t* r = static_cast<uint32_t*>(d);
-  MOE_WGMMA_ASM(128, "wgmma.mma_async.sync.aligned.m64n256k32.s32.s8.s8", "", "+r", r, desc_a, desc_b, scale_d);
-}
+// The fp8 and int8 forms for one N (R = N / 2 accumulator registers per thread, written out:
+// MOE_WGMMA_ASM pastes it into its register-list macros).
+#define MOE_Q8_WGMMA_N(N, R)                                                                                           \
+  template <>                                                                                                          \
+  __device__ __forceinline__ void wgmma8_m64k32<N, false>(void* d, uint64_t desc_a, uint64_t desc_b, int scale_d) {    \
+    float* r = static_cast<float*>(d);                                                                                 \
+    MOE_WGMMA_ASM(R, "wgmma.mma_async.sync.aligned.m64n" #N "k32.f32.e4m3.e4m3", ", 1, 1", "+f", r, desc_a,            \
+                  desc_b, scale_d);                                                                                    \
+  }                                                                                                                    \
+  template <>                                                                                                          \
+  __device__ __forceinline__ void wgmma8_m64k32<N, true>(void* d, uint64_t desc_a, uint64_t desc_b, int scale_d) {     \
+    uint32_t* r = static_cast<uint32_t*>(d);                                                                           \
+    MOE_WGMMA_ASM(R, "wgmma.mma_async.sync.aligned.m64n" #N "k32.s32.s8.s8", "", "+r", r, desc_a, desc_b,              \
+                  scale_d);                                                                                            \
+  }
+MOE_Q8_WGMMA_N(128, 64)
+MOE_Q8_WGMMA_N(192, 96)
+MOE_Q8_WGMMA_N(256, 128)
+#undef MOE_Q8_WGMMA_N
 
 #endif
 
