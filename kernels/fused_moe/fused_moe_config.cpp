@@ -160,15 +160,14 @@ TileGrid tile_grid(std::string_view family, int64_t slots, int64_t experts, int6
   MOE_REQUIRE(bound < (int64_t{1} << 31), fmt::format("{}: too many aligned blocks ({})", family, bound));
   g.max_m_blocks = static_cast<int>(bound);
   const int64_t total = bound * tiles_per_m_block;
+  // Grids are whole clusters: a cluster's blocks take tile pairs (2j, 2j+1) together (a
+  // block past the last tile does nothing).
+  const int64_t blocks = (total + tile.cluster - 1) / tile.cluster * tile.cluster;
   if (persistent) {
-    // Whole clusters: a cluster's blocks walk tile pairs (2j, 2j+1) together.
     const int resident = std::max(1, resident_blocks_per_sm ? resident_blocks_per_sm() : 1);
     const int64_t on_device = std::max<int64_t>(tile.cluster, int64_t{sm_count} * resident / tile.cluster * tile.cluster);
-    const int64_t tiles = (total + tile.cluster - 1) / tile.cluster * tile.cluster;
-    g.grid = static_cast<int>(std::max<int64_t>(tile.cluster, std::min(tiles, on_device)));
+    g.grid = static_cast<int>(std::max<int64_t>(tile.cluster, std::min(blocks, on_device)));
   } else {
-    // One block per tile, in whole clusters (a block past the last tile does nothing).
-    const int64_t blocks = (total + tile.cluster - 1) / tile.cluster * tile.cluster;
     MOE_REQUIRE(blocks < (int64_t{1} << 31),
                 fmt::format("{}: {} tiles exceed the grid limit; use a persistent config", family, total));
     g.grid = static_cast<int>(blocks);
