@@ -64,6 +64,7 @@ struct Point {
   gpu::DeviceBuffer<uint16_t> hidden, inter, out;
   gpu::DeviceBuffer<float> topk_weights, partial;
   gpu::DeviceBuffer<int32_t> topk_ids, sorted, expert_ids, num_post;
+  gpu::DeviceBuffer<int32_t> counters = gpu::DeviceBuffer<int32_t>::zeros(kTileCounters);
   align::AlignShape ashape;
   align::AlignLaunchConfig acfg;
   align::AlignWorkspace aws;
@@ -126,7 +127,7 @@ struct Point {
   }
   void layer(hipStream_t s) {
     align_now(s);
-    moe::fused_moe::fused_moe(p, t, r, Workspace{inter.data(), partial.data()}, cfg, s);
+    moe::fused_moe::fused_moe(p, t, r, Workspace{inter.data(), partial.data(), counters.data()}, cfg, s);
   }
   double weight_bytes(bool w1, bool w2) const {
     const double per = static_cast<double>(p.inter_dim) * static_cast<double>(p.model_dim) * 2.0;
@@ -183,12 +184,14 @@ void run_point(benchmark::State& state, const Model& m, int64_t M, Part part, in
       break;
     case Part::Stage1:
       w = {pt.weight_bytes(true, false) + act_bytes + inter_bytes, pt.p.flops() * 2.0 / 3.0};
-      launch = [&](hipStream_t s) { launch_stage1(pt.p, pt.t, pt.r, pt.inter.data(), pt.cfg.stage1, s); };
+      launch = [&](hipStream_t s) {
+        launch_stage1(pt.p, pt.t, pt.r, pt.inter.data(), pt.cfg.stage1, s, pt.counters.data());
+      };
       break;
     case Part::Stage2:
       w = {pt.weight_bytes(false, true) + inter_bytes + partial_bytes, pt.p.flops() / 3.0};
       launch = [&](hipStream_t s) {
-        launch_stage2(pt.p, pt.t, pt.r, pt.inter.data(), pt.partial.data(), pt.cfg.stage2, s);
+        launch_stage2(pt.p, pt.t, pt.r, pt.inter.data(), pt.partial.data(), pt.cfg.stage2, s, pt.counters.data() + 1);
       };
       break;
     case Part::Reduce:

@@ -97,6 +97,7 @@ struct Common {
   gpu::DeviceBuffer<uint16_t> hidden, out;
   gpu::DeviceBuffer<float> topk_weights;
   gpu::DeviceBuffer<int32_t> topk_ids, sorted, expert_ids, num_post;
+  gpu::DeviceBuffer<int32_t> counters = gpu::DeviceBuffer<int32_t>::zeros(fused_moe::kTileCounters);
   align::AlignShape ashape;
   align::AlignLaunchConfig acfg;
   align::AlignWorkspace aws;
@@ -148,7 +149,7 @@ void run_bf16(benchmark::State& state, const Model& m, int64_t M) {
       state,
       [&](hipStream_t s) {
         c.align_now(s);
-        fused_moe::fused_moe(p, t, c.r, fused_moe::Workspace{inter.data(), partial.data()}, cfg, s);
+        fused_moe::fused_moe(p, t, c.r, fused_moe::Workspace{inter.data(), partial.data(), c.counters.data()}, cfg, s);
       },
       work, {.batch = 3, .graph = true, .flush_l2 = false});
   const double us = state.counters["us"];
@@ -203,7 +204,8 @@ void run_q8(benchmark::State& state, const Model& m, int64_t M, Scheme scheme, i
   t.topk_weights = c.topk_weights.data();
   t.topk_ids = c.topk_ids.data();
   t.out = c.out.data();
-  const fused_moe_q8::Q8Workspace ws{a1.data(), a1s.data(), inter.data(), a2.data(), a2s.data(), partial.data()};
+  const fused_moe_q8::Q8Workspace ws{a1.data(),    a1s.data(),     inter.data(),     a2.data(),
+                                      a2s.data(),   partial.data(), c.counters.data()};
   const bench::Work work{p.weight_bytes(c.experts_hit) + 2.0 * M * m.model_dim * 2.0, p.base.flops()};
   bench::run_gpu_benchmark(
       state,

@@ -101,7 +101,8 @@ double time_layer(const Opts& o, const fused_moe::check::DeviceLayer& l, const f
   gpu::DeviceBuffer<uint16_t> inter(static_cast<size_t>(wsb.intermediate / 2));
   gpu::DeviceBuffer<float> partial(static_cast<size_t>(std::max<int64_t>(wsb.partial / 4, 1)));
   gpu::DeviceBuffer<uint16_t> out(static_cast<size_t>(l.problem.tokens * l.problem.model_dim));
-  const fused_moe::Workspace ws{inter.data(), partial.data()};
+  auto counters = gpu::DeviceBuffer<int32_t>::zeros(fused_moe::kTileCounters);
+  const fused_moe::Workspace ws{inter.data(), partial.data(), counters.data()};
   const auto t = l.tensors(out.data());
   for (int i = 0; i < o.warmup; ++i) fused_moe::fused_moe(l.problem, t, a.view, ws, cfg, s);
   MOE_GPU_CHECK(hipStreamSynchronize(s));

@@ -65,7 +65,13 @@ struct AlignedRouting {
 struct Workspace {
   void* intermediate = nullptr;  // (M*k, inter), dtype
   float* partial = nullptr;      // (split_k, M*k, model_dim) fp32
+  // Optional: kTileCounters int32, zeroed once before the first use (every launch leaves
+  // them zero). With them the persistent grids of wgmma_ws tiles hand out tiles in order
+  // through a counter (stage 1 the first, stage 2 the second); without, a fixed stride.
+  // One set per stream: two layers in flight at once must not share it.
+  int32_t* tile_counters = nullptr;
 };
+inline constexpr int kTileCounters = 2;
 
 struct WorkspaceBytes {
   int64_t intermediate = 0;
@@ -87,10 +93,11 @@ void check_aligned_routing(const AlignedRouting& r, int block_m, std::string_vie
 DeviceLimits device_limits();
 
 // Individual stages (enqueue only; no synchronisation).
+// tile_counter: one of Workspace::tile_counters, or nullptr.
 void launch_stage1(const Problem& p, const Tensors& t, const AlignedRouting& r, void* intermediate,
-                   const TileConfig& cfg, hipStream_t s);
+                   const TileConfig& cfg, hipStream_t s, int32_t* tile_counter = nullptr);
 void launch_stage2(const Problem& p, const Tensors& t, const AlignedRouting& r, const void* intermediate,
-                   float* partial, const TileConfig& cfg, hipStream_t s);
+                   float* partial, const TileConfig& cfg, hipStream_t s, int32_t* tile_counter = nullptr);
 void launch_reduce(const Problem& p, const Tensors& t, const float* partial, int split_k, hipStream_t s);
 
 // Stage 1 + stage 2 + reduce over given aligned routing.

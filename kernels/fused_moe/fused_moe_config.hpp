@@ -53,6 +53,12 @@ struct TileGrid {
 // fit a 32-bit grid.
 TileGrid tile_grid(std::string_view family, int64_t slots, int64_t experts, int64_t capacity, const Tile& tile,
                    bool persistent, int64_t tiles_per_m_block, int sm_count, int (*resident_blocks_per_sm)());
+// The counter a stage kernel claims its tiles from (kernels/fused_moe/ws_kernel.cuh), or
+// nullptr for the fixed stride: `counter` (a workspace's, zeroed once; the kernels leave
+// it zero) on a persistent grid of a one-block wgmma_ws tile whose claims fit 32 bits.
+// MOE_FUSED_MOE_TILE_COUNTER=0 gives nullptr everywhere (the fixed stride, for A/B runs).
+int32_t* tile_counter_for(const Tile& tile, bool persistent, const TileGrid& grid, int64_t tiles_per_m_block,
+                          int32_t* counter);
 
 // ---- tile order --------------------------------------------------------------
 // m-blocks per group of the grouped tile order (m-block fastest within a group) of `tile`

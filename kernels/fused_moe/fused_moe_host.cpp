@@ -118,7 +118,7 @@ DeviceLimits device_limits() {
 }
 
 void launch_stage1(const Problem& p, const Tensors& t, const AlignedRouting& r, void* intermediate,
-                   const TileConfig& cfg, hipStream_t s) {
+                   const TileConfig& cfg, hipStream_t s, int32_t* tile_counter) {
   detail::validate_common(p, t, r, cfg, 1);
   MOE_REQUIRE(t.hidden && t.w1 && intermediate, "fused_moe stage 1: hidden, w1 and intermediate must be set");
   const int shape = find_tile_shape(kTileShapes, cfg);
@@ -148,11 +148,12 @@ void launch_stage1(const Problem& p, const Tensors& t, const AlignedRouting& r, 
                                   g.n_tiles, device_limits().sm_count, k.resident_blocks_per_sm);
   g.max_m_blocks = grid.max_m_blocks;
   if (grid.max_m_blocks == 0) return;
+  g.tile_counter = tile_counter_for(cfg, cfg.persistent, grid, g.n_tiles, tile_counter);
   k.launch(g, grid.grid, s);
 }
 
 void launch_stage2(const Problem& p, const Tensors& t, const AlignedRouting& r, const void* intermediate,
-                   float* partial, const TileConfig& cfg, hipStream_t s) {
+                   float* partial, const TileConfig& cfg, hipStream_t s, int32_t* tile_counter) {
   detail::validate_common(p, t, r, cfg, 2);
   MOE_REQUIRE(t.w2 && intermediate && partial, "fused_moe stage 2: w2, intermediate and partial must be set");
   const int shape = find_tile_shape(kTileShapes, cfg);
@@ -182,6 +183,7 @@ void launch_stage2(const Problem& p, const Tensors& t, const AlignedRouting& r, 
   const TileGrid grid = tile_grid("fused_moe stage 2", p.slots(), p.experts, r.capacity, cfg, cfg.persistent,
                                   int64_t{g.n_tiles} * g.split_k, device_limits().sm_count, k.resident_blocks_per_sm);
   g.max_m_blocks = grid.max_m_blocks;
+  g.tile_counter = tile_counter_for(cfg, cfg.persistent, grid, int64_t{g.n_tiles} * g.split_k, tile_counter);
   if (grid.max_m_blocks == 0) {
     // No routed block can exist; partial rows stay unwritten and reduce sums none
     // of them only if every slot is invalid. Zero them so the reduce is defined.
@@ -219,8 +221,9 @@ void fused_moe(const Problem& p, const Tensors& t, const AlignedRouting& r, cons
   p.validate();
   if (auto why = cfg.why_invalid(); !why.empty()) throw_input_error("fused_moe: invalid layer config: " + why);
   MOE_REQUIRE(ws.intermediate && ws.partial, "fused_moe: workspace intermediate and partial must be set");
-  launch_stage1(p, t, r, ws.intermediate, cfg.stage1, s);
-  launch_stage2(p, t, r, ws.intermediate, ws.partial, cfg.stage2, s);
+  int32_t* const counters = ws.tile_counters;
+  launch_stage1(p, t, r, ws.intermediate, cfg.stage1, s, counters);
+  launch_stage2(p, t, r, ws.intermediate, ws.partial, cfg.stage2, s, counters ? counters + 1 : nullptr);
   launch_reduce(p, t, ws.partial, cfg.stage2.split_k, s);
 }
 

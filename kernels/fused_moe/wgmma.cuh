@@ -53,6 +53,11 @@ __device__ __forceinline__ bool barrier_or(uint32_t id, uint32_t threads, bool p
   return r != 0;
 }
 
+// Waits until `threads` threads (a multiple of 32) have arrived at named barrier `id`.
+__device__ __forceinline__ void barrier_sync(uint32_t id, uint32_t threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
 // Moves registers between the warpgroups of a warp-specialized kernel: the
 // producer gives up registers (dec), the MMA warpgroups take them (inc). Every
 // warp of a warpgroup executes it; N is a multiple of 8 in [24, 256].

@@ -24,9 +24,21 @@
 //     128 of K (Hopper's fp8 wgmma keeps 13 fraction bits:
 //     reference/fused_moe_q8/fp8_mma_accum.hpp).
 //
-// Both roles walk the same tile sequence (blockIdx.x, += gridDim.x) with one
-// running slice counter each, so slot = counter % STAGES and the barrier parity
-// = (counter / STAGES) & 1 agree without any other exchange.
+// Both roles walk the same tile sequence with one running slice counter each, so
+// slot = counter % STAGES and the barrier parity = (counter / STAGES) & 1 agree. The
+// sequence is blockIdx.x, += gridDim.x (one tile per block, or a persistent grid
+// without p.tile_counter), or, on a persistent one-block grid with p.tile_counter:
+// blockIdx.x first, then tile gridDim.x + atomicAdd(tile_counter, 1) each round, so
+// the tiles in flight stay one contiguous window of the grouped order however the
+// blocks' speeds differ (with the fixed stride, slower SMs fall rounds behind and the
+// window widens: the one-block tile on a persistent grid read ~1.8x the DRAM bytes of
+// one block per tile). Producer thread 0 claims each next tile one round ahead (the
+// atomic's latency hides behind the current tile) and passes it to the MMA warps
+// through a 2-deep shared ring (tile_full / tile_empty barriers) and to the other
+// producer threads through a named barrier. Every block makes exactly one claim past
+// the end, so the claim that returns max(total, gridDim) - 1 is the launch's last:
+// that block sets the counter back to 0 for the next launch (stream order, or the
+// next kernel's griddepcontrol.wait, orders the reset before it).
 //
 // CLUSTER 2 (blocks 2i and 2i+1 a cluster): the pair walks the tile pairs (2j, 2j+1),
 // block rank r taking tile 2j + r, on a persistent grid or one pair per cluster. When
@@ -150,6 +162,9 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
   unsigned char* const sB = smem + STAGES * T::kATile;
   __shared__ alignas(8) uint64_t full[STAGES];
   __shared__ alignas(8) uint64_t empty[STAGES];
+  __shared__ alignas(8) uint64_t tile_full[2];   // claimed tiles (p.tile_counter): published
+  __shared__ alignas(8) uint64_t tile_empty[2];  // and read by every MMA warp
+  __shared__ int64_t claimed_tile[2];
 
   const int tid = static_cast<int>(threadIdx.x);
   const int group = tid / 128;  // 0: producer; 1..: MMA warpgroups
@@ -159,6 +174,10 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       for (int s = 0; s < STAGES; ++s) {
         mbar_init(&full[s], 128 + 1);          // 128 producer threads' copies + the TMA's expect_tx
         mbar_init(&empty[s], empty_arrivals);  // lane 0 of every MMA warp (of both blocks of a cluster)
+      }
+      for (int s = 0; s < 2; ++s) {
+        mbar_init(&tile_full[s], 1);
+        mbar_init(&tile_empty[s], T::kMmaGroups * 4);
       }
       fence_barrier_init();
     }
@@ -216,6 +235,44 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       r.slices = nk > other_nk ? nk : other_nk;
     }
   };
+  // The tile of round `round` (see the head comment). by_claim: the claimed sequence.
+  const bool by_claim = CLUSTER == 1 && p.tile_counter != nullptr;
+  const int64_t claims_end = ts.total > static_cast<int64_t>(gridDim.x) ? ts.total : gridDim.x;
+  auto claim = [&]() -> int32_t { return atomicAdd(p.tile_counter, 1); };
+  auto last_claim = [&](int32_t c) {  // every block has made its claims: reset for the next launch
+    if (c == claims_end - 1) atomicExch(p.tile_counter, 0);
+  };
+  int32_t next_claim = 0;  // producer thread 0: the claim of the next round, in flight
+  auto producer_tile = [&](int round) -> int64_t {
+    if (!by_claim) return blockIdx.x + static_cast<int64_t>(round) * gridDim.x;
+    const int slot = round & 1;
+    if (t == 0) {
+      int64_t tile = blockIdx.x;
+      if (round > 0) {
+        tile = static_cast<int64_t>(gridDim.x) + next_claim;
+        if (tile >= ts.total) last_claim(next_claim);
+      }
+      if (tile < ts.total) {
+        next_claim = claim();
+      } else if (round == 0) {  // no tile at all: still this block's one claim past the end
+        last_claim(claim());
+      }
+      if (round >= 2) mbar_wait(&tile_empty[slot], ((round >> 1) - 1) & 1);
+      claimed_tile[slot] = tile;
+      mbar_arrive(&tile_full[slot]);
+    }
+    barrier_sync(T::kMmaGroups + 1, 128);  // the producer warpgroup (ids 1..kMmaGroups: the slabs)
+    return claimed_tile[slot];
+  };
+  auto mma_tile = [&](int round) -> int64_t {
+    if (!by_claim) return blockIdx.x + static_cast<int64_t>(round) * gridDim.x;
+    const int slot = round & 1;
+    mbar_wait(&tile_full[slot], (round >> 1) & 1);
+    const int64_t tile = claimed_tile[slot];
+    __syncwarp();
+    if (t % 32 == 0) mbar_arrive(&tile_empty[slot]);
+    return tile;
+  };
   if constexpr (CLUSTER == 2) {
     init_barriers(T::kMmaGroups * 4 * 2);
     cluster_sync();  // the partner's barriers exist before any copy or arrival reaches them
@@ -226,7 +283,9 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
     setmaxnreg_dec<T::kProducerRegs>();
     const int kc = t % 8;  // this thread's 16-byte chunk of every row it gathers
     uint32_t slice = 0;
-    for (int64_t tile = blockIdx.x; tile - rank < ts.total; tile += gridDim.x) {
+    for (int round = 0;; ++round) {
+      const int64_t tile = producer_tile(round);
+      if (tile - rank >= ts.total) break;
       Round rd{};
       round_of(tile, rd);
       if (rd.slices == 0) continue;
@@ -314,7 +373,9 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
     }
   };
   uint32_t slice = 0;
-  for (int64_t tile = blockIdx.x; tile - rank < ts.total; tile += gridDim.x) {
+  for (int round = 0;; ++round) {
+    const int64_t tile = mma_tile(round);
+    if (tile - rank >= ts.total) break;
     Round rd{};
     round_of(tile, rd);
     if (!rd.mine) {

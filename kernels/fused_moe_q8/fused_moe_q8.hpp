@@ -50,6 +50,7 @@ struct Q8Workspace {
   uint8_t* a2 = nullptr;        // (M*k, I)
   float* a2_scale = nullptr;    // a2_quant().num_scales()
   float* partial = nullptr;     // (split_k, M*k, model_dim)
+  int32_t* tile_counters = nullptr;  // optional: fused_moe::kTileCounters, as fused_moe::Workspace's
 };
 struct Q8WorkspaceSizes {
   int64_t a1 = 0, a1_scale = 0, intermediate = 0, a2 = 0, a2_scale = 0, partial = 0;  // elements
@@ -61,10 +62,12 @@ Q8DeviceLimits q8_device_limits();
 
 // Stage 1 on quantized activations a1 (codes + scales of a1_quant()).
 void launch_q8_stage1(const Q8Problem& p, const uint8_t* a1, const float* a1_scale, const Q8Tensors& t,
-                      const fused_moe::AlignedRouting& r, void* intermediate, const Q8TileConfig& cfg, hipStream_t s);
+                      const fused_moe::AlignedRouting& r, void* intermediate, const Q8TileConfig& cfg, hipStream_t s,
+                      int32_t* tile_counter = nullptr);
 // Stage 2 on quantized intermediate a2 (codes + scales of a2_quant()).
 void launch_q8_stage2(const Q8Problem& p, const uint8_t* a2, const float* a2_scale, const Q8Tensors& t,
-                      const fused_moe::AlignedRouting& r, float* partial, const Q8TileConfig& cfg, hipStream_t s);
+                      const fused_moe::AlignedRouting& r, float* partial, const Q8TileConfig& cfg, hipStream_t s,
+                      int32_t* tile_counter = nullptr);
 
 // The whole layer. The quantizers run in `mode` (Deferred: graph-capturable; call
 // qws.check() later to get the Inf/NaN InputError; Sync: synchronizes after each).

@@ -144,7 +144,8 @@ namespace {
 // Stage 1 multiplies the hidden codes by w1 (gate and up rows) into the
 // intermediate; stage 2 the intermediate codes by w2 into split_k fp32 partials.
 void launch_q8_stage(int stage, const Q8Problem& p, const uint8_t* a, const float* a_scale, const Q8Tensors& t,
-                     const fused_moe::AlignedRouting& r, void* out, const Q8TileConfig& cfg, hipStream_t s) {
+                     const fused_moe::AlignedRouting& r, void* out, const Q8TileConfig& cfg, hipStream_t s,
+                     int32_t* tile_counter) {
   validate(p, t, r, cfg, stage, a, a_scale);
   MOE_REQUIRE(out, fmt::format("fused_moe_q8 stage {}: {} must be set", stage, stage == 1 ? "intermediate" : "partial"));
   const int shape = fused_moe::find_tile_shape(kQ8TileShapes, cfg);
@@ -205,6 +206,7 @@ void launch_q8_stage(int stage, const Q8Problem& p, const uint8_t* a, const floa
     if (stage == 2) MOE_GPU_CHECK(hipMemsetAsync(out, 0, static_cast<size_t>(g.split_stride) * cfg.split_k * 4, s));
     return;
   }
+  g.tile_counter = fused_moe::tile_counter_for(cfg, cfg.persistent, grid, n_tiles * g.split_k, tile_counter);
   k.launch(g, grid.grid, s);
 }
 
@@ -212,13 +214,15 @@ void launch_q8_stage(int stage, const Q8Problem& p, const uint8_t* a, const floa
 }  // namespace detail
 
 void launch_q8_stage1(const Q8Problem& p, const uint8_t* a1, const float* a1_scale, const Q8Tensors& t,
-                      const fused_moe::AlignedRouting& r, void* intermediate, const Q8TileConfig& cfg, hipStream_t s) {
-  detail::launch_q8_stage(1, p, a1, a1_scale, t, r, intermediate, cfg, s);
+                      const fused_moe::AlignedRouting& r, void* intermediate, const Q8TileConfig& cfg, hipStream_t s,
+                      int32_t* tile_counter) {
+  detail::launch_q8_stage(1, p, a1, a1_scale, t, r, intermediate, cfg, s, tile_counter);
 }
 
 void launch_q8_stage2(const Q8Problem& p, const uint8_t* a2, const float* a2_scale, const Q8Tensors& t,
-                      const fused_moe::AlignedRouting& r, float* partial, const Q8TileConfig& cfg, hipStream_t s) {
-  detail::launch_q8_stage(2, p, a2, a2_scale, t, r, partial, cfg, s);
+                      const fused_moe::AlignedRouting& r, float* partial, const Q8TileConfig& cfg, hipStream_t s,
+                      int32_t* tile_counter) {
+  detail::launch_q8_stage(2, p, a2, a2_scale, t, r, partial, cfg, s, tile_counter);
 }
 
 void fused_moe_q8(const Q8Problem& p, const Q8Tensors& t, const fused_moe::AlignedRouting& r, const Q8Workspace& ws,
@@ -229,9 +233,10 @@ void fused_moe_q8(const Q8Problem& p, const Q8Tensors& t, const fused_moe::Align
   MOE_REQUIRE(ws.a1 && ws.a1_scale && ws.intermediate && ws.a2 && ws.a2_scale && ws.partial,
               "fused_moe_q8: every workspace buffer must be set");
   quant::quantize(p.a1_quant(), t.hidden, ws.a1, ws.a1_scale, qws, s, mode);
-  launch_q8_stage1(p, ws.a1, ws.a1_scale, t, r, ws.intermediate, cfg.stage1, s);
+  int32_t* const counters = ws.tile_counters;
+  launch_q8_stage1(p, ws.a1, ws.a1_scale, t, r, ws.intermediate, cfg.stage1, s, counters);
   quant::quantize(p.a2_quant(), ws.intermediate, ws.a2, ws.a2_scale, qws, s, mode);
-  launch_q8_stage2(p, ws.a2, ws.a2_scale, t, r, ws.partial, cfg.stage2, s);
+  launch_q8_stage2(p, ws.a2, ws.a2_scale, t, r, ws.partial, cfg.stage2, s, counters ? counters + 1 : nullptr);
   fused_moe::Tensors ft;
   ft.topk_ids = t.topk_ids;
   ft.out = t.out;

@@ -32,6 +32,9 @@ struct Q8GemmParams {
   const int32_t* sorted_ids = nullptr;
   const int32_t* expert_ids = nullptr;
   const int32_t* num_post = nullptr;
+  // Persistent one-block wgmma_ws grids: a zeroed counter the blocks claim tiles from
+  // (left zero at exit); nullptr: the fixed stride (kernels/fused_moe/ws_kernel.cuh).
+  int32_t* tile_counter = nullptr;
   int64_t num_valid = 0;     // M*k
   int64_t n = 0;             // output columns (stage 1: inter; stage 2: model_dim)
   int64_t k = 0;             // reduction length (multiple of 16)

@@ -57,6 +57,13 @@ class DeviceBuffer {
     if (n_ > 0) MOE_GPU_CHECK(hipMalloc(&ptr_, n_ * sizeof(T)));
   }
   ~DeviceBuffer() { reset(); }
+  // n elements, all bytes zero on return (counters that kernels leave zero, e.g.
+  // fused_moe::Workspace::tile_counters).
+  static DeviceBuffer zeros(size_t n) {
+    DeviceBuffer b(n);
+    b.poison(0);
+    return b;
+  }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), n_(std::exchange(o.n_, 0)) {}

@@ -351,7 +351,8 @@ Tensors device(const Tensors& in, const Params& p) {
   t.topk_weights = tw.data();
   t.topk_ids = ti.data();
   t.out = out.data();
-  fused_moe::fused_moe(pr, t, view, fused_moe::Workspace{inter.data(), partial.data()}, cfg, s);
+  auto counters = gpu::DeviceBuffer<int32_t>::zeros(fused_moe::kTileCounters);
+  fused_moe::fused_moe(pr, t, view, fused_moe::Workspace{inter.data(), partial.data(), counters.data()}, cfg, s);
   MOE_GPU_CHECK(hipStreamSynchronize(s));
   Tensor o;
   o.dtype = pr.dtype;

@@ -110,7 +110,8 @@ RunOutputs run_layer(const DeviceLayer& l, const DeviceAlign& a, const LayerConf
   inter.poison(0xFF, s);
   partial.poison(0xFF, s);
   out.poison(0xFF, s);
-  Workspace ws{inter.data(), partial.data()};
+  auto counters = gpu::DeviceBuffer<int32_t>::zeros(kTileCounters);
+  Workspace ws{inter.data(), partial.data(), counters.data()};
   fused_moe::fused_moe(p, l.tensors(out.data()), a.view, ws, cfg, s);
   MOE_GPU_CHECK(hipStreamSynchronize(s));
   RunOutputs r;

@@ -220,8 +220,10 @@ Tensors device(const Tensors& in, const Params& p) {
   t.topk_ids = ti.data();
   t.out = out.data();
   quant::Workspace qws(1);
+  auto counters = gpu::DeviceBuffer<int32_t>::zeros(fused_moe::kTileCounters);
   fused_moe_q8::fused_moe_q8(q, t, view,
-                             fused_moe_q8::Q8Workspace{a1.data(), a1s.data(), inter.data(), a2.data(), a2s.data(), partial.data()},
+                             fused_moe_q8::Q8Workspace{a1.data(), a1s.data(), inter.data(), a2.data(), a2s.data(),
+                                                       partial.data(), counters.data()},
                              qws, cfg, s, quant::CheckMode::Sync);
   MOE_GPU_CHECK(hipStreamSynchronize(s));
   Tensors res;

@@ -156,19 +156,21 @@ Q8CheckResult run_and_check(const Q8DeviceLayer& l, const Q8LayerConfig& cfg, Pa
   out.poison(0xFF, s);
   partial.poison(0xFF, s);
   quant::Workspace qws(1);
+  auto counters = gpu::DeviceBuffer<int32_t>::zeros(fused_moe::kTileCounters);
   const Q8Tensors t = l.tensors(out.data());
 
   if (part == Part::Layer) {
-    fused_moe_q8(p, t, al.view, Q8Workspace{a1.data(), a1s.data(), inter.data(), a2.data(), a2s.data(), partial.data()},
+    fused_moe_q8(p, t, al.view,
+                 Q8Workspace{a1.data(), a1s.data(), inter.data(), a2.data(), a2s.data(), partial.data(), counters.data()},
                  qws, cfg, s, quant::CheckMode::Sync);
   } else if (part == Part::Stage1) {
     quant::quantize(p.a1_quant(), l.hidden.data(), a1.data(), a1s.data(), qws, s, quant::CheckMode::Sync);
-    launch_q8_stage1(p, a1.data(), a1s.data(), t, al.view, inter.data(), cfg.stage1, s);
+    launch_q8_stage1(p, a1.data(), a1s.data(), t, al.view, inter.data(), cfg.stage1, s, counters.data());
   } else {
     // stage 2 alone: a2 from an independent random 16-bit intermediate
     kernels::fill_normal(inter.data(), b.dtype, inter.size(), seed + 77, rng::Stream::Test, 0, 1.0f, s);
     quant::quantize(p.a2_quant(), inter.data(), a2.data(), a2s.data(), qws, s, quant::CheckMode::Sync);
-    launch_q8_stage2(p, a2.data(), a2s.data(), t, al.view, partial.data(), cfg.stage2, s);
+    launch_q8_stage2(p, a2.data(), a2s.data(), t, al.view, partial.data(), cfg.stage2, s, counters.data() + 1);
     fused_moe::Tensors ft;
     ft.topk_ids = t.topk_ids;
     ft.out = t.out;
