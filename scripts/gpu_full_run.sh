@@ -35,6 +35,10 @@
 #               (cluster) and persistent: the cluster GPU tests (bit-equal to the one-block tile), then
 #               the bf16 layer sweep and the q8 tile sweep (CLUSTER_SCHEMES, default fp8_tensor) of
 #               both tiles both ways at M = 1024, 4096; 3 repetitions each
+#     counter   (only when named) claimed tiles against the fixed stride on persistent one-block
+#               ws grids: their GPU tests, then the bf16 ws tile sweep (one tile per block and
+#               persistent) at M = 256, 1024, 4096 and the q8 layer (COUNTER_Q8_FILTER) under
+#               MOE_FUSED_MOE_TILE_COUNTER=0 and =1 into counter0_*.json / counter1_*.json
 #     groupm    (only when named) the bf16 layer and its GEMM stages, and the fp8_tensor layer, at
 #               M = 1024, 4096 under each MOE_FUSED_MOE_GROUP_M of GROUP_M_SET (default 1 2 4 8 16:
 #               m-blocks per group of the tile order) into groupm_<g>.json and groupm_<g>_q8.json
@@ -274,6 +278,18 @@ if has clusters; then
   MOE_Q8_TILE_SWEEP=1 MOE_Q8_TILE_SWEEP_M=1024,4096 MOE_Q8_TILE_SWEEP_SCHEMES=${CLUSTER_SCHEMES:-fp8_tensor} \
     gbench clusters_fused_moe_q8 300 bench_fused_moe_q8 "BM_q8_tile/.*/tile:128x128x128-w8-s6-wgmma_ws(-c2)?/split:1/"
   note "clusters: $(grep -c '"aggregate_name": "median"' "$run_dir/clusters_fused_moe.json" 2>/dev/null) + $(grep -c '"aggregate_name": "median"' "$run_dir/clusters_fused_moe_q8.json" 2>/dev/null) medians"
+fi
+
+if has counter; then
+  step "counter: persistent one-block ws grids with claimed tiles (Workspace::tile_counters) and with the fixed stride"
+  run_test gpu_test_fused_moe_counter 300 "$build/tests/gpu_test_fused_moe" -tc='*claimed tiles*,*persistent blocks*'
+  run_test gpu_test_fused_moe_q8_counter 300 "$build/tests/gpu_test_fused_moe_q8" -tc='*warp-specialized tile*'
+  for mode in 0 1; do
+    MOE_FUSED_MOE_TILE_COUNTER=$mode gbench "counter${mode}_fused_moe" 300 bench_fused_moe \
+      "BM_fused_moe_sweep/.*/M:(256|1024|4096)/tile:128x256x64-w8-s4-wgmma_ws/"
+    MOE_FUSED_MOE_TILE_COUNTER=$mode gbench "counter${mode}_fused_moe_q8" 300 bench_fused_moe_q8 "${COUNTER_Q8_FILTER:-BM_q8_layer/}"
+  done
+  note "counter: $(grep -c '"aggregate_name": "median"' "$run_dir/counter1_fused_moe.json" 2>/dev/null) + $(grep -c '"aggregate_name": "median"' "$run_dir/counter1_fused_moe_q8.json" 2>/dev/null) medians each way"
 fi
 
 if has groupm; then
