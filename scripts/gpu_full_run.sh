@@ -182,6 +182,8 @@ if has sanitize; then
   san memcheck gpu_test_fused_moe 'fused_moe gpu: validation,fused_moe gpu: seed odd shapes'
   # racecheck of the odd shapes took 125 s on an H200 (reports/h200-807f197/sanitizer)
   SAN_LIMIT=${SAN_TIMEOUT:-300} san racecheck gpu_test_fused_moe 'fused_moe gpu: seed odd shapes'
+  san memcheck gpu_test_fused_moe 'sanitize:*'
+  san racecheck gpu_test_fused_moe 'sanitize:*'
   san memcheck gpu_test_quant 'quant gpu: kernels equal the reference bit for bit*,quant gpu: explicit block sizes*'
   san racecheck gpu_test_quant 'quant gpu: kernels equal the reference bit for bit*'
   san racecheck gpu_test_fused_moe_q8 'sanitize:*'

@@ -21,7 +21,8 @@
 //     sorted_token_ids  [3 6 6 .. 6 | 0 4 6 .. 6 | 5 6 .. 6 | 1 2 6 .. 6]  (4 blocks of 16)
 //     expert_ids        [0 1 2 5]
 //     num_tokens_post_padded = 64   (device scalar)
-//   workspace: intermediate (6, 14336) bf16; partial (split_k, 6, 4096) fp32
+//   workspace: intermediate (6, 14336) bf16; partial (split_k, 6, 4096) fp32;
+//              tile_counters (2) int32, zeroed once (optional)
 //   out           (3, 4096)            bf16
 //
 // All three routing arrays are device inputs, so the layer works with any

@@ -6,6 +6,7 @@
 //   "fused_moe gpu: tile shapes"               every compiled tile x persistent x dtype x act x weight mode
 //   "fused_moe gpu: persistent blocks walk several tiles, ..."  every tile, ~5 tiles per block, an empty split
 //   "fused_moe gpu: claimed tiles equal the fixed stride ..."  Workspace::tile_counters on and off
+//   "sanitize: fused_moe claimed tiles"        the same, small (memcheck, racecheck)
 //   "fused_moe gpu: routing distributions"     softmax, balanced, zipf, one expert
 //   "fused_moe gpu: full layer with GPU align" align kernel + layer, determinism
 //   "fused_moe gpu: validation"                InputError before any launch
@@ -195,60 +196,75 @@ TEST_CASE("fused_moe gpu: persistent blocks walk several tiles, with empty K spl
       run_and_check(l, layer_config(s, true, 3), want, s % 2 == 0, stream, "persistent, split 3 of 4 k-tiles");
 }
 
-TEST_CASE("fused_moe gpu: claimed tiles equal the fixed stride bit for bit, counters back at zero") {
-  // Persistent one-block ws grids with Workspace::tile_counters claim their tiles from a
-  // counter; without, each block walks blockIdx.x, += gridDim.x. Same tiles, same
-  // per-tile arithmetic: equal outputs bit for bit. Three launches on one set of counters
-  // (each must find them at zero again), outputs poisoned before each; cases with fewer
-  // tiles than blocks (blocks without a tile still make their one claim), many rounds per
-  // block, and K splits (the last one empty).
-  moe::gpu::Stream stream;
+namespace {
+
+// Persistent one-block ws grids with Workspace::tile_counters claim their tiles from a
+// counter; without, each block walks blockIdx.x, += gridDim.x. Same tiles, same per-tile
+// arithmetic: equal outputs bit for bit. Three launches on one set of counters (each must
+// find them at zero again), outputs poisoned before each. Returns the ws tiles tested.
+struct ClaimCase {
+  int64_t M, H, I, E, k;
+  RoutingDist dist;
+  int split;
+};
+int check_claimed_equals_fixed(const ClaimCase& c, moe::gpu::Stream& stream) {
   const hipStream_t s = stream.get();
-  struct Case {
-    int64_t M, H, I, E, k;
-    RoutingDist dist;
-    int split;
-  };
-  const Case cases[] = {{97, 136, 200, 6, 3, RoutingDist::Balanced, 1},
-                        {6000, 512, 256, 8, 2, RoutingDist::Softmax, 3},
-                        {3000, 256, 704, 6, 3, RoutingDist::Zipf, 2}};
+  const InputSpec spec = make_spec(c.M, c.H, c.I, c.E, c.k, DType::BF16, ValueDist::FanIn, c.dist, 41 + c.M);
+  const DeviceLayer l(spec, Activation::SiLU, RouterWeight::OnOutput);
   int tested = 0;
-  for (const Case& c : cases) {
-    const InputSpec spec = make_spec(c.M, c.H, c.I, c.E, c.k, DType::BF16, ValueDist::FanIn, c.dist, 41 + c.M);
-    const DeviceLayer l(spec, Activation::SiLU, RouterWeight::OnOutput);
-    for (int shape = 0; shape < kNumTileShapes; ++shape) {
-      const TileShape& t = kTileShapes[shape];
-      if (!t.ws || t.cluster != 1 || !runnable(shape, l.problem)) continue;
-      const LayerConfig cfg = layer_config(shape, /*persistent=*/true, c.split);
-      const DeviceAlign a = align_on_device(l, cfg.block_size(), s);
-      const auto wsb = workspace_bytes(l.problem, cfg);
-      moe::gpu::DeviceBuffer<uint16_t> inter(static_cast<size_t>(wsb.intermediate / 2));
-      moe::gpu::DeviceBuffer<float> partial(static_cast<size_t>(wsb.partial / 4));
-      moe::gpu::DeviceBuffer<uint16_t> out(static_cast<size_t>(c.M * c.H));
-      auto counters = moe::gpu::DeviceBuffer<int32_t>::zeros(kTileCounters);
-      auto run = [&](int32_t* tile_counters) {
-        inter.poison(0xFF, s);
-        partial.poison(0xFF, s);
-        out.poison(0xFF, s);
-        fused_moe(l.problem, l.tensors(out.data()), a.view, Workspace{inter.data(), partial.data(), tile_counters}, cfg,
-                  s);
-        return std::make_pair(out.download(s), inter.download(s));
-      };
-      const auto fixed = run(nullptr);
-      INFO(fmt::format("M={} H={} I={} E={} k={} {} split {} tile {}", c.M, c.H, c.I, c.E, c.k,
-                       moe::routing_dist_name(c.dist), c.split, t.name()));
-      for (int rep = 0; rep < 3; ++rep) {
-        const auto claimed = run(counters.data());
-        CHECK(claimed.first == fixed.first);
-        CHECK(claimed.second == fixed.second);
-        CHECK(counters.download(s) == std::vector<int32_t>(kTileCounters, 0));
-      }
-      ++tested;
+  for (int shape = 0; shape < kNumTileShapes; ++shape) {
+    const TileShape& t = kTileShapes[shape];
+    if (!t.ws || t.cluster != 1 || !runnable(shape, l.problem)) continue;
+    const LayerConfig cfg = layer_config(shape, /*persistent=*/true, c.split);
+    const DeviceAlign a = align_on_device(l, cfg.block_size(), s);
+    const auto wsb = workspace_bytes(l.problem, cfg);
+    moe::gpu::DeviceBuffer<uint16_t> inter(static_cast<size_t>(wsb.intermediate / 2));
+    moe::gpu::DeviceBuffer<float> partial(static_cast<size_t>(wsb.partial / 4));
+    moe::gpu::DeviceBuffer<uint16_t> out(static_cast<size_t>(c.M * c.H));
+    auto counters = moe::gpu::DeviceBuffer<int32_t>::zeros(kTileCounters);
+    auto run = [&](int32_t* tile_counters) {
+      inter.poison(0xFF, s);
+      partial.poison(0xFF, s);
+      out.poison(0xFF, s);
+      fused_moe(l.problem, l.tensors(out.data()), a.view, Workspace{inter.data(), partial.data(), tile_counters}, cfg, s);
+      return std::make_pair(out.download(s), inter.download(s));
+    };
+    const auto fixed = run(nullptr);
+    INFO(fmt::format("M={} H={} I={} E={} k={} {} split {} tile {}", c.M, c.H, c.I, c.E, c.k,
+                     moe::routing_dist_name(c.dist), c.split, t.name()));
+    for (int rep = 0; rep < 3; ++rep) {
+      const auto claimed = run(counters.data());
+      CHECK(claimed.first == fixed.first);
+      CHECK(claimed.second == fixed.second);
+      CHECK(counters.download(s) == std::vector<int32_t>(kTileCounters, 0));
     }
+    ++tested;
   }
+  return tested;
+}
+
+}  // namespace
+
+TEST_CASE("fused_moe gpu: claimed tiles equal the fixed stride bit for bit, counters back at zero") {
+  // Fewer tiles than blocks (blocks without a tile still make their one claim), many
+  // rounds per block, K splits (the last one empty). The fixed stride's outputs against
+  // the reference: "persistent blocks walk several tiles"; the other cases run the layer
+  // with counters (run_layer).
+  moe::gpu::Stream stream;
+  int tested = 0;
+  for (const ClaimCase& c : {ClaimCase{97, 136, 200, 6, 3, RoutingDist::Balanced, 1},
+                             ClaimCase{6000, 512, 256, 8, 2, RoutingDist::Softmax, 3},
+                             ClaimCase{3000, 256, 704, 6, 3, RoutingDist::Zipf, 2}})
+    tested += check_claimed_equals_fixed(c, stream);
   if (device_limits().wgmma) CHECK(tested > 0);
-  // The fixed-stride outputs themselves against the reference: "persistent blocks walk
-  // several tiles" and the other cases run the layer with counters (run_layer).
+}
+
+TEST_CASE("sanitize: fused_moe claimed tiles") {
+  // Small for the sanitizers: stage 1 ~280 tiles of 2 K slices (blocks take 2-3 tiles
+  // each), stage 2 ~100 tiles over 3 splits.
+  moe::gpu::Stream stream;
+  const int tested = check_claimed_equals_fixed(ClaimCase{2000, 128, 1024, 4, 2, RoutingDist::Softmax, 3}, stream);
+  if (device_limits().wgmma) CHECK(tested > 0);
 }
 
 TEST_CASE("fused_moe gpu: 2-block clusters equal the single-block tile bit for bit") {
