@@ -29,7 +29,13 @@ check() {  # what rc: note a failed step
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$out/gpu.txt" 2>&1
 cat "$out/gpu.txt"
-git describe --always --dirty --abbrev=12 > "$out/git_rev.txt" 2>/dev/null || echo unknown > "$out/git_rev.txt"
+# The device tool's copy of the tree may carry an older commit's git metadata: the caller's
+# MOE_GIT_REVISION (as the harness's JSON uses) names the tree when set.
+if [ -n "${MOE_GIT_REVISION:-}" ]; then
+  echo "$MOE_GIT_REVISION" > "$out/git_rev.txt"
+else
+  git describe --always --dirty --abbrev=12 > "$out/git_rev.txt" 2>/dev/null || echo unknown > "$out/git_rev.txt"
+fi
 
 if has build; then
   stamp build
