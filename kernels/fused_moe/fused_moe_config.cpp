@@ -178,7 +178,10 @@ TileGrid tile_grid(std::string_view family, int64_t slots, int64_t experts, int6
 int32_t* tile_counter_for(const Tile& tile, bool persistent, const TileGrid& grid, int64_t tiles_per_m_block,
                           int32_t* counter) {
   const char* env = std::getenv("MOE_FUSED_MOE_TILE_COUNTER");
-  if (!counter || !persistent || !tile.ws || tile.cluster != 1 || (env && env[0] == '0')) return nullptr;
+  const std::string v = env ? env : "";
+  MOE_REQUIRE(v.empty() || v == "0" || v == "1",
+              fmt::format("MOE_FUSED_MOE_TILE_COUNTER=\"{}\": expected 0 (the fixed stride) or 1", v));
+  if (!counter || !persistent || !tile.ws || tile.cluster != 1 || v == "0") return nullptr;
   // Claims run up to max(tiles, grid) - 1.
   const int64_t tiles = int64_t{grid.max_m_blocks} * tiles_per_m_block;
   return std::max<int64_t>(tiles, grid.grid) < (int64_t{1} << 31) - 1 ? counter : nullptr;

@@ -56,7 +56,8 @@ TileGrid tile_grid(std::string_view family, int64_t slots, int64_t experts, int6
 // The counter a stage kernel claims its tiles from (kernels/fused_moe/ws_kernel.cuh), or
 // nullptr for the fixed stride: `counter` (a workspace's, zeroed once; the kernels leave
 // it zero) on a persistent grid of a one-block wgmma_ws tile whose claims fit 32 bits.
-// MOE_FUSED_MOE_TILE_COUNTER=0 gives nullptr everywhere (the fixed stride, for A/B runs).
+// MOE_FUSED_MOE_TILE_COUNTER=0 gives nullptr everywhere (the fixed stride, for A/B runs);
+// a value other than 0, 1 or empty is an InputError.
 int32_t* tile_counter_for(const Tile& tile, bool persistent, const TileGrid& grid, int64_t tiles_per_m_block,
                           int32_t* counter);
 

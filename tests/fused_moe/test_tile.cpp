@@ -13,6 +13,7 @@
 #include "kernels/fused_moe/tensor_map.hpp"
 #include "kernels/fused_moe/tile.hpp"
 #include "kernels/fused_moe/tile_order.hpp"
+#include "kernels/fused_moe/fused_moe.hpp"
 #include "kernels/fused_moe/fused_moe_config.hpp"
 #include "kernels/fused_moe/fused_moe_types.hpp"
 #include "kernels/fused_moe_q8/fused_moe_q8_types.hpp"
@@ -175,6 +176,38 @@ TEST_CASE("launch grid: one block per tile in whole clusters, or SMs x resident 
   CHECK_THROWS_WITH_AS(tile_grid("fused_moe stage 2", int64_t{1} << 40, 8, int64_t{1} << 40, one, false, 64, 132,
                                  two_resident),
                        doctest::Contains("fused_moe stage 2:"), InputError);
+}
+
+TEST_CASE("launch grid: claimed tiles on persistent one-block ws grids only; MOE_FUSED_MOE_TILE_COUNTER=0 turns them off") {
+  const Tile ws{128, 256, 64, 8, 4, true, true};
+  const Tile ws_pair{128, 256, 64, 8, 4, true, true, 2};
+  const Tile wgmma{128, 256, 64, 8, 4, true, false};
+  int32_t counters[kTileCounters] = {};
+  int32_t* const c = counters;
+  const TileGrid g = tile_grid("t", 1000000, 8, 1 << 30, ws, true, 7, 132, [] { return 1; });
+  ::unsetenv("MOE_FUSED_MOE_TILE_COUNTER");
+  CHECK(tile_counter_for(ws, true, g, 7, c) == c);
+  CHECK(tile_counter_for(ws, false, g, 7, c) == nullptr);   // one block per tile: the hardware's order
+  CHECK(tile_counter_for(ws_pair, true, g, 7, c) == nullptr);  // cluster pairs walk in lockstep
+  CHECK(tile_counter_for(wgmma, true, g, 7, c) == nullptr);    // the older kernels keep the stride
+  CHECK(tile_counter_for(ws, true, g, 7, nullptr) == nullptr);  // no workspace counters
+  // Claims run up to max(tiles, grid) - 1: a tile count near 2^31 keeps the fixed stride.
+  const TileGrid big{132, 1 << 20};
+  CHECK(tile_counter_for(ws, true, big, 2047, c) == c);
+  CHECK(tile_counter_for(ws, true, big, 2048, c) == nullptr);
+  for (const char* v : {"", "1"}) {
+    ::setenv("MOE_FUSED_MOE_TILE_COUNTER", v, 1);
+    CHECK(tile_counter_for(ws, true, g, 7, c) == c);
+  }
+  ::setenv("MOE_FUSED_MOE_TILE_COUNTER", "0", 1);
+  CHECK(tile_counter_for(ws, true, g, 7, c) == nullptr);
+  for (const char* bad : {"2", "yes", "01", " 1"}) {
+    CAPTURE(bad);
+    ::setenv("MOE_FUSED_MOE_TILE_COUNTER", bad, 1);
+    CHECK_THROWS_WITH_AS((void)tile_counter_for(ws, true, g, 7, c), doctest::Contains("MOE_FUSED_MOE_TILE_COUNTER"),
+                         InputError);
+  }
+  ::unsetenv("MOE_FUSED_MOE_TILE_COUNTER");
 }
 
 TEST_CASE("tensor maps: one validity check names the rule broken") {
