@@ -8,6 +8,11 @@
     and block-scaled fp8 beside vLLM's fp8 figure (per-tensor activation scale, per-expert
     weight scale: our fp8_tensor), fp8_block / fp8_tensor, and our bf16 / fp8_tensor.
 
+Each table ends in summary lines against the large-M targets (thresholds are options):
+bf16 points at M >= --large-m with at least --floor-pct % of the larger floor, the bf16
+TFLOP/s and time at the largest M, bf16 / fp8_tensor at the largest M against
+--fp8-speedup, and the points where fp8_block / fp8_tensor is at most --block-ratio.
+
 Ratios are ours / theirs (below 1: ours is faster). Only compare files of one card: the anchor
 file names its card, and this script refuses a bench run of another (--force to override).
 
@@ -33,7 +38,7 @@ def medians(path, prefix):
             continue
         scheme = parts[0] if len(parts) >= 5 else ""
         model = parts[-4] if parts[-1] == "manual_time" else parts[-2]
-        out[(scheme, model, int(m.group(1)))] = (b["real_time"], b.get("pct_floor"))
+        out[(scheme, model, int(m.group(1)))] = (b["real_time"], b.get("pct_floor"), b.get("TFLOPs"))
     return doc.get("context", {}), out
 
 
@@ -53,6 +58,13 @@ def main():
     ap.add_argument("--anchors", required=True, help="../shared/anchors/<card>-moe-layer.json")
     ap.add_argument("--out", help="write the Markdown here (default: stdout)")
     ap.add_argument("--force", action="store_true", help="compare runs of different cards")
+    ap.add_argument("--floor-pct", type=float, default=75.0,
+                    help="target: bf16 at M >= --large-m at least this %% of the larger floor (default 75)")
+    ap.add_argument("--large-m", type=int, default=1024, help="smallest M of the floor target (default 1024)")
+    ap.add_argument("--fp8-speedup", type=float, default=1.7,
+                    help="target: bf16 / fp8_tensor time at the largest M at least this (default 1.7)")
+    ap.add_argument("--block-ratio", type=float, default=1.15,
+                    help="target: fp8_block / fp8_tensor time at most this at every point (default 1.15)")
     a = ap.parse_args()
     try:
         with open(a.anchors) as f:
@@ -83,7 +95,7 @@ def main():
              "| model | M | ours µs | torch µs | vLLM µs | ours/torch | ours/vLLM | % floor |",
              "|---|---|---|---|---|---|---|---|"]
     n = at_least_vllm = beat_torch = 0
-    for (_, model, M), (us, pct) in sorted(ours.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+    for (_, model, M), (us, pct, _) in sorted(ours.items(), key=lambda kv: (kv[0][1], kv[0][2])):
         t, v = torch_rows.get((model, M)), vllm.get((model, M, "bf16"))
         rt, rv = ratio(us, t), ratio(us, v)
         n += 1
@@ -93,22 +105,45 @@ def main():
                      f"{fmt(pct)} |")
     lines += ["", f"bf16: at least as fast as vLLM Triton at {at_least_vllm} of {n} points; "
                   f"faster than torch at {beat_torch} of {n}."]
+    large = [(model, M, pct) for (_, model, M), (_, pct, _) in sorted(ours.items()) if M >= a.large_m]
+    if large:
+        met = sum(p is not None and p >= a.floor_pct for _, _, p in large)
+        each = ", ".join("{} {} {} %".format(m, M, fmt(p, ".0f")) for m, M, p in large)
+        lines.append(f"bf16 at M >= {a.large_m}: at least {a.floor_pct:g} % of the larger floor at {met} of "
+                     f"{len(large)} points ({each}).")
+    top_m = max(M for (_, _, M) in ours)
+    each = ", ".join("{} {} TFLOP/s ({:.2f} ms)".format(m, fmt(tf, ".0f"), us / 1000)
+                     for (_, m, M), (us, _, tf) in sorted(ours.items()) if M == top_m)
+    lines.append(f"bf16 at M = {top_m}: {each}.")
     if q8:
         lines += ["", "| model | M | fp8_tensor µs | vLLM fp8 µs | ours/vLLM | fp8_block µs | block/tensor | "
                       "bf16 µs | bf16/fp8_tensor |", "|---|---|---|---|---|---|---|---|---|"]
         m = faster = 0
-        for (scheme, model, M), (us, _) in sorted(q8.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+        blocks_met = blocks = 0
+        for (scheme, model, M), (us, _, _) in sorted(q8.items(), key=lambda kv: (kv[0][1], kv[0][2])):
             if scheme != "fp8_tensor":
                 continue
             v = vllm.get((model, M, "fp8"))
             blk = q8.get(("fp8_block", model, M), (None, None))[0]
             b16 = q8_bf16.get(("", model, M), (None, None))[0]
             rv = ratio(us, v)
+            rb = ratio(blk, us)
+            blocks += rb is not None
+            blocks_met += rb is not None and rb <= a.block_ratio
             m += 1
             faster += rv is not None and rv < 1.0
             lines.append(f"| {model} | {M} | {us:.1f} | {fmt(v)} | {fmt(rv, '.2f')} | {fmt(blk)} | "
                          f"{fmt(ratio(blk, us), '.2f')} | {fmt(b16)} | {fmt(ratio(b16, us), '.2f')} |")
         lines += ["", f"fp8 per-tensor: faster than vLLM's fp8 Triton at {faster} of {m} points."]
+        q8_top = max((M for (sch, _, M) in q8 if sch == "fp8_tensor"), default=None)
+        if q8_top is not None:
+            speed = [(model, ratio(q8_bf16.get(("", model, M), (None,))[0], us))
+                     for (sch, model, M), (us, _, _) in sorted(q8.items()) if sch == "fp8_tensor" and M == q8_top]
+            ok = sum(r is not None and r >= a.fp8_speedup for _, r in speed)
+            each = ", ".join("{} {}".format(m, fmt(r, ".2f")) for m, r in speed)
+            lines.append(f"fp8_tensor at M = {q8_top}: at least {a.fp8_speedup:g}x faster than bf16 for {ok} of "
+                         f"{len(speed)} models ({each}).")
+        lines.append(f"fp8_block within {a.block_ratio:g}x of fp8_tensor at {blocks_met} of {blocks} points.")
     text = "\n".join(lines) + "\n"
     if a.out:
         with open(a.out, "w") as f:

@@ -60,6 +60,29 @@ with tempfile.TemporaryDirectory() as tmp:
     check("fp8 row: ours / vLLM = 2.00", fp8_row and fp8_row[0].split("|")[5].strip() == "2.00", fp8_row)
     check("fp8 summary: faster at 0 of 18", "faster than vLLM's fp8 Triton at 0 of 18 points" in text, text[-200:])
 
+    # The target lines, counted here from the same medians.
+    with open(f"{RUN}/bench_fused_moe.json") as f:
+        rows = [b for b in json.load(f)["benchmarks"]
+                if b.get("aggregate_name") == "median" and b["run_name"].startswith("BM_fused_moe_layer/")]
+    large = [b for b in rows if b["M"] >= 1024]
+    floor_met = sum(b["pct_floor"] >= 75 for b in large)
+    check("floor target line: counted over M >= 1024",
+          f"at least 75 % of the larger floor at {floor_met} of {len(large)} points" in text, text[-900:])
+    with open(f"{RUN}/bench_fused_moe_q8.json") as f:
+        q = {b["run_name"].split("/iterations")[0]: b["real_time"] for b in json.load(f)["benchmarks"]
+             if b.get("aggregate_name") == "median" and b["run_name"].startswith("BM_q8_layer/")}
+    pairs = [(q[k], q[k.replace("fp8_tensor", "fp8_block")]) for k in q if "/fp8_tensor/" in k]
+    block_met = sum(blk / ten <= 1.15 for ten, blk in pairs)
+    check("fp8_block target line", f"fp8_block within 1.15x of fp8_tensor at {block_met} of {len(pairs)} points" in text,
+          text[-300:])
+    check("M = 4096 lines: TFLOP/s per model and fp8 / bf16 per model",
+          "bf16 at M = 4096: deepseek_v3" in text and "fp8_tensor at M = 4096: at least 1.7x faster than bf16" in text,
+          text[-900:])
+    rc, stdout, err = run(base + ["--anchors", anchors("NVIDIA H100 80GB HBM3, test"), "--floor-pct", "0",
+                                  "--block-ratio", "100"])
+    check("targets are options", rc == 0 and f"at least 0 % of the larger floor at {len(large)} of {len(large)}" in stdout
+          and f"within 100x of fp8_tensor at {len(pairs)} of {len(pairs)}" in stdout, stdout[-600:])
+
     os.remove(out)
     rc, stdout, err = run(base + ["--anchors", anchors("NVIDIA H200"), "--out", out])
     check("another card: exit 2, one line, no output file",
