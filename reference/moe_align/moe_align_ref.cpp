@@ -92,33 +92,14 @@ CheckResult compare_align(const AlignFull& ref, std::span<const int32_t> sorted_
 
 namespace {
 
-// An integer field that fits T. nlohmann's get<int>() would convert a float or an
-// out-of-range integer without a check (undefined for 1e34), so look first.
-template <typename T>
-T int_value(const nlohmann::json& v, const char* key) {
-  const bool fits = v.is_number_integer() &&
-                    (v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
-                                            : v.get<int64_t>() >= std::numeric_limits<T>::min() &&
-                                                  v.get<int64_t>() <= std::numeric_limits<T>::max());
-  if (!fits)
-    throw InputError(fmt::format("'{}': expected an integer in [{}, {}], got {}", key, std::numeric_limits<T>::min(),
-                                 std::numeric_limits<T>::max(), v.dump().substr(0, 40)));
-  return v.get<T>();
-}
-
 template <typename T>
 T int_field(const nlohmann::json& j, const char* key) {
-  return int_value<T>(j.at(key), key);
+  return json_integer<T>(j.at(key), fmt::format("'{}'", key));
 }
 
 std::vector<int32_t> ints(const nlohmann::json& j, const char* key) {
   if (!j.contains(key) || j.at(key).is_null()) return {};
-  const auto& a = j.at(key);
-  if (!a.is_array()) throw InputError(fmt::format("'{}': expected an array of integers", key));
-  std::vector<int32_t> out;
-  out.reserve(a.size());
-  for (const auto& v : a) out.push_back(int_value<int32_t>(v, key));
-  return out;
+  return json_integers<int32_t>(j.at(key), fmt::format("'{}'", key));
 }
 
 }  // namespace

@@ -335,3 +335,24 @@ TEST_CASE("json numbers: a golden document's floats must convert without undefin
   CHECK_NOTHROW(moe::require_bounded_numbers(ok, "ok.json"));  // integers and strings are not floats
   CHECK_THROWS_AS(moe::require_bounded_numbers(ok, "ok.json", 1.0), moe::InputError);
 }
+
+TEST_CASE("json numbers: integer fields are checked before the conversion") {
+  using moe::json_integer;
+  using moe::json_integers;
+  const auto j = nlohmann::json::parse(
+      R"({"u": 4294967295, "neg": -3, "f": -3.21, "big": 9007199254740993, "s": "7", "a": [0, 1, 255], "b": [1, -3.2]})");
+  CHECK(json_integer<uint32_t>(j["u"], "u") == 4294967295u);
+  CHECK(json_integer<int32_t>(j["neg"], "neg") == -3);
+  CHECK(json_integer<int64_t>(j["big"], "big") == 9007199254740993);
+  CHECK(json_integers<uint8_t>(j["a"], "a") == std::vector<uint8_t>{0, 1, 255});
+  // A float, a negative for an unsigned type, an integer past the type, a string, a non-array.
+  CHECK_THROWS_WITH_AS(json_integer<uint32_t>(j["f"], "x_bits"), "x_bits: expected an integer in [0, 4294967295], got -3.21",
+                       moe::InputError);
+  CHECK_THROWS_WITH_AS(json_integer<uint32_t>(j["neg"], "u32"), doctest::Contains("got -3"), moe::InputError);
+  CHECK_THROWS_WITH_AS(json_integer<int32_t>(j["u"], "i32"),
+                       "i32: expected an integer in [-2147483648, 2147483647], got 4294967295", moe::InputError);
+  CHECK_THROWS_AS(json_integer<int32_t>(j["s"], "s"), moe::InputError);
+  CHECK_THROWS_WITH_AS(json_integers<uint32_t>(j["b"], "b"), doctest::Contains("b: expected an integer in [0, "),
+                       moe::InputError);
+  CHECK_THROWS_WITH_AS(json_integers<int32_t>(j["u"], "ids"), "ids: expected an array of integers", moe::InputError);
+}

@@ -3,9 +3,17 @@
 // undefined for 1e34 -> int and 1e300 -> float; the golden-file readers check
 // the document first.
 #pragma once
+#include <cstdint>
+#include <limits>
 #include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "moe/error.hpp"
 
 namespace moe {
 
@@ -13,5 +21,34 @@ namespace moe {
 // doc lies within +-max_abs (default 2^31: every conversion to float, int32 or
 // int64 is then defined; golden files hold logits, weights and scales).
 void require_bounded_numbers(const nlohmann::json& doc, const std::string& file, double max_abs = 2147483648.0);
+
+// The integer v as T; InputError "<what>: expected an integer in [min, max], got <v>" for
+// a float, a string or an integer that does not fit (get<uint32_t>() of -3.2 is undefined).
+template <typename T>
+T json_integer(const nlohmann::json& v, std::string_view what) {
+  static_assert(std::is_integral_v<T> && sizeof(T) <= sizeof(int64_t));
+  using L = std::numeric_limits<T>;
+  bool fits = false;
+  if (v.is_number_unsigned()) {
+    fits = v.get<uint64_t>() <= static_cast<uint64_t>(L::max());
+  } else if (v.is_number_integer()) {
+    const int64_t x = v.get<int64_t>();
+    fits = x >= static_cast<int64_t>(L::min()) && (x < 0 || static_cast<uint64_t>(x) <= static_cast<uint64_t>(L::max()));
+  }
+  if (!fits)
+    throw InputError(utf8_sanitized(fmt::format("{}: expected an integer in [{}, {}], got {}", what, +L::min(), +L::max(),
+                                                v.dump().substr(0, 40))));
+  return v.get<T>();
+}
+
+// An array of such integers; InputError "<what>: expected an array of integers" for another value.
+template <typename T>
+std::vector<T> json_integers(const nlohmann::json& v, std::string_view what) {
+  if (!v.is_array()) throw InputError(utf8_sanitized(fmt::format("{}: expected an array of integers", what)));
+  std::vector<T> out;
+  out.reserve(v.size());
+  for (const auto& x : v) out.push_back(json_integer<T>(x, what));
+  return out;
+}
 
 }  // namespace moe

@@ -104,7 +104,8 @@ std::vector<Golden> load_golden(const std::string& dir) {
   for (const auto& c : doc.at("cases")) {
     Golden g;
     g.name = c.at("name").get<std::string>();
-    const auto sh = c.at("shape").get<std::vector<int64_t>>();
+    auto field = [&](const char* key) { return fmt::format("{}: case {}: {}", path, g.name, key); };
+    const auto sh = json_integers<int64_t>(c.at("shape"), field("shape"));
     MOE_REQUIRE(sh.size() == 3, fmt::format("{}: case {} shape must have 3 dims", path, g.name));
     g.p.shape = {sh[0], sh[1], sh[2]};
     g.p.in_dtype = c.at("in_dtype").get<std::string>() == "bf16" ? DType::BF16 : DType::F32;
@@ -115,19 +116,20 @@ std::vector<Golden> load_golden(const std::string& dir) {
                            : gran == "per_row"  ? Granularity::PerRow
                            : gran == "per_group" ? Granularity::PerGroup
                                                  : Granularity::PerBlock;
-    g.p.spec.group = c.at("group").get<int64_t>();
+    g.p.spec.group = json_integer<int64_t>(c.at("group"), field("group"));
     g.p.spec.group_layout = c.at("group_layout").get<std::string>() == "col" ? GroupScaleLayout::ColMajor : GroupScaleLayout::RowMajor;
-    const auto blk = c.at("block").get<std::vector<int64_t>>();
+    const auto blk = json_integers<int64_t>(c.at("block"), field("block"));
     g.p.spec.block_rows = blk.at(0);
     g.p.spec.block_cols = blk.at(1);
     g.p.spec.static_scale = c.at("static_scale").get<bool>();
-    for (uint32_t b : c.at("x_bits").get<std::vector<uint32_t>>()) g.x.push_back(bits_f32(b));
+    for (uint32_t b : json_integers<uint32_t>(c.at("x_bits"), field("x_bits"))) g.x.push_back(bits_f32(b));
     if (g.p.spec.static_scale)
-      for (uint32_t b : c.at("static_scales_bits").get<std::vector<uint32_t>>()) g.static_scales.push_back(bits_f32(b));
+      for (uint32_t b : json_integers<uint32_t>(c.at("static_scales_bits"), field("static_scales_bits")))
+        g.static_scales.push_back(bits_f32(b));
     g.expect_error = c.at("expect_error").get<bool>();
     if (!g.expect_error) {
-      for (int v : c.at("codes").get<std::vector<int>>()) g.codes.push_back(static_cast<uint8_t>(v));
-      g.scale_bits = c.at("scales_bits").get<std::vector<uint32_t>>();
+      for (int v : json_integers<int32_t>(c.at("codes"), field("codes"))) g.codes.push_back(static_cast<uint8_t>(v));
+      g.scale_bits = json_integers<uint32_t>(c.at("scales_bits"), field("scales_bits"));
     }
     out.push_back(std::move(g));
   }

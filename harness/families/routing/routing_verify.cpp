@@ -26,23 +26,25 @@ DType golden_dtype(const json& c) { return parse_dtype(c.value("dtype", std::str
 CaseResult run_golden(const json& c) {
   CaseResult r;
   const std::string kind = c.at("kind");
+  auto i64 = [&](const char* key) { return json_integer<int64_t>(c.at(key), key); };
+  auto i32 = [&](const char* key) { return json_integer<int32_t>(c.at(key), key); };
   if (kind == "softmax_topk") {
-    routing::SoftmaxTopkParams p{.tokens = c.at("M"), .experts = c.at("E"), .top_k = c.at("k"),
+    routing::SoftmaxTopkParams p{.tokens = i64("M"), .experts = i32("E"), .top_k = i32("k"),
                                  .dtype = golden_dtype(c), .renormalize = c.at("renormalize")};
     const auto logits = c.at("logits").get<std::vector<float>>();
     const auto gw = c.at("weights").get<std::vector<float>>();
-    const auto gi = c.at("ids").get<std::vector<int32_t>>();
+    const auto gi = json_integers<int32_t>(c.at("ids"), "ids");
     const auto ref = ref::softmax_topk(logits, p);
     const auto chk = ref::check_softmax_topk(gw, gi, ref, logits, p);  // golden in the role of "got"
     r.passed = chk.passed;
     r.message = chk.message;
     r.metrics = {{"max_rel", chk.weights.max_rel}};
   } else if (kind == "grouped_topk") {
-    routing::GroupedTopkParams p{.tokens = c.at("M"),
-                                 .experts = c.at("E"),
-                                 .n_group = c.at("n_group"),
-                                 .topk_group = c.at("topk_group"),
-                                 .top_k = c.at("k"),
+    routing::GroupedTopkParams p{.tokens = i64("M"),
+                                 .experts = i32("E"),
+                                 .n_group = i32("n_group"),
+                                 .topk_group = i32("topk_group"),
+                                 .top_k = i32("k"),
                                  .scoring = routing::parse_scoring(c.at("scoring")),
                                  .renormalize = c.at("renormalize"),
                                  .routed_scaling_factor = c.at("scale"),
@@ -51,19 +53,19 @@ CaseResult run_golden(const json& c) {
     std::vector<float> bias;
     if (c.contains("bias") && !c.at("bias").is_null()) bias = c.at("bias").get<std::vector<float>>();
     const auto gw = c.at("weights").get<std::vector<float>>();
-    const auto gi = c.at("ids").get<std::vector<int32_t>>();
+    const auto gi = json_integers<int32_t>(c.at("ids"), "ids");
     const auto ref = ref::grouped_topk(logits, bias, p);
     const auto chk = ref::check_grouped_topk(gw, gi, ref, logits, p);
     r.passed = chk.passed;
     r.message = chk.message;
     r.metrics = {{"max_rel", chk.weights.max_rel}};
   } else if (kind == "sigmoid_top1") {
-    routing::SigmoidTop1Params p{.tokens = c.at("M"), .hidden = c.at("K"), .experts = c.at("E"),
+    routing::SigmoidTop1Params p{.tokens = i64("M"), .hidden = i64("K"), .experts = i32("E"),
                                  .dtype = golden_dtype(c), .shared_expert = c.at("shared_expert")};
     const auto x = c.at("x").get<std::vector<float>>();
     const auto w = c.at("w").get<std::vector<float>>();
     const auto gw = c.at("weights").get<std::vector<float>>();
-    const auto gi = c.at("ids").get<std::vector<int32_t>>();
+    const auto gi = json_integers<int32_t>(c.at("ids"), "ids");
     const auto ref = ref::sigmoid_top1(x, w, p);
     const CheckResult ids = check_exact(gi, ref.out.ids);
     const CheckResult ws = check_close(gw, ref.out.weights, {.atol = 1e-7, .rtol = 1e-6, .max_rel_l2 = 1e-6});
