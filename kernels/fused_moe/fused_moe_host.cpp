@@ -183,13 +183,13 @@ void launch_stage2(const Problem& p, const Tensors& t, const AlignedRouting& r, 
   const TileGrid grid = tile_grid("fused_moe stage 2", p.slots(), p.experts, r.capacity, cfg, cfg.persistent,
                                   int64_t{g.n_tiles} * g.split_k, device_limits().sm_count, k.resident_blocks_per_sm);
   g.max_m_blocks = grid.max_m_blocks;
-  g.tile_counter = tile_counter_for(cfg, cfg.persistent, grid, int64_t{g.n_tiles} * g.split_k, tile_counter);
   if (grid.max_m_blocks == 0) {
     // No routed block can exist; partial rows stay unwritten and reduce sums none
     // of them only if every slot is invalid. Zero them so the reduce is defined.
     MOE_GPU_CHECK(hipMemsetAsync(partial, 0, static_cast<size_t>(g.split_stride) * cfg.split_k * 4, s));
     return;
   }
+  g.tile_counter = tile_counter_for(cfg, cfg.persistent, grid, int64_t{g.n_tiles} * g.split_k, tile_counter);
   k.launch(g, grid.grid, s);
 }
 

@@ -420,7 +420,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
     // (Each row is held by 4 threads of the warpgroup: the OR covers all 64.)
     const bool slab_live = barrier_or(1 + slab, 128, ids[0] >= 0 || ids[1] >= 0);
     if (!slab_live) {
-      // (rd.slices is w.nk in CLUSTER 1; said so, the one-block kernel keeps the code it had)
+      // (w.nk equals rd.slices in CLUSTER 1; rd.slices here changed the one-block kernel's PTX)
       pass_slices(CLUSTER == 1 ? w.nk : rd.slices, slice);
       continue;  // no row to store
     }
