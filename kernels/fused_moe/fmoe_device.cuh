@@ -52,6 +52,18 @@ __device__ __forceinline__ void copy16_async(void* smem_dst, const void* gmem_sr
 #endif
 }
 
+// 4 bytes global -> shared (cp.async.ca: .cg copies only 16). valid=false writes a zero
+// (src is not read, but must be a global address).
+__device__ __forceinline__ void copy4_async(void* smem_dst, const void* gmem_src, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const int src_size = valid ? 4 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(smem_dst)), "l"(gmem_src),
+               "r"(src_size));
+#else
+  *static_cast<uint32_t*>(smem_dst) = valid ? *static_cast<const uint32_t*>(gmem_src) : 0u;
+#endif
+}
+
 __device__ __forceinline__ void cp_async_commit() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.commit_group;\n" ::);

@@ -67,6 +67,13 @@ constexpr int ws_weight_box_rows(int block_n, int stage, int cluster) {
   return (stage == 1 || cluster > 1) ? block_n / 2 : block_n;
 }
 
+// Shared memory of a wgmma_ws tile's per-slice scales (the 8-bit block scheme): per ring
+// slot one float per A row and the two weight-block scales of the tile's column halves,
+// padded to 16 bytes. The producer copies them with the slice; the host adds this to
+// the tile's dynamic shared memory and the kernel places them after the weight slots.
+constexpr int ws_slice_scale_floats(int block_m) { return block_m + 4; }
+constexpr int ws_slice_scale_bytes(int block_m, int stages) { return stages * ws_slice_scale_floats(block_m) * 4; }
+
 // Index of the shape of `shapes` that is `t`, or -1.
 int find_tile_shape(std::span<const TileShape> shapes, const Tile& t);
 // The one validity check of a tile: "" when `t` is one of `shapes`, else why

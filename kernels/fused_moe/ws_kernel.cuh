@@ -11,7 +11,10 @@
 //     block_n/2 rows each), and gathers the block_m token rows named by
 //     sorted_token_ids with 16-byte cp.async into the same swizzled layout; the
 //     slot's full barrier completes when the TMA bytes have landed and every
-//     producer thread's copies have (cp.async.mbarrier.arrive).
+//     producer thread's copies have (cp.async.mbarrier.arrive). With per-slice scales
+//     (Op::kSliceScales, the 8-bit block scheme) the producer copies the slice's A-row
+//     and weight-block scales into the slot as well, so the MMA warps read them from
+//     shared memory while the slice's MMAs run instead of from L2 after them.
 //   warpgroups 1..block_m/64 (MMA, the other registers: 224 each at block_m 128):
 //     warpgroup c multiplies rows 64(c-1).. of the tile with all block_n columns
 //     (fp32 or int32 accumulators), skipping the MMAs where all 64 rows are padding,
@@ -73,8 +76,11 @@
 //   mma<BN>(acc, a, b, fresh)  fresh: the slice's first MMA overwrites acc
 //                       (the wgmma of one slice; shared-memory addresses of the
 //                       slab's A rows and of the B tile)
-//   slice_scale(p, arow, wrow, expert, slice)   kPromote: the multiplier of the
-//                       slice's accumulator for A row arow, weight row wrow
+//   kSliceScales        kPromote: each slice's accumulator is multiplied by
+//                       a_slice_scale * w_slice_scale before it is added in
+//   a_slice_scale(p, arow, slice), w_slice_scale(p, wrow, expert, slice)
+//                       (kSliceScales) the addresses of A row arow's and weight row
+//                       wrow's scale for the slice (copied by the producer)
 //   row_scale(p, arow), col_scale(p, wrow, expert)   the output is the summed value
 //                       times (row_scale * col_scale): the scales that factor out of
 //                       all of K. Read once per row and per column of the tile, through
@@ -99,7 +105,6 @@ struct WsTile {
   static constexpr int kThreads = (kMmaGroups + 1) * 128;
   static constexpr int kATile = BM * kRowBytes;  // bytes of one slot's A tile
   static constexpr int kBTile = BN * kRowBytes;
-  static constexpr int kSmemBytes = STAGES * (kATile + kBTile) + 1024;
   static constexpr int kRowsPerThread = BM / 16;  // producer: 8 threads per 128-byte row
   static_assert(BM % 64 == 0 && BM >= 64 && BM <= 128, "wgmma_ws: block_m 64 or 128 (one m64 slab per MMA warpgroup)");
   static_assert(BN == 128 || BN == 192 || BN == 256, "wgmma_ws: block_n 128, 192 or 256 (one m64nN wgmma per slab)");
@@ -134,7 +139,7 @@ struct Bf16WsOp {
     (void)acc, (void)a_addr, (void)b_addr;
 #endif
   }
-  __device__ static float slice_scale(const Params&, int64_t, int64_t, int, int64_t) { return 1.0f; }
+  static constexpr bool kSliceScales = false;
   __device__ static float row_scale(const Params&, int64_t) { return 1.0f; }
   __device__ static float col_scale(const Params&, int64_t, int) { return 1.0f; }
   __device__ static uint16_t store16(const Params&, float v) { return Elem::from_float(v); }
@@ -160,6 +165,9 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
   smem += ((smem_u32(smem) + 1023u) & ~1023u) - smem_u32(smem);  // swizzle atoms: 1024-byte aligned
   unsigned char* const sA = smem;
   unsigned char* const sB = smem + STAGES * T::kATile;
+  // Op::kSliceScales: per slot the A rows' scales, then the two column halves' weight scales.
+  constexpr int kScaleFloats = fused_moe::ws_slice_scale_floats(BM);
+  float* const sScale = reinterpret_cast<float*>(sB + STAGES * T::kBTile);
   __shared__ alignas(8) uint64_t full[STAGES];
   __shared__ alignas(8) uint64_t empty[STAGES];
   __shared__ alignas(8) uint64_t tile_full[2];   // claimed tiles (p.tile_counter): published
@@ -210,6 +218,13 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
     const bool expert_ok = w.expert >= 0 && w.expert < p.experts;
     w.nk = (expert_ok && kt_end > w.kt_begin) ? static_cast<int>(kt_end - w.kt_begin) : 0;  // 0: zero output
     return true;
+  };
+
+  // First weight row of half u of the tile's columns (stage 1: gate, up; stage 2: the two
+  // halves of block_n): the block scheme's weight scales are constant within one.
+  auto half_wrow = [&](const Work& w, int u) -> int64_t {
+    if constexpr (STAGE == 1) return u * p.n + static_cast<int64_t>(w.n_tile) * (BN / 2);
+    else return static_cast<int64_t>(w.n_tile) * BN + u * (BN / 2);
   };
 
   // Both blocks of a cluster walk the same tile pairs: tile = blockIdx.x, += gridDim.x (an
@@ -299,6 +314,13 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
         const bool ok = id >= 0 && static_cast<int64_t>(id) < p.num_valid;
         arow[i] = ok ? (STAGE == 1 ? id / p.top_k : id) : -1;
       }
+      // Op::kSliceScales: thread t copies the scales of row t, as arow (one row each: fewer
+      // live registers than the scales of the rows it gathers).
+      int32_t scale_row = -1;
+      if constexpr (Op::kSliceScales) {
+        const int32_t id = (t < BM && (CLUSTER == 1 || nk > 0)) ? p.sorted_ids[static_cast<int64_t>(w.m_blk) * BM + t] : -1;
+        if (id >= 0 && static_cast<int64_t>(id) < p.num_valid) scale_row = STAGE == 1 ? id / p.top_k : id;
+      }
       const int32_t wrow0 = w.expert * static_cast<int32_t>(p.w_rows) +
                             w.n_tile * (STAGE == 1 ? BN / 2 : BN);
       const int32_t box_stride = STAGE == 1 ? static_cast<int32_t>(p.n) : kBoxRows;
@@ -334,6 +356,16 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
           const bool ok = arow[i] >= 0 && kbyte < row_bytes;
           copy16_async(a_dst + r * T::kRowBytes + ((kc ^ (r & 7)) << 4),
                        ok ? a_base + static_cast<int64_t>(arow[i]) * row_bytes + kbyte : a_base, ok);
+        }
+        if constexpr (Op::kSliceScales) {
+          float* const s_dst = sScale + slot * kScaleFloats;
+          if (t < BM)  // zero for padding
+            copy4_async(s_dst + t, Op::a_slice_scale(p, scale_row >= 0 ? scale_row : 0, kt), scale_row >= 0);
+          if (t < 2) {  // column half t (zero past the expert's rows)
+            const int64_t wrow = half_wrow(w, t);
+            const bool ok = wrow < p.w_rows;
+            copy4_async(s_dst + BM + t, Op::w_slice_scale(p, ok ? wrow : 0, w.expert, kt), ok);
+          }
         }
         cp_async_mbar_arrive_noinc(&full[slot]);
       }
@@ -397,16 +429,6 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       scale[h] = (ok && p.scale_mode == STAGE) ? p.topk_weights[id] : 1.0f;
       rscale[h] = Op::row_scale(p, arows[h]);  // (row 0 for padding: read, never stored)
     }
-    // First weight row of each half of the tile's columns (stage 1: gate, up; stage 2:
-    // the two halves of block_n): the block scheme's scales are constant within one.
-    int64_t half_wrow[2];
-    if constexpr (STAGE == 1) {
-      half_wrow[0] = static_cast<int64_t>(w.n_tile) * (BN / 2);
-      half_wrow[1] = p.n + half_wrow[0];
-    } else {
-      half_wrow[0] = static_cast<int64_t>(w.n_tile) * BN;
-      half_wrow[1] = half_wrow[0] + BN / 2;
-    }
     Acc acc[kAcc];
     float tot[Op::kPromote ? kAcc : 1];
 #pragma unroll
@@ -433,18 +455,21 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
                            smem_u32(sB + slot * T::kBTile), /*fresh=*/Op::kPromote);
       wgmma_commit();
       if constexpr (Op::kPromote) {
+        // The slice's scales (rows r0, r0 + 8; column halves) from its slot, while the MMAs run.
+        float sc[2][2] = {{1.0f, 1.0f}, {1.0f, 1.0f}};
+        if constexpr (Op::kSliceScales) {
+          const float* const ss = sScale + slot * kScaleFloats;
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int u = 0; u < 2; ++u) sc[h][u] = ss[r0 + 8 * h] * ss[BM + u];
+        }
         // This slice's accumulator is final: add it into fp32 (the next slice overwrites it).
-        // (Reading the block scales before this wait, to overlap the MMAs, made the fp8_block
-        // layer 7-13 % slower at M >= 1024 on an H100; two accumulator sets on alternate slices,
-        // one promoted while the next runs, were no faster: docs/notes/quant.md.)
+        // (Two accumulator sets on alternate slices, one promoted while the next runs, were
+        // no faster: docs/notes/quant.md.)
         wgmma_wait<0>();
+        if constexpr (Op::kSliceScales) __syncwarp();  // every lane's scale reads before lane 0 frees the slot
         release(slot);
-        const int64_t kslice = w.kt_begin + kk;
-        float sc[2][2];
-#pragma unroll
-        for (int h = 0; h < 2; ++h)
-#pragma unroll
-          for (int u = 0; u < 2; ++u) sc[h][u] = Op::slice_scale(p, arows[h], half_wrow[u], w.expert, kslice);
 #pragma unroll
         for (int e = 0; e < kAcc; ++e) tot[e] += static_cast<float>(acc[e]) * sc[(e % 4) / 2][(e / 4) / kHalf];
       } else {

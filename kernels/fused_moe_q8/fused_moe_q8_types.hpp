@@ -56,8 +56,11 @@ inline constexpr TileShape kQ8TileShapes[] = {
 };
 #endif
 inline constexpr int kNumQ8TileShapes = static_cast<int>(sizeof(kQ8TileShapes) / sizeof(kQ8TileShapes[0]));
+// (wgmma tiles: + 1 KiB to align the swizzle atoms; wgmma_ws tiles: + the block scheme's
+// per-slice scales, compiled into every scheme's kernel of the shape.)
 constexpr int64_t q8_tile_smem_bytes(const TileShape& t) {
-  return int64_t{t.stages} * (t.block_m + t.block_n) * t.block_k + (t.wgmma ? 1024 : 0);
+  return int64_t{t.stages} * (t.block_m + t.block_n) * t.block_k + (t.wgmma ? 1024 : 0) +
+         (t.ws ? fused_moe::ws_slice_scale_bytes(t.block_m, t.stages) : 0);
 }
 
 // One stage's config: a compiled tile (kQ8TileShapes) and its run-time choices.

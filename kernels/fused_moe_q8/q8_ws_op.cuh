@@ -47,18 +47,18 @@ struct Q8WsOp {
   __device__ static const float* expert_w_scale(const Params& p, int expert) {
     return p.w_scale + static_cast<int64_t>(expert >= 0 && expert < p.experts ? expert : 0) * p.w_es;
   }
-  __device__ static float slice_scale(const Params& p, int64_t arow, int64_t wrow, int expert, int64_t g) {
-    if constexpr (BLOCK) {
-      const float as = p.a_scale[arow * p.a_rs + g * p.a_gs];
-      const float ws = wrow < p.w_rows ? expert_w_scale(p, expert)[(wrow >> p.w_rshift) * p.w_rs + g * p.w_gs] : 0.0f;
-      return as * ws;
-    } else {
-      (void)p, (void)arow, (void)wrow, (void)expert, (void)g;
-      return 1.0f;
-    }
+  // The block scheme's scales of slice g (one slice = one 128-K group), which the producer
+  // copies into shared memory with the slice: a_s(arow, g), and w_s of the 128-row block
+  // of weight row wrow (< w_rows) of the expert.
+  static constexpr bool kSliceScales = BLOCK;
+  __device__ static const float* a_slice_scale(const Params& p, int64_t arow, int64_t g) {
+    return p.a_scale + arow * p.a_rs + g * p.a_gs;
+  }
+  __device__ static const float* w_slice_scale(const Params& p, int64_t wrow, int expert, int64_t g) {
+    return expert_w_scale(p, expert) + (wrow >> p.w_rshift) * p.w_rs + g * p.w_gs;
   }
   // Non-block schemes: a_s(row) and w_s(col) (a weight row past the expert's reads row 0:
-  // its column is not stored). The block scheme's scales are in slice_scale.
+  // its column is not stored). The block scheme's are per slice (a_slice_scale, w_slice_scale).
   __device__ static float row_scale(const Params& p, int64_t arow) {
     if constexpr (BLOCK) {
       (void)p, (void)arow;
