@@ -69,6 +69,26 @@ class ScratchAlign {
   size_t sorted_at_, blocks_at_, post_at_, workspace_at_;
 };
 
+// The layer entries' tile counters (fused_moe::kTileCounters int32, for
+// Workspace::tile_counters and Q8Workspace::tile_counters): with them the persistent
+// one-block ws grids claim tiles instead of taking the fixed stride. The constructor
+// reserves them (before scratch.allocate()); zeroed() zeroes them on `s` and returns
+// them. Scratch is a fresh allocation per call, not yet zero and never shared with
+// another call, so each call zeroes its own set before the layer runs.
+class ScratchTileCounters {
+ public:
+  explicit ScratchTileCounters(StreamScratch& scratch) : at_(scratch.reserve(kBytes)) {}
+  int32_t* zeroed(const StreamScratch& scratch, hipStream_t s) const {
+    int32_t* const counters = scratch.at<int32_t>(at_);
+    MOE_GPU_CHECK(hipMemsetAsync(counters, 0, kBytes, s));
+    return counters;
+  }
+
+ private:
+  static constexpr size_t kBytes = fused_moe::kTileCounters * sizeof(int32_t);
+  size_t at_;
+};
+
 // Entries of gpu_routing_quant.cpp (routing, quantizers, the FP8/INT8 layer),
 // added to the submodule `gpu` by add_gpu_module.
 void add_gpu_routing_quant_entries(py::module_& gpu);

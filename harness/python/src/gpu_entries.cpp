@@ -102,9 +102,11 @@ py::object fused_moe(py::handle hidden, py::handle w1, py::handle w2, py::handle
     const ScratchAlign aligner(scratch, align::AlignShape{p.tokens, p.top_k, p.experts, cfg.block_size()});
     const size_t inter_at = scratch.reserve(wsb.intermediate);
     const size_t partial_at = scratch.reserve(wsb.partial);
+    const ScratchTileCounters counters(scratch);
     scratch.allocate();
     const fused_moe::AlignedRouting view = aligner.run(scratch, t.topk_ids, s);
-    fused_moe::fused_moe(p, t, view, fused_moe::Workspace{scratch.at<void>(inter_at), scratch.at<float>(partial_at)}, cfg, s);
+    const fused_moe::Workspace ws{scratch.at<void>(inter_at), scratch.at<float>(partial_at), counters.zeroed(scratch, s)};
+    fused_moe::fused_moe(p, t, view, ws, cfg, s);
   }
   return out;
 }

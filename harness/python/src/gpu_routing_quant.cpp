@@ -260,6 +260,7 @@ py::object fused_moe_q8(py::handle hidden, py::handle w1, py::handle w2, py::han
     // Float weights: their codes and scales in scratch too.
     const size_t w1c_at = scratch.reserve(a.pair() ? 0 : w1q.numel()), w1s_at = scratch.reserve(a.pair() ? 0 : w1q.num_scales() * 4);
     const size_t w2c_at = scratch.reserve(b.pair() ? 0 : w2q.numel()), w2s_at = scratch.reserve(b.pair() ? 0 : w2q.num_scales() * 4);
+    const ScratchTileCounters counters(scratch);
     scratch.allocate();
     // One quantizer workspace (batch 1 for the activations; E for per-expert weights),
     // checked synchronously: Inf/NaN raises ValueError naming the tensor.
@@ -283,7 +284,8 @@ py::object fused_moe_q8(py::handle hidden, py::handle w1, py::handle w2, py::han
     // stay out of the intermediate's per-tensor amax (as the reference's zero rows).
     MOE_GPU_CHECK(hipMemsetAsync(scratch.at<void>(inter_at), 0, static_cast<size_t>(sz.intermediate * half), s));
     const fused_moe_q8::Q8Workspace ws{scratch.at<uint8_t>(a1_at), scratch.at<float>(a1s_at), scratch.at<void>(inter_at),
-                                       scratch.at<uint8_t>(a2_at), scratch.at<float>(a2s_at), scratch.at<float>(partial_at)};
+                                       scratch.at<uint8_t>(a2_at), scratch.at<float>(a2s_at), scratch.at<float>(partial_at),
+                                       counters.zeroed(scratch, s)};
     fused_moe_q8::fused_moe_q8(p, t, view, ws, qws, cfg, s, quant::CheckMode::Sync);
   }
   return out;
