@@ -187,14 +187,14 @@ def test_protocol_extent_one_strides_and_unknown_activation():
 M, E, TOP_K, MODEL_DIM, INTER = 37, 8, 2, 256, 128
 
 
-def _torch_layer(dtype=None, seed=0, masked=False):
+def _torch_layer(dtype=None, seed=0, masked=False, m=M, model_dim=MODEL_DIM, inter=INTER):
     dtype = dtype or torch.bfloat16
     g = torch.Generator(device="cuda").manual_seed(seed)
     dev = "cuda"
-    hidden = torch.randn(M, MODEL_DIM, device=dev, generator=g).to(dtype)
-    w1 = (torch.randn(E, 2 * INTER, MODEL_DIM, device=dev, generator=g) / MODEL_DIM ** 0.5).to(dtype)
-    w2 = (torch.randn(E, MODEL_DIM, INTER, device=dev, generator=g) / INTER ** 0.5).to(dtype)
-    logits = torch.randn(M, E, device=dev, generator=g)
+    hidden = torch.randn(m, model_dim, device=dev, generator=g).to(dtype)
+    w1 = (torch.randn(E, 2 * inter, model_dim, device=dev, generator=g) / model_dim ** 0.5).to(dtype)
+    w2 = (torch.randn(E, model_dim, inter, device=dev, generator=g) / inter ** 0.5).to(dtype)
+    logits = torch.randn(m, E, device=dev, generator=g)
     topk_weights, ids = logits.softmax(-1).topk(TOP_K)
     topk_ids = ids.int()
     if masked:
@@ -685,3 +685,67 @@ def test_fused_moe_q8_matches_the_cpu_reference(scheme, dtype, float_weights):
         mh.gpu.fused_moe_q8(hidden, w1_d, (w2_d[0], w2_d[1] * 1.25), tw, ids, bad, scheme=scheme)
         torch.cuda.synchronize()
         assert not mh.check(to_numpy(bad)[0], ref["out"], tol, dtype=hint)["passed"]
+
+
+# ---- tile counters ---------------------------------------------------------------------
+# The layer entries hand the kernels tile counters zeroed in each call's scratch: a
+# persistent one-block ws grid claims its tiles through them (the launch's last claim
+# sets a counter back to 0), else it takes the fixed stride (MOE_FUSED_MOE_TILE_COUNTER=0,
+# read at every launch). Claimed tiles must give the fixed stride's bits, call after call.
+# 128 rows per expert: q8 takes the persistent ws tile on Hopper (sm_90a), with more tiles
+# per stage than an H100/H200 grid has blocks (several claims per block). The bf16 chooser
+# takes one block per tile there (no claims): its check guards the entry only.
+_CLAIM_M, _CLAIM_MODEL_DIM, _CLAIM_INTER = 512, 1024, 1024
+
+
+def _bits(t):
+    return t.view(torch.int16)  # bf16/fp16 bit patterns (NaN == NaN)
+
+
+def _claimed_then_fixed(monkeypatch, call):
+    """Outputs of two calls with the counters, then one with the fixed stride."""
+    monkeypatch.delenv("MOE_FUSED_MOE_TILE_COUNTER", raising=False)
+    outs = [call(), call()]
+    monkeypatch.setenv("MOE_FUSED_MOE_TILE_COUNTER", "0")
+    outs.append(call())
+    torch.cuda.synchronize()
+    return outs
+
+
+@needs_torch_gpu
+def test_fused_moe_claimed_tiles_equal_the_fixed_stride(monkeypatch):
+    args = _torch_layer(seed=23, m=_CLAIM_M, model_dim=_CLAIM_MODEL_DIM, inter=_CLAIM_INTER)
+
+    def call():
+        out = torch.full((_CLAIM_M, _CLAIM_MODEL_DIM), float("nan"), dtype=args[0].dtype, device="cuda")
+        return mh.gpu.fused_moe(*args, out, stream=_stream())
+
+    first, second, fixed = _claimed_then_fixed(monkeypatch, call)
+    assert torch.isfinite(first.float()).all()
+    assert torch.equal(_bits(first), _bits(second))
+    assert torch.equal(_bits(first), _bits(fixed))
+    ref = torch_moe(*args).float()
+    assert ((first.float() - ref).norm() / ref.norm()).item() < 0.01
+
+
+@needs_torch_gpu
+@pytest.mark.parametrize("scheme", ["fp8_tensor", "fp8_block", "int8_token"])
+def test_fused_moe_q8_claimed_tiles_equal_the_fixed_stride(monkeypatch, scheme):
+    hidden, w1, w2, tw, ids = _torch_layer(seed=29, m=_CLAIM_M, model_dim=_CLAIM_MODEL_DIM, inter=_CLAIM_INTER)
+    cfg = mh.gpu.fused_moe_q8_config(_CLAIM_M, _CLAIM_MODEL_DIM, _CLAIM_INTER, E, TOP_K, scheme=scheme)["config"]
+    if "wgmma" in cfg:  # a Hopper sm_90a build: the claims are in play
+        assert "wgmma_ws" in cfg and "persistent" in cfg, cfg
+    w1_f, w2_f = w1.float().contiguous(), w2.float().contiguous()  # quantized on the device, each call alike
+
+    def call():
+        out = torch.full((_CLAIM_M, _CLAIM_MODEL_DIM), float("nan"), dtype=hidden.dtype, device="cuda")
+        return mh.gpu.fused_moe_q8(hidden, w1_f, w2_f, tw, ids, out, scheme=scheme, stream=_stream())
+
+    first, second, fixed = _claimed_then_fixed(monkeypatch, call)
+    assert torch.isfinite(first.float()).all()
+    assert torch.equal(_bits(first), _bits(second))
+    assert torch.equal(_bits(first), _bits(fixed))
+    # Not garbage (accuracy: test_fused_moe_q8_matches_the_cpu_reference): the unquantized
+    # layer within the error of four quantized operands.
+    ref = torch_moe(hidden, w1, w2, tw, ids).float()
+    assert ((first.float() - ref).norm() / ref.norm()).item() < 0.2
