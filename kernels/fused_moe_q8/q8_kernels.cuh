@@ -279,49 +279,20 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize) q8_gemm_kernel(const Q8Gemm
           if constexpr (BLOCK) tot[mi][nj][e] = 0.0f;
         }
 
-    // Block scheme: tot += acc * a_s(row, g) * w_s(block(col), g); acc = 0. The mma.sync tiles
-    // with few accumulator rows and columns per thread (the decode tiles) load a group's scales
-    // at the group's first K step (prefetch_scales), so that their global loads overlap the
-    // group's MMAs instead of stalling every warp at the flush; the others load them there.
-    constexpr bool kPrefetch = BLOCK && !WGMMA && (MT + NT) * Atom::kAcc <= 24;
-    auto scale_a = [&](int64_t g, int mi, int i) -> float {
-      const int r = wm * WTM + mi * Atom::M + Atom::acc_row(i, lane);
-      return p.a_scale[s_arow[r] * p.a_rs + g * p.a_gs];
-    };
-    auto scale_w = [&](int64_t g, int nj, int i) -> float {
-      const int64_t wrow = acc_wrow(nj, Atom::acc_col(i, lane));
-      const float* ws = p.w_scale + static_cast<int64_t>(expert_ok ? expert : 0) * p.w_es + g * p.w_gs;
-      return wrow < p.w_rows ? ws[(wrow >> p.w_rshift) * p.w_rs] : 0.0f;
-    };
-    float pre_as[kPrefetch ? MT : 1][kPrefetch ? Atom::kAcc : 1];
-    float pre_ws[kPrefetch ? NT : 1][kPrefetch ? Atom::kAcc : 1];
-    int64_t pre_g = -1;
-    auto prefetch_scales = [&](int64_t g) {
-      if constexpr (kPrefetch) {
-#pragma unroll
-        for (int i = 0; i < Atom::kAcc; ++i) {
-#pragma unroll
-          for (int mi = 0; mi < MT; ++mi) pre_as[mi][i] = scale_a(g, mi, i);
-#pragma unroll
-          for (int nj = 0; nj < NT; ++nj) pre_ws[nj][i] = scale_w(g, nj, i);
-        }
-        pre_g = g;
-      } else {
-        (void)g;
-      }
-    };
+    // Block scheme: tot += acc * a_s(row, g) * w_s(block(col), g); acc = 0.
     auto flush = [&](int64_t g) {
       if constexpr (BLOCK) {
-        if constexpr (kPrefetch)
-          if (pre_g != g) prefetch_scales(g);  // a group entered mid-slice
+        const float* ws = p.w_scale + static_cast<int64_t>(expert_ok ? expert : 0) * p.w_es + g * p.w_gs;
 #pragma unroll
         for (int mi = 0; mi < MT; ++mi)
 #pragma unroll
           for (int i = 0; i < Atom::kAcc; ++i) {
-            const float as = kPrefetch ? pre_as[kPrefetch ? mi : 0][kPrefetch ? i : 0] : scale_a(g, mi, i);
+            const int r = wm * WTM + mi * Atom::M + Atom::acc_row(i, lane);
+            const float as = p.a_scale[s_arow[r] * p.a_rs + g * p.a_gs];
 #pragma unroll
             for (int nj = 0; nj < NT; ++nj) {
-              const float wsc = kPrefetch ? pre_ws[kPrefetch ? nj : 0][kPrefetch ? i : 0] : scale_w(g, nj, i);
+              const int64_t wrow = acc_wrow(nj, Atom::acc_col(i, lane));
+              const float wsc = wrow < p.w_rows ? ws[(wrow >> p.w_rshift) * p.w_rs] : 0.0f;
               tot[mi][nj][i] += acc[mi][nj][i] * (as * wsc);
               acc[mi][nj][i] = 0.0f;
             }
@@ -339,8 +310,6 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize) q8_gemm_kernel(const Q8Gemm
 #pragma unroll
         for (int kk = 0; kk < BK; kk += Atom::K) {
           if (BLOCK && kslice + kk >= k_stop) break;
-          if constexpr (kPrefetch)
-            if ((kslice + kk) % kGroupK == 0) prefetch_scales((kslice + kk) / kGroupK);
           typename Atom::AFrag af[MT];
           typename Atom::BFrag bf[NT];
 #pragma unroll
