@@ -2,9 +2,15 @@
 # A/B of one benchmark binary between an older revision and this tree, in one call of
 # one machine (timings compare only within one run on one card).
 #
-#   here:      scripts/ab_bench.sh prepare REV             # git archive REV into build-ab-src/ (git-ignored)
-#   GPU host:  scripts/ab_bench.sh run BENCH FILTER [ROUNDS]  # carry .debs and build-ab-src
+#   here:      scripts/ab_bench.sh prepare REV                # build-ab-patch/: REV -> this tree
+#   GPU host:  scripts/ab_bench.sh run BENCH FILTER [ROUNDS]  # carry .debs and build-ab-patch
+#              scripts/ab_bench.sh unpack                     # (run does it) build-ab-src/ = REV
 #
+# `prepare` writes the difference from REV to this working tree (tracked files, reports/
+# left out) as a patch, small enough to carry (the tree with a whole second copy passes the
+# device tool's 64 MiB). `unpack` copies this tree without reports/, build*/, .git and .debs
+# into build-ab-src and applies the patch in reverse, which gives REV's files (untracked files
+# of this tree stay as they are; binary differences are refused by `prepare`).
 # `run` configures and builds only BENCH (e.g. bench_fused_moe_q8) of build-ab-src into
 # build-ab-old, needs this tree's build-gpu (scripts/gpu_full_run.sh build), and runs the two
 # binaries alternately (old, new) ROUNDS times (default 2), 3 repetitions each, with the Google
@@ -15,22 +21,42 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 src=build-ab-src
-usage() { echo "usage: $0 prepare REV | run BENCH FILTER [ROUNDS]" >&2; exit 2; }
+patch_dir=build-ab-patch
+usage() { echo "usage: $0 prepare REV | unpack | run BENCH FILTER [ROUNDS]" >&2; exit 2; }
+unpack() {
+  [ -f "$patch_dir/old.patch" ] && [ -f "$patch_dir/revision" ] ||
+    { echo "ab_bench: no $patch_dir (run '$0 prepare REV' here first)" >&2; exit 2; }
+  rm -rf "$src" && mkdir -p "$src" || exit 1
+  tar -c --exclude=./reports --exclude='./build*' --exclude=./.git --exclude=./.debs . | tar -x -C "$src" || exit 1
+  (cd "$src" && patch -p1 -R -s -f < "../$patch_dir/old.patch") ||
+    { echo "ab_bench: $patch_dir/old.patch does not apply in reverse to this tree (prepared from another one?)" >&2; exit 1; }
+  cp "$patch_dir/revision" "$src/.ab-revision"
+}
 [ $# -ge 1 ] || usage
 case $1 in
   prepare)
     [ $# = 2 ] || usage
     git rev-parse --verify -q "$2^{commit}" >/dev/null || { echo "ab_bench: no commit $2" >&2; exit 2; }
-    rm -rf "$src" && mkdir -p "$src"
-    git archive "$2" | tar -x -C "$src" --exclude=reports || exit 1
-    git rev-parse --short "$2" > "$src/.ab-revision"
-    echo "ab_bench: $2 in $src ($(du -sh "$src" | cut -f1)); carry .debs and $src"
+    mkdir -p "$patch_dir" || exit 1
+    git diff --binary "$2" -- . ':(exclude)reports' > "$patch_dir/old.patch.tmp" || exit 1
+    if grep -q '^GIT binary patch' "$patch_dir/old.patch.tmp"; then
+      rm -f "$patch_dir/old.patch.tmp"
+      echo "ab_bench: binary files differ between $2 and this tree (not carried as a patch)" >&2; exit 2
+    fi
+    mv "$patch_dir/old.patch.tmp" "$patch_dir/old.patch" && git rev-parse --short "$2" > "$patch_dir/revision" || exit 1
+    echo "ab_bench: $2 -> this tree as $patch_dir/old.patch ($(du -sh "$patch_dir/old.patch" | cut -f1)); carry .debs and $patch_dir"
+    ;;
+  unpack)
+    [ $# = 1 ] || usage
+    unpack
+    echo "ab_bench: $(cat "$src/.ab-revision") in $src"
     ;;
   run)
     [ $# -ge 3 ] && [ $# -le 4 ] || usage
     bench=$2; filter=$3; rounds=${4:-2}
     [[ $rounds =~ ^[1-9][0-9]?$ ]] || { echo "ab_bench: ROUNDS must be 1-99, got '$rounds'" >&2; exit 2; }
-    [ -f "$src/.ab-revision" ] || { echo "ab_bench: no $src (run '$0 prepare REV' here first)" >&2; exit 2; }
+    # A fresh copy from the carried patch (its build in build-ab-old stays incremental).
+    if [ -f "$patch_dir/old.patch" ] || [ ! -f "$src/.ab-revision" ]; then unpack; fi
     new_bin=${MOE_BUILD:-build-gpu}/bench/$bench
     [ -x "$new_bin" ] || { echo "ab_bench: no $new_bin (scripts/gpu_full_run.sh build first)" >&2; exit 2; }
     out=${MOE_RUN_DIR:-/tmp/moe-run}/ab
