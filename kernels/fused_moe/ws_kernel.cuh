@@ -81,6 +81,7 @@
 //   a_slice_scale(p, arow, slice), w_slice_scale(p, wrow, expert, slice)
 //                       (kSliceScales) the addresses of A row arow's and weight row
 //                       wrow's scale for the slice (copied by the producer)
+//   kScaleBlockRows     (kSliceScales) weight rows per weight scale
 //   row_scale(p, arow), col_scale(p, wrow, expert)   the output is the summed value
 //                       times (row_scale * col_scale): the scales that factor out of
 //                       all of K. Read once per row and per column of the tile, through
@@ -165,7 +166,9 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
   smem += ((smem_u32(smem) + 1023u) & ~1023u) - smem_u32(smem);  // swizzle atoms: 1024-byte aligned
   unsigned char* const sA = smem;
   unsigned char* const sB = smem + STAGES * T::kATile;
-  // Op::kSliceScales: per slot the A rows' scales, then the two column halves' weight scales.
+  // Op::kSliceScales: per slot the A rows' scales, then the weight-block scales of the two
+  // column halves, two per half (2u + b: block b of half u; b = 1 only where a half
+  // straddles two weight blocks, as the 96-column halves of block_n 192 can).
   constexpr int kScaleFloats = fused_moe::ws_slice_scale_floats(BM);
   float* const sScale = reinterpret_cast<float*>(sB + STAGES * T::kBTile);
   __shared__ alignas(8) uint64_t full[STAGES];
@@ -361,10 +364,12 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
           float* const s_dst = sScale + slot * kScaleFloats;
           if (t < BM)  // zero for padding
             copy4_async(s_dst + t, Op::a_slice_scale(p, scale_row >= 0 ? scale_row : 0, kt), scale_row >= 0);
-          if (t < 2) {  // column half t (zero past the expert's rows)
-            const int64_t wrow = half_wrow(w, t);
+          constexpr bool kStraddle = Op::kScaleBlockRows % (BN / 2) != 0;
+          if (t < (kStraddle ? 4 : 2)) {  // block b of column half u (zero past the expert's rows)
+            const int u = kStraddle ? t / 2 : t, b = kStraddle ? t % 2 : 0;
+            const int64_t wrow = (half_wrow(w, u) / Op::kScaleBlockRows + b) * Op::kScaleBlockRows;
             const bool ok = wrow < p.w_rows;
-            copy4_async(s_dst + BM + t, Op::w_slice_scale(p, ok ? wrow : 0, w.expert, kt), ok);
+            copy4_async(s_dst + BM + 2 * u + b, Op::w_slice_scale(p, ok ? wrow : 0, w.expert, kt), ok);
           }
         }
         cp_async_mbar_arrive_noinc(&full[slot]);
@@ -429,6 +434,11 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       scale[h] = (ok && p.scale_mode == STAGE) ? p.topk_weights[id] : 1.0f;
       rscale[h] = Op::row_scale(p, arows[h]);  // (row 0 for padding: read, never stored)
     }
+    // Op::kSliceScales: where each column half starts within its first weight block.
+    [[maybe_unused]] int half_off[2] = {0, 0};
+    if constexpr (Op::kSliceScales)
+#pragma unroll
+      for (int u = 0; u < 2; ++u) half_off[u] = static_cast<int>(half_wrow(w, u) % Op::kScaleBlockRows);
     Acc acc[kAcc];
     float tot[Op::kPromote ? kAcc : 1];
 #pragma unroll
@@ -455,14 +465,15 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
                            smem_u32(sB + slot * T::kBTile), /*fresh=*/Op::kPromote);
       wgmma_commit();
       if constexpr (Op::kPromote) {
-        // The slice's scales (rows r0, r0 + 8; column halves) from its slot, while the MMAs run.
-        float sc[2][2] = {{1.0f, 1.0f}, {1.0f, 1.0f}};
+        // The slice's scales (rows r0, r0 + 8; weight block 2u + b) from its slot, while the
+        // MMAs run.
+        [[maybe_unused]] float sc[2][4];
         if constexpr (Op::kSliceScales) {
           const float* const ss = sScale + slot * kScaleFloats;
 #pragma unroll
           for (int h = 0; h < 2; ++h)
 #pragma unroll
-            for (int u = 0; u < 2; ++u) sc[h][u] = ss[r0 + 8 * h] * ss[BM + u];
+            for (int v = 0; v < 4; ++v) sc[h][v] = ss[r0 + 8 * h] * ss[BM + v];
         }
         // This slice's accumulator is final: add it into fp32 (the next slice overwrites it).
         // (Two accumulator sets on alternate slices, one promoted while the next runs, were
@@ -471,7 +482,15 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
         if constexpr (Op::kSliceScales) __syncwarp();  // every lane's scale reads before lane 0 frees the slot
         release(slot);
 #pragma unroll
-        for (int e = 0; e < kAcc; ++e) tot[e] += static_cast<float>(acc[e]) * sc[(e % 4) / 2][(e / 4) / kHalf];
+        for (int e = 0; e < kAcc; ++e) {
+          float s = 1.0f;
+          if constexpr (Op::kSliceScales) {
+            const int h = (e % 4) / 2, u = (e / 4) / kHalf, col = 8 * ((e / 4) % kHalf);  // column in half u
+            if constexpr (Op::kScaleBlockRows % (BN / 2) == 0) s = sc[h][2 * u];
+            else s = col >= Op::kScaleBlockRows - half_off[u] ? sc[h][2 * u + 1] : sc[h][2 * u];
+          }
+          tot[e] += static_cast<float>(acc[e]) * s;
+        }
       } else {
         wgmma_wait<1>();  // the previous slice's MMAs are done: free its slot
         // (wait_group is warp-synchronous: once lane 0 is past it, the whole warp is)

@@ -185,8 +185,8 @@ void launch_q8_stage(int stage, const Q8Problem& p, const uint8_t* a, const floa
   g.group_m = fused_moe::tile_group_m(p.base.slots(), p.base.experts, ts.tile());
   if (ts.ws) {  // the weight tensor map of the warp-specialized tile
     const std::string what = fmt::format("fused_moe_q8 stage {}: tile {}", stage, ts.name());
-    MOE_REQUIRE(q8_shape_fits(ts, p), what + fmt::format(" in the block scheme needs block_n / 2 = {} to divide 128 and "
-                                                         "inter_dim", ts.block_n / 2));
+    MOE_REQUIRE(q8_shape_fits(ts, p), what + fmt::format(" in the block scheme needs inter_dim % {} == 0 (block_n / 2)",
+                                                         ts.block_n / 2));
     MOE_REQUIRE(int64_t{p.base.experts} * g.w_rows < (int64_t{1} << 31),
                 what + " needs experts * weight rows < 2^31 (32-bit copy coordinates)");
     MOE_REQUIRE(fused_moe::tensor_maps_supported(),

@@ -30,7 +30,7 @@ std::string Q8TileConfig::why_invalid(int stage, Scheme scheme) const {
   if (split_k < 1 || split_k > 64) return fmt::format("split_k {} outside [1, 64]", split_k);
   if (stage == 1 && split_k != 1) return "split_k applies to stage 2 only";
   const TileShape& t = kQ8TileShapes[fused_moe::find_tile_shape(kQ8TileShapes, *this)];
-  if (is_block(scheme) && t.wgmma && t.block_n / t.warps_n > 128)
+  if (is_block(scheme) && !q8_block_compiled(t))
     return "the block scheme keeps a second accumulator set: wgmma tiles of at most 128 columns per warpgroup";
   return {};
 }
@@ -77,7 +77,11 @@ Q8LayerConfig q8_config_for_shape(const Q8Problem& p, const Q8DeviceLimits& dev,
 
 bool q8_shape_fits(const TileShape& t, const Q8Problem& p) {
   const int half = t.block_n / 2;
-  return !t.ws || !is_block(p.scheme) || (128 % half == 0 && p.base.inter_dim % half == 0);
+  if (!t.ws || !is_block(p.scheme)) return true;
+  // A half that divides 128 is compiled to lie in one weight block: its tiles must start at
+  // multiples of it (inter_dim too, where the up half starts). Other halves (96 columns) may
+  // straddle two blocks, which the kernel resolves per 8-column group.
+  return 128 % half == 0 ? p.base.inter_dim % half == 0 : half < 128;
 }
 
 Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {

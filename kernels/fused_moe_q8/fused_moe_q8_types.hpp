@@ -50,8 +50,8 @@ inline constexpr TileShape kQ8TileShapes[] = {
     {128, 128, 128, 8, 1, 6, true, true, 2},
     // wider: m64n192k32 per warpgroup, 5 slots (201 KiB). Per K slice the wgmma read 64 KiB of
     // shared memory and the copies write 40 KiB for 6.3 MFLOP (128x128: 48 + 32 KiB for 4.2),
-    // so it leans less on shared-memory bandwidth; not for the block scheme (halves of 96
-    // columns straddle its 128-row weight blocks)
+    // so it leans less on shared-memory bandwidth (the block scheme too: a half of 96 columns
+    // may straddle two 128-row weight blocks, so each slot holds two weight scales per half)
     {128, 192, 128, 8, 1, 5, true, true},
 };
 #endif
@@ -62,6 +62,11 @@ constexpr int64_t q8_tile_smem_bytes(const TileShape& t) {
   return int64_t{t.stages} * (t.block_m + t.block_n) * t.block_k + (t.wgmma ? 1024 : 0) +
          (t.ws ? fused_moe::ws_slice_scale_bytes(t.block_m, t.stages) : 0);
 }
+
+// Whether the block scheme's kernels of a shape exist: the older wgmma tiles keep a second
+// accumulator set in that scheme, so at most 128 columns per warpgroup; the ws tile promotes
+// every slice into one set in any fp8 scheme.
+constexpr bool q8_block_compiled(const TileShape& t) { return !(t.wgmma && !t.ws && t.block_n / t.warps_n > 128); }
 
 // One stage's config: a compiled tile (kQ8TileShapes) and its run-time choices.
 struct Q8TileConfig : Tile {

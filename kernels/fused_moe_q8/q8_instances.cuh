@@ -17,8 +17,7 @@ struct Q8Instance {
   static constexpr TileShape t = kQ8TileShapes[SHAPE];
   static constexpr bool kInt8 = V == Variant::Int8;
   static constexpr bool kBlock = V == Variant::Fp8Block;
-  // The block variant keeps a second accumulator set: no 256-column wgmma warpgroups.
-  static constexpr bool kCompiled = !(kBlock && t.wgmma && t.block_n / t.warps_n > 128);
+  static constexpr bool kCompiled = !kBlock || q8_block_compiled(t);
   static constexpr int kThreads = (t.warps() + (t.ws ? 4 : 0)) * dev::kWarpSize;  // wgmma_ws: + a producer warpgroup
   static constexpr int kSmem = static_cast<int>(q8_tile_smem_bytes(t));
   static_assert(!t.ws || (t.wgmma && t.block_k == 128 && t.warps_n == 1 && t.warps_m * 16 == t.block_m),

@@ -51,6 +51,7 @@ struct Q8WsOp {
   // copies into shared memory with the slice: a_s(arow, g), and w_s of the 128-row block
   // of weight row wrow (< w_rows) of the expert.
   static constexpr bool kSliceScales = BLOCK;
+  static constexpr int kScaleBlockRows = 128;  // the block scheme's 128x128 weight blocks (w_rshift 7)
   __device__ static const float* a_slice_scale(const Params& p, int64_t arow, int64_t g) {
     return p.a_scale + arow * p.a_rs + g * p.a_gs;
   }

@@ -173,13 +173,25 @@ TEST_CASE("fused_moe_q8 gpu: the warp-specialized tile, every scheme") {
         check_one(l, cfg, Part::Layer, 256, st);
       }
   }
-  // The block scheme needs inter_dim % 64 == 0 on this tile: refused before any launch.
+  // The block scheme needs inter_dim % 64 == 0 on the 128x128 tile (its 64-column halves lie
+  // in one weight block): refused before any launch. The 128x192 tile's 96-column halves may
+  // straddle two blocks: it takes inter_dim 400 (gate and up halves starting at any multiple
+  // of 16 within a block).
   if (q8_device_limits().wgmma) {
-    const Q8Problem p = make_q8_problem(Scheme::Fp8Block, 16, 256, 400, 4, 2);
-    CHECK_FALSE(q8_shape_fits(kQ8TileShapes[ws], p));
+    const Q8Problem p = make_q8_problem(Scheme::Fp8Block, 300, 256, 400, 4, 2);
     const Q8DeviceLayer l(p, q8_spec(p, 3));
-    CHECK_THROWS_AS((void)run_and_check(l, q8_config_for_shape(p, q8_device_limits(), ws), Part::Layer, 16, st.get()),
-                    moe::InputError);
+    for (int i = 0; i < kNumQ8TileShapes; ++i) {
+      if (!kQ8TileShapes[i].ws || kQ8TileShapes[i].cluster != 1) continue;
+      INFO(kQ8TileShapes[i].name());
+      const Q8LayerConfig cfg = q8_config_for_shape(p, q8_device_limits(), i);
+      if (kQ8TileShapes[i].block_n == 128) {
+        CHECK_FALSE(q8_shape_fits(kQ8TileShapes[i], p));
+        CHECK_THROWS_AS((void)run_and_check(l, cfg, Part::Layer, 16, st.get()), moe::InputError);
+      } else {
+        CHECK(q8_shape_fits(kQ8TileShapes[i], p));
+        check_one(l, cfg, Part::Layer, 1 << 20, st);
+      }
+    }
   }
 }
 

@@ -227,8 +227,11 @@ TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model
     const Q8TileConfig c = q8_config_of_shape(i);
     CHECK(moe::fused_moe::find_tile_shape(kQ8TileShapes, c) == i);
     CHECK(c.is_valid(1, Scheme::Fp8Tensor));
-    const bool wide = kQ8TileShapes[i].wgmma && kQ8TileShapes[i].block_n / kQ8TileShapes[i].warps_n > 128;
+    // the older wgmma tiles wider than 128 columns per warpgroup have no block kernels
+    const TileShape& t = kQ8TileShapes[i];
+    const bool wide = t.wgmma && !t.ws && t.block_n / t.warps_n > 128;
     CHECK(c.is_valid(2, Scheme::Fp8Block) == !wide);
+    CHECK(q8_block_compiled(t) == !wide);
   }
   for (int i = 0; i < kNumQ8TileShapes; ++i) {  // every tile runs on a persistent grid too (clusters walk pairs)
     Q8TileConfig c = q8_config_of_shape(i);
@@ -270,7 +273,8 @@ TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model
       CHECK_FALSE(choose_q8_config(moe::fused_moe_q8::make_q8_problem(s, M, 7168, 2048, 256, 8), d).stage1.ws);
     }
   // The 128x192 ws tile from 256 rows per expert on (Mixtral-8x7B shape M = 1024: 256, M = 4096:
-  // 1024), except for the block scheme; not below (Qwen3-235B M = 1024: 64 rows).
+  // 1024), the block scheme too (its 96-column halves straddle weight blocks); not below
+  // (Qwen3-235B M = 1024: 64 rows).
   for (Scheme s : kAllSchemes) {
     Q8DeviceLimits d;
     d.wgmma = true;
@@ -278,14 +282,25 @@ TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model
       const Q8LayerConfig c = choose_q8_config(moe::fused_moe_q8::make_q8_problem(s, M, 4096, 14336, 8, 2), d);
       CAPTURE(c.to_string());
       CHECK(c.stage1.ws);
-      CHECK(c.stage1.block_n == (is_block(s) ? 128 : 192));
+      CHECK(c.stage1.block_n == 192);
       CHECK(c.is_valid(s));
     }
     const Q8LayerConfig q = choose_q8_config(moe::fused_moe_q8::make_q8_problem(s, 1024, 4096, 1536, 128, 8), d);
     CAPTURE(q.to_string());
     CHECK(q.stage1.block_n != 192);
   }
-  {  // the block scheme on this tile needs inter_dim % 64 == 0
+  {  // the block scheme on the 128x128 ws tile needs inter_dim % 64 == 0 (halves inside one block);
+     // the 128x192 tile takes any inter_dim (a multiple of 16)
+    Q8DeviceLimits d;
+    d.wgmma = true;
+    for (int i = 0; i < kNumQ8TileShapes; ++i) {
+      const TileShape& t = kQ8TileShapes[i];
+      if (!t.ws) continue;
+      CHECK(q8_shape_fits(t, moe::fused_moe_q8::make_q8_problem(Scheme::Fp8Block, 64, 512, 2000, 8, 2)) == (t.block_n == 192));
+      CHECK(q8_shape_fits(t, moe::fused_moe_q8::make_q8_problem(Scheme::Fp8Tensor, 64, 512, 2000, 8, 2)));
+    }
+  }
+  {  // so at 128 rows per expert (128x128 tile) inter_dim 2000 keeps the block scheme off the ws tile
     Q8DeviceLimits d;
     d.wgmma = true;
     const Q8LayerConfig c = choose_q8_config(moe::fused_moe_q8::make_q8_problem(Scheme::Fp8Block, 4096, 7168, 2000, 256, 8), d);
