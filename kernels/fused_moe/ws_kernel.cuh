@@ -87,9 +87,13 @@
 //                       all of K. Read once per row and per column of the tile, through
 //                       the read-only path, so the epilogue's loads need not wait for
 //                       its stores (they could alias as far as the compiler knows).
+//   kColScales          col_scale is not always 1
+//   col_scale_uniform(p)  every column of every expert's tile has one col_scale (that
+//                       of weight row 0): the epilogue reads it once per tile
 //   store16(p, v)       stage 1's 16-bit output element
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/fused_moe/fmoe_device.cuh"
 #include "kernels/fused_moe/fused_moe_params.hpp"
@@ -142,7 +146,9 @@ struct Bf16WsOp {
   }
   static constexpr bool kSliceScales = false;
   __device__ static float row_scale(const Params&, int64_t) { return 1.0f; }
+  static constexpr bool kColScales = false;
   __device__ static float col_scale(const Params&, int64_t, int) { return 1.0f; }
+  __device__ static bool col_scale_uniform(const Params&) { return true; }
   __device__ static uint16_t store16(const Params&, float v) { return Elem::from_float(v); }
 };
 
@@ -509,59 +515,78 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
     };
 
     // ---- epilogue (rows r0, r0 + 8 of this thread)
-    const int64_t n = p.n;
-    const bool pair_store = n % 2 == 0;
-    if constexpr (STAGE == 1) {
-      uint16_t* out = static_cast<uint16_t*>(p.out);
+    // kUniform: every column's col_scale is 1 here (folded into rscale when the Op's are one
+    // value): the per-column loads and their address math leave the epilogue.
+    auto store_tile = [&](auto uniform) {
+      constexpr bool kUniform = decltype(uniform)::value;
+      const int64_t n = p.n;
+      const bool pair_store = n % 2 == 0;
+      if constexpr (STAGE == 1) {
+        uint16_t* out = static_cast<uint16_t*>(p.out);
 #pragma unroll
-      for (int j = 0; j < kHalf; ++j) {
-        const int64_t col = static_cast<int64_t>(w.n_tile) * (BN / 2) + 8 * j + c0;
-        float gscale[2], uscale[2];  // Op::col_scale of the gate and up columns, both rows
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          gscale[e] = Op::col_scale(p, col + e, w.expert);
-          uscale[e] = Op::col_scale(p, n + col + e, w.expert);
-        }
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          if (ids[h] < 0) continue;
-          uint16_t v[2];
+        for (int j = 0; j < kHalf; ++j) {
+          const int64_t col = static_cast<int64_t>(w.n_tile) * (BN / 2) + 8 * j + c0;
+          float gscale[2], uscale[2];  // Op::col_scale of the gate and up columns, both rows
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            const int gi = 4 * j + 2 * h + e, ui = 4 * (j + kHalf) + 2 * h + e;
-            const float g = sum(gi) * (rscale[h] * gscale[e]) * scale[h];
-            const float u = sum(ui) * (rscale[h] * uscale[e]) * scale[h];
-            v[e] = Op::store16(p, (p.act == 0 ? silu(g) : gelu_tanh(g)) * u);
+            gscale[e] = kUniform ? 1.0f : Op::col_scale(p, col + e, w.expert);
+            uscale[e] = kUniform ? 1.0f : Op::col_scale(p, n + col + e, w.expert);
           }
-          uint16_t* dst = out + static_cast<int64_t>(ids[h]) * n + col;
-          if (pair_store && col + 1 < n) {
-            *reinterpret_cast<uint32_t*>(dst) = static_cast<uint32_t>(v[0]) | (static_cast<uint32_t>(v[1]) << 16);
-          } else {
-            if (col < n) dst[0] = v[0];
-            if (col + 1 < n) dst[1] = v[1];
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            if (ids[h] < 0) continue;
+            uint16_t v[2];
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int gi = 4 * j + 2 * h + e, ui = 4 * (j + kHalf) + 2 * h + e;
+              const float g = sum(gi) * (rscale[h] * gscale[e]) * scale[h];
+              const float u = sum(ui) * (rscale[h] * uscale[e]) * scale[h];
+              v[e] = Op::store16(p, (p.act == 0 ? silu(g) : gelu_tanh(g)) * u);
+            }
+            uint16_t* dst = out + static_cast<int64_t>(ids[h]) * n + col;
+            if (pair_store && col + 1 < n) {
+              *reinterpret_cast<uint32_t*>(dst) = static_cast<uint32_t>(v[0]) | (static_cast<uint32_t>(v[1]) << 16);
+            } else {
+              if (col < n) dst[0] = v[0];
+              if (col + 1 < n) dst[1] = v[1];
+            }
           }
         }
+      } else {
+        float* out = static_cast<float*>(p.out) + static_cast<int64_t>(w.split) * p.split_stride;
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j) {
+          const int64_t col = static_cast<int64_t>(w.n_tile) * BN + 8 * j + c0;
+          const float cs0 = kUniform ? 1.0f : Op::col_scale(p, col, w.expert);
+          const float cs1 = kUniform ? 1.0f : Op::col_scale(p, col + 1, w.expert);
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            if (ids[h] < 0) continue;
+            const float v0 = sum(4 * j + 2 * h) * (rscale[h] * cs0) * scale[h];
+            const float v1 = sum(4 * j + 2 * h + 1) * (rscale[h] * cs1) * scale[h];
+            float* dst = out + static_cast<int64_t>(ids[h]) * n + col;
+            if (pair_store && col + 1 < n) {
+              *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
+            } else {
+              if (col < n) dst[0] = v0;
+              if (col + 1 < n) dst[1] = v1;
+            }
+          }
+        }
+      }
+    };
+    if constexpr (Op::kColScales) {
+      if (Op::col_scale_uniform(p)) {
+        const float cs = Op::col_scale(p, 0, w.expert);
+        // (rscale * cs) * 1 is the unfolded (rscale * col_scale): the same bits
+#pragma unroll
+        for (int h = 0; h < 2; ++h) rscale[h] *= cs;
+        store_tile(std::true_type{});
+      } else {
+        store_tile(std::false_type{});
       }
     } else {
-      float* out = static_cast<float*>(p.out) + static_cast<int64_t>(w.split) * p.split_stride;
-#pragma unroll
-      for (int j = 0; j < BN / 8; ++j) {
-        const int64_t col = static_cast<int64_t>(w.n_tile) * BN + 8 * j + c0;
-        const float cs0 = Op::col_scale(p, col, w.expert), cs1 = Op::col_scale(p, col + 1, w.expert);
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          if (ids[h] < 0) continue;
-          const float v0 = sum(4 * j + 2 * h) * (rscale[h] * cs0) * scale[h];
-          const float v1 = sum(4 * j + 2 * h + 1) * (rscale[h] * cs1) * scale[h];
-          float* dst = out + static_cast<int64_t>(ids[h]) * n + col;
-          if (pair_store && col + 1 < n) {
-            *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
-          } else {
-            if (col < n) dst[0] = v0;
-            if (col + 1 < n) dst[1] = v1;
-          }
-        }
-      }
+      store_tile(std::true_type{});
     }
   }
 #elif defined(__CUDA_ARCH__)

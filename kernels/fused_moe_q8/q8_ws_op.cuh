@@ -76,6 +76,9 @@ struct Q8WsOp {
       return __ldg(expert_w_scale(p, expert) + (wrow < p.w_rows ? wrow : 0) * p.w_rs);
     }
   }
+  // Per-tensor weight scales (w_rs 0): one value per expert for all columns.
+  static constexpr bool kColScales = !BLOCK;
+  __device__ static bool col_scale_uniform(const Params& p) { return p.w_rs == 0; }
   __device__ static uint16_t store16(const Params& p, float v) { return q8_store16(v, p.out_f16); }
 };
 
