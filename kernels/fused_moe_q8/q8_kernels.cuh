@@ -291,8 +291,10 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize) q8_gemm_kernel(const Q8Gemm
             const float as = p.a_scale[s_arow[r] * p.a_rs + g * p.a_gs];
 #pragma unroll
             for (int nj = 0; nj < NT; ++nj) {
+              // (a weight row past the expert's reads row 0's block: its column is never stored;
+              // a select, not a branch around the load)
               const int64_t wrow = acc_wrow(nj, Atom::acc_col(i, lane));
-              const float wsc = wrow < p.w_rows ? ws[(wrow >> p.w_rshift) * p.w_rs] : 0.0f;
+              const float wsc = ws[((wrow < p.w_rows ? wrow : 0) >> p.w_rshift) * p.w_rs];
               tot[mi][nj][i] += acc[mi][nj][i] * (as * wsc);
               acc[mi][nj][i] = 0.0f;
             }
@@ -303,13 +305,14 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize) q8_gemm_kernel(const Q8Gemm
     };
 
     if constexpr (!WGMMA) {
-      fused_moe::dev::cp_async_mainloop<STAGES>(nk, kt_begin, load_stage, [&](int slot, int it) {
-        const uint8_t* a_s = sA + slot * BM * BK;
-        const uint8_t* b_s = sB + slot * BN * BK;
-        const int64_t kslice = (kt_begin + it) * BK;
+      // The MMAs of one slot. kWhole: the slice lies before k_stop, so no step breaks off and
+      // (block_k a multiple of 128) the flushes fall on steps known once the loop is unrolled:
+      // no branch between steps, so the next step's fragment loads may be issued early.
+      auto slice_steps = [&](const uint8_t* a_s, const uint8_t* b_s, int64_t kslice, auto whole) {
+        constexpr bool kWhole = decltype(whole)::value;
 #pragma unroll
         for (int kk = 0; kk < BK; kk += Atom::K) {
-          if (BLOCK && kslice + kk >= k_stop) break;
+          if (!kWhole && kslice + kk >= k_stop) break;
           typename Atom::AFrag af[MT];
           typename Atom::BFrag bf[NT];
 #pragma unroll
@@ -323,9 +326,20 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize) q8_gemm_kernel(const Q8Gemm
             for (int nj = 0; nj < NT; ++nj) Atom::template mma<INT8>(acc[mi][nj], af[mi], bf[nj]);
           if constexpr (BLOCK) {
             const int64_t knext = kslice + kk + Atom::K;
-            if (knext % kGroupK == 0 || knext >= k_stop) flush((kslice + kk) / kGroupK);
+            bool group_end;
+            if constexpr (kWhole && BK % kGroupK == 0) group_end = (kk + Atom::K) % kGroupK == 0;
+            else if constexpr (kWhole) group_end = kk + Atom::K == BK && (knext % kGroupK == 0 || knext >= k_stop);
+            else group_end = knext % kGroupK == 0 || knext >= k_stop;
+            if (group_end) flush((kslice + kk) / kGroupK);
           }
         }
+      };
+      fused_moe::dev::cp_async_mainloop<STAGES>(nk, kt_begin, load_stage, [&](int slot, int it) {
+        const uint8_t* a_s = sA + slot * BM * BK;
+        const uint8_t* b_s = sB + slot * BN * BK;
+        const int64_t kslice = (kt_begin + it) * BK;
+        if (!BLOCK || kslice + BK <= k_stop) slice_steps(a_s, b_s, kslice, std::true_type{});
+        else slice_steps(a_s, b_s, kslice, std::false_type{});
       });
     } else {
 #if FMOE_HAVE_WGMMA
