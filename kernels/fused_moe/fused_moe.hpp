@@ -73,6 +73,8 @@ struct Workspace {
   int32_t* tile_counters = nullptr;
 };
 inline constexpr int kTileCounters = 2;
+// Stage `stage`'s (1 or 2) counter of a tile_counters set, or nullptr without a set.
+inline int32_t* stage_tile_counter(int32_t* counters, int stage) { return counters ? counters + (stage - 1) : nullptr; }
 
 struct WorkspaceBytes {
   int64_t intermediate = 0;

@@ -221,9 +221,8 @@ void fused_moe(const Problem& p, const Tensors& t, const AlignedRouting& r, cons
   p.validate();
   if (auto why = cfg.why_invalid(); !why.empty()) throw_input_error("fused_moe: invalid layer config: " + why);
   MOE_REQUIRE(ws.intermediate && ws.partial, "fused_moe: workspace intermediate and partial must be set");
-  int32_t* const counters = ws.tile_counters;
-  launch_stage1(p, t, r, ws.intermediate, cfg.stage1, s, counters);
-  launch_stage2(p, t, r, ws.intermediate, ws.partial, cfg.stage2, s, counters ? counters + 1 : nullptr);
+  launch_stage1(p, t, r, ws.intermediate, cfg.stage1, s, stage_tile_counter(ws.tile_counters, 1));
+  launch_stage2(p, t, r, ws.intermediate, ws.partial, cfg.stage2, s, stage_tile_counter(ws.tile_counters, 2));
   launch_reduce(p, t, ws.partial, cfg.stage2.split_k, s);
 }
 

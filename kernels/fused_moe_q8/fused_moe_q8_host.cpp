@@ -233,10 +233,11 @@ void fused_moe_q8(const Q8Problem& p, const Q8Tensors& t, const fused_moe::Align
   MOE_REQUIRE(ws.a1 && ws.a1_scale && ws.intermediate && ws.a2 && ws.a2_scale && ws.partial,
               "fused_moe_q8: every workspace buffer must be set");
   quant::quantize(p.a1_quant(), t.hidden, ws.a1, ws.a1_scale, qws, s, mode);
-  int32_t* const counters = ws.tile_counters;
-  launch_q8_stage1(p, ws.a1, ws.a1_scale, t, r, ws.intermediate, cfg.stage1, s, counters);
+  launch_q8_stage1(p, ws.a1, ws.a1_scale, t, r, ws.intermediate, cfg.stage1, s,
+                   fused_moe::stage_tile_counter(ws.tile_counters, 1));
   quant::quantize(p.a2_quant(), ws.intermediate, ws.a2, ws.a2_scale, qws, s, mode);
-  launch_q8_stage2(p, ws.a2, ws.a2_scale, t, r, ws.partial, cfg.stage2, s, counters ? counters + 1 : nullptr);
+  launch_q8_stage2(p, ws.a2, ws.a2_scale, t, r, ws.partial, cfg.stage2, s,
+                   fused_moe::stage_tile_counter(ws.tile_counters, 2));
   fused_moe::Tensors ft;
   ft.topk_ids = t.topk_ids;
   ft.out = t.out;
