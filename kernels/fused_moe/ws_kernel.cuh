@@ -266,9 +266,10 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
   auto last_claim = [&](int32_t c) {  // every block has made its claims: reset for the next launch
     if (c == claims_end - 1) atomicExch(p.tile_counter, 0);
   };
+  auto strided_tile = [&](int round) -> int64_t { return blockIdx.x + static_cast<int64_t>(round) * gridDim.x; };
   int32_t next_claim = 0;  // producer thread 0: the claim of the next round, in flight
   auto producer_tile = [&](int round) -> int64_t {
-    if (!by_claim) return blockIdx.x + static_cast<int64_t>(round) * gridDim.x;
+    if (!by_claim) return strided_tile(round);
     const int slot = round & 1;
     if (t == 0) {
       int64_t tile = blockIdx.x;
@@ -289,7 +290,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
     return claimed_tile[slot];
   };
   auto mma_tile = [&](int round) -> int64_t {
-    if (!by_claim) return blockIdx.x + static_cast<int64_t>(round) * gridDim.x;
+    if (!by_claim) return strided_tile(round);
     const int slot = round & 1;
     mbar_wait(&tile_full[slot], (round >> 1) & 1);
     const int64_t tile = claimed_tile[slot];
