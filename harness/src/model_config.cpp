@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "moe/error.hpp"
+#include "moe/json_numbers.hpp"
 #include "moe/results.hpp"
 
 namespace moe {
@@ -80,9 +81,8 @@ struct Ctx {
     const json* v = find(obj, key, field, required);
     if (!v) return dflt;
     if (!v->is_number_integer()) fail(field, fmt::format("expected an integer, got {}", v->dump()));
-    const int64_t x = v->get<int64_t>();
-    if (x < lo || x > hi) fail(field, fmt::format("must be in [{}, {}], got {}", lo, hi, x));
-    return x;
+    if (!json_integer_in(*v, lo, static_cast<uint64_t>(hi))) fail(field, fmt::format("must be in [{}, {}], got {}", lo, hi, v->dump()));
+    return v->get<int64_t>();
   }
   double number(const json& obj, const char* key, const std::string& field, bool required, double dflt) const {
     const json* v = find(obj, key, field, required);

@@ -18,6 +18,7 @@
 
 #include "moe/bench_names.hpp"
 #include "moe/error.hpp"
+#include "moe/json_numbers.hpp"
 
 namespace moe {
 namespace fs = std::filesystem;
@@ -101,16 +102,7 @@ const json* check_integer_field(const json& parent, const std::string& pointer, 
                                 bool required, const std::string& source) {
   const json* v = check_field(parent, pointer, key, Want::Integer, required, source);
   if (!v) return nullptr;
-  // Non-negative integers parse as unsigned, 2^63 and above only fit that way.
-  bool in_range = false;
-  if (v->is_number_unsigned()) {
-    const uint64_t u = v->get<uint64_t>();
-    in_range = (lo <= 0 || u >= static_cast<uint64_t>(lo)) && hi >= 0 && u <= static_cast<uint64_t>(hi);
-  } else {
-    const int64_t x = v->get<int64_t>();
-    in_range = x >= lo && x <= hi;
-  }
-  if (!in_range)
+  if (hi < lo || !json_integer_in(*v, lo, static_cast<uint64_t>(hi)))
     throw_field_error(source, json_pointer_append(pointer, key),
                       fmt::format("expected an integer in [{}, {}], got {}", lo, hi, v->dump()));
   return v;

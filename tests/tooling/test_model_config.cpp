@@ -273,6 +273,10 @@ TEST_CASE("model configs: validation errors name file, model and field") {
   d["models"][0]["experts"] = 0;
   CHECK(err(d).find("mc.json: models[0] (m): experts: must be in [1,") == 0);
   d = one_model();
+  d["models"][0]["experts"] = 18446744073709551615ull;  // stored unsigned: past int64, not -1
+  CHECK(err(d).find("mc.json: models[0] (m): experts: must be in [1,") == 0);
+  CHECK(err(d).find("], got 18446744073709551615") != std::string::npos);
+  d = one_model();
   d["models"][0]["routing"]["n_group"] = 3;
   CHECK(err(d) == "mc.json: models[0] (m): routing.n_group: must divide experts (16), got 3");
   d = one_model();
