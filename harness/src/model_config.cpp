@@ -81,7 +81,7 @@ struct Ctx {
     const json* v = find(obj, key, field, required);
     if (!v) return dflt;
     if (!v->is_number_integer()) fail(field, fmt::format("expected an integer, got {}", v->dump()));
-    if (!json_integer_in(*v, lo, static_cast<uint64_t>(hi))) fail(field, fmt::format("must be in [{}, {}], got {}", lo, hi, v->dump()));
+    if (!json_integer_in(*v, lo, hi)) fail(field, fmt::format("must be in [{}, {}], got {}", lo, hi, v->dump()));
     return v->get<int64_t>();
   }
   double number(const json& obj, const char* key, const std::string& field, bool required, double dflt) const {

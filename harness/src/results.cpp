@@ -102,7 +102,7 @@ const json* check_integer_field(const json& parent, const std::string& pointer, 
                                 bool required, const std::string& source) {
   const json* v = check_field(parent, pointer, key, Want::Integer, required, source);
   if (!v) return nullptr;
-  if (hi < lo || !json_integer_in(*v, lo, static_cast<uint64_t>(hi)))
+  if (!json_integer_in(*v, lo, hi))
     throw_field_error(source, json_pointer_append(pointer, key),
                       fmt::format("expected an integer in [{}, {}], got {}", lo, hi, v->dump()));
   return v;

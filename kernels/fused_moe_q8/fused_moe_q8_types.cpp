@@ -121,7 +121,7 @@ Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {
   // Its 128x192 form from two 128-row m-blocks per expert on (H100 tile sweep, fp8_tensor and
   // int8_token: 3-10 % less time than 128x128 at Mixtral M = 1024/4096 and Qwen3 M = 4096, 256-1024
   // rows; at 32-128 rows (DeepSeek-V3, Qwen3 M = 1024) from 2.5 % less to 6 % more, more at 4 of
-  // the 6 points); the block scheme refuses it.
+  // the 6 points); the block scheme takes it too (its halves may straddle two weight blocks).
   const bool ws_pays = dev.wgmma && rows > (is_int8(p.scheme) ? 96 : 24);
   int ws = -1;
   if (ws_pays && rows >= 256) ws = pick_ws(192);

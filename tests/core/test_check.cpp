@@ -358,13 +358,16 @@ TEST_CASE("json numbers: integer fields are checked before the conversion") {
   // json_integer_in: both storages, the bounds themselves, 2^64 - 1 (unsigned only), not integers.
   using moe::json_integer_in;
   const auto r = nlohmann::json::parse(R"({"max": 18446744073709551615, "i64max": 9223372036854775807, "neg": -5})");
-  CHECK(json_integer_in(r["max"], 0, UINT64_MAX));
+  CHECK(json_integer<uint64_t>(r["max"], "max") == UINT64_MAX);
   CHECK_FALSE(json_integer_in(r["max"], 0, INT64_MAX));
+  CHECK_FALSE(json_integer_in(r["max"], -10, -1));  // a negative hi: not 2^64 - 1 through a wrap
   CHECK(json_integer_in(r["i64max"], 1, INT64_MAX));
   CHECK(json_integer_in(r["neg"], -5, 0));
   CHECK_FALSE(json_integer_in(r["neg"], -4, 0));
-  CHECK_FALSE(json_integer_in(j["u"], 0, 4294967294u));
-  CHECK(json_integer_in(j["u"], 4294967295, 4294967295u));
+  CHECK_FALSE(json_integer_in(j["u"], 0, 4294967294));
+  CHECK(json_integer_in(j["u"], 4294967295, 4294967295));
+  CHECK(json_integer_in(r["neg"], -10, -1));
+  CHECK_FALSE(json_integer_in(r["neg"], 0, -1));
   CHECK_FALSE(json_integer_in(j["f"], -10, 10));
   CHECK_FALSE(json_integer_in(j["s"], 0, 10));
 }

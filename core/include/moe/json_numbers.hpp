@@ -22,9 +22,11 @@ namespace moe {
 // int64 is then defined; golden files hold logits, weights and scales).
 void require_bounded_numbers(const nlohmann::json& doc, const std::string& file, double max_abs = 2147483648.0);
 
-// Whether v is an integer within [lo, hi] (hi >= 0). nlohmann stores non-negative integers as
-// unsigned, and 2^63 and above fit only that way; get<int64_t>() of one would wrap.
-inline bool json_integer_in(const nlohmann::json& v, int64_t lo, uint64_t hi) {
+namespace detail {
+// Whether v is an integer within [lo, hi], for hi >= 0 up to 2^64 - 1. nlohmann stores
+// non-negative integers as unsigned, and 2^63 and above fit only that way; get<int64_t>() of
+// one would wrap.
+inline bool json_integer_fits(const nlohmann::json& v, int64_t lo, uint64_t hi) {
   if (v.is_number_unsigned()) {
     const uint64_t u = v.get<uint64_t>();
     return (lo <= 0 || u >= static_cast<uint64_t>(lo)) && u <= hi;
@@ -33,6 +35,13 @@ inline bool json_integer_in(const nlohmann::json& v, int64_t lo, uint64_t hi) {
   const int64_t x = v.get<int64_t>();
   return x >= lo && (x < 0 || static_cast<uint64_t>(x) <= hi);
 }
+}  // namespace detail
+
+// Whether v is an integer within [lo, hi] (either storage; false for an empty range).
+inline bool json_integer_in(const nlohmann::json& v, int64_t lo, int64_t hi) {
+  if (hi < 0) return v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
+  return detail::json_integer_fits(v, lo, static_cast<uint64_t>(hi));
+}
 
 // The integer v as T; InputError "<what>: expected an integer in [min, max], got <v>" for
 // a float, a string or an integer that does not fit (get<uint32_t>() of -3.2 is undefined).
@@ -40,7 +49,7 @@ template <typename T>
 T json_integer(const nlohmann::json& v, std::string_view what) {
   static_assert(std::is_integral_v<T> && sizeof(T) <= sizeof(int64_t));
   using L = std::numeric_limits<T>;
-  if (!json_integer_in(v, static_cast<int64_t>(L::min()), static_cast<uint64_t>(L::max())))
+  if (!detail::json_integer_fits(v, static_cast<int64_t>(L::min()), static_cast<uint64_t>(L::max())))
     throw InputError(utf8_sanitized(fmt::format("{}: expected an integer in [{}, {}], got {}", what, +L::min(), +L::max(),
                                                 v.dump().substr(0, 40))));
   return v.get<T>();
