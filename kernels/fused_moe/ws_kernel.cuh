@@ -88,8 +88,8 @@
 //                       the read-only path, so the epilogue's loads need not wait for
 //                       its stores (they could alias as far as the compiler knows).
 //   kColScales          col_scale is not always 1
-//   col_scale_uniform(p)  every column of every expert's tile has one col_scale (that
-//                       of weight row 0): the epilogue reads it once per tile
+//   col_scale_uniform(p)  (kColScales) every column of every expert's tile has one
+//                       col_scale (that of weight row 0): the epilogue reads it once per tile
 //   store16(p, v)       stage 1's 16-bit output element
 #pragma once
 #include <cstdint>
@@ -148,7 +148,6 @@ struct Bf16WsOp {
   __device__ static float row_scale(const Params&, int64_t) { return 1.0f; }
   static constexpr bool kColScales = false;
   __device__ static float col_scale(const Params&, int64_t, int) { return 1.0f; }
-  __device__ static bool col_scale_uniform(const Params&) { return true; }
   __device__ static uint16_t store16(const Params&, float v) { return Elem::from_float(v); }
 };
 

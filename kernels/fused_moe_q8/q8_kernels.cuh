@@ -306,11 +306,12 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize) q8_gemm_kernel(const Q8Gemm
 
     if constexpr (!WGMMA) {
       // The MMAs of one slot. kWhole: the slice lies before k_stop, so no step breaks off and
-      // (block_k a multiple of 128) the flushes fall on steps known once the loop is unrolled:
-      // no branch between steps, so the next step's fragment loads may be issued early. Only
-      // where a slice holds two groups or more (kStraightSlices): at block_k 128 the earlier
-      // loads took 13 more registers, a block per SM less and 4-8 % more time (16x128x128, H100).
+      // the block scheme's flushes fall on steps known once the loop is unrolled: no branch
+      // between steps, so the next step's fragment loads may be issued early. The block scheme
+      // takes it only where a slice holds two groups or more (kStraightSlices): at block_k 128
+      // the early loads cost registers, and with them a block per SM.
       constexpr bool kStraightSlices = BK >= 2 * kGroupK;
+      static_assert(!kStraightSlices || BK % kGroupK == 0, "whole slices flush at fixed steps");
       auto slice_steps = [&](const uint8_t* a_s, const uint8_t* b_s, int64_t kslice, auto whole) {
         constexpr bool kWhole = decltype(whole)::value;
 #pragma unroll
@@ -329,10 +330,7 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize) q8_gemm_kernel(const Q8Gemm
             for (int nj = 0; nj < NT; ++nj) Atom::template mma<INT8>(acc[mi][nj], af[mi], bf[nj]);
           if constexpr (BLOCK) {
             const int64_t knext = kslice + kk + Atom::K;
-            bool group_end;
-            if constexpr (kWhole && BK % kGroupK == 0) group_end = (kk + Atom::K) % kGroupK == 0;
-            else if constexpr (kWhole) group_end = kk + Atom::K == BK && (knext % kGroupK == 0 || knext >= k_stop);
-            else group_end = knext % kGroupK == 0 || knext >= k_stop;
+            const bool group_end = kWhole ? (kk + Atom::K) % kGroupK == 0 : knext % kGroupK == 0 || knext >= k_stop;
             if (group_end) flush((kslice + kk) / kGroupK);
           }
         }
@@ -341,7 +339,8 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize) q8_gemm_kernel(const Q8Gemm
         const uint8_t* a_s = sA + slot * BM * BK;
         const uint8_t* b_s = sB + slot * BN * BK;
         const int64_t kslice = (kt_begin + it) * BK;
-        if (!BLOCK || (kStraightSlices && kslice + BK <= k_stop)) slice_steps(a_s, b_s, kslice, std::true_type{});
+        if constexpr (BLOCK && !kStraightSlices) slice_steps(a_s, b_s, kslice, std::false_type{});
+        else if (!BLOCK || kslice + BK <= k_stop) slice_steps(a_s, b_s, kslice, std::true_type{});
         else slice_steps(a_s, b_s, kslice, std::false_type{});
       });
     } else {
