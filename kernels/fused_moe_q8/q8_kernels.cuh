@@ -280,24 +280,34 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize) q8_gemm_kernel(const Q8Gemm
         }
 
     // Block scheme: tot += acc * a_s(row, g) * w_s(block(col), g); acc = 0.
+    // A lane's accumulators of one atom lie in one row of one aligned column pair (kColPair):
+    // weight rows 2j, 2j + 1 (inter_dim and the column offsets are even), which no 128-row
+    // block splits. So one weight scale per atom column and one activation scale per pair.
     auto flush = [&](int64_t g) {
       if constexpr (BLOCK) {
+        constexpr int CP = Atom::kColPair;
         const float* ws = p.w_scale + static_cast<int64_t>(expert_ok ? expert : 0) * p.w_es + g * p.w_gs;
+        float wsc[NT];
+#pragma unroll
+        for (int nj = 0; nj < NT; ++nj) {
+          // (a weight row past the expert's reads row 0's block: its column is never stored;
+          // a select, not a branch around the load)
+          const int64_t wrow = acc_wrow(nj, Atom::acc_col(0, lane));
+          wsc[nj] = ws[((wrow < p.w_rows ? wrow : 0) >> p.w_rshift) * p.w_rs];
+        }
 #pragma unroll
         for (int mi = 0; mi < MT; ++mi)
 #pragma unroll
-          for (int i = 0; i < Atom::kAcc; ++i) {
+          for (int i = 0; i < Atom::kAcc; i += CP) {
             const int r = wm * WTM + mi * Atom::M + Atom::acc_row(i, lane);
             const float as = p.a_scale[s_arow[r] * p.a_rs + g * p.a_gs];
 #pragma unroll
-            for (int nj = 0; nj < NT; ++nj) {
-              // (a weight row past the expert's reads row 0's block: its column is never stored;
-              // a select, not a branch around the load)
-              const int64_t wrow = acc_wrow(nj, Atom::acc_col(i, lane));
-              const float wsc = ws[((wrow < p.w_rows ? wrow : 0) >> p.w_rshift) * p.w_rs];
-              tot[mi][nj][i] += acc[mi][nj][i] * (as * wsc);
-              acc[mi][nj][i] = 0.0f;
-            }
+            for (int e = 0; e < CP; ++e)
+#pragma unroll
+              for (int nj = 0; nj < NT; ++nj) {
+                tot[mi][nj][i + e] += acc[mi][nj][i + e] * (as * wsc[nj]);
+                acc[mi][nj][i + e] = 0.0f;
+              }
           }
       } else {
         (void)g;
