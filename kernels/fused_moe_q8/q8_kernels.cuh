@@ -146,20 +146,21 @@ __device__ __forceinline__ uint16_t q8_store16(float v, int f16) {
   return f16 ? f32_to_f16_bits(v) : f32_to_bf16_bits(v);
 }
 
-// Blocks per SM for the register allocator (0: ptxas's own choice). The block scheme's 8-warp
-// cp.async tile (16x128x256, 108 KiB: two fit in sm_90's 228 KiB per SM) took 171 registers
-// and so ran one block per SM, where the other schemes' kernels of the tile take 128 on their
-// own and run two. A target of 2 on the 4-warp tiles would allow 256 registers, which ptxas
-// takes (140 -> 244 at 16x64x256), so it is set only where it caps at 128. (CUDA only: HIP's
-// second launch-bounds argument means waves per execution unit.)
+// The blocks per SM the register allocator aims at (0: ptxas's own choice). The block
+// scheme's 8-warp cp.async tile (16x128x256, 108 KiB: two fit in sm_90's 228 KiB per SM) took
+// 171 registers, so one block per SM, where the other schemes' kernels of the tile take 128
+// on their own and run two; at 2 it takes 128 and spills 36 bytes. On the 4-warp tiles a
+// target of 2 would allow 256 registers, which ptxas takes (16x64x256: 140 -> 244), so it is
+// set only where it caps at 128. (CUDA only: HIP's second argument counts waves per SIMD.)
 #if defined(MOE_BACKEND_HIP)
-#define MOE_Q8_MIN_BLOCKS 0
+#define MOE_Q8_LAUNCH_BOUNDS __launch_bounds__(WM* WN* kWarpSize)
 #else
 #define MOE_Q8_MIN_BLOCKS \
   (BLOCK && !WGMMA && WM * WN == 8 && 2 * (STAGES * (BM + BN) * BK + 16 * BM + 1024) <= 228 * 1024 ? 2 : 0)
+#define MOE_Q8_LAUNCH_BOUNDS __launch_bounds__(WM* WN* kWarpSize, MOE_Q8_MIN_BLOCKS)
 #endif
 template <bool INT8, int BM, int BN, int BK, int WM, int WN, int STAGES, int STAGE, bool WGMMA, bool BLOCK>
-__global__ void __launch_bounds__(WM* WN* kWarpSize, MOE_Q8_MIN_BLOCKS) q8_gemm_kernel(const Q8GemmParams p) {
+__global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
   using Atom = Q8Atom;
   using AccT = std::conditional_t<INT8, int32_t, float>;
   constexpr int kThreads = WM * WN * kWarpSize;
