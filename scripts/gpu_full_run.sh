@@ -13,7 +13,7 @@
 #     stalls    (only when named) scripts/ncu_stalls.py: one launch each of the fp8 stage-1 and stage-2
 #               and the bf16 stage-1 ws kernels at Mixtral M = 4096 under ncu, their sampled warp
 #               stalls per SASS instruction summarized (STALLS_TIMEOUT per launch, default 150 s;
-#               STALLS_POINTS="tag bench filter skip;..." for other kernels)
+#               STALLS_POINTS="tag bench filter skip [kernel];..." for other kernels)
 #     multigpu  (only when named; a host of several GPUs) scripts/multi_gpu.py --compare-single of
 #               verify, the layer bench and a small tune: shards one GPU each against one process
 #     big       the big fused_moe cases (M = 1024/4096 subsets, DeepSeek-V3 M = 40000)
@@ -132,14 +132,15 @@ if has stalls; then
   step "stalls: sampled warp stalls of the ws kernels (scripts/ncu_stalls.py)"
   mkdir -p "$run_dir/stalls"
   q8_point='^BM_q8_layer/fp8_tensor/mixtral_8x7b/M:4096/'
-  # tag, bench binary, benchmark filter, launches of the kernel to skip (the two stages alternate);
-  # STALLS_POINTS="tag exe filter skip;..." for others
+  # tag, bench binary, benchmark filter, launches of the kernel to skip (the two stages alternate),
+  # and the kernel's name where it is not the ws kernel; STALLS_POINTS="tag exe filter skip [kernel];..."
+  # for others (the cp.async 8-bit tiles: q8_gemm_kernel)
   points=${STALLS_POINTS:-"fp8s1 bench_fused_moe_q8 $q8_point 2;fp8s2 bench_fused_moe_q8 $q8_point 3;bf16s1 bench_fused_moe ^BM_fused_moe_layer/mixtral_8x7b/M:4096/ 2"}
   IFS=';' read -r -a point_list <<< "$points"
   for point in "${point_list[@]}"; do
-    read -r tag exe filter skip <<< "$point"
+    read -r tag exe filter skip kernel <<< "$point"
     python3 scripts/ncu_stalls.py profile --exe "$build/bench/$exe" --filter "$filter" \
-      --kernel grouped_gemm_ws_kernel --skip "$skip" --out "$run_dir/stalls" --tag "$tag" \
+      --kernel "${kernel:-grouped_gemm_ws_kernel}" --skip "$skip" --out "$run_dir/stalls" --tag "$tag" \
       --timeout "${STALLS_TIMEOUT:-150}" > "$run_dir/stalls/$tag.stdout" 2>&1 || { status=1; note "stalls $tag failed"; }
     rm -f "$run_dir/stalls/$tag.ncu-rep"  # tens of MB; the CSV pages and the summary stay
     note "stalls $tag: $(sed -n 2p "$run_dir/stalls/$tag.stdout")"
