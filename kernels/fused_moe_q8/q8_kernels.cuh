@@ -468,5 +468,7 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
     }
   }
 }
+#undef MOE_Q8_LAUNCH_BOUNDS
+#undef MOE_Q8_MIN_BLOCKS
 
 }  // namespace moe::fused_moe_q8::dev
