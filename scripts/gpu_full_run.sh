@@ -129,7 +129,7 @@ if has ncu; then
 fi
 
 if has stalls; then
-  step "stalls: sampled warp stalls of the ws kernels (scripts/ncu_stalls.py)"
+  step "stalls: sampled warp stalls of GEMM kernels (scripts/ncu_stalls.py)"
   mkdir -p "$run_dir/stalls"
   q8_point='^BM_q8_layer/fp8_tensor/mixtral_8x7b/M:4096/'
   # tag, bench binary, benchmark filter, launches of the kernel to skip (the two stages alternate),

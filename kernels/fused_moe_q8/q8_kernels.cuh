@@ -293,9 +293,10 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
         }
 
     // Block scheme: tot += acc * a_s(row, g) * w_s(block(col), g); acc = 0.
-    // A lane's accumulators of one atom lie in one row of one aligned column pair (kColPair):
-    // weight rows 2j, 2j + 1 (inter_dim and the column offsets are even), which no 128-row
-    // block splits. So one weight scale per atom column and one activation scale per pair.
+    // A lane's accumulators of one atom lie in one aligned column pair (kColPair 2; the AMD
+    // atom: one column), weight rows 2j and 2j + 1 (inter_dim and the column offsets are even),
+    // which no 128-row block splits: one weight scale per atom column. The two of a pair share
+    // a row: one activation scale per pair.
     auto flush = [&](int64_t g) {
       if constexpr (BLOCK) {
         constexpr int CP = Atom::kColPair;
