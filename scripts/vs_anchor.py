@@ -50,11 +50,24 @@ def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
+def read_torch_rows(path):
+    """{(model, M): torch us} of the --json output of bench/anchors/torch_moe_layer.py."""
+    with open(path) as f:
+        doc = json.load(f)
+    if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
+        raise ValueError(f"{path}: no 'rows' list: --torch takes the --json output of bench/anchors/torch_moe_layer.py "
+                         "(torch_moe_layer.json; its --gbench-json form is for moe-harness report)")
+    try:
+        return {(r["model"], r["M"]): r["torch_grouped_mm_us"] for r in doc["rows"]}
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{path}: a row without model, M or torch_grouped_mm_us ({e!r})") from None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bench", required=True, help="bench_fused_moe.json (moe-harness bench, with repetitions)")
     ap.add_argument("--q8", help="bench_fused_moe_q8.json")
-    ap.add_argument("--torch", help="torch_moe_layer.json of the same run")
+    ap.add_argument("--torch", help="torch_moe_layer.json of the same run (the --json output of bench/anchors/torch_moe_layer.py)")
     ap.add_argument("--anchors", required=True, help="../shared/anchors/<card>-moe-layer.json")
     ap.add_argument("--out", help="write the Markdown here (default: stdout)")
     ap.add_argument("--force", action="store_true", help="compare runs of different cards")
@@ -72,8 +85,7 @@ def main():
         ctx, ours = medians(a.bench, "BM_fused_moe_layer/")
         torch_rows = {}
         if a.torch:
-            with open(a.torch) as f:
-                torch_rows = {(r["model"], r["M"]): r["torch_grouped_mm_us"] for r in json.load(f)["rows"]}
+            torch_rows = read_torch_rows(a.torch)
         q8 = medians(a.q8, "BM_q8_layer/")[1] if a.q8 else {}
         q8_bf16 = medians(a.q8, "BM_bf16_layer/")[1] if a.q8 else {}
     except (OSError, ValueError, KeyError) as e:

@@ -3,7 +3,8 @@
 
 The anchor file is written here (../shared is not part of the checkout): its vLLM figures
 are set from ours, so the ratios and the counts of the summary lines are known; a file of
-another card, or a missing file, is one line on stderr with exit 2 and no output file.
+another card, a missing file or a torch file of the wrong form is one line on stderr with exit 2
+and no output file.
 """
 import json
 import os
@@ -90,6 +91,11 @@ with tempfile.TemporaryDirectory() as tmp:
           f"rc={rc} err={err!r}")
     rc, stdout, err = run(base + ["--anchors", anchors("NVIDIA H200"), "--force"])
     check("another card with --force: exit 0", rc == 0 and "| mixtral_8x7b | 1 |" in stdout, f"rc={rc} err={err!r}")
+    rc, stdout, err = run(["--bench", f"{RUN}/bench_fused_moe.json", "--torch", f"{RUN}/torch_moe_layer.gbench.json",
+                           "--anchors", anchors("NVIDIA H100 80GB HBM3, test"), "--out", out])
+    check("--torch given the Google Benchmark form: exit 2, one line naming the expected file, no output file",
+          rc == 2 and len(err.strip().splitlines()) == 1 and "torch_moe_layer.json" in err and "--gbench-json" in err
+          and not os.path.exists(out), f"rc={rc} err={err!r}")
     rc, stdout, err = run(["--bench", os.path.join(tmp, "missing.json"), "--anchors", anchors("x"), "--out", out])
     check("a missing file: exit 2, one line, no output file",
           rc == 2 and len(err.strip().splitlines()) == 1 and not os.path.exists(out), f"rc={rc} err={err!r}")
