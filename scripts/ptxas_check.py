@@ -3,6 +3,9 @@
 warp-specialized core) for sm_90a and check what ptxas made of them:
 
   * no warp-specialized kernel (grouped_gemm_ws_kernel) spills to local memory;
+  * no 8-bit cp.async / wgmma kernel (q8_gemm_kernel) runs fewer blocks per SM than its
+    shared memory allows because of its registers (sm_90: 64 K registers and 228 KiB per
+    SM): a silent loss of bytes in flight on the bandwidth-bound decode tiles;
   * ptxas never serializes wgmma ("wgmma.mma_async instructions are serialized"),
     which would cost most of the MMA rate without any test failing;
   * where cuobjdump is present (the GPU host's toolkit; Debian has none), the SASS
@@ -118,6 +121,26 @@ def compile_unit(unit, nvcc, arch, out_dir):
     return unit, r.returncode, log, cubin, time.time() - t0
 
 
+# q8_gemm_kernel<INT8, BM, BN, BK, WM, WN, STAGES, STAGE, WGMMA, BLOCK> (kernels/fused_moe_q8/q8_kernels.cuh)
+Q8_KERNEL = re.compile(r"q8_gemm_kernel<(?:true|false), (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), \d+, (true|false), (?:true|false)>")
+
+
+def q8_blocks_per_sm(name, registers):
+    """(blocks per SM its registers allow, blocks its shared memory and threads allow) of a
+    q8_gemm_kernel on sm_90, or None for other kernels. Registers go to warps in units of 256;
+    the tile's shared memory is its ring (+ 1 KiB of swizzle alignment for wgmma) and 16 bytes
+    per row of static arrays, plus the 1 KiB the SM reserves per block."""
+    m = Q8_KERNEL.search(name)
+    if not m or registers is None:
+        return None
+    bm, bn, bk, wm, wn, stages = map(int, m.groups()[:6])
+    threads = wm * wn * 32
+    smem = stages * (bm + bn) * bk + (1024 if m.group(7) == "true" else 0) + 16 * bm
+    per_warp = -(-registers * 32 // 256) * 256
+    by_regs = 65536 // (per_warp * (threads // 32))
+    return by_regs, min((228 * 1024) // (smem + 1024), 2048 // threads)
+
+
 def operand_mma(name):
     """The Hopper MMA opcode a warp-specialized kernel's operand policy must use."""
     if "Bf16WsOp" in name:
@@ -181,6 +204,12 @@ def main():
             if mangled in sass:
                 k["sass"] = sass[mangled]
             kernels.append(k)
+            occupancy = q8_blocks_per_sm(names[mangled], p.get("registers"))
+            if occupancy:
+                k["blocks_per_sm_by_registers"], k["blocks_per_sm_by_smem"] = occupancy
+                if occupancy[0] < occupancy[1]:
+                    failures.append(f"{unit}: {names[mangled]}: {p.get('registers')} registers allow {occupancy[0]} "
+                                    f"block(s) per SM where its shared memory allows {occupancy[1]}")
             if "grouped_gemm_ws_kernel" not in names[mangled]:
                 continue
             spills = p.get("spill_stores", 0) + p.get("spill_loads", 0)
