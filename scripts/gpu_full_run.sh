@@ -22,7 +22,8 @@
 #     tooling   scripts/tooling_device_check.sh (bench, shards, merge, tune, --tuned-config)
 #     probe     tests/fused_moe_q8/wgmma_fp8_probe.cu on a fresh seed, its results replayed by the
 #               CPU model of Hopper's fp8 accumulation (reference/fused_moe_q8/fp8_mma_accum.hpp)
-#     tune      moe-harness tune (default models and M) into $run_dir/tuned_fmoe.csv, then copied to
+#     tune      moe-harness tune (default models and M, or TUNE_ARGS="--model m -M 4096") into
+#               $run_dir/tuned_fmoe.csv (a log per call: tune.log, tune-2.log, ...), then copied to
 #               configs/tuned_fmoe.csv so that the later steps (verify, bench) use the tuned rows
 #     verify    moe-harness devices + verify (the full default sweep; VERIFY_ARGS=--quick for less)
 #     bench     moe-harness bench per bench_* executable, BENCH_REPETITIONS (default 3) each
@@ -229,8 +230,11 @@ fi
 if has tune; then
   step tune
   cp configs/tuned_fmoe.csv "$run_dir/tuned_fmoe.csv"
-  timeout ${TUNE_TIMEOUT:-300} "$H" tune --tuned-config "$run_dir/tuned_fmoe.csv" > "$run_dir/tune.log" 2>&1 || status=1
-  tail -3 "$run_dir/tune.log" | tee -a "$run_dir/steps.log"
+  tune_log=$run_dir/tune.log n=1
+  while [ -e "$tune_log" ]; do n=$((n + 1)); tune_log=$run_dir/tune-$n.log; done
+  # shellcheck disable=SC2086  # TUNE_ARGS is a list of options
+  timeout ${TUNE_TIMEOUT:-300} "$H" tune --tuned-config "$run_dir/tuned_fmoe.csv" ${TUNE_ARGS:-} > "$tune_log" 2>&1 || status=1
+  tail -3 "$tune_log" | tee -a "$run_dir/steps.log"
   cp "$run_dir/tuned_fmoe.csv" configs/tuned_fmoe.csv
 fi
 
