@@ -49,6 +49,7 @@ SERIALIZED = re.compile(r"wgmma\.mma_async instructions are serialized[^\n]*")
 FUNC = re.compile(r"Function properties for (\S+)")
 SPILL = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
 USED = re.compile(r"Used (\d+) registers")
+STATIC_SMEM = re.compile(r"(\d+) bytes smem")
 
 
 def find_tool(name, nvcc):
@@ -67,7 +68,7 @@ def demangle(names):
 
 
 def parse_ptxas(log):
-    """ptxas -v output -> {mangled name: {stack, spill_stores, spill_loads, registers}}."""
+    """ptxas -v output -> {mangled name: {stack, spill_stores, spill_loads, registers, static_smem}}."""
     kernels, current = {}, None
     for line in log.splitlines():
         m = FUNC.search(line)
@@ -84,6 +85,8 @@ def parse_ptxas(log):
         m = USED.search(line)
         if m:
             kernels[current]["registers"] = int(m.group(1))
+            s = STATIC_SMEM.search(line)
+            kernels[current]["static_smem"] = int(s.group(1)) if s else 0
             current = None
     return kernels
 
@@ -121,21 +124,25 @@ def compile_unit(unit, nvcc, arch, out_dir):
     return unit, r.returncode, log, cubin, time.time() - t0
 
 
-# q8_gemm_kernel<INT8, BM, BN, BK, WM, WN, STAGES, STAGE, WGMMA, BLOCK> (kernels/fused_moe_q8/q8_kernels.cuh)
-Q8_KERNEL = re.compile(r"q8_gemm_kernel<(?:true|false), (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), \d+, (true|false), (?:true|false)>")
+# q8_gemm_kernel<INT8, BM, BN, BK, WM, WN, STAGES, STAGE, WGMMA, BLOCK, MIN_BLOCKS>
+# (kernels/fused_moe_q8/q8_kernels.cuh)
+Q8_KERNEL = re.compile(
+    r"q8_gemm_kernel<(?:true|false), (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), \d+, (true|false), (?:true|false), \d+>")
 
 
-def q8_blocks_per_sm(name, registers):
+def q8_blocks_per_sm(name, registers, static_smem):
     """(blocks per SM its registers allow, blocks its shared memory and threads allow) of a
     q8_gemm_kernel on sm_90, or None for other kernels. Registers go to warps in units of 256;
-    the tile's shared memory is its ring (+ 1 KiB of swizzle alignment for wgmma) and 16 bytes
-    per row of static arrays, plus the 1 KiB the SM reserves per block."""
+    the tile's shared memory is its ring (the layout q8_tile_smem_bytes defines: stages x
+    (block_m + block_n) x block_k bytes, + 1 KiB of swizzle alignment for wgmma), the static
+    arrays ptxas reports, and the 1 KiB the SM reserves per block. This derives the blocks
+    independently of the kernel's launch bounds (q8_min_blocks_per_sm), so it checks them."""
     m = Q8_KERNEL.search(name)
     if not m or registers is None:
         return None
     bm, bn, bk, wm, wn, stages = map(int, m.groups()[:6])
     threads = wm * wn * 32
-    smem = stages * (bm + bn) * bk + (1024 if m.group(7) == "true" else 0) + 16 * bm
+    smem = stages * (bm + bn) * bk + (1024 if m.group(7) == "true" else 0) + static_smem
     per_warp = -(-registers * 32 // 256) * 256
     by_regs = 65536 // (per_warp * (threads // 32))
     return by_regs, min((228 * 1024) // (smem + 1024), 2048 // threads)
@@ -204,7 +211,7 @@ def main():
             if mangled in sass:
                 k["sass"] = sass[mangled]
             kernels.append(k)
-            occupancy = q8_blocks_per_sm(names[mangled], p.get("registers"))
+            occupancy = q8_blocks_per_sm(names[mangled], p.get("registers"), p.get("static_smem", 0))
             if occupancy:
                 k["blocks_per_sm_by_registers"], k["blocks_per_sm_by_smem"] = occupancy
                 if occupancy[0] < occupancy[1]:

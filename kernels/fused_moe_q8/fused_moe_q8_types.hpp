@@ -63,6 +63,25 @@ constexpr int64_t q8_tile_smem_bytes(const TileShape& t) {
          (t.ws ? fused_moe::ws_slice_scale_bytes(t.block_m, t.stages) : 0);
 }
 
+// The cp.async/wgmma tile's static shared memory beside its ring: per tile row a slot id, an
+// A row and a routed weight (the kernel asserts its arrays against this).
+inline constexpr int64_t kQ8StaticBytesPerRow = sizeof(int32_t) + sizeof(int64_t) + sizeof(float);
+// sm_90: shared memory per SM, and what the SM reserves beside each resident block.
+inline constexpr int64_t kSm90SmemPerSm = 228 * 1024;
+inline constexpr int64_t kSmemReservedPerBlock = 1024;
+
+// The blocks per SM that the register allocation of a cp.async/wgmma kernel aims at (its launch
+// bounds; 0: ptxas's own choice). The block scheme's 8-warp tile (16x128x256, 108 KiB: two fit
+// in an SM) took 171 registers, so one block per SM, where the other schemes' kernels of the
+// tile take 128 on their own and run two; asked for 2 it takes 128 and spills 36 bytes. On the
+// 4-warp tiles a target of 2 allows 256 registers, which ptxas takes (16x64x256: 140 -> 244),
+// so it is asked only where it caps at 128: 8 warps. (CUDA only: under HIP the launch bounds'
+// second argument counts waves per SIMD.)
+constexpr int q8_min_blocks_per_sm(const TileShape& t, bool block_scheme) {
+  const int64_t per_block = q8_tile_smem_bytes(t) + kQ8StaticBytesPerRow * t.block_m + kSmemReservedPerBlock;
+  return block_scheme && !t.ws && !t.wgmma && t.warps() == 8 && 2 * per_block <= kSm90SmemPerSm ? 2 : 0;
+}
+
 // Whether the block scheme's kernels of a shape exist: the older wgmma tiles keep a second
 // accumulator set in that scheme, so at most 128 columns per warpgroup; the ws tile promotes
 // every slice into one set in any fp8 scheme.

@@ -29,7 +29,7 @@ struct Q8Instance {
                                                      t.cluster>;
     else if constexpr (kCompiled)
       return &dev::q8_gemm_kernel<kInt8, t.block_m, t.block_n, t.block_k, t.warps_m, t.warps_n, t.stages, STAGE,
-                                  t.wgmma, kBlock>;
+                                  t.wgmma, kBlock, q8_min_blocks_per_sm(t, kBlock)>;
     else
       return nullptr;
   }

@@ -26,6 +26,7 @@
 
 #include "kernels/fused_moe/fmoe_device.cuh"
 #include "kernels/fused_moe/mma_atom.cuh"
+#include "kernels/fused_moe_q8/fused_moe_q8_types.hpp"
 #include "kernels/fused_moe_q8/q8_params.hpp"
 #include "kernels/fused_moe_q8/q8_wgmma.cuh"
 #include "moe/fp8.hpp"
@@ -146,20 +147,15 @@ __device__ __forceinline__ uint16_t q8_store16(float v, int f16) {
   return f16 ? f32_to_f16_bits(v) : f32_to_bf16_bits(v);
 }
 
-// The blocks per SM the register allocator aims at (0: ptxas's own choice). The block
-// scheme's 8-warp cp.async tile (16x128x256, 108 KiB: two fit in sm_90's 228 KiB per SM) took
-// 171 registers, so one block per SM, where the other schemes' kernels of the tile take 128
-// on their own and run two; at 2 it takes 128 and spills 36 bytes. On the 4-warp tiles a
-// target of 2 would allow 256 registers, which ptxas takes (16x64x256: 140 -> 244), so it is
-// set only where it caps at 128. (CUDA only: HIP's second argument counts waves per SIMD.)
+// MIN_BLOCKS: the blocks per SM the register allocation aims at, q8_min_blocks_per_sm (0: ptxas's
+// own choice; not under HIP, where the second argument counts waves per SIMD).
 #if defined(MOE_BACKEND_HIP)
 #define MOE_Q8_LAUNCH_BOUNDS __launch_bounds__(WM* WN* kWarpSize)
 #else
-#define MOE_Q8_MIN_BLOCKS \
-  (BLOCK && !WGMMA && WM * WN == 8 && 2 * (STAGES * (BM + BN) * BK + 16 * BM + 1024) <= 228 * 1024 ? 2 : 0)
-#define MOE_Q8_LAUNCH_BOUNDS __launch_bounds__(WM* WN* kWarpSize, MOE_Q8_MIN_BLOCKS)
+#define MOE_Q8_LAUNCH_BOUNDS __launch_bounds__(WM* WN* kWarpSize, MIN_BLOCKS)
 #endif
-template <bool INT8, int BM, int BN, int BK, int WM, int WN, int STAGES, int STAGE, bool WGMMA, bool BLOCK>
+template <bool INT8, int BM, int BN, int BK, int WM, int WN, int STAGES, int STAGE, bool WGMMA, bool BLOCK,
+          int MIN_BLOCKS>
 __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
   using Atom = Q8Atom;
   using AccT = std::conditional_t<INT8, int32_t, float>;
@@ -190,6 +186,8 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
   __shared__ int32_t s_row[BM];   // slot id per tile row, -1 padding
   __shared__ int64_t s_arow[BM];  // A row (token for stage 1, slot for stage 2)
   __shared__ float s_w[BM];       // routed weight per row (scale modes)
+  static_assert(sizeof(s_row[0]) + sizeof(s_arow[0]) + sizeof(s_w[0]) == kQ8StaticBytesPerRow,
+                "q8_min_blocks_per_sm counts these arrays");
 
   const int tid = static_cast<int>(threadIdx.x);
   const int lane = tid % kWarpSize;
@@ -470,6 +468,5 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
   }
 }
 #undef MOE_Q8_LAUNCH_BOUNDS
-#undef MOE_Q8_MIN_BLOCKS
 
 }  // namespace moe::fused_moe_q8::dev

@@ -238,6 +238,19 @@ TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model
     c.persistent = true;
     CHECK(c.is_valid(1, Scheme::Fp8Tensor));
   }
+  // Launch bounds ask for two blocks per SM only of the block scheme's 8-warp cp.async tiles
+  // whose two blocks fit an SM's shared memory (elsewhere the target would allow more registers).
+  for (int i = 0; i < kNumQ8TileShapes; ++i) {
+    const TileShape& t = kQ8TileShapes[i];
+    CAPTURE(t.name());
+    CHECK(q8_min_blocks_per_sm(t, false) == 0);
+    if (q8_min_blocks_per_sm(t, true) != 0) CHECK((!t.wgmma && t.warps() == 8));
+  }
+#if !defined(MOE_BACKEND_HIP)
+  CHECK(q8_min_blocks_per_sm({16, 128, 256, 1, 8, 3, false}, true) == 2);   // 108 KiB: two fit
+  CHECK(q8_min_blocks_per_sm({16, 128, 128, 1, 4, 4, false}, true) == 0);   // 4 warps
+  CHECK(q8_min_blocks_per_sm({16, 128, 256, 1, 8, 4, false}, true) == 0);   // 144 KiB: one fits
+#endif
   Q8TileConfig bad;
   bad.block_m = 48;
   CHECK_FALSE(bad.why_invalid(1, Scheme::Fp8Tensor).empty());
