@@ -82,6 +82,7 @@
 //                       (kSliceScales) the addresses of A row arow's and weight row
 //                       wrow's scale for the slice (copied by the producer)
 //   kScaleBlockRows     (kSliceScales) weight rows per weight scale
+//   kInterDimMultiple   (kSliceScales) what the problem's inter_dim is a multiple of
 //   row_scale(p, arow), col_scale(p, wrow, expert)   the output is the summed value
 //                       times (row_scale * col_scale): the scales that factor out of
 //                       all of K. Read once per row and per column of the tile, through
@@ -93,6 +94,7 @@
 //   store16(p, v)       stage 1's 16-bit output element
 #pragma once
 #include <cstdint>
+#include <numeric>
 #include <type_traits>
 
 #include "kernels/fused_moe/fmoe_device.cuh"
@@ -440,11 +442,13 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       scale[h] = (ok && p.scale_mode == STAGE) ? p.topk_weights[id] : 1.0f;
       rscale[h] = Op::row_scale(p, arows[h]);  // (row 0 for padding: read, never stored)
     }
-    // Op::kSliceScales: where each column half starts within its first weight block.
-    [[maybe_unused]] int half_off[2] = {0, 0};
+    // Op::kSliceScales: the column of each half where its second weight block starts (at or
+    // past the half's end: none).
+    [[maybe_unused]] int half_split[2] = {BN, BN};
     if constexpr (Op::kSliceScales)
 #pragma unroll
-      for (int u = 0; u < 2; ++u) half_off[u] = static_cast<int>(half_wrow(w, u) % Op::kScaleBlockRows);
+      for (int u = 0; u < 2; ++u)
+        half_split[u] = Op::kScaleBlockRows - static_cast<int>(half_wrow(w, u) % Op::kScaleBlockRows);
     Acc acc[kAcc];
     float tot[Op::kPromote ? kAcc : 1];
 #pragma unroll
@@ -487,15 +491,31 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
         wgmma_wait<0>();
         if constexpr (Op::kSliceScales) __syncwarp();  // every lane's scale reads before lane 0 frees the slot
         release(slot);
+        // Accumulator e: rows r0 + 8h, columns 8 * (e / 4) + c0, +1 of the tile (half u).
+        // kScaleGroup columns share one weight-block choice (made once per group): a whole half
+        // where halves lie in one block (the host's q8_shape_fits), else the alignment of the
+        // halves' starts, which kScaleBlockRows, BN / 2 and (stage 1, where the up half starts at
+        // row inter_dim) Op::kInterDimMultiple divide.
+        constexpr int kScaleGroup =
+            Op::kScaleBlockRows % (BN / 2) == 0
+                ? BN / 2
+                : std::gcd(std::gcd(BN / 2, Op::kScaleBlockRows), STAGE == 1 ? Op::kInterDimMultiple : BN / 2);
+        static_assert(kScaleGroup % 8 == 0, "a lane's column pair (8j + c0, +1) takes one scale");
+        constexpr int kGroups = BN / 2 / kScaleGroup;
+        [[maybe_unused]] float s[2][2][kGroups];
+        if constexpr (Op::kSliceScales)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int u = 0; u < 2; ++u)
+#pragma unroll
+              for (int g = 0; g < kGroups; ++g)
+                s[h][u][g] = kGroups > 1 && kScaleGroup * g >= half_split[u] ? sc[h][2 * u + 1] : sc[h][2 * u];
 #pragma unroll
         for (int e = 0; e < kAcc; ++e) {
-          float s = 1.0f;
-          if constexpr (Op::kSliceScales) {
-            const int h = (e % 4) / 2, u = (e / 4) / kHalf, col = 8 * ((e / 4) % kHalf);  // column in half u
-            if constexpr (Op::kScaleBlockRows % (BN / 2) == 0) s = sc[h][2 * u];
-            else s = col >= Op::kScaleBlockRows - half_off[u] ? sc[h][2 * u + 1] : sc[h][2 * u];
-          }
-          tot[e] += static_cast<float>(acc[e]) * s;
+          const int h = (e % 4) / 2, u = (e / 4) / kHalf, col = 8 * ((e / 4) % kHalf);  // column in half u
+          if constexpr (Op::kSliceScales) tot[e] += static_cast<float>(acc[e]) * s[h][u][col / kScaleGroup];
+          else tot[e] += static_cast<float>(acc[e]);
         }
       } else {
         wgmma_wait<1>();  // the previous slice's MMAs are done: free its slot

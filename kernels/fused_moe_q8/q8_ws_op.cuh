@@ -18,6 +18,7 @@
 #include "kernels/fused_moe_q8/q8_kernels.cuh"
 #include "kernels/fused_moe_q8/q8_params.hpp"
 #include "kernels/fused_moe_q8/q8_wgmma.cuh"
+#include "moe/contract/fused_moe_q8.hpp"
 
 namespace moe::fused_moe_q8::dev {
 
@@ -52,6 +53,7 @@ struct Q8WsOp {
   // of weight row wrow (< w_rows) of the expert.
   static constexpr bool kSliceScales = BLOCK;
   static constexpr int kScaleBlockRows = 128;  // the block scheme's 128x128 weight blocks (w_rshift 7)
+  static constexpr int kInterDimMultiple = kDimMultiple;  // Q8Problem::validate
   __device__ static const float* a_slice_scale(const Params& p, int64_t arow, int64_t g) {
     return p.a_scale + arow * p.a_rs + g * p.a_gs;
   }

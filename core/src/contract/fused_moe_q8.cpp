@@ -26,10 +26,10 @@ void Q8Problem::validate() const {
   base.validate();
   MOE_REQUIRE(base.dtype == DType::BF16 || base.dtype == DType::F16,
               fmt::format("fused_moe_q8: hidden/out dtype must be bf16 or fp16, got {}", dtype_name(base.dtype)));
-  MOE_REQUIRE(base.model_dim % 16 == 0 && base.inter_dim % 16 == 0,
-              fmt::format("fused_moe_q8: model_dim ({}) and inter_dim ({}) must be multiples of 16 (16-byte rows of "
+  MOE_REQUIRE(base.model_dim % kDimMultiple == 0 && base.inter_dim % kDimMultiple == 0,
+              fmt::format("fused_moe_q8: model_dim ({}) and inter_dim ({}) must be multiples of {} ({}-byte rows of "
                           "8-bit codes)",
-                          base.model_dim, base.inter_dim));
+                          base.model_dim, base.inter_dim, kDimMultiple, kDimMultiple));
 }
 
 namespace {

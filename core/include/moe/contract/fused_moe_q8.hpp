@@ -29,6 +29,7 @@ Scheme parse_scheme(std::string_view s);
 inline bool is_int8(Scheme s) { return s == Scheme::Int8Token; }
 inline bool is_block(Scheme s) { return s == Scheme::Fp8Block; }
 inline constexpr int64_t kGroup = 128;  // K group of the block scheme (activation 1x128, weight 128x128)
+inline constexpr int kDimMultiple = 16;  // model_dim and inter_dim: 16-byte rows of 8-bit codes
 
 // One quantized layer: the bf16/fp16 problem (hidden and out dtype = base.dtype;
 // the intermediate between the stages is base.dtype too, then quantized) + scheme.
