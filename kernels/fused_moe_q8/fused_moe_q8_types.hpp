@@ -79,7 +79,7 @@ inline constexpr int64_t kSmemReservedPerBlock = 1024;
 // second argument counts waves per SIMD.)
 constexpr int q8_min_blocks_per_sm(const TileShape& t, bool block_scheme) {
   const int64_t per_block = q8_tile_smem_bytes(t) + kQ8StaticBytesPerRow * t.block_m + kSmemReservedPerBlock;
-  return block_scheme && !t.ws && !t.wgmma && t.warps() == 8 && 2 * per_block <= kSm90SmemPerSm ? 2 : 0;
+  return block_scheme && !t.wgmma && t.warps() == 8 && 2 * per_block <= kSm90SmemPerSm ? 2 : 0;
 }
 
 // Whether the block scheme's kernels of a shape exist: the older wgmma tiles keep a second
