@@ -68,11 +68,13 @@ constexpr int ws_weight_box_rows(int block_n, int stage, int cluster) {
 }
 
 // Shared memory of a wgmma_ws tile's per-slice scales (the 8-bit block scheme): per ring
-// slot one float per A row and four weight-block scales, two per column half, since a half
-// of block_n 192 (96 columns) may straddle two 128-row blocks (one each otherwise). The
-// producer copies them with the slice; the host adds this to the tile's dynamic shared
-// memory and the kernel places them after the weight slots.
-constexpr int ws_slice_scale_floats(int block_m) { return block_m + 4; }
+// slot one float per A row and one weight-block scale per group of columns that share one
+// (a whole column half, or, where a half of block_n 192 straddles two 128-row blocks, 16 or
+// 32 columns: at most kWsMaxWeightScales over both halves). The producer copies them with the
+// slice; the host adds this to the tile's dynamic shared memory and the kernel places them
+// after the weight slots.
+inline constexpr int kWsMaxWeightScales = 16;
+constexpr int ws_slice_scale_floats(int block_m) { return block_m + kWsMaxWeightScales; }
 constexpr int ws_slice_scale_bytes(int block_m, int stages) { return stages * ws_slice_scale_floats(block_m) * 4; }
 
 // Index of the shape of `shapes` that is `t`, or -1.

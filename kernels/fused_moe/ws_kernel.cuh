@@ -153,6 +153,20 @@ struct Bf16WsOp {
   __device__ static uint16_t store16(const Params&, float v) { return Elem::from_float(v); }
 };
 
+// The columns of a half that share one weight-block scale (Op::kSliceScales): the whole half
+// where halves lie in one block (the host's q8_shape_fits), else the alignment of the halves'
+// starts within the blocks, which kScaleBlockRows, BN / 2 and (stage 1, where the up half
+// starts at row inter_dim) Op::kInterDimMultiple divide.
+template <class Op, int BN, int STAGE>
+constexpr int ws_scale_group_cols() {
+  if constexpr (!Op::kSliceScales) {
+    return BN / 2;
+  } else {
+    if constexpr (Op::kScaleBlockRows % (BN / 2) == 0) return BN / 2;
+    else return std::gcd(std::gcd(BN / 2, Op::kScaleBlockRows), STAGE == 1 ? Op::kInterDimMultiple : BN / 2);
+  }
+}
+
 template <class Op, int BM, int BN, int STAGES, int STAGE, int CLUSTER>
 __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (no commas: HIP's macro)
     grouped_gemm_ws_kernel(const FMOE_GRID_CONSTANT typename Op::Params p) {
@@ -173,10 +187,14 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
   smem += ((smem_u32(smem) + 1023u) & ~1023u) - smem_u32(smem);  // swizzle atoms: 1024-byte aligned
   unsigned char* const sA = smem;
   unsigned char* const sB = smem + STAGES * T::kATile;
-  // Op::kSliceScales: per slot the A rows' scales, then the weight-block scales of the two
-  // column halves, two per half (2u + b: block b of half u; b = 1 only where a half
-  // straddles two weight blocks, as the 96-column halves of block_n 192 can).
+  // Op::kSliceScales: per slot the A rows' scales, then one weight-block scale per group of
+  // kScaleGroup columns of each half (u * kScaleGroups + g), chosen by the producer, so that
+  // the MMA warps' promotion reads its scales without choosing between blocks.
   constexpr int kScaleFloats = fused_moe::ws_slice_scale_floats(BM);
+  constexpr int kScaleGroup = ws_scale_group_cols<Op, BN, STAGE>();
+  constexpr int kScaleGroups = BN / 2 / kScaleGroup;
+  static_assert(kScaleGroup % 8 == 0, "a lane's column pair (8j + c0, +1) takes one scale");
+  static_assert(2 * kScaleGroups <= fused_moe::kWsMaxWeightScales, "the slot's weight-scale floats");
   float* const sScale = reinterpret_cast<float*>(sB + STAGES * T::kBTile);
   __shared__ alignas(8) uint64_t full[STAGES];
   __shared__ alignas(8) uint64_t empty[STAGES];
@@ -372,12 +390,11 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
           float* const s_dst = sScale + slot * kScaleFloats;
           if (t < BM)  // zero for padding
             copy4_async(s_dst + t, Op::a_slice_scale(p, scale_row >= 0 ? scale_row : 0, kt), scale_row >= 0);
-          constexpr bool kStraddle = Op::kScaleBlockRows % (BN / 2) != 0;
-          if (t < (kStraddle ? 4 : 2)) {  // block b of column half u (zero past the expert's rows)
-            const int u = kStraddle ? t / 2 : t, b = kStraddle ? t % 2 : 0;
-            const int64_t wrow = (half_wrow(w, u) / Op::kScaleBlockRows + b) * Op::kScaleBlockRows;
+          if (t < 2 * kScaleGroups) {  // the block of group g of half u (zero past the expert's rows)
+            const int u = t / kScaleGroups, g = t % kScaleGroups;
+            const int64_t wrow = half_wrow(w, u) + kScaleGroup * g;  // the group's first weight row
             const bool ok = wrow < p.w_rows;
-            copy4_async(s_dst + BM + 2 * u + b, Op::w_slice_scale(p, ok ? wrow : 0, w.expert, kt), ok);
+            copy4_async(s_dst + BM + t, Op::w_slice_scale(p, ok ? wrow : 0, w.expert, kt), ok);
           }
         }
         cp_async_mbar_arrive_noinc(&full[slot]);
@@ -442,13 +459,6 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       scale[h] = (ok && p.scale_mode == STAGE) ? p.topk_weights[id] : 1.0f;
       rscale[h] = Op::row_scale(p, arows[h]);  // (row 0 for padding: read, never stored)
     }
-    // Op::kSliceScales: the column of each half where its second weight block starts (at or
-    // past the half's end: none).
-    [[maybe_unused]] int half_split[2] = {BN, BN};
-    if constexpr (Op::kSliceScales)
-#pragma unroll
-      for (int u = 0; u < 2; ++u)
-        half_split[u] = Op::kScaleBlockRows - static_cast<int>(half_wrow(w, u) % Op::kScaleBlockRows);
     Acc acc[kAcc];
     float tot[Op::kPromote ? kAcc : 1];
 #pragma unroll
@@ -475,42 +485,30 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
                            smem_u32(sB + slot * T::kBTile), /*fresh=*/Op::kPromote);
       wgmma_commit();
       if constexpr (Op::kPromote) {
-        // The slice's scales (rows r0, r0 + 8; weight block 2u + b) from its slot, while the
-        // MMAs run.
-        [[maybe_unused]] float sc[2][4];
-        if constexpr (Op::kSliceScales) {
-          const float* const ss = sScale + slot * kScaleFloats;
+        // The slice's scales from its slot: the rows' (r0 + 8h) while the MMAs run, the column
+        // groups' after them (fewer registers live across the wait); s[h][u][g] for column
+        // group g of half u.
+        [[maybe_unused]] const float* const ss = sScale + slot * kScaleFloats;
+        [[maybe_unused]] float a_sc[2];
+        if constexpr (Op::kSliceScales)
 #pragma unroll
-          for (int h = 0; h < 2; ++h)
-#pragma unroll
-            for (int v = 0; v < 4; ++v) sc[h][v] = ss[r0 + 8 * h] * ss[BM + v];
-        }
+          for (int h = 0; h < 2; ++h) a_sc[h] = ss[r0 + 8 * h];
         // This slice's accumulator is final: add it into fp32 (the next slice overwrites it).
         // (Two accumulator sets on alternate slices, one promoted while the next runs, were
         // no faster: docs/notes/quant.md.)
         wgmma_wait<0>();
-        if constexpr (Op::kSliceScales) __syncwarp();  // every lane's scale reads before lane 0 frees the slot
+        [[maybe_unused]] float s[2][2][kScaleGroups];
+        if constexpr (Op::kSliceScales) {
+#pragma unroll
+          for (int v = 0; v < 2 * kScaleGroups; ++v) {
+            const float w_sc = ss[BM + v];
+#pragma unroll
+            for (int h = 0; h < 2; ++h) s[h][v / kScaleGroups][v % kScaleGroups] = a_sc[h] * w_sc;
+          }
+          __syncwarp();  // every lane's scale reads before lane 0 frees the slot
+        }
         release(slot);
         // Accumulator e: rows r0 + 8h, columns 8 * (e / 4) + c0, +1 of the tile (half u).
-        // kScaleGroup columns share one weight-block choice (made once per group): a whole half
-        // where halves lie in one block (the host's q8_shape_fits), else the alignment of the
-        // halves' starts, which kScaleBlockRows, BN / 2 and (stage 1, where the up half starts at
-        // row inter_dim) Op::kInterDimMultiple divide.
-        constexpr int kScaleGroup =
-            Op::kScaleBlockRows % (BN / 2) == 0
-                ? BN / 2
-                : std::gcd(std::gcd(BN / 2, Op::kScaleBlockRows), STAGE == 1 ? Op::kInterDimMultiple : BN / 2);
-        static_assert(kScaleGroup % 8 == 0, "a lane's column pair (8j + c0, +1) takes one scale");
-        constexpr int kGroups = BN / 2 / kScaleGroup;
-        [[maybe_unused]] float s[2][2][kGroups];
-        if constexpr (Op::kSliceScales)
-#pragma unroll
-          for (int h = 0; h < 2; ++h)
-#pragma unroll
-            for (int u = 0; u < 2; ++u)
-#pragma unroll
-              for (int g = 0; g < kGroups; ++g)
-                s[h][u][g] = kGroups > 1 && kScaleGroup * g >= half_split[u] ? sc[h][2 * u + 1] : sc[h][2 * u];
 #pragma unroll
         for (int e = 0; e < kAcc; ++e) {
           const int h = (e % 4) / 2, u = (e / 4) / kHalf, col = 8 * ((e / 4) % kHalf);  // column in half u
