@@ -42,6 +42,9 @@ inline constexpr TileShape kQ8TileShapes[] = {
     // one-warpgroup wgmma 64x128 never won.
     {16, 128, 256, 1, 8, 3, false},  // 8 warps x 16 columns, 108 KiB
     {16, 128, 128, 1, 4, 4, false},  // 4 warps x 32 columns, 80 KiB
+    // decode on wgmma with swapped operands (q8_swapped): 2 warpgroups of m64n16k32, the weight
+    // rows as M and the 16 token rows as N; e4m3 native, promoted every 128 of K; 73 KiB
+    {16, 128, 128, 1, 8, 4, true},
     // warp-specialized (kernels/fused_moe/ws_kernel.cuh): a producer warpgroup (TMA weights,
     // gathered rows) and 2 MMA warpgroups m64n128k32, fp8 promoted every 128 of K, 193 KiB
     {128, 128, 128, 8, 1, 6, true, true},
@@ -63,6 +66,12 @@ constexpr int64_t q8_tile_smem_bytes(const TileShape& t) {
          (t.ws ? fused_moe::ws_slice_scale_bytes(t.block_m, t.stages) : 0);
 }
 
+// A wgmma tile of fewer than 64 rows swaps its operands: the weight slice is wgmma's A (64
+// rows per warpgroup), the token rows its N. Like the ws tile, it promotes its fp8
+// accumulator into fp32 after every 128 of K.
+constexpr bool q8_swapped(const Tile& t) { return t.wgmma && !t.ws && t.block_m < 64; }
+constexpr bool q8_promotes_every_group(const Tile& t) { return t.ws || q8_swapped(t); }
+
 // The cp.async/wgmma tile's static shared memory beside its ring: per tile row a slot id, an
 // A row and a routed weight (the kernel asserts its arrays against this).
 inline constexpr int64_t kQ8StaticBytesPerRow = sizeof(int32_t) + sizeof(int64_t) + sizeof(float);
@@ -77,8 +86,10 @@ inline constexpr int64_t kSmemReservedPerBlock = 1024;
 // 4-warp tiles a target of 2 allows 256 registers, which ptxas takes (16x64x256: 140 -> 244),
 // so it is asked only where it caps at 128: 8 warps. (CUDA only: under HIP the launch bounds'
 // second argument counts waves per SIMD.)
+// The swapped decode tile asks for every block its shared memory allows in all schemes.
 constexpr int q8_min_blocks_per_sm(const TileShape& t, bool block_scheme) {
   const int64_t per_block = q8_tile_smem_bytes(t) + kQ8StaticBytesPerRow * t.block_m + kSmemReservedPerBlock;
+  if (q8_swapped(t.tile())) return kSm90SmemPerSm / per_block >= 2 ? static_cast<int>(kSm90SmemPerSm / per_block) : 0;
   return block_scheme && !t.wgmma && t.warps() == 8 && 2 * per_block <= kSm90SmemPerSm ? 2 : 0;
 }
 

@@ -170,9 +170,18 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
   static_assert(NT * Atom::N == WTN && NT % 2 == 0, "block_n / warps_n: an even number of atoms");
   static_assert(BK % Atom::K == 0 && kThreads % KCH == 0, "block_k: whole atoms, threads cover whole rows");
   static_assert(!BLOCK || (kGroupK % BK == 0 || BK % kGroupK == 0), "block scheme: block_k divides 128 or vice versa");
-  static_assert(!WGMMA || (BK == 128 && WM % 4 == 0 && WM * 16 == BM && (WTN == 128 || WTN == 256) && STAGES >= 3),
+  // Swapped operands (q8_swapped: a wgmma tile of fewer than 64 rows, for decode): the weight
+  // slice is wgmma's A, 64 weight rows per warpgroup of 4 warps, and the BM token rows its N,
+  // so e4m3 runs natively where mma.sync emulates it. Its fp8 accumulator is promoted into fp32
+  // after every 128-K slice, as the ws tile's.
+  constexpr bool kSwap = WGMMA && BM < 64;
+  constexpr bool kPromote = BLOCK || (kSwap && !INT8);
+  static_assert(!WGMMA || kSwap ||
+                    (BK == 128 && WM % 4 == 0 && WM * 16 == BM && (WTN == 128 || WTN == 256) && STAGES >= 3),
                 "wgmma tiles: 128-byte rows, warpgroups of 4 warps x 16 rows, 128/256 columns");
-  static_assert(!(BLOCK && WGMMA && WTN > 128), "block scheme wgmma: at most 128 columns per warpgroup");
+  static_assert(!kSwap || (BK == 128 && BM == 16 && WM == 1 && WN * 16 == BN && BN % 64 == 0 && STAGES >= 3),
+                "swapped wgmma tiles: 128-byte rows, 16 token rows, a warpgroup per 64 weight rows");
+  static_assert(!(BLOCK && WGMMA && !kSwap && WTN > 128), "block scheme wgmma: at most 128 columns per warpgroup");
   static_assert(!INT8 || !BLOCK, "int8 uses per-token x per-channel scales");
 
   extern __shared__ uint4 q8_smem[];
@@ -279,7 +288,7 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
     };
 
     AccT acc[MT][NT][Atom::kAcc];
-    float tot[BLOCK ? MT : 1][BLOCK ? NT : 1][Atom::kAcc];
+    float tot[kPromote ? MT : 1][kPromote ? NT : 1][Atom::kAcc];
 #pragma unroll
     for (int mi = 0; mi < MT; ++mi)
 #pragma unroll
@@ -287,8 +296,13 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
 #pragma unroll
         for (int e = 0; e < Atom::kAcc; ++e) {
           acc[mi][nj][e] = AccT(0);
-          if constexpr (BLOCK) tot[mi][nj][e] = 0.0f;
+          if constexpr (kPromote) tot[mi][nj][e] = 0.0f;
         }
+    // kSwap: accumulator (nj, i) of this thread holds tile weight row swap_wrow(i) (smem order,
+    // as w_row_of reads it) and token row swap_token(nj, i): wgmma's D layout with the weight
+    // rows as its M (warp w of warpgroup g: rows 64g + 16w + lane/4 (+ 8)) and the tokens as N.
+    [[maybe_unused]] auto swap_wrow = [&](int i) { return (warp / 4) * 64 + (warp % 4) * 16 + lane / 4 + 8 * (i / 2); };
+    [[maybe_unused]] auto swap_token = [&](int nj, int i) { return 8 * nj + 2 * (lane % 4) + (i % 2); };
 
     // Block scheme: tot += acc * a_s(row, g) * w_s(block(col), g); acc = 0.
     // A lane's accumulators of one atom lie in one aligned column pair (kColPair 2; the AMD
@@ -320,6 +334,32 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
                 tot[mi][nj][i + e] += acc[mi][nj][i + e] * (as * wsc[nj]);
                 acc[mi][nj][i + e] = 0.0f;
               }
+          }
+      } else {
+        (void)g;
+      }
+    };
+
+    // kSwap, fp8: the finished slice g (one 128-K group) into fp32, times a_s(token, g) *
+    // w_s(block(weight row), g) in the block scheme (the scales of other schemes factor out of K).
+    [[maybe_unused]] auto swap_promote = [&](int64_t g) {
+      if constexpr (kSwap && kPromote) {
+        [[maybe_unused]] float wsc[2] = {1.0f, 1.0f};
+        if constexpr (BLOCK) {
+          const float* ws = p.w_scale + static_cast<int64_t>(expert_ok ? expert : 0) * p.w_es + g * p.w_gs;
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int64_t wrow = w_row_of(swap_wrow(2 * h));  // (-1 past n: row 0's block, never stored)
+            wsc[h] = ws[((wrow >= 0 ? wrow : 0) >> p.w_rshift) * p.w_rs];
+          }
+        }
+#pragma unroll
+        for (int nj = 0; nj < NT; ++nj)
+#pragma unroll
+          for (int i = 0; i < Atom::kAcc; ++i) {
+            float sc = 1.0f;
+            if constexpr (BLOCK) sc = p.a_scale[s_arow[swap_token(nj, i)] * p.a_rs + g * p.a_gs] * wsc[i / 2];
+            tot[0][nj][i] += acc[0][nj][i] * sc;
           }
       } else {
         (void)g;
@@ -368,6 +408,26 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
     } else {
 #if FMOE_HAVE_WGMMA
       using namespace fused_moe::dev;
+      if constexpr (kSwap) {
+        wgmma_mainloop<STAGES>(
+            nk, kt_begin, load_stage,
+            [&](int slot) {
+              const uint32_t a_addr = smem_u32(sB + slot * BN * BK + (warp / 4) * 64 * BK);
+              const uint32_t b_addr = smem_u32(sA + slot * BM * BK);
+#pragma unroll
+              for (int kk = 0; kk < BK / 32; ++kk)  // fp8: each slice starts a fresh accumulator
+                wgmma8_m64k32<BM, INT8>(&acc[0][0][0], wgmma_desc(a_addr + kk * 32), wgmma_desc(b_addr + kk * 32),
+                                        kPromote && kk == 0 ? 0 : 1);
+            },
+            [&](int it) {
+              if constexpr (kPromote) {
+                wgmma_wait<0>();
+                swap_promote(kt_begin + it);  // BK = 128: one slice = one K group
+              } else {
+                wgmma_wait<1>();
+              }
+            });
+      } else {
       const int wg_m = wm / 4;
       wgmma_mainloop<STAGES>(
           nk, kt_begin, load_stage,
@@ -386,6 +446,7 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
               wgmma_wait<1>();
             }
           });
+      }
 #else
 #if defined(__CUDA_ARCH__)
       __trap();  // not an sm_90a build: the host never launches wgmma shapes here
@@ -394,76 +455,121 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
     }
     __syncthreads();
 
-    // ---- epilogue: v = scaled accumulator of (row r, weight row wrow)
-    const float* w_sc = p.w_scale + static_cast<int64_t>(expert_ok ? expert : 0) * p.w_es;
-    auto value = [&](int mi, int nj, int i, int r, int64_t wrow) -> float {
-      if constexpr (BLOCK) {
-        (void)r; (void)wrow;
-        return tot[mi][nj][i];
-      } else {
-        const float as = p.a_scale[s_arow[r] * p.a_rs];
-        const float wsc = w_sc[(wrow < p.w_rows ? wrow : 0) * p.w_rs];
-        return static_cast<float>(acc[mi][nj][i]) * (as * wsc);
-      }
-    };
-    const int64_t n = p.n;
-    constexpr int CP = Atom::kColPair;  // adjacent columns per lane: stored together where n is even
-    const bool pair_ok = CP == 2 && (n % 2 == 0);
-    if constexpr (STAGE == 1) {
-      uint16_t* out = static_cast<uint16_t*>(p.out);
+    if constexpr (kSwap) {
+      // ---- epilogue of the swapped tile: accumulator (nj, i) is (token swap_token, weight row
+      // swap_wrow); stage 1's 16-row warp slab holds the gate (i < 2) and up (i >= 2) rows of
+      // the same 8 columns (w_row_of's order), so each thread has both halves of its outputs.
+      const float* w_sc = p.w_scale + static_cast<int64_t>(expert_ok ? expert : 0) * p.w_es;
+      auto value = [&](int nj, int i, int64_t wrow) -> float {
+        const int tr = swap_token(nj, i);
+        if constexpr (BLOCK) {
+          (void)wrow, (void)tr;
+          return tot[0][nj][i];
+        } else {
+          const float as = p.a_scale[s_arow[tr] * p.a_rs];
+          const float wsc = w_sc[(wrow >= 0 && wrow < p.w_rows ? wrow : 0) * p.w_rs];
+          if constexpr (kPromote) return tot[0][nj][i] * (as * wsc);
+          else return static_cast<float>(acc[0][nj][i]) * (as * wsc);
+        }
+      };
+      const int64_t n = p.n;
 #pragma unroll
-      for (int mi = 0; mi < MT; ++mi)
+      for (int nj = 0; nj < NT; ++nj)
 #pragma unroll
-        for (int pj = 0; pj < NT / 2; ++pj)
+        for (int e = 0; e < 2; ++e) {
+          const int tr = swap_token(nj, e);
+          const int id = s_row[tr];
+          if constexpr (STAGE == 1) {
+            const int64_t gate_row = w_row_of(swap_wrow(0)), up_row = w_row_of(swap_wrow(2));
+            if (id < 0 || gate_row < 0) continue;
+            const float sc = p.scale_mode == 1 ? s_w[tr] : 1.0f;
+            const float g = value(nj, e, gate_row) * sc, u = value(nj, 2 + e, up_row) * sc;
+            const float a = p.act == 0 ? fused_moe::dev::silu(g) : fused_moe::dev::gelu_tanh(g);
+            static_cast<uint16_t*>(p.out)[static_cast<int64_t>(id) * n + gate_row] = q8_store16(a * u, p.out_f16);
+          } else {
+            if (id < 0) continue;
+            const float sc = p.scale_mode == 2 ? s_w[tr] : 1.0f;
+            float* out = static_cast<float*>(p.out) + static_cast<int64_t>(split) * p.split_stride +
+                         static_cast<int64_t>(id) * n;
 #pragma unroll
-          for (int i = 0; i < Atom::kAcc; i += CP) {
-            const int r = wm * WTM + mi * Atom::M + Atom::acc_row(i, lane);
-            const int id = s_row[r];
-            const int64_t col = acc_wrow(2 * pj, Atom::acc_col(i, lane));
-            if (id < 0 || col >= n) continue;
-            const float sc = p.scale_mode == 1 ? s_w[r] : 1.0f;
-            uint16_t h[CP];
-#pragma unroll
-            for (int e = 0; e < CP; ++e) {
-              const float g = value(mi, 2 * pj, i + e, r, col + e) * sc;
-              const float u = value(mi, 2 * pj + 1, i + e, r, n + col + e) * sc;
-              const float a = p.act == 0 ? fused_moe::dev::silu(g) : fused_moe::dev::gelu_tanh(g);
-              h[e] = q8_store16(a * u, p.out_f16);
-            }
-            uint16_t* dst = out + static_cast<int64_t>(id) * n + col;
-            if (CP == 2 && pair_ok && col + 1 < n) {
-              *reinterpret_cast<uint32_t*>(dst) = static_cast<uint32_t>(h[0]) | (static_cast<uint32_t>(h[CP - 1]) << 16);
-            } else {
-#pragma unroll
-              for (int e = 0; e < CP; ++e)
-                if (col + e < n) dst[e] = h[e];
+            for (int h = 0; h < 2; ++h) {
+              const int64_t col = w_row_of(swap_wrow(2 * h));
+              if (col >= 0) out[col] = value(nj, 2 * h + e, col) * sc;
             }
           }
+        }
     } else {
-      float* out = static_cast<float*>(p.out) + static_cast<int64_t>(split) * p.split_stride;
+      // ---- epilogue: v = scaled accumulator of (row r, weight row wrow)
+      const float* w_sc = p.w_scale + static_cast<int64_t>(expert_ok ? expert : 0) * p.w_es;
+      auto value = [&](int mi, int nj, int i, int r, int64_t wrow) -> float {
+        if constexpr (BLOCK) {
+          (void)r; (void)wrow;
+          return tot[mi][nj][i];
+        } else {
+          const float as = p.a_scale[s_arow[r] * p.a_rs];
+          const float wsc = w_sc[(wrow < p.w_rows ? wrow : 0) * p.w_rs];
+          return static_cast<float>(acc[mi][nj][i]) * (as * wsc);
+        }
+      };
+      const int64_t n = p.n;
+      constexpr int CP = Atom::kColPair;  // adjacent columns per lane: stored together where n is even
+      const bool pair_ok = CP == 2 && (n % 2 == 0);
+      if constexpr (STAGE == 1) {
+        uint16_t* out = static_cast<uint16_t*>(p.out);
 #pragma unroll
-      for (int mi = 0; mi < MT; ++mi)
+        for (int mi = 0; mi < MT; ++mi)
 #pragma unroll
-        for (int nj = 0; nj < NT; ++nj)
+          for (int pj = 0; pj < NT / 2; ++pj)
 #pragma unroll
-          for (int i = 0; i < Atom::kAcc; i += CP) {
-            const int r = wm * WTM + mi * Atom::M + Atom::acc_row(i, lane);
-            const int id = s_row[r];
-            const int64_t col = acc_wrow(nj, Atom::acc_col(i, lane));
-            if (id < 0 || col >= n) continue;
-            const float sc = p.scale_mode == 2 ? s_w[r] : 1.0f;
-            float v[CP];
+            for (int i = 0; i < Atom::kAcc; i += CP) {
+              const int r = wm * WTM + mi * Atom::M + Atom::acc_row(i, lane);
+              const int id = s_row[r];
+              const int64_t col = acc_wrow(2 * pj, Atom::acc_col(i, lane));
+              if (id < 0 || col >= n) continue;
+              const float sc = p.scale_mode == 1 ? s_w[r] : 1.0f;
+              uint16_t h[CP];
 #pragma unroll
-            for (int e = 0; e < CP; ++e) v[e] = value(mi, nj, i + e, r, col + e) * sc;
-            float* dst = out + static_cast<int64_t>(id) * n + col;
-            if (CP == 2 && pair_ok && col + 1 < n) {
-              *reinterpret_cast<float2*>(dst) = make_float2(v[0], v[CP - 1]);
-            } else {
+              for (int e = 0; e < CP; ++e) {
+                const float g = value(mi, 2 * pj, i + e, r, col + e) * sc;
+                const float u = value(mi, 2 * pj + 1, i + e, r, n + col + e) * sc;
+                const float a = p.act == 0 ? fused_moe::dev::silu(g) : fused_moe::dev::gelu_tanh(g);
+                h[e] = q8_store16(a * u, p.out_f16);
+              }
+              uint16_t* dst = out + static_cast<int64_t>(id) * n + col;
+              if (CP == 2 && pair_ok && col + 1 < n) {
+                *reinterpret_cast<uint32_t*>(dst) = static_cast<uint32_t>(h[0]) | (static_cast<uint32_t>(h[CP - 1]) << 16);
+              } else {
 #pragma unroll
-              for (int e = 0; e < CP; ++e)
-                if (col + e < n) dst[e] = v[e];
+                for (int e = 0; e < CP; ++e)
+                  if (col + e < n) dst[e] = h[e];
+              }
             }
-          }
+      } else {
+        float* out = static_cast<float*>(p.out) + static_cast<int64_t>(split) * p.split_stride;
+#pragma unroll
+        for (int mi = 0; mi < MT; ++mi)
+#pragma unroll
+          for (int nj = 0; nj < NT; ++nj)
+#pragma unroll
+            for (int i = 0; i < Atom::kAcc; i += CP) {
+              const int r = wm * WTM + mi * Atom::M + Atom::acc_row(i, lane);
+              const int id = s_row[r];
+              const int64_t col = acc_wrow(nj, Atom::acc_col(i, lane));
+              if (id < 0 || col >= n) continue;
+              const float sc = p.scale_mode == 2 ? s_w[r] : 1.0f;
+              float v[CP];
+#pragma unroll
+              for (int e = 0; e < CP; ++e) v[e] = value(mi, nj, i + e, r, col + e) * sc;
+              float* dst = out + static_cast<int64_t>(id) * n + col;
+              if (CP == 2 && pair_ok && col + 1 < n) {
+                *reinterpret_cast<float2*>(dst) = make_float2(v[0], v[CP - 1]);
+              } else {
+#pragma unroll
+                for (int e = 0; e < CP; ++e)
+                  if (col + e < n) dst[e] = v[e];
+              }
+            }
+      }
     }
   }
 }

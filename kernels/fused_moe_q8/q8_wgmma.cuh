@@ -36,6 +36,25 @@ MOE_Q8_WGMMA_N(192, 96)
 MOE_Q8_WGMMA_N(256, 128)
 #undef MOE_Q8_WGMMA_N
 
+// N = 16 (the swapped decode tile: 64 weight rows x 16 token rows), 8 accumulators.
+#define MOE_Q8_WGMMA_N16(INT8, TYPES, TAIL, K, T)                                                                   \
+  template <>                                                                                                      \
+  __device__ __forceinline__ void wgmma8_m64k32<16, INT8>(void* d, uint64_t desc_a, uint64_t desc_b, int scale_d) { \
+    T* r = static_cast<T*>(d);                                                                                     \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"                                                      \
+                 "wgmma.mma_async.sync.aligned.m64n16k32." TYPES                                                   \
+                 " {%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p" TAIL ";\n}\n"                                       \
+                 : K(r[0]), K(r[1]), K(r[2]), K(r[3]), K(r[4]), K(r[5]), K(r[6]), K(r[7])                           \
+                 : "l"(desc_a), "l"(desc_b), "r"(scale_d));                                                         \
+  }
+#define MOE_Q8_F(x) "+f"(x)
+#define MOE_Q8_R(x) "+r"(x)
+MOE_Q8_WGMMA_N16(false, "f32.e4m3.e4m3", ", 1, 1", MOE_Q8_F, float)
+MOE_Q8_WGMMA_N16(true, "s32.s8.s8", "", MOE_Q8_R, uint32_t)
+#undef MOE_Q8_F
+#undef MOE_Q8_R
+#undef MOE_Q8_WGMMA_N16
+
 #endif
 
 }  // namespace moe::fused_moe_q8::dev

@@ -166,19 +166,24 @@ TEST_CASE("hopper fp8 mma model: loss against exact sums, chained and restarted 
 TEST_CASE("hopper fp8 mma model: which tile configs the reference models") {
   using namespace moe::fused_moe_q8;
   const Q8Problem p = make_q8_problem(Scheme::Fp8Tensor, 64, 400, 208, 16, 4);
-  Q8TileConfig wg = q8_config_of_shape(0), sync = q8_config_of_shape(0), ws = q8_config_of_shape(0);
+  Q8TileConfig wg = q8_config_of_shape(0), sync = q8_config_of_shape(0), ws = q8_config_of_shape(0),
+               swapped = q8_config_of_shape(0);
   for (int i = 0; i < kNumQ8TileShapes; ++i) {
-    if (kQ8TileShapes[i].wgmma && !kQ8TileShapes[i].ws) wg = q8_config_of_shape(i);
-    if (kQ8TileShapes[i].ws) ws = q8_config_of_shape(i);
+    const Q8TileConfig c = q8_config_of_shape(i);
+    if (c.wgmma && !c.ws && !q8_swapped(c)) wg = c;
+    if (c.ws) ws = c;
+    if (q8_swapped(c)) swapped = c;
   }
-  if (ws.ws) {
-    // The warp-specialized tile promotes into fp32 after every 128 of K, split or not.
+  // The warp-specialized and the swapped tiles promote into fp32 after every 128 of K, split or not.
+  for (const Q8TileConfig& c : {ws, swapped}) {
+    if (!q8_promotes_every_group(c)) continue;
+    CAPTURE(c.to_string());
     for (int stage : {1, 2}) {
-      CHECK(q8_ref_options_for(p, ws, stage).accumulation == moe::ref::Q8Accumulation::HopperFp8Mma);
-      CHECK(q8_ref_options_for(p, ws, stage).segment_k == 128);
+      CHECK(q8_ref_options_for(p, c, stage).accumulation == moe::ref::Q8Accumulation::HopperFp8Mma);
+      CHECK(q8_ref_options_for(p, c, stage).segment_k == 128);
     }
     const Q8Problem pi = make_q8_problem(Scheme::Int8Token, 64, 400, 208, 16, 4);
-    CHECK(q8_ref_options_for(pi, ws, 1).accumulation == moe::ref::Q8Accumulation::Exact);
+    CHECK(q8_ref_options_for(pi, c, 1).accumulation == moe::ref::Q8Accumulation::Exact);
   }
   if (wg.wgmma) {
     CHECK(moe::fused_moe_q8::q8_ref_options_for(p, wg, 1).accumulation == moe::ref::Q8Accumulation::HopperFp8Mma);

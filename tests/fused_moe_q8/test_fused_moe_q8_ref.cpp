@@ -238,11 +238,17 @@ TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model
     c.persistent = true;
     CHECK(c.is_valid(1, Scheme::Fp8Tensor));
   }
-  // Launch bounds ask for two blocks per SM only of the block scheme's 8-warp cp.async tiles
-  // whose two blocks fit an SM's shared memory (elsewhere the target would allow more registers).
+  // Launch bounds ask for two blocks per SM of the block scheme's 8-warp cp.async tiles whose
+  // two blocks fit an SM's shared memory (elsewhere the target would allow more registers), and
+  // for as many as fit of the swapped decode tile.
   for (int i = 0; i < kNumQ8TileShapes; ++i) {
     const TileShape& t = kQ8TileShapes[i];
     CAPTURE(t.name());
+    if (q8_swapped(t.tile())) {
+      CHECK(q8_min_blocks_per_sm(t, false) >= 2);
+      CHECK(q8_min_blocks_per_sm(t, true) == q8_min_blocks_per_sm(t, false));
+      continue;
+    }
     CHECK(q8_min_blocks_per_sm(t, false) == 0);
     if (q8_min_blocks_per_sm(t, true) != 0) CHECK((!t.wgmma && t.warps() == 8));
   }

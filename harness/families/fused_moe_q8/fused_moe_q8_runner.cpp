@@ -9,8 +9,8 @@ ref::Q8RefOptions q8_ref_options_for(const Q8Problem& p, const Q8TileConfig& cfg
   ref::Q8RefOptions o;
   if (!cfg.wgmma || is_int8(p.scheme)) return o;
   o.accumulation = ref::Q8Accumulation::HopperFp8Mma;
-  if (cfg.ws) {
-    o.segment_k = kGroup;  // the warp-specialized tile promotes into fp32 after every 128 of K
+  if (q8_promotes_every_group(cfg)) {
+    o.segment_k = kGroup;  // the warp-specialized and swapped tiles promote into fp32 after every 128 of K
   } else if (stage == 2 && cfg.split_k > 1) {
     o.segment_k = q8_k_per_split(p.base.inter_dim, cfg);
   }
