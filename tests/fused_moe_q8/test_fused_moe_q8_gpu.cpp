@@ -324,11 +324,15 @@ TEST_CASE("sanitize: fused_moe_q8 small") {
   for (Scheme s : kAllSchemes) {
     const Q8Problem p = make_q8_problem(s, 7, 144, 80, 4, 2);
     const Q8DeviceLayer l(p, q8_spec(p, 9));
-    // the decode tile and, where compiled, the 128x128 wgmma tile (every scheme runs on it)
+    // the decode tile and, where compiled, the 128x128 wgmma tiles (every scheme runs on them),
+    // the 128x192 ws tile and the swapped decode tile
     std::vector<int> shapes{0};
-    for (int i = 0; i < kNumQ8TileShapes; ++i)
-      if (kQ8TileShapes[i].wgmma && kQ8TileShapes[i].block_m == 128 && kQ8TileShapes[i].block_n == 128)
-        shapes.push_back(i);
+    for (int i = 0; i < kNumQ8TileShapes; ++i) {
+      const TileShape& ts = kQ8TileShapes[i];
+      const bool square = ts.wgmma && ts.block_m == 128 && ts.block_n == 128;
+      const bool wide_ws = ts.ws && ts.cluster == 1 && ts.block_n == 192;
+      if (square || wide_ws || q8_swapped(ts.tile())) shapes.push_back(i);
+    }
     for (int shape : shapes) {
       const Q8LayerConfig cfg = q8_config_for_shape(p, q8_device_limits(), shape);
       for (Part part : {Part::Stage1, Part::Stage2, Part::Layer}) check_one(l, cfg, part, 64, st);
