@@ -17,11 +17,18 @@
 # Benchmark FILTER. JSON and logs under $MOE_RUN_DIR/ab (default /tmp/moe-run/ab): old_<i>.json,
 # new_<i>.json, steps.log. The old binary records REV as its revision; this tree's build records
 # $MOE_GIT_REVISION (give it the commit from here: the device's .git may be stale).
+# Binary files that differ (test corpora, images) are left out of the patch, so the old tree
+# keeps this tree's copies of them; `prepare` names them.
+# AB_NAME=<name> keeps a second A/B apart (build-ab-patch-<name>, build-ab-src-<name>,
+# build-ab-old-<name>, $MOE_RUN_DIR/ab-<name>); give the same AB_NAME to prepare and run.
 # Exit status 2 for bad arguments, 1 when a build or a run fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-src=build-ab-src
-patch_dir=build-ab-patch
+[[ ${AB_NAME:-} =~ ^[A-Za-z0-9_.]*$ ]] || { echo "ab_bench: AB_NAME must be letters, digits, '_' or '.', got '$AB_NAME'" >&2; exit 2; }
+sfx=${AB_NAME:+-$AB_NAME}
+src=build-ab-src$sfx
+patch_dir=build-ab-patch$sfx
+old_build=build-ab-old$sfx
 usage() { echo "usage: $0 prepare REV | unpack | run BENCH FILTER [ROUNDS]" >&2; exit 2; }
 unpack() {
   [ -f "$patch_dir/old.patch" ] && [ -f "$patch_dir/revision" ] ||
@@ -38,12 +45,19 @@ case $1 in
     [ $# = 2 ] || usage
     git rev-parse --verify -q "$2^{commit}" >/dev/null || { echo "ab_bench: no commit $2" >&2; exit 2; }
     mkdir -p "$patch_dir" || exit 1
-    git diff --binary "$2" -- . ':(exclude)reports' > "$patch_dir/old.patch.tmp" || exit 1
+    # numstat marks a binary file "-<TAB>-"; -z keeps odd names whole.
+    mapfile -t binaries < <(git diff --numstat -z --no-renames "$2" -- . ':(exclude)reports' |
+                            tr '\0' '\n' | awk -F'\t' '$1 == "-" && $2 == "-" {print $3}')
+    excludes=(':(exclude)reports')
+    for f in "${binaries[@]}"; do excludes+=(":(exclude,literal)$f"); done
+    git diff --binary --no-renames "$2" -- . "${excludes[@]}" > "$patch_dir/old.patch.tmp" || exit 1
     if grep -q '^GIT binary patch' "$patch_dir/old.patch.tmp"; then
       rm -f "$patch_dir/old.patch.tmp"
-      echo "ab_bench: binary files differ between $2 and this tree (not carried as a patch)" >&2; exit 2
+      echo "ab_bench: binary files differ between $2 and this tree and were not left out" >&2; exit 1
     fi
     mv "$patch_dir/old.patch.tmp" "$patch_dir/old.patch" && git rev-parse --short "$2" > "$patch_dir/revision" || exit 1
+    [ ${#binaries[@]} = 0 ] ||
+      echo "ab_bench: ${#binaries[@]} binary files differ and keep this tree's copies in the old tree: ${binaries[*]:0:3}${binaries[3]:+ ...}"
     echo "ab_bench: $2 -> this tree as $patch_dir/old.patch ($(du -sh "$patch_dir/old.patch" | cut -f1)); carry .debs and $patch_dir"
     ;;
   unpack)
@@ -59,27 +73,27 @@ case $1 in
     if [ -f "$patch_dir/old.patch" ] || [ ! -f "$src/.ab-revision" ]; then unpack; fi
     new_bin=${MOE_BUILD:-build-gpu}/bench/$bench
     [ -x "$new_bin" ] || { echo "ab_bench: no $new_bin (scripts/gpu_full_run.sh build first)" >&2; exit 2; }
-    out=${MOE_RUN_DIR:-/tmp/moe-run}/ab
+    out=${MOE_RUN_DIR:-/tmp/moe-run}/ab$sfx
     mkdir -p "$out"
     log() { echo "[ab +${SECONDS}s] $*" | tee -a "$out/steps.log"; }
     old_rev=$(cat "$src/.ab-revision")
     log "old $old_rev: configure and build $bench"
     # The old binaries carry the old revision (read when meson configures), whatever this shell exports.
-    if [ ! -f build-ab-old/build.ninja ]; then
+    if [ ! -f "$old_build/build.ninja" ]; then
       # Only the options the old tree declares (older trees have no 'python'; meson refuses unknown ones).
       opts=(-Dgpu=cuda -Dnvcc_arch="${MOE_NVCC_ARCH:-sm_90a}")
       for o in python mpi; do
         grep -q "option('$o'" "$src/meson_options.txt" && opts+=("-D$o=disabled")
       done
-      MOE_GIT_REVISION=$old_rev bash scripts/gpu_host.sh exec meson setup build-ab-old "$src" "${opts[@]}" > "$out/old-setup.log" 2>&1 ||
+      MOE_GIT_REVISION=$old_rev bash scripts/gpu_host.sh exec meson setup "$old_build" "$src" "${opts[@]}" > "$out/old-setup.log" 2>&1 ||
         { log "old configure failed"; tail -3 "$out/old-setup.log"; exit 1; }
     fi
-    MOE_GIT_REVISION=$old_rev bash scripts/gpu_host.sh exec ninja -C build-ab-old "bench/$bench" > "$out/old-build.log" 2>&1 ||
+    MOE_GIT_REVISION=$old_rev bash scripts/gpu_host.sh exec ninja -C "$old_build" "bench/$bench" > "$out/old-build.log" 2>&1 ||
       { log "old build failed"; tail -5 "$out/old-build.log"; exit 1; }
     status=0
     for ((i = 1; i <= rounds; i++)); do
       for v in old new; do
-        bin=$new_bin; [ $v = old ] && bin=build-ab-old/bench/$bench
+        bin=$new_bin; [ $v = old ] && bin=$old_build/bench/$bench
         log "$v round $i"
         bash scripts/gpu_host.sh exec "$bin" --benchmark_filter="$filter" --benchmark_repetitions=3 \
           --benchmark_out="$out/${v}_$i.json" --benchmark_out_format=json > "$out/${v}_$i.log" 2>&1 || { log "$v failed"; status=1; }
