@@ -126,8 +126,13 @@ Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {
   int ws = -1;
   if (ws_pays && rows >= 256) ws = pick_ws(192);
   if (ws_pays && ws < 0) ws = pick_ws(128);
+  // The swapped wgmma decode tile (weights as wgmma's M, the 16 token rows as N: e4m3 native) at
+  // 9-24 rows per expert for fp8 (H100 tile sweep, 16 rows: fp8_tensor 2.7-2.9 %, fp8_block
+  // 6.4-6.8 % less time than the 4-warp mma.sync tile; int8 within 0.4 %). At 1-8 rows it lost
+  // to the 8-warp mma.sync tile at 7 of 9 fp8 points (1-10 %): its 16 token rows are mostly padding.
+  const int swapped = dev.wgmma && !is_int8(p.scheme) ? pick(16, 128, true, 0) : -1;
   if (rows <= 8) shape = pick(16, 128, false, 3);
-  else if (rows <= 24) shape = pick(16, 128, false, 4);
+  else if (rows <= 24) shape = swapped >= 0 ? swapped : pick(16, 128, false, 4);
   else if (ws >= 0) shape = ws;
   else if (dev.wgmma && rows <= 96) shape = pick(64, 256, true, 0);  // DeepSeek-V3 M=1024 (32 rows): 1.9x the 32-row tile
   else if (rows <= 40) shape = pick(32, 64, false, 0);

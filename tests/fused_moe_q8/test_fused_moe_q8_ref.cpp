@@ -308,6 +308,26 @@ TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model
     CAPTURE(q.to_string());
     CHECK(q.stage1.block_n != 192);
   }
+  // 9-24 rows per expert: fp8 on the swapped wgmma decode tile, int8 (and any scheme without
+  // wgmma) on the 4-warp mma.sync tile; 1-8 rows on the 8-warp mma.sync tile (Mixtral-8x7B shape:
+  // M = 64 is 16 rows per expert, M = 16 is 4).
+  for (Scheme s : kAllSchemes)
+    for (bool wg : {false, true}) {
+      Q8DeviceLimits d;
+      d.wgmma = wg;
+      const Q8LayerConfig c16 = choose_q8_config(moe::fused_moe_q8::make_q8_problem(s, 64, 4096, 14336, 8, 2), d);
+      CAPTURE(c16.to_string());
+      const bool want_swap = wg && !is_int8(s);
+      CHECK(q8_swapped(c16.stage1) == want_swap);
+      CHECK(q8_swapped(c16.stage2) == want_swap);
+      CHECK(c16.stage1.block_m == 16);
+      CHECK(c16.stage1.warps == (want_swap ? 8 : 4));
+      CHECK(c16.is_valid(s));
+      const Q8LayerConfig c4 = choose_q8_config(moe::fused_moe_q8::make_q8_problem(s, 16, 4096, 14336, 8, 2), d);
+      CAPTURE(c4.to_string());
+      CHECK_FALSE(c4.stage1.wgmma);
+      CHECK(c4.stage1.warps == 8);
+    }
   {  // the block scheme on the 128x128 ws tile needs inter_dim % 64 == 0 (halves inside one block);
      // the 128x192 tile takes any inter_dim (a multiple of 16)
     Q8DeviceLimits d;
