@@ -129,7 +129,7 @@ Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {
   // The swapped wgmma decode tile (weights as wgmma's M, the 16 token rows as N: e4m3 native) at
   // 9-24 rows per expert for fp8 (H100 tile sweep, 16 rows: fp8_tensor 2.7-2.9 %, fp8_block
   // 6.4-6.8 % less time than the 4-warp mma.sync tile; int8 within 0.4 %). At 1-8 rows it lost
-  // to the 8-warp mma.sync tile at 7 of 9 fp8 points (1-10 %): its 16 token rows are mostly padding.
+  // to the 8-warp mma.sync tile at 14 of 18 fp8 points (0.3-10 %): its 16 token rows are mostly padding.
   const int swapped = dev.wgmma && !is_int8(p.scheme) ? pick(16, 128, true, 0) : -1;
   if (rows <= 8) shape = pick(16, 128, false, 3);
   else if (rows <= 24) shape = swapped >= 0 ? swapped : pick(16, 128, false, 4);
