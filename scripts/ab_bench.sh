@@ -45,7 +45,7 @@ case $1 in
     [ $# = 2 ] || usage
     git rev-parse --verify -q "$2^{commit}" >/dev/null || { echo "ab_bench: no commit $2" >&2; exit 2; }
     mkdir -p "$patch_dir" || exit 1
-    # numstat marks a binary file "-<TAB>-"; -z keeps odd names whole.
+    # numstat marks a binary file "-<TAB>-" (-z: paths unquoted).
     mapfile -t binaries < <(git diff --numstat -z --no-renames "$2" -- . ':(exclude)reports' |
                             tr '\0' '\n' | awk -F'\t' '$1 == "-" && $2 == "-" {print $3}')
     excludes=(':(exclude)reports')

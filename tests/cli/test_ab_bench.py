@@ -4,7 +4,9 @@
 In a throw-away clone of this checkout: one commit and one uncommitted change past REV, then
 `prepare REV` must write the patch and `unpack` must rebuild REV's files in build-ab-src (the
 committed and the uncommitted change both undone, reports/ left out); an unknown revision, or
-unpack without a patch, is one line on stderr with exit 2.
+unpack without a patch, is one line on stderr with exit 2. A binary file changed since REV is
+left out of the patch and named (the old tree keeps this tree's copy); AB_NAME=x keeps the A/B
+in build-ab-patch-x / build-ab-src-x; a bad AB_NAME is exit 2.
 """
 import os
 import subprocess
@@ -64,6 +66,26 @@ with tempfile.TemporaryDirectory() as tmp:
     check("unpack: the revision recorded", open(os.path.join(src, ".ab-revision")).read().strip() == rev)
     check("unpack: no reports/, .git or build dirs", not any(
         os.path.exists(os.path.join(src, d)) for d in ("reports", ".git", "build-ab-patch", "build-ab-src")))
+
+    # A binary file changed after REV, under AB_NAME=bin.
+    with open(os.path.join(repo, "data-ab-test.bin"), "wb") as f:
+        f.write(bytes(range(256)))
+    git(["add", "data-ab-test.bin"], repo)
+    git(["commit", "-qm", "binary"], repo)
+    env = dict(os.environ, AB_NAME="bin")
+    r = sh(["bash", "scripts/ab_bench.sh", "prepare", rev], repo, env=env)
+    named_patch = os.path.join(repo, "build-ab-patch-bin/old.patch")
+    check("prepare with a binary file: exit 0, the file named", r.returncode == 0 and "data-ab-test.bin" in r.stdout,
+          r.stdout + r.stderr)
+    check("AB_NAME: its own patch, without the binary file",
+          os.path.isfile(named_patch) and "data-ab-test.bin" not in open(named_patch).read())
+    r = sh(["bash", "scripts/ab_bench.sh", "unpack"], repo, env=env)
+    named_src = os.path.join(repo, "build-ab-src-bin")
+    check("AB_NAME unpack: REV's files in its own tree, this tree's binary file kept",
+          r.returncode == 0 and open(os.path.join(named_src, "README.md")).read() == old_readme and
+          os.path.isfile(os.path.join(named_src, "data-ab-test.bin")), r.stderr)
+    r = sh(["bash", "scripts/ab_bench.sh", "prepare", rev], repo, env=dict(os.environ, AB_NAME="a b"))
+    check("a bad AB_NAME: exit 2, one line", r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr)
 
     r = sh(["bash", "scripts/ab_bench.sh", "prepare", "no-such-revision"], repo)
     check("prepare of an unknown revision: exit 2, one line", r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1,
