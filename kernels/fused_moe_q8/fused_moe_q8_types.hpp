@@ -89,8 +89,9 @@ inline constexpr int64_t kSmemReservedPerBlock = 1024;
 // The swapped decode tile asks for every block its shared memory allows in all schemes.
 constexpr int q8_min_blocks_per_sm(const TileShape& t, bool block_scheme) {
   const int64_t per_block = q8_tile_smem_bytes(t) + kQ8StaticBytesPerRow * t.block_m + kSmemReservedPerBlock;
-  if (q8_swapped(t.tile())) return kSm90SmemPerSm / per_block >= 2 ? static_cast<int>(kSm90SmemPerSm / per_block) : 0;
-  return block_scheme && !t.wgmma && t.warps() == 8 && 2 * per_block <= kSm90SmemPerSm ? 2 : 0;
+  const int64_t fit = kSm90SmemPerSm / per_block;
+  if (q8_swapped(t.tile())) return fit >= 2 ? static_cast<int>(fit) : 0;
+  return block_scheme && !t.wgmma && t.warps() == 8 && fit >= 2 ? 2 : 0;
 }
 
 // Whether the block scheme's kernels of a shape exist: the older wgmma tiles keep a second

@@ -174,7 +174,8 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
   // slice is wgmma's A, 64 weight rows per warpgroup of 4 warps, and the BM token rows its N,
   // so e4m3 runs natively where mma.sync emulates it. Its fp8 accumulator is promoted into fp32
   // after every 128-K slice, as the ws tile's.
-  constexpr bool kSwap = WGMMA && BM < 64;
+  // (The host chooses by the same rule: one source for the host's tile and the kernel's path.)
+  constexpr bool kSwap = q8_swapped(Tile{BM, BN, BK, WM * WN, STAGES, WGMMA, /*ws=*/false, /*cluster=*/1});
   constexpr bool kPromote = BLOCK || (kSwap && !INT8);
   static_assert(!WGMMA || kSwap ||
                     (BK == 128 && WM % 4 == 0 && WM * 16 == BM && (WTN == 128 || WTN == 256) && STAGES >= 3),
