@@ -13,7 +13,10 @@ bf16 points at M >= --large-m with at least --floor-pct % of the larger floor, t
 TFLOP/s and time at the largest M, bf16 / fp8_tensor at the largest M against
 --fp8-speedup, and the points where fp8_block / fp8_tensor is at most --block-ratio.
 
-Ratios are ours / theirs (below 1: ours is faster). Only compare files of one card: the anchor
+Ratios are ours / theirs (below 1: ours is faster). Where our routing hits another number of
+experts than the anchor's (small M: the weight bytes a layer must read differ), the bf16 row
+says so and gives ours / vLLM per weight byte (the ratio times anchor's hit / ours); the summary
+counts those points apart. Only compare files of one card: the anchor
 file names its card, and this script refuses a bench run of another (--force to override).
 
   scripts/vs_anchor.py --bench B.json [--q8 Q.json] --torch T.json --anchors A.json [--out F.md]
@@ -25,7 +28,8 @@ import sys
 
 
 def medians(path, prefix):
-    """{(scheme or '', model, M): median us} of the aggregate rows whose name starts with prefix."""
+    """{(scheme or '', model, M): (median us, % floor, TFLOP/s, experts hit)} of the aggregate rows
+    whose name starts with prefix."""
     with open(path) as f:
         doc = json.load(f)
     out = {}
@@ -38,7 +42,8 @@ def medians(path, prefix):
             continue
         scheme = parts[0] if len(parts) >= 5 else ""
         model = parts[-4] if parts[-1] == "manual_time" else parts[-2]
-        out[(scheme, model, int(m.group(1)))] = (b["real_time"], b.get("pct_floor"), b.get("TFLOPs"))
+        out[(scheme, model, int(m.group(1)))] = (b["real_time"], b.get("pct_floor"), b.get("TFLOPs"),
+                                                 b.get("experts_hit"))
     return doc.get("context", {}), out
 
 
@@ -101,23 +106,35 @@ def main():
         print(f"vs_anchor: {a.bench} has no BM_fused_moe_layer medians (run with repetitions)", file=sys.stderr)
         return 2
     vllm = {(r["model"], r["M"], r["dtype"]): r["peer_vllm_triton_us"] for r in anchors["rows"]}
+    anchor_hit = {(r["model"], r["M"]): r.get("experts_hit") for r in anchors["rows"] if r.get("dtype") == "bf16"}
 
     lines = [f"Ours on {device or '?'} (revision {ctx.get('moe_git_revision', '?')}), torch from the same run, "
              f"vLLM Triton from {a.anchors} ({card}, {anchors.get('date', '?')}). Ratios: ours / theirs.", "",
-             "| model | M | ours µs | torch µs | vLLM µs | ours/torch | ours/vLLM | % floor |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | M | ours µs | torch µs | vLLM µs | ours/torch | ours/vLLM | % floor | experts hit |",
+             "|---|---|---|---|---|---|---|---|---|"]
     n = at_least_vllm = beat_torch = 0
-    for (_, model, M), (us, pct, _) in sorted(ours.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+    per_byte = []  # (model, M, ours/vLLM per weight byte) where the routings hit other experts
+    for (_, model, M), (us, pct, _, hit) in sorted(ours.items(), key=lambda kv: (kv[0][1], kv[0][2])):
         t, v = torch_rows.get((model, M)), vllm.get((model, M, "bf16"))
         rt, rv = ratio(us, t), ratio(us, v)
         n += 1
         at_least_vllm += rv is not None and rv <= 1.0
         beat_torch += rt is not None and rt < 1.0
+        theirs = anchor_hit.get((model, M))
+        hits = fmt(hit, ".0f")
+        if hit and theirs and hit != theirs:
+            hits = f"{hit:.0f} (anchor {theirs}; per byte {fmt(ratio(rv * theirs, hit) if rv else None, '.2f')})"
+            if rv is not None and rv > 1.0:
+                per_byte.append((model, M, rv * theirs / hit))
         lines.append(f"| {model} | {M} | {us:.1f} | {fmt(t)} | {fmt(v)} | {fmt(rt, '.2f')} | {fmt(rv, '.2f')} | "
-                     f"{fmt(pct)} |")
+                     f"{fmt(pct)} | {hits} |")
     lines += ["", f"bf16: at least as fast as vLLM Triton at {at_least_vllm} of {n} points; "
                   f"faster than torch at {beat_torch} of {n}."]
-    large = [(model, M, pct) for (_, model, M), (_, pct, _) in sorted(ours.items()) if M >= a.large_m]
+    if per_byte:
+        each = ", ".join(f"{m} {M} {r:.2f}" for m, M, r in per_byte)
+        lines.append(f"bf16 slower than vLLM where our routing hits other experts than the anchor's, ours / vLLM "
+                     f"per weight byte: {each} ({sum(r <= 1.0 for *_, r in per_byte)} of {len(per_byte)} at most 1).")
+    large = [(model, M, pct) for (_, model, M), (_, pct, *_) in sorted(ours.items()) if M >= a.large_m]
     if large:
         met = sum(p is not None and p >= a.floor_pct for _, _, p in large)
         each = ", ".join("{} {} {} %".format(m, M, fmt(p, ".0f")) for m, M, p in large)
@@ -125,14 +142,14 @@ def main():
                      f"{len(large)} points ({each}).")
     top_m = max(M for (_, _, M) in ours)
     each = ", ".join("{} {} TFLOP/s ({:.2f} ms)".format(m, fmt(tf, ".0f"), us / 1000)
-                     for (_, m, M), (us, _, tf) in sorted(ours.items()) if M == top_m)
+                     for (_, m, M), (us, _, tf, _) in sorted(ours.items()) if M == top_m)
     lines.append(f"bf16 at M = {top_m}: {each}.")
     if q8:
         lines += ["", "| model | M | fp8_tensor µs | vLLM fp8 µs | ours/vLLM | fp8_block µs | block/tensor | "
                       "bf16 µs | bf16/fp8_tensor |", "|---|---|---|---|---|---|---|---|---|"]
         m = faster = 0
         blocks_met = blocks = 0
-        for (scheme, model, M), (us, _, _) in sorted(q8.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+        for (scheme, model, M), (us, *_) in sorted(q8.items(), key=lambda kv: (kv[0][1], kv[0][2])):
             if scheme != "fp8_tensor":
                 continue
             v = vllm.get((model, M, "fp8"))
@@ -150,7 +167,7 @@ def main():
         q8_top = max((M for (sch, _, M) in q8 if sch == "fp8_tensor"), default=None)
         if q8_top is not None:
             speed = [(model, ratio(q8_bf16.get(("", model, M), (None,))[0], us))
-                     for (sch, model, M), (us, _, _) in sorted(q8.items()) if sch == "fp8_tensor" and M == q8_top]
+                     for (sch, model, M), (us, *_) in sorted(q8.items()) if sch == "fp8_tensor" and M == q8_top]
             ok = sum(r is not None and r >= a.fp8_speedup for _, r in speed)
             each = ", ".join("{} {}".format(m, fmt(r, ".2f")) for m, r in speed)
             lines.append(f"fp8_tensor at M = {q8_top}: at least {a.fp8_speedup:g}x faster than bf16 for {ok} of "

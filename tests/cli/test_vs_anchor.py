@@ -36,11 +36,12 @@ with open(f"{RUN}/torch_moe_layer.json") as f:
     torch_us = {(r["model"], r["M"]): r["torch_grouped_mm_us"] for r in json.load(f)["rows"]}[("mixtral_8x7b", 1)]
 
 with tempfile.TemporaryDirectory() as tmp:
-    def anchors(card):
-        path = os.path.join(tmp, f"anchors-{len(card)}.json")
+    def anchors(card, bf16_us=None, hit=None):
+        path = os.path.join(tmp, f"anchors-{len(card)}-{hit}.json")
         with open(path, "w") as f:
             json.dump({"card": card, "date": "test", "rows": [
-                {"model": "mixtral_8x7b", "M": 1, "dtype": "bf16", "peer_vllm_triton_us": 2 * ours_bf16},
+                {"model": "mixtral_8x7b", "M": 1, "dtype": "bf16", "peer_vllm_triton_us": bf16_us or 2 * ours_bf16,
+                 "experts_hit": hit or 2},
                 {"model": "mixtral_8x7b", "M": 1, "dtype": "fp8", "peer_vllm_triton_us": ours_fp8 / 2}]}, f)
         return path
 
@@ -52,7 +53,7 @@ with tempfile.TemporaryDirectory() as tmp:
     row = next((l for l in text.splitlines() if l.startswith("| mixtral_8x7b | 1 |")), "")
     cells = [c.strip() for c in row.strip("|").split("|")]
     check("same card: exit 0, the table written", rc == 0 and row != "", f"rc={rc} err={err!r}")
-    check("bf16 row: ours, torch, vLLM and the ratios", len(cells) == 8 and
+    check("bf16 row: ours, torch, vLLM and the ratios", len(cells) == 9 and
           cells[2] == f"{ours_bf16:.1f}" and cells[3] == f"{torch_us:.1f}" and cells[5] == f"{ours_bf16 / torch_us:.2f}"
           and cells[6] == "0.50", row)
     check("bf16 summary: 1 of 18 at least as fast as vLLM (the others have no figure)",
@@ -83,6 +84,16 @@ with tempfile.TemporaryDirectory() as tmp:
                                   "--block-ratio", "100"])
     check("targets are options", rc == 0 and f"at least 0 % of the larger floor at {len(large)} of {len(large)}" in stdout
           and f"within 100x of fp8_tensor at {len(pairs)} of {len(pairs)}" in stdout, stdout[-600:])
+
+    check("same experts hit: no per-byte line", "per weight byte" not in text and row.endswith("| 2 |"), row)
+    # The anchor's routing hit 1 expert where ours hit 2: vLLM at 0.8x our time is 1.25 per run
+    # and 0.62 per weight byte (1.25 * 1 / 2).
+    rc, stdout, err = run(base + ["--anchors", anchors("NVIDIA H100 80GB HBM3, test", 0.8 * ours_bf16, 1)])
+    row = next((l for l in stdout.splitlines() if l.startswith("| mixtral_8x7b | 1 |")), "")
+    check("other experts hit: the row says so, with the ratio per weight byte",
+          rc == 0 and row.split("|")[7].strip() == "1.25" and "2 (anchor 1; per byte 0.62)" in row, row)
+    check("other experts hit: the summary line counts it apart",
+          "ours / vLLM per weight byte: mixtral_8x7b 1 0.62 (1 of 1 at most 1)" in stdout, stdout[-900:])
 
     os.remove(out)
     rc, stdout, err = run(base + ["--anchors", anchors("NVIDIA H200"), "--out", out])
