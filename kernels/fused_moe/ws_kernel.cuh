@@ -335,13 +335,17 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
       if (rd.slices == 0) continue;
       const Work& w = rd.w;
       const int nk = rd.mine ? w.nk : 0;
-      int32_t arow[T::kRowsPerThread];  // token row (stage 1) or slot (stage 2), -1 for padding
+      // This thread's 16-byte chunk kc of each row it gathers (token row for stage 1, slot for
+      // stage 2), as an address at K slice 0, nullptr for padding: per slice only an add, so
+      // the producer issues few instructions beside its copies (it shares the SM sub-partitions'
+      // issue slots with the MMA warps).
+      const unsigned char* asrc[T::kRowsPerThread];
 #pragma unroll
       for (int i = 0; i < T::kRowsPerThread; ++i) {
         const int32_t id =
             (CLUSTER == 1 || nk > 0) ? p.sorted_ids[static_cast<int64_t>(w.m_blk) * BM + t / 8 + 16 * i] : -1;
         const bool ok = id >= 0 && static_cast<int64_t>(id) < p.num_valid;
-        arow[i] = ok ? (STAGE == 1 ? id / p.top_k : id) : -1;
+        asrc[i] = ok ? a_base + static_cast<int64_t>(STAGE == 1 ? id / p.top_k : id) * row_bytes + kc * 16 : nullptr;
       }
       // Op::kSliceScales: thread t copies the scales of row t, as arow (one row each: fewer
       // live registers than the scales of the rows it gathers).
@@ -377,14 +381,14 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
               tma_load_2d(b_dst + b * kBoxBytes, &p.w_map, &full[slot], kcol, wrow0 + b * box_stride);
           }
         }
-        unsigned char* a_dst = sA + slot * T::kATile;
-        const int64_t kbyte = kt * T::kRowBytes + kc * 16;
+        // Row r = t / 8 + 16 i of the slot, chunk kc in the 128-byte swizzle (r & 7 = (t / 8) & 7).
+        unsigned char* a_dst = sA + slot * T::kATile + (t / 8) * T::kRowBytes + ((kc ^ ((t / 8) & 7)) << 4);
+        const int64_t kbyte = kt * T::kRowBytes;
+        const bool k_ok = kbyte + kc * 16 < row_bytes;  // the K tail: chunks past the row read zeros
 #pragma unroll
         for (int i = 0; i < T::kRowsPerThread; ++i) {
-          const int r = t / 8 + 16 * i;
-          const bool ok = arow[i] >= 0 && kbyte < row_bytes;
-          copy16_async(a_dst + r * T::kRowBytes + ((kc ^ (r & 7)) << 4),
-                       ok ? a_base + static_cast<int64_t>(arow[i]) * row_bytes + kbyte : a_base, ok);
+          const bool ok = asrc[i] != nullptr && k_ok;
+          copy16_async(a_dst + i * 16 * T::kRowBytes, ok ? asrc[i] + kbyte : a_base, ok);
         }
         if constexpr (Op::kSliceScales) {
           float* const s_dst = sScale + slot * kScaleFloats;
