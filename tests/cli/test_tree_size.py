@@ -2,7 +2,8 @@
 """The tracked tree stays small enough to travel to the GPU host (run by `meson test`, from the
 source root): the device tool sends the tracked files plus the carried .debs (~2.2 MiB) and
 build-ab-patch, at most 64 MiB in all. Tracked files must stay under 60 MiB, and report JSON of
-50 kB or more must be stored compact (`scripts/minify_json.py reports`)."""
+50 kB or more must be stored compact (`scripts/minify_json.py reports`); superseded folders can keep
+theirs gzip-compressed (`scripts/archive_reports.py`, reports/README.md)."""
 import os
 import subprocess
 import sys
