@@ -347,7 +347,7 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
         const bool ok = id >= 0 && static_cast<int64_t>(id) < p.num_valid;
         asrc[i] = ok ? a_base + static_cast<int64_t>(STAGE == 1 ? id / p.top_k : id) * row_bytes + kc * 16 : nullptr;
       }
-      // Op::kSliceScales: thread t copies the scales of row t, as arow (one row each: fewer
+      // Op::kSliceScales: thread t copies the scales of row t (one row each: fewer
       // live registers than the scales of the rows it gathers).
       int32_t scale_row = -1;
       if constexpr (Op::kSliceScales) {
