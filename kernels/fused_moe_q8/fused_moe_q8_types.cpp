@@ -97,7 +97,7 @@ Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {
     return -1;
   };
   // The warp-specialized tile of block_n `bn` (one block; kernels/fused_moe/ws_kernel.cuh), where it fits.
-  auto pick_ws = [&](int bn) {
+  [[maybe_unused]] auto pick_ws = [&](int bn) {  // (not on HIP: no ws tiles)
     for (int i = 0; i < kNumQ8TileShapes; ++i) {
       const TileShape& t = kQ8TileShapes[i];
       if (t.ws && t.cluster == 1 && t.block_n == bn && q8_tile_smem_bytes(t) <= dev.max_smem_per_block &&
