@@ -123,9 +123,10 @@ def main():
         theirs = anchor_hit.get((model, M))
         hits = fmt(hit, ".0f")
         if hit and theirs and hit != theirs:
-            hits = f"{hit:.0f} (anchor {theirs}; per byte {fmt(ratio(rv * theirs, hit) if rv else None, '.2f')})"
+            rb = None if rv is None else rv * theirs / hit
+            hits = f"{hit:.0f} (anchor {theirs}; per byte {fmt(rb, '.2f')})"
             if rv is not None and rv > 1.0:
-                per_byte.append((model, M, rv * theirs / hit))
+                per_byte.append((model, M, rb))
         lines.append(f"| {model} | {M} | {us:.1f} | {fmt(t)} | {fmt(v)} | {fmt(rt, '.2f')} | {fmt(rv, '.2f')} | "
                      f"{fmt(pct)} | {hits} |")
     lines += ["", f"bf16: at least as fast as vLLM Triton at {at_least_vllm} of {n} points; "
