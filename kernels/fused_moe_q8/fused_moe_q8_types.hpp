@@ -59,17 +59,23 @@ inline constexpr TileShape kQ8TileShapes[] = {
 };
 #endif
 inline constexpr int kNumQ8TileShapes = static_cast<int>(sizeof(kQ8TileShapes) / sizeof(kQ8TileShapes[0]));
-// (wgmma tiles: + 1 KiB to align the swizzle atoms; wgmma_ws tiles: + the block scheme's
-// per-slice scales, compiled into every scheme's kernel of the shape.)
-constexpr int64_t q8_tile_smem_bytes(const TileShape& t) {
-  return int64_t{t.stages} * (t.block_m + t.block_n) * t.block_k + (t.wgmma ? 1024 : 0) +
-         (t.ws ? fused_moe::ws_slice_scale_bytes(t.block_m, t.stages) : 0);
-}
-
 // A wgmma tile of fewer than 64 rows swaps its operands: the weight slice is wgmma's A (64
 // rows per warpgroup), the token rows its N. Like the ws tile, it promotes its fp8
 // accumulator into fp32 after every 128 of K.
 constexpr bool q8_swapped(const Tile& t) { return t.wgmma && !t.ws && t.block_m < 64; }
+
+// The swapped tile's per-slot scales of the block scheme, copied with the slice's codes: the
+// block_m token rows' activation scales, then one weight-block scale per 8 weight rows of the
+// slot (an aligned 8-row group lies in one 128-row block; a thread's accumulators cover two such groups).
+constexpr int q8_swap_scale_floats(const Tile& t) { return t.block_m + t.block_n / 8; }
+
+// (wgmma tiles: + 1 KiB to align the swizzle atoms; wgmma_ws tiles and swapped tiles: + the block
+// scheme's per-slice scales, compiled into every scheme's kernel of the shape.)
+constexpr int64_t q8_tile_smem_bytes(const TileShape& t) {
+  return int64_t{t.stages} * (t.block_m + t.block_n) * t.block_k + (t.wgmma ? 1024 : 0) +
+         (t.ws ? fused_moe::ws_slice_scale_bytes(t.block_m, t.stages) : 0) +
+         (q8_swapped(t.tile()) ? int64_t{t.stages} * q8_swap_scale_floats(t.tile()) * 4 : 0);
+}
 constexpr bool q8_promotes_every_group(const Tile& t) { return t.ws || q8_swapped(t); }
 
 // The cp.async/wgmma tile's static shared memory beside its ring: per tile row a slot id, an

@@ -193,6 +193,10 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
   }
   uint8_t* const sA = smem_base;
   uint8_t* const sB = sA + STAGES * BM * BK;
+  // kSwap, block scheme: per slot the slice's scales (q8_swap_scale_floats), copied with its codes
+  // so that the promotion after the slice's MMAs reads shared memory, not L2.
+  constexpr int kSwapScaleFloats = q8_swap_scale_floats(Tile{BM, BN, BK, WM * WN, STAGES, WGMMA, false, 1});
+  [[maybe_unused]] float* const sScale = reinterpret_cast<float*>(sB + STAGES * BN * BK);
   __shared__ int32_t s_row[BM];   // slot id per tile row, -1 padding
   __shared__ int64_t s_arow[BM];  // A row (token for stage 1, slot for stage 2)
   __shared__ float s_w[BM];       // routed weight per row (scale modes)
@@ -235,6 +239,7 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
     __syncthreads();
 
     const uint8_t* w_expert = p.w + static_cast<int64_t>(expert_ok ? expert : 0) * p.w_rows * K;
+    [[maybe_unused]] const float* const w_scale_expert = p.w_scale + static_cast<int64_t>(expert_ok ? expert : 0) * p.w_es;
     // Weight row of tile row r (shared-memory order), -1 beyond n.
     auto w_row_of = [&](int r) -> int64_t {
       if (r >= BN) return -1;
@@ -284,6 +289,15 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
           const int64_t wrow = w_row_of(r);
           const bool ok = wrow >= 0 && kbase < K;
           fused_moe::dev::copy16_async(b_dst + swz8<BK>(r, kc * 16), ok ? w_expert + wrow * K + kbase : p.w, ok);
+        }
+      }
+      if constexpr (kSwap && BLOCK) {  // slice kt is K group kt (BK = 128)
+        float* const s_dst = sScale + slot * kSwapScaleFloats;
+        if (tid < BM) {
+          fused_moe::dev::copy4_async(s_dst + tid, p.a_scale + s_arow[tid] * p.a_rs + kt * p.a_gs, true);
+        } else if (tid < kSwapScaleFloats) {  // weight rows 8j.. of the slot (past n: row 0's block, never stored)
+          const int64_t wrow = w_row_of(8 * (tid - BM));
+          fused_moe::dev::copy4_async(s_dst + tid, w_scale_expert + ((wrow >= 0 ? wrow : 0) >> p.w_rshift) * p.w_rs + kt * p.w_gs, true);
         }
       }
     };
@@ -341,29 +355,27 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
       }
     };
 
-    // kSwap, fp8: the finished slice g (one 128-K group) into fp32, times a_s(token, g) *
-    // w_s(block(weight row), g) in the block scheme (the scales of other schemes factor out of K).
-    [[maybe_unused]] auto swap_promote = [&](int64_t g) {
+    // kSwap, fp8: the finished slice in `slot` (one 128-K group) into fp32, times a_s(token, g) *
+    // w_s(block(weight row), g) in the block scheme, read from the slot (the scales of other
+    // schemes factor out of K). Accumulators i < 2 and i >= 2 hold weight rows swap_wrow(0) and
+    // swap_wrow(2): the 8-row groups 2 warp and 2 warp + 1 of the slot.
+    [[maybe_unused]] auto swap_promote = [&](int slot) {
       if constexpr (kSwap && kPromote) {
+        [[maybe_unused]] const float* const ss = sScale + slot * kSwapScaleFloats;
         [[maybe_unused]] float wsc[2] = {1.0f, 1.0f};
-        if constexpr (BLOCK) {
-          const float* ws = p.w_scale + static_cast<int64_t>(expert_ok ? expert : 0) * p.w_es + g * p.w_gs;
+        if constexpr (BLOCK)
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const int64_t wrow = w_row_of(swap_wrow(2 * h));  // (-1 past n: row 0's block, never stored)
-            wsc[h] = ws[((wrow >= 0 ? wrow : 0) >> p.w_rshift) * p.w_rs];
-          }
-        }
+          for (int h = 0; h < 2; ++h) wsc[h] = ss[BM + 2 * warp + h];
 #pragma unroll
         for (int nj = 0; nj < NT; ++nj)
 #pragma unroll
           for (int i = 0; i < Atom::kAcc; ++i) {
             float sc = 1.0f;
-            if constexpr (BLOCK) sc = p.a_scale[s_arow[swap_token(nj, i)] * p.a_rs + g * p.a_gs] * wsc[i / 2];
+            if constexpr (BLOCK) sc = ss[swap_token(nj, i)] * wsc[i / 2];
             tot[0][nj][i] += acc[0][nj][i] * sc;
           }
       } else {
-        (void)g;
+        (void)slot;
       }
     };
 
@@ -423,7 +435,7 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
             [&](int it) {
               if constexpr (kPromote) {
                 wgmma_wait<0>();
-                swap_promote(kt_begin + it);  // BK = 128: one slice = one K group
+                swap_promote(it % STAGES);  // BK = 128: one slice = one K group
               } else {
                 wgmma_wait<1>();
               }
