@@ -309,8 +309,9 @@ TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model
     CHECK(q.stage1.block_n != 192);
   }
   // 9-24 rows per expert: fp8 on the swapped wgmma decode tile, int8 (and any scheme without
-  // wgmma) on the 4-warp mma.sync tile; 1-8 rows on the 8-warp mma.sync tile (Mixtral-8x7B shape:
-  // M = 64 is 16 rows per expert, M = 16 is 4).
+  // wgmma) on the 4-warp mma.sync tile; 1-8 rows on the 8-warp mma.sync tile, but the block
+  // scheme on the swapped tile where both stages have at least a tile per SM (Mixtral-8x7B shape:
+  // M = 64 is 16 rows per expert, M = 16 is 4 (8 experts x 32 tiles), M = 1 is 1 (2 x 32 tiles)).
   for (Scheme s : kAllSchemes)
     for (bool wg : {false, true}) {
       Q8DeviceLimits d;
@@ -325,8 +326,18 @@ TEST_CASE("fused_moe_q8 configs: compiled shapes, validity, chooser on the model
       CHECK(c16.is_valid(s));
       const Q8LayerConfig c4 = choose_q8_config(moe::fused_moe_q8::make_q8_problem(s, 16, 4096, 14336, 8, 2), d);
       CAPTURE(c4.to_string());
-      CHECK_FALSE(c4.stage1.wgmma);
+      const bool block_swap = want_swap && is_block(s);
+      CHECK(q8_swapped(c4.stage1) == block_swap);
+      CHECK(q8_swapped(c4.stage2) == block_swap);
+      CHECK(c4.stage1.wgmma == block_swap);
       CHECK(c4.stage1.warps == 8);
+      CHECK(c4.is_valid(s));
+      const Q8LayerConfig c1 = choose_q8_config(moe::fused_moe_q8::make_q8_problem(s, 1, 4096, 14336, 8, 2), d);
+      CAPTURE(c1.to_string());
+      CHECK_FALSE(c1.stage1.wgmma);
+      CHECK(c1.stage1.warps == 8);
+      d.sm_count = 257;  // more SMs than the 256 tiles of M = 16: the mma.sync tile again
+      CHECK_FALSE(choose_q8_config(moe::fused_moe_q8::make_q8_problem(s, 16, 4096, 14336, 8, 2), d).stage1.wgmma);
     }
   {  // the block scheme on the 128x128 ws tile needs inter_dim % 64 == 0 (halves inside one block);
      // the 128x192 tile takes any inter_dim (a multiple of 16)
