@@ -377,6 +377,7 @@ json measure_points(const Opts& o, const TunePlan& plan, const std::string& tag)
   std::signal(SIGINT, old);
   interrupted = g_interrupts > 0;
 #else
+  (void)o;
   (void)plan;
   (void)tag;
 #endif
