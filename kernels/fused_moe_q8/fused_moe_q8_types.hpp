@@ -43,7 +43,8 @@ inline constexpr TileShape kQ8TileShapes[] = {
     {16, 128, 256, 1, 8, 3, false},  // 8 warps x 16 columns, 108 KiB
     {16, 128, 128, 1, 4, 4, false},  // 4 warps x 32 columns, 80 KiB
     // decode on wgmma with swapped operands (q8_swapped): 2 warpgroups of m64n16k32, the weight
-    // rows as M and the 16 token rows as N; e4m3 native, promoted every 128 of K; 73 KiB
+    // rows as M and the 16 token rows as N; e4m3 native, promoted every 128 of K; 73.5 KiB with
+    // the block scheme's per-slot scales
     {16, 128, 128, 1, 8, 4, true},
     // warp-specialized (kernels/fused_moe/ws_kernel.cuh): a producer warpgroup (TMA weights,
     // gathered rows) and 2 MMA warpgroups m64n128k32, fp8 promoted every 128 of K, 193 KiB
