@@ -175,7 +175,8 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
   // so e4m3 runs natively where mma.sync emulates it. Its fp8 accumulator is promoted into fp32
   // after every 128-K slice, as the ws tile's.
   // (The host chooses by the same rule: one source for the host's tile and the kernel's path.)
-  constexpr bool kSwap = q8_swapped(Tile{BM, BN, BK, WM * WN, STAGES, WGMMA, /*ws=*/false, /*cluster=*/1});
+  constexpr Tile kTile{BM, BN, BK, WM * WN, STAGES, WGMMA, /*ws=*/false, /*cluster=*/1};
+  constexpr bool kSwap = q8_swapped(kTile);
   constexpr bool kPromote = BLOCK || (kSwap && !INT8);
   static_assert(!WGMMA || kSwap ||
                     (BK == 128 && WM % 4 == 0 && WM * 16 == BM && (WTN == 128 || WTN == 256) && STAGES >= 3),
@@ -195,7 +196,7 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
   uint8_t* const sB = sA + STAGES * BM * BK;
   // kSwap, block scheme: per slot the slice's scales (q8_swap_scale_floats), copied with its codes
   // so that the promotion after the slice's MMAs reads shared memory, not L2.
-  constexpr int kSwapScaleFloats = q8_swap_scale_floats(Tile{BM, BN, BK, WM * WN, STAGES, WGMMA, false, 1});
+  constexpr int kSwapScaleFloats = q8_swap_scale_floats(kTile);
   [[maybe_unused]] float* const sScale = reinterpret_cast<float*>(sB + STAGES * BN * BK);
   __shared__ int32_t s_row[BM];   // slot id per tile row, -1 padding
   __shared__ int64_t s_arow[BM];  // A row (token for stage 1, slot for stage 2)
@@ -239,6 +240,9 @@ __global__ void MOE_Q8_LAUNCH_BOUNDS q8_gemm_kernel(const Q8GemmParams p) {
     __syncthreads();
 
     const uint8_t* w_expert = p.w + static_cast<int64_t>(expert_ok ? expert : 0) * p.w_rows * K;
+    // (kSwap, block scheme: the slot copies' base. The flush and the epilogues form the same address
+    // where they use it: held across the main loop instead, it moved the registers and spills of the
+    // other kernels.)
     [[maybe_unused]] const float* const w_scale_expert = p.w_scale + static_cast<int64_t>(expert_ok ? expert : 0) * p.w_es;
     // Weight row of tile row r (shared-memory order), -1 beyond n.
     auto w_row_of = [&](int r) -> int64_t {
