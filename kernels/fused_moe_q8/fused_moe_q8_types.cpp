@@ -132,10 +132,10 @@ Q8LayerConfig choose_q8_config(const Q8Problem& p, const Q8DeviceLimits& dev) {
   // to the 8-warp mma.sync tile at 14 of 18 fp8 points (0.3-10 %): its 16 token rows are mostly padding.
   const int swapped = dev.wgmma && !is_int8(p.scheme) ? pick(16, 128, true, 0) : -1;
   // The block scheme takes it at 1-8 rows too where each stage has a tile per SM: with its scales
-  // held in the slot, fp8_block there took 3.1-6.6 % less time than on the 8-warp mma.sync tile, whose
-  // flushes cost it 3.5-7 % over fp8_tensor, and 17 % less at Qwen3-235B M = 1 (H100 A/B,
-  // reports/h100-92e1b93). With fewer tiles (Mixtral-8x7B M = 1: 64 in stage 2) the swapped tile,
-  // half the bytes in flight per block, lost 5 % in the fp8_tensor sweep.
+  // held in the slot, fp8_block there took 3.1-6.3 % less time than on the 8-warp mma.sync tile
+  // (whose flushes cost it 3.7-6.7 % over fp8_tensor at M >= 16), and 17 % less at Qwen3-235B
+  // M = 1 (H100 A/B, reports/h100-92e1b93). With fewer tiles (Mixtral-8x7B M = 1: 64 in stage 2)
+  // the swapped tile, half the bytes in flight per block, lost 5 % in the fp8_tensor sweep.
   bool block_swaps = false;
   if (is_block(p.scheme) && swapped >= 0) {
     const TileShape& t = kQ8TileShapes[swapped];
