@@ -42,7 +42,8 @@
 #               MOE_FUSED_MOE_TILE_COUNTER=0 and =1 into counter0_*.json / counter1_*.json
 #     groupm    (only when named) the bf16 layer and its GEMM stages, and the fp8_tensor layer, at
 #               M = 1024, 4096 under each MOE_FUSED_MOE_GROUP_M of GROUP_M_SET (default 1 2 4 8 16:
-#               m-blocks per group of the tile order) into groupm_<g>.json and groupm_<g>_q8.json
+#               m-blocks per group of the fixed-group tile order, MOE_FUSED_MOE_GROUP_BY_EXPERT=0)
+#               into groupm_<g>.json and groupm_<g>_q8.json
 #     torch     bench/anchors/torch_moe_layer.py on the same card
 #     report    moe-harness report over verify + every bench JSON, the torch anchor as baseline "torch"
 #     mutation  scripts/mutation_suite.py: kernel mutants must fail verify, fresh seeds must pass
@@ -302,8 +303,8 @@ fi
 if has groupm; then
   step "groupm: the layers at M = 1024, 4096 under each MOE_FUSED_MOE_GROUP_M of GROUP_M_SET"
   for g in ${GROUP_M_SET:-1 2 4 8 16}; do
-    MOE_FUSED_MOE_GROUP_M=$g gbench "groupm_$g" 150 bench_fused_moe 'BM_fused_moe_(layer|stage1|stage2)/.*/M:(1024|4096)/'
-    MOE_FUSED_MOE_GROUP_M=$g gbench "groupm_${g}_q8" 150 bench_fused_moe_q8 'BM_q8_layer/fp8_tensor/.*/M:(1024|4096)/'
+    MOE_FUSED_MOE_GROUP_BY_EXPERT=0 MOE_FUSED_MOE_GROUP_M=$g gbench "groupm_$g" 150 bench_fused_moe 'BM_fused_moe_(layer|stage1|stage2)/.*/M:(1024|4096)/'
+    MOE_FUSED_MOE_GROUP_BY_EXPERT=0 MOE_FUSED_MOE_GROUP_M=$g gbench "groupm_${g}_q8" 150 bench_fused_moe_q8 'BM_q8_layer/fp8_tensor/.*/M:(1024|4096)/'
     note "groupm $g: $(grep -c '"aggregate_name": "median"' "$run_dir/groupm_${g}.json" 2>/dev/null) + $(grep -c '"aggregate_name": "median"' "$run_dir/groupm_${g}_q8.json" 2>/dev/null) medians"
   done
 fi

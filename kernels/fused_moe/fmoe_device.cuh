@@ -141,6 +141,7 @@ __device__ __forceinline__ TileSpace tile_space(const P& p) {
 }
 
 using moe::fused_moe::grouped_tile;  // kernels/fused_moe/tile_order.hpp
+using moe::fused_moe::expert_run_tile;
 
 // __fdividef: no IEEE division slow path (the result is rounded to 16 bits next); it
 // gives 0 where the divisor passes 2^126 (g < -87), where silu(g) is below 1e-36 anyway.

@@ -63,8 +63,9 @@ int32_t* tile_counter_for(const Tile& tile, bool persistent, const TileGrid& gri
 
 // ---- tile order --------------------------------------------------------------
 // m-blocks per group of the grouped tile order (m-block fastest within a group) of `tile`
-// for a problem of `slots` routed rows over `experts`: the bf16 layer's fixed groups and
-// the q8 layer's ws tiles (its older tiles keep a compiled 8). A group's m-blocks share
+// for a problem of `slots` routed rows over `experts`: the bf16 layer's fixed groups (its ws
+// tiles walk expert runs instead, expert_run_window) and the q8 layer's ws tiles (its older
+// tiles keep a compiled 8). A group's m-blocks share
 // each weight tile in L2 when they belong to one expert. On a ws tile, when the mean expert
 // has at most one m-block (slots <= experts * block_m), they belong to different experts
 // and share nothing, so the group is 1: one m-block's n sweep runs together and its
@@ -74,6 +75,17 @@ int32_t* tile_counter_for(const Tile& tile, bool persistent, const TileGrid& gri
 // 19 % faster than 1). Other tiles keep 8 (not measured with 1). MOE_FUSED_MOE_GROUP_M=<1..64>
 // overrides it for tile-order experiments (InputError for another value). Read at each launch.
 int32_t tile_group_m(int64_t slots, int64_t experts, const Tile& tile);
+// The other tile order, groups that follow the runs of one expert's m-blocks (expert_run_tile):
+// the window of m-blocks its runs are cut at (as many blocks' activation rows, of k elements of
+// elem_bytes, as fit in ~36 MB of L2, at most kMaxGroupM), or 0 where the fixed groups stay (and
+// for tiles of fewer than 64 rows). The 16-bit layer's ws tiles take the runs by default: an expert's m-blocks then read each
+// weight tile one after the other, so it comes from DRAM about once (H100 A/B, docs/notes/fused_moe.md
+// v21: the bf16 layer 4-8 % faster at M = 4096 and Mixtral M = 1024, the same elsewhere); the
+// 8-bit layer keeps the fixed groups (the fp8_tensor A/B was within -1.7 / +4.6 %).
+// MOE_FUSED_MOE_GROUP_BY_EXPERT=0 / 1 forces fixed groups / runs for both (another value is an
+// InputError); the older 16-bit tiles take the runs only under 1 (1-12 % slower there, v3).
+// Read at each launch.
+int32_t expert_run_window(int64_t k, int64_t elem_bytes, const Tile& tile, bool runs_by_default);
 
 // ---- tuner candidates ------------------------------------------------------
 struct TuneSpace {

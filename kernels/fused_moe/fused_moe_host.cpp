@@ -21,22 +21,12 @@ namespace {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-// Tile order: fixed groups of tile_group_m() m-blocks, m fastest (group_mode 0). The kernel
-// also implements groups that follow the runs of one expert's blocks
-// (group_mode 1, windows of A rows fitting ~36 MB of L2); on the H100 that was
-// 1-12 % slower at every large-M point (docs/notes/fused_moe.md, v3), so it is
-// off unless MOE_FUSED_MOE_GROUP_BY_EXPERT=1.
-// The warp-specialized kernel walks fixed groups only.
+// Tile order: the runs of one expert's blocks (group_mode 1; by default on the ws tiles,
+// expert_run_window), else fixed groups of tile_group_m() m-blocks, m fastest (group_mode 0).
 void set_grouping(GemmParams& g, const TileShape& ts) {
-  static const bool by_expert = [] {
-    const char* env = std::getenv("MOE_FUSED_MOE_GROUP_BY_EXPERT");
-    return env && env[0] == '1';
-  }();
-  if (by_expert && ts.block_m >= 64 && !ts.ws) {
-    const int64_t per_block = int64_t{ts.block_m} * g.k * 2;
-    const int64_t fit = (int64_t{36} << 20) / std::max<int64_t>(1, per_block);
+  if (const int32_t window = expert_run_window(g.k, 2, ts.tile(), /*runs_by_default=*/true); window > 0) {
     g.group_mode = 1;
-    g.group_m = static_cast<int32_t>(std::clamp<int64_t>(fit, 1, kMaxGroupM));
+    g.group_m = window;
   } else {
     g.group_mode = 0;
     g.group_m = tile_group_m(g.num_valid, g.experts, ts.tile());

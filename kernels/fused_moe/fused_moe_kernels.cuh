@@ -105,6 +105,8 @@ __global__ void __launch_bounds__(WM* WN* kWarpSize)
       grouped_tile(rest, ts.num_m, p.group_m, p.n_tiles, m_blk, n_tile);
       if (m_blk >= valid_m) continue;  // uniform across the block
     } else {
+      // expert_run_tile's walk over the window's expert ids in shared memory, written out: the
+      // call (sm_90a ptxas) took the stage-2 mma.sync tiles from 70-75 to 80 registers.
       // Tiles of blocks [g0, g1) are exactly [g0 * n_tiles, g1 * n_tiles).
       const int q = static_cast<int>(rest / p.n_tiles);
       if (q >= valid_m) continue;

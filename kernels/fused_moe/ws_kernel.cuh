@@ -237,7 +237,11 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
   };
   auto decode = [&](int64_t tile, Work& w) -> bool {
     w.split = static_cast<int>(tile / ts.tiles_per_split);
-    grouped_tile(tile % ts.tiles_per_split, ts.num_m, p.group_m, p.n_tiles, w.m_blk, w.n_tile);
+    if (p.group_mode == 1)  // runs of one expert's m-blocks (read through L1: every thread decodes)
+      expert_run_tile(tile % ts.tiles_per_split, ts.valid_m, p.group_m, p.n_tiles,
+                      [&](int b) { return __ldg(p.expert_ids + b); }, w.m_blk, w.n_tile);
+    else
+      grouped_tile(tile % ts.tiles_per_split, ts.num_m, p.group_m, p.n_tiles, w.m_blk, w.n_tile);
     if (w.m_blk >= ts.valid_m) return false;
     w.expert = p.expert_ids[w.m_blk];
     w.kt_begin = static_cast<int64_t>(w.split) * p.k_tiles_per_split;

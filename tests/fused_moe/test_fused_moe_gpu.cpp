@@ -6,6 +6,7 @@
 //   "fused_moe gpu: tile shapes"               every compiled tile x persistent x dtype x act x weight mode
 //   "fused_moe gpu: persistent blocks walk several tiles, ..."  every tile, ~5 tiles per block, an empty split
 //   "fused_moe gpu: claimed tiles equal the fixed stride ..."  Workspace::tile_counters on and off
+//   "fused_moe gpu: the ws tiles in expert-run order ..."  MOE_FUSED_MOE_GROUP_BY_EXPERT 0 and 1
 //   "sanitize: fused_moe claimed tiles"        the same, small (memcheck, racecheck)
 //   "fused_moe gpu: routing distributions"     softmax, balanced, zipf, one expert
 //   "fused_moe gpu: full layer with GPU align" align kernel + layer, determinism
@@ -16,6 +17,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -198,6 +200,29 @@ TEST_CASE("fused_moe gpu: persistent blocks walk several tiles, with empty K spl
 
 namespace {
 
+// One layer config on the device: its GPU-aligned routing and buffers; run() poisons them, runs the
+// layer with the given tile counters and returns (output, intermediate).
+struct LayerRun {
+  const DeviceLayer& l;
+  LayerConfig cfg;
+  hipStream_t s;
+  DeviceAlign a;
+  moe::gpu::DeviceBuffer<uint16_t> inter, out;
+  moe::gpu::DeviceBuffer<float> partial;
+  LayerRun(const DeviceLayer& layer, const LayerConfig& c, hipStream_t stream)
+      : l(layer), cfg(c), s(stream), a(align_on_device(layer, c.block_size(), stream)),
+        inter(static_cast<size_t>(workspace_bytes(layer.problem, c).intermediate / 2)),
+        out(static_cast<size_t>(layer.problem.tokens * layer.problem.model_dim)),
+        partial(static_cast<size_t>(workspace_bytes(layer.problem, c).partial / 4)) {}
+  std::pair<std::vector<uint16_t>, std::vector<uint16_t>> run(int32_t* tile_counters) {
+    inter.poison(0xFF, s);
+    partial.poison(0xFF, s);
+    out.poison(0xFF, s);
+    fused_moe(l.problem, l.tensors(out.data()), a.view, Workspace{inter.data(), partial.data(), tile_counters}, cfg, s);
+    return std::make_pair(out.download(s), inter.download(s));
+  }
+};
+
 // Persistent one-block ws grids with Workspace::tile_counters claim their tiles from a
 // counter; without, each block walks blockIdx.x, += gridDim.x. Same tiles, same per-tile
 // arithmetic: equal outputs bit for bit. Three launches on one set of counters (each must
@@ -215,25 +240,13 @@ int check_claimed_equals_fixed(const ClaimCase& c, moe::gpu::Stream& stream) {
   for (int shape = 0; shape < kNumTileShapes; ++shape) {
     const TileShape& t = kTileShapes[shape];
     if (!t.ws || t.cluster != 1 || !runnable(shape, l.problem)) continue;
-    const LayerConfig cfg = layer_config(shape, /*persistent=*/true, c.split);
-    const DeviceAlign a = align_on_device(l, cfg.block_size(), s);
-    const auto wsb = workspace_bytes(l.problem, cfg);
-    moe::gpu::DeviceBuffer<uint16_t> inter(static_cast<size_t>(wsb.intermediate / 2));
-    moe::gpu::DeviceBuffer<float> partial(static_cast<size_t>(wsb.partial / 4));
-    moe::gpu::DeviceBuffer<uint16_t> out(static_cast<size_t>(c.M * c.H));
+    LayerRun run(l, layer_config(shape, /*persistent=*/true, c.split), s);
     auto counters = moe::gpu::DeviceBuffer<int32_t>::zeros(kTileCounters);
-    auto run = [&](int32_t* tile_counters) {
-      inter.poison(0xFF, s);
-      partial.poison(0xFF, s);
-      out.poison(0xFF, s);
-      fused_moe(l.problem, l.tensors(out.data()), a.view, Workspace{inter.data(), partial.data(), tile_counters}, cfg, s);
-      return std::make_pair(out.download(s), inter.download(s));
-    };
-    const auto fixed = run(nullptr);
+    const auto fixed = run.run(nullptr);
     INFO(fmt::format("M={} H={} I={} E={} k={} {} split {} tile {}", c.M, c.H, c.I, c.E, c.k,
                      moe::routing_dist_name(c.dist), c.split, t.name()));
     for (int rep = 0; rep < 3; ++rep) {
-      const auto claimed = run(counters.data());
+      const auto claimed = run.run(counters.data());
       CHECK(claimed.first == fixed.first);
       CHECK(claimed.second == fixed.second);
       CHECK(counters.download(s) == std::vector<int32_t>(kTileCounters, 0));
@@ -264,6 +277,45 @@ TEST_CASE("sanitize: fused_moe claimed tiles") {
   // each), stage 2 ~100 tiles over 3 splits.
   moe::gpu::Stream stream;
   const int tested = check_claimed_equals_fixed(ClaimCase{2000, 128, 1024, 4, 2, RoutingDist::Softmax, 3}, stream);
+  if (device_limits().wgmma) CHECK(tested > 0);
+}
+
+TEST_CASE("fused_moe gpu: the ws tiles in expert-run order equal the fixed groups bit for bit") {
+  // MOE_FUSED_MOE_GROUP_BY_EXPERT=1 changes only which tile a block takes when: each tile's
+  // sums and stores are the same. Experts of 1 to ~40 blocks (at these K the window is
+  // kMaxGroupM = 64 blocks, and the ~100 blocks of the Zipf case put a run across its edge), one
+  // block per tile and persistent (claimed tiles), the cluster tile, K splits.
+  moe::gpu::Stream stream;
+  const hipStream_t s = stream.get();
+  int tested = 0;
+  for (const ClaimCase& c : {ClaimCase{97, 136, 200, 6, 3, RoutingDist::Balanced, 1},
+                             ClaimCase{6000, 2048, 704, 8, 2, RoutingDist::Zipf, 3},
+                             ClaimCase{3000, 256, 704, 64, 3, RoutingDist::Softmax, 2}}) {
+    const InputSpec spec = make_spec(c.M, c.H, c.I, c.E, c.k, DType::BF16, ValueDist::FanIn, c.dist, 43 + c.M);
+    const DeviceLayer l(spec, Activation::SiLU, RouterWeight::OnOutput);
+    for (int shape = 0; shape < kNumTileShapes; ++shape) {
+      const TileShape& t = kTileShapes[shape];
+      if (!t.ws || !runnable(shape, l.problem)) continue;
+      for (bool persistent : {false, true}) {
+        LayerRun layer(l, layer_config(shape, persistent, c.split), s);
+        auto counters = moe::gpu::DeviceBuffer<int32_t>::zeros(kTileCounters);
+        auto run = [&](const char* by_expert) {
+          ::setenv("MOE_FUSED_MOE_GROUP_BY_EXPERT", by_expert, 1);
+          auto r = layer.run(counters.data());
+          ::unsetenv("MOE_FUSED_MOE_GROUP_BY_EXPERT");
+          return r;
+        };
+        INFO(fmt::format("M={} H={} I={} E={} k={} {} split {} tile {} persistent {}", c.M, c.H, c.I, c.E, c.k,
+                         moe::routing_dist_name(c.dist), c.split, t.name(), persistent));
+        const auto fixed = run("0");
+        const auto runs = run("1");
+        CHECK(runs.first == fixed.first);
+        CHECK(runs.second == fixed.second);
+        CHECK(counters.download(s) == std::vector<int32_t>(kTileCounters, 0));
+        ++tested;
+      }
+    }
+  }
   if (device_limits().wgmma) CHECK(tested > 0);
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <random>
 #include <set>
 #include <span>
 #include <string>
@@ -312,4 +313,70 @@ TEST_CASE("tile order: one m-block per group on a ws tile when the mean expert h
     }
   }
   ::unsetenv("MOE_FUSED_MOE_GROUP_M");
+}
+
+TEST_CASE("tile order: expert_run_tile visits every (m-block, n-tile) once, an expert's run m fastest") {
+  std::mt19937 rng(7);
+  for (int window : {1, 2, 3, 8, 19, 64})
+    for (int n_tiles : {1, 2, 5, 16})
+      for (int trial = 0; trial < 8; ++trial) {
+        // expert ids of the m-blocks as the align step writes them: runs of one expert, experts
+        // increasing, 1-9 blocks each (a run may straddle windows)
+        std::vector<int> expert_of;
+        for (int e = 0; expert_of.size() < 40 + 7 * static_cast<size_t>(trial); ++e)
+          expert_of.insert(expert_of.end(), 1 + static_cast<int>(rng() % 9), e);
+        const int valid_m = static_cast<int>(expert_of.size());
+        CAPTURE(window);
+        CAPTURE(n_tiles);
+        CAPTURE(valid_m);
+        auto expert_at = [&](int b) { return expert_of[static_cast<size_t>(b)]; };
+        std::vector<int> seen(static_cast<size_t>(valid_m) * n_tiles, 0);
+        int prev_m = -1, prev_n = -1;
+        for (int64_t rest = 0; rest < int64_t{valid_m} * n_tiles; ++rest) {
+          int m = -1, n = -1;
+          moe::fused_moe::expert_run_tile(rest, valid_m, window, n_tiles, expert_at, m, n);
+          REQUIRE((m >= 0 && m < valid_m && n >= 0 && n < n_tiles));
+          ++seen[static_cast<size_t>(m) * n_tiles + n];
+          // within a window an expert's m-blocks are neighbours for each n-tile: the tile after
+          // (m, n) is (m + 1, n) when m + 1 is the same expert in the same window
+          if (rest > 0 && prev_m + 1 < valid_m && expert_at(prev_m + 1) == expert_at(prev_m) &&
+              (prev_m + 1) / window == prev_m / window)
+            CHECK((m == prev_m + 1 && n == prev_n));
+          prev_m = m;
+          prev_n = n;
+        }
+        CHECK(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; }));
+        int m = -1, n = -1;  // past the valid blocks: no rows
+        moe::fused_moe::expert_run_tile(int64_t{valid_m} * n_tiles, valid_m, window, n_tiles, expert_at, m, n);
+        CHECK(m == valid_m);
+        moe::fused_moe::expert_run_tile(int64_t{valid_m + 3} * n_tiles + 1, valid_m, window, n_tiles, expert_at, m, n);
+        CHECK(m == valid_m);
+      }
+}
+
+TEST_CASE("tile order: expert runs by default on the ws tiles of the 16-bit layer, ~36 MB of rows a window; 0 / 1 force") {
+  using moe::fused_moe::expert_run_window;
+  using moe::fused_moe::parse_tile;
+  const auto ws = parse_tile("128x256x64-w8-s4-wgmma_ws");
+  const auto mma = parse_tile("16x64x128-w4-s3-mma");
+  const auto wgmma = parse_tile("128x256x64-w8-s4-wgmma");  // not ws: the runs only when asked
+  ::unsetenv("MOE_FUSED_MOE_GROUP_BY_EXPERT");
+  CHECK(expert_run_window(7168, 2, ws, true) == 20);  // 36 MiB / (128 rows x 14336 bytes)
+  CHECK(expert_run_window(7168, 1, ws, false) == 0);
+  CHECK(expert_run_window(7168, 2, wgmma, true) == 0);
+  ::setenv("MOE_FUSED_MOE_GROUP_BY_EXPERT", "0", 1);
+  CHECK(expert_run_window(7168, 2, ws, true) == 0);
+  CHECK(expert_run_window(7168, 1, ws, false) == 0);
+  ::setenv("MOE_FUSED_MOE_GROUP_BY_EXPERT", "1", 1);
+  CHECK(expert_run_window(7168, 2, ws, false) == 20);
+  CHECK(expert_run_window(7168, 1, ws, false) == 41);  // 8-bit codes: twice the rows
+  CHECK(expert_run_window(16, 2, ws, true) == 64);     // at most kMaxGroupM
+  CHECK(expert_run_window(7168, 2, mma, true) == 0);      // 16-row tiles keep the fixed groups
+  CHECK(expert_run_window(7168, 2, wgmma, false) == 20);  // the older 128-row tile when asked
+  for (const char* bad : {"2", "yes", " 1", "10"}) {
+    CAPTURE(bad);
+    ::setenv("MOE_FUSED_MOE_GROUP_BY_EXPERT", bad, 1);
+    CHECK_THROWS_AS((void)expert_run_window(7168, 2, ws, true), moe::InputError);
+  }
+  ::unsetenv("MOE_FUSED_MOE_GROUP_BY_EXPERT");
 }
