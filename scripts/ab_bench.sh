@@ -6,6 +6,11 @@
 #   GPU host:  scripts/ab_bench.sh run BENCH FILTER [ROUNDS]  # carry .debs and build-ab-patch
 #              scripts/ab_bench.sh unpack                     # (run does it) build-ab-src/ = REV
 #
+# or, one binary (this tree's build) under two environment settings:
+#   GPU host:  scripts/ab_bench.sh env OLD NEW BENCH FILTER [ROUNDS]
+#              OLD / NEW: NAME=VALUE (NAME= runs with NAME unset), e.g.
+#              env MOE_FUSED_MOE_GROUP_BY_EXPERT=0 MOE_FUSED_MOE_GROUP_BY_EXPERT= bench_fused_moe '...'
+#
 # `prepare` writes the difference from REV to this working tree (tracked files, reports/
 # left out) as a patch, small enough to carry (the tree with a whole second copy passes the
 # device tool's 64 MiB). `unpack` copies this tree without reports/, build*/, .git and .debs
@@ -14,7 +19,7 @@
 # `run` configures and builds only BENCH (e.g. bench_fused_moe_q8) of build-ab-src into
 # build-ab-old, needs this tree's build-gpu (scripts/gpu_full_run.sh build), and runs the two
 # binaries alternately (old, new) ROUNDS times (default 2), 3 repetitions each, with the Google
-# Benchmark FILTER. JSON and logs under $MOE_RUN_DIR/ab (default /tmp/moe-run/ab): old_<i>.json,
+# Benchmark FILTER (`env` the same, one binary). JSON and logs under $MOE_RUN_DIR/ab (default /tmp/moe-run/ab): old_<i>.json,
 # new_<i>.json, steps.log. The old binary records REV as its revision; this tree's build records
 # $MOE_GIT_REVISION (give it the commit from here: the device's .git may be stale).
 # Binary files that differ (test corpora, images) are left out of the patch, so the old tree
@@ -29,7 +34,24 @@ sfx=${AB_NAME:+-$AB_NAME}
 src=build-ab-src$sfx
 patch_dir=build-ab-patch$sfx
 old_build=build-ab-old$sfx
-usage() { echo "usage: $0 prepare REV | unpack | run BENCH FILTER [ROUNDS]" >&2; exit 2; }
+usage() { echo "usage: $0 prepare REV | unpack | run BENCH FILTER [ROUNDS] | env OLD NEW BENCH FILTER [ROUNDS]" >&2; exit 2; }
+# Runs the rounds: old and new alternately, each with `old_cmd` / `new_cmd` (arrays of the command
+# before the bench binary's arguments), into $out/{old,new}_<i>.json.
+alternate() {
+  local status=0 i v
+  for ((i = 1; i <= rounds; i++)); do
+    for v in old new; do
+      local cmd=("${old_cmd[@]}")
+      [ $v = new ] && cmd=("${new_cmd[@]}")
+      log "$v round $i"
+      "${cmd[@]}" --benchmark_filter="$filter" --benchmark_repetitions=3 \
+        --benchmark_out="$out/${v}_$i.json" --benchmark_out_format=json > "$out/${v}_$i.log" 2>&1 || { log "$v failed"; status=1; }
+    done
+  done
+  log "done (status $status)"
+  return $status
+}
+log() { echo "[ab +${SECONDS}s] $*" | tee -a "$out/steps.log"; }
 unpack() {
   [ -f "$patch_dir/old.patch" ] && [ -f "$patch_dir/revision" ] ||
     { echo "ab_bench: no $patch_dir (run '$0 prepare REV' here first)" >&2; exit 2; }
@@ -75,7 +97,6 @@ case $1 in
     [ -x "$new_bin" ] || { echo "ab_bench: no $new_bin (scripts/gpu_full_run.sh build first)" >&2; exit 2; }
     out=${MOE_RUN_DIR:-/tmp/moe-run}/ab$sfx
     mkdir -p "$out"
-    log() { echo "[ab +${SECONDS}s] $*" | tee -a "$out/steps.log"; }
     old_rev=$(cat "$src/.ab-revision")
     log "old $old_rev: configure and build $bench"
     # The old binaries carry the old revision (read when meson configures), whatever this shell exports.
@@ -90,17 +111,32 @@ case $1 in
     fi
     MOE_GIT_REVISION=$old_rev bash scripts/gpu_host.sh exec ninja -C "$old_build" "bench/$bench" > "$out/old-build.log" 2>&1 ||
       { log "old build failed"; tail -5 "$out/old-build.log"; exit 1; }
-    status=0
-    for ((i = 1; i <= rounds; i++)); do
-      for v in old new; do
-        bin=$new_bin; [ $v = old ] && bin=$old_build/bench/$bench
-        log "$v round $i"
-        bash scripts/gpu_host.sh exec "$bin" --benchmark_filter="$filter" --benchmark_repetitions=3 \
-          --benchmark_out="$out/${v}_$i.json" --benchmark_out_format=json > "$out/${v}_$i.log" 2>&1 || { log "$v failed"; status=1; }
-      done
+    old_cmd=(bash scripts/gpu_host.sh exec "$old_build/bench/$bench")
+    new_cmd=(bash scripts/gpu_host.sh exec "$new_bin")
+    alternate
+    exit $?
+    ;;
+  env)
+    [ $# -ge 5 ] && [ $# -le 6 ] || usage
+    bench=$4; filter=$5; rounds=${6:-2}
+    [[ $rounds =~ ^[1-9][0-9]?$ ]] || { echo "ab_bench: ROUNDS must be 1-99, got '$rounds'" >&2; exit 2; }
+    for setting in "$2" "$3"; do
+      [[ $setting =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] ||
+        { echo "ab_bench: a setting must be NAME=VALUE (NAME= for unset), got '$setting'" >&2; exit 2; }
     done
-    log "done (status $status)"
-    exit $status
+    new_bin=${MOE_BUILD:-build-gpu}/bench/$bench
+    [ -x "$new_bin" ] || { echo "ab_bench: no $new_bin (scripts/gpu_full_run.sh build first)" >&2; exit 2; }
+    # `env -u NAME` where the value is empty, else `env NAME=VALUE`.
+    env_args() { local -n args=$2; if [ -z "${1#*=}" ]; then args=(-u "${1%%=*}"); else args=("$1"); fi; }
+    out=${MOE_RUN_DIR:-/tmp/moe-run}/ab$sfx
+    mkdir -p "$out"
+    log "env A/B of $bench: old '$2', new '$3'"
+    env_args "$2" old_env
+    env_args "$3" new_env
+    old_cmd=(env "${old_env[@]}" bash scripts/gpu_host.sh exec "$new_bin")
+    new_cmd=(env "${new_env[@]}" bash scripts/gpu_host.sh exec "$new_bin")
+    alternate
+    exit $?
     ;;
   *) usage ;;
 esac

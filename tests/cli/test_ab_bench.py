@@ -6,7 +6,8 @@ In a throw-away clone of this checkout: one commit and one uncommitted change pa
 committed and the uncommitted change both undone, reports/ left out); an unknown revision, or
 unpack without a patch, is one line on stderr with exit 2. A binary file changed since REV is
 left out of the patch and named (the old tree keeps this tree's copy); AB_NAME=x keeps the A/B
-in build-ab-patch-x / build-ab-src-x; a bad AB_NAME is exit 2.
+in build-ab-patch-x / build-ab-src-x; a bad AB_NAME is exit 2. `env` with a bad setting, ROUNDS or
+a missing bench binary is exit 2 with one line (its runs need a GPU host's .debs: not run here).
 """
 import os
 import subprocess
@@ -94,5 +95,15 @@ with tempfile.TemporaryDirectory() as tmp:
     r = sh(["bash", "scripts/ab_bench.sh", "unpack"], repo)
     check("unpack without a patch: exit 2, one line", r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1,
           r.stderr)
+
+    # env OLD NEW BENCH FILTER [ROUNDS]: bad settings, rounds or a missing binary are exit 2, one line.
+    for args, what in ((["X=1", "bad", "fake", "f"], "a setting without '='"),
+                       (["1X=1", "X=", "fake", "f"], "a bad variable name"),
+                       (["X=1", "X=", "fake", "f", "0"], "ROUNDS 0"),
+                       (["X=1", "X=", "no-such-bench", "f"], "a missing bench binary"),
+                       (["X=1", "X="], "too few arguments")):
+        r = sh(["bash", "scripts/ab_bench.sh", "env"] + args, repo, env=dict(os.environ, MOE_BUILD=os.path.join(tmp, "b")))
+        check(f"env with {what}: exit 2, one line", r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1,
+              r.stderr)
 
 finish("ab_bench")
