@@ -198,14 +198,14 @@ int32_t tile_group_m(int64_t slots, int64_t experts, const Tile& tile) {
   return g;
 }
 
-int32_t expert_run_window(int64_t k, int64_t elem_bytes, const Tile& tile, bool runs_by_default) {
+int32_t expert_run_window(int64_t k, const Tile& tile) {
   const char* env = std::getenv("MOE_FUSED_MOE_GROUP_BY_EXPERT");
   const std::string v = env ? env : "";
   MOE_REQUIRE(v.empty() || v == "0" || v == "1",
               fmt::format("MOE_FUSED_MOE_GROUP_BY_EXPERT=\"{}\": expected 0 (fixed groups) or 1 (runs of one expert)", v));
-  const bool runs = v.empty() ? runs_by_default && tile.ws : v == "1";
+  const bool runs = v.empty() ? tile.ws : v == "1";
   if (!runs || tile.block_m < 64) return 0;
-  const int64_t per_block = int64_t{tile.block_m} * std::max<int64_t>(1, k) * elem_bytes;
+  const int64_t per_block = int64_t{tile.block_m} * std::max<int64_t>(1, k) * 2;  // 16-bit rows
   return static_cast<int32_t>(std::clamp<int64_t>((int64_t{36} << 20) / per_block, 1, detail::kMaxGroupM));
 }
 

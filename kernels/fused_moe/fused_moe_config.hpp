@@ -75,17 +75,16 @@ int32_t* tile_counter_for(const Tile& tile, bool persistent, const TileGrid& gri
 // 19 % faster than 1). Other tiles keep 8 (not measured with 1). MOE_FUSED_MOE_GROUP_M=<1..64>
 // overrides it for tile-order experiments (InputError for another value). Read at each launch.
 int32_t tile_group_m(int64_t slots, int64_t experts, const Tile& tile);
-// The other tile order, groups that follow the runs of one expert's m-blocks (expert_run_tile):
-// the window of m-blocks its runs are cut at (as many blocks' activation rows, of k elements of
-// elem_bytes, as fit in ~36 MB of L2, at most kMaxGroupM), or 0 where the fixed groups stay (and
-// for tiles of fewer than 64 rows). The 16-bit layer's ws tiles take the runs by default: an expert's m-blocks then read each
-// weight tile one after the other, so it comes from DRAM about once (H100 A/B, docs/notes/fused_moe.md
-// v21: the bf16 layer 4-8 % faster at M = 4096 and Mixtral M = 1024, the same elsewhere); the
-// 8-bit layer keeps the fixed groups (the fp8_tensor A/B was within -1.7 / +4.6 %).
-// MOE_FUSED_MOE_GROUP_BY_EXPERT=0 / 1 forces fixed groups / runs for both (another value is an
-// InputError); the older 16-bit tiles take the runs only under 1 (1-12 % slower there, v3).
-// Read at each launch.
-int32_t expert_run_window(int64_t k, int64_t elem_bytes, const Tile& tile, bool runs_by_default);
+// The 16-bit layer's other tile order, groups that follow the runs of one expert's m-blocks
+// (expert_run_tile): the window of m-blocks its runs are cut at (as many blocks' activation rows
+// of k 16-bit elements as fit in ~36 MB of L2, at most kMaxGroupM), or 0 where the fixed groups
+// stay. The ws tiles take the runs by default: an expert's m-blocks then read each weight tile one
+// after the other, so it comes from DRAM about once (H100 A/B, docs/notes/fused_moe.md v21: the
+// bf16 layer 2.6-7.7 % faster at M = 4096 and 4.4 % at Mixtral M = 1024, the same elsewhere).
+// MOE_FUSED_MOE_GROUP_BY_EXPERT=0 gives every tile the fixed groups, =1 the runs to every tile of
+// >= 64 rows (the older tiles were 1-12 % slower with them, v3); another value is an InputError.
+// The 8-bit layer walks fixed groups (its ws kernels do not compile the runs). Read at each launch.
+int32_t expert_run_window(int64_t k, const Tile& tile);
 
 // ---- tuner candidates ------------------------------------------------------
 struct TuneSpace {

@@ -24,7 +24,7 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 // Tile order: the runs of one expert's blocks (group_mode 1; by default on the ws tiles,
 // expert_run_window), else fixed groups of tile_group_m() m-blocks, m fastest (group_mode 0).
 void set_grouping(GemmParams& g, const TileShape& ts) {
-  if (const int32_t window = expert_run_window(g.k, 2, ts.tile(), /*runs_by_default=*/true); window > 0) {
+  if (const int32_t window = expert_run_window(g.k, ts.tile()); window > 0) {
     g.group_mode = 1;
     g.group_m = window;
   } else {

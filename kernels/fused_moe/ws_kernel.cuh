@@ -147,6 +147,8 @@ struct Bf16WsOp {
 #endif
   }
   static constexpr bool kSliceScales = false;
+  // The tile order of expert runs (GemmParams::group_mode 1) is compiled for this layer only.
+  static constexpr bool kExpertRuns = true;
   __device__ static float row_scale(const Params&, int64_t) { return 1.0f; }
   static constexpr bool kColScales = false;
   __device__ static float col_scale(const Params&, int64_t, int) { return 1.0f; }
@@ -237,7 +239,9 @@ __global__ void __launch_bounds__((BM / 64 + 1) * 128, 1)  // WsTile::kThreads (
   };
   auto decode = [&](int64_t tile, Work& w) -> bool {
     w.split = static_cast<int>(tile / ts.tiles_per_split);
-    if (p.group_mode == 1)  // runs of one expert's m-blocks (read through L1: every thread decodes)
+    bool runs = false;
+    if constexpr (Op::kExpertRuns) runs = p.group_mode == 1;
+    if (runs)  // runs of one expert's m-blocks (read through L1: every thread decodes)
       expert_run_tile(tile % ts.tiles_per_split, ts.valid_m, p.group_m, p.n_tiles,
                       [&](int b) { return __ldg(p.expert_ids + b); }, w.m_blk, w.n_tile);
     else

@@ -182,10 +182,7 @@ void launch_q8_stage(int stage, const Q8Problem& p, const uint8_t* a, const floa
   g.n_tiles = static_cast<int32_t>(n_tiles);
   g.k_tiles_per_split = static_cast<int32_t>(q8_k_per_split(g.k, cfg) / ts.block_k);
   g.persistent = cfg.persistent ? 1 : 0;
-  // (the older 8-bit tiles walk fixed groups of a compiled 8: only the ws tile reads these)
-  const int32_t window = ts.ws ? fused_moe::expert_run_window(g.k, 1, ts.tile(), /*runs_by_default=*/false) : 0;
-  g.group_mode = window > 0 ? 1 : 0;
-  g.group_m = window > 0 ? window : fused_moe::tile_group_m(p.base.slots(), p.base.experts, ts.tile());
+  g.group_m = fused_moe::tile_group_m(p.base.slots(), p.base.experts, ts.tile());
   if (ts.ws) {  // the weight tensor map of the warp-specialized tile
     const std::string what = fmt::format("fused_moe_q8 stage {}: tile {}", stage, ts.name());
     MOE_REQUIRE(q8_shape_fits(ts, p), what + fmt::format(" in the block scheme needs inter_dim % {} == 0 (block_n / 2)",

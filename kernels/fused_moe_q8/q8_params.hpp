@@ -51,7 +51,6 @@ struct Q8GemmParams {
   int32_t max_m_blocks = 0;
   int32_t persistent = 0;
   int32_t group_m = 8;     // m-blocks per tile-order group (L2 reuse): fused_moe::tile_group_m()
-  int32_t group_mode = 0;  // ws tiles: 0 fixed groups; 1 runs of one expert cut at group_m windows
 };
 
 }  // namespace moe::fused_moe_q8::detail

@@ -52,6 +52,10 @@ struct Q8WsOp {
   // copies into shared memory with the slice: a_s(arow, g), and w_s of the 128-row block
   // of weight row wrow (< w_rows) of the expert.
   static constexpr bool kSliceScales = BLOCK;
+  // Fixed tile groups only: the expert-run walk made the block scheme's 128x192 stage-1 tile
+  // spill (sm_90a ptxas: 16 bytes), and the fp8_tensor layer did not gain from it (H100 A/B,
+  // docs/notes/fused_moe.md v21).
+  static constexpr bool kExpertRuns = false;
   static constexpr int kScaleBlockRows = 128;  // the block scheme's 128x128 weight blocks (w_rshift 7)
   static constexpr int kInterDimMultiple = kDimMultiple;  // Q8Problem::validate
   __device__ static const float* a_slice_scale(const Params& p, int64_t arow, int64_t g) {

@@ -354,29 +354,27 @@ TEST_CASE("tile order: expert_run_tile visits every (m-block, n-tile) once, an e
       }
 }
 
-TEST_CASE("tile order: expert runs by default on the ws tiles of the 16-bit layer, ~36 MB of rows a window; 0 / 1 force") {
+TEST_CASE("tile order: expert runs by default on the ws tiles, ~36 MB of rows a window; 0 / 1 force") {
   using moe::fused_moe::expert_run_window;
   using moe::fused_moe::parse_tile;
   const auto ws = parse_tile("128x256x64-w8-s4-wgmma_ws");
   const auto mma = parse_tile("16x64x128-w4-s3-mma");
   const auto wgmma = parse_tile("128x256x64-w8-s4-wgmma");  // not ws: the runs only when asked
   ::unsetenv("MOE_FUSED_MOE_GROUP_BY_EXPERT");
-  CHECK(expert_run_window(7168, 2, ws, true) == 20);  // 36 MiB / (128 rows x 14336 bytes)
-  CHECK(expert_run_window(7168, 1, ws, false) == 0);
-  CHECK(expert_run_window(7168, 2, wgmma, true) == 0);
+  CHECK(expert_run_window(7168, ws) == 20);  // 36 MiB / (128 rows x 14336 bytes)
+  CHECK(expert_run_window(16, ws) == 64);    // at most kMaxGroupM
+  CHECK(expert_run_window(7168, wgmma) == 0);
+  CHECK(expert_run_window(7168, mma) == 0);
   ::setenv("MOE_FUSED_MOE_GROUP_BY_EXPERT", "0", 1);
-  CHECK(expert_run_window(7168, 2, ws, true) == 0);
-  CHECK(expert_run_window(7168, 1, ws, false) == 0);
+  CHECK(expert_run_window(7168, ws) == 0);
   ::setenv("MOE_FUSED_MOE_GROUP_BY_EXPERT", "1", 1);
-  CHECK(expert_run_window(7168, 2, ws, false) == 20);
-  CHECK(expert_run_window(7168, 1, ws, false) == 41);  // 8-bit codes: twice the rows
-  CHECK(expert_run_window(16, 2, ws, true) == 64);     // at most kMaxGroupM
-  CHECK(expert_run_window(7168, 2, mma, true) == 0);      // 16-row tiles keep the fixed groups
-  CHECK(expert_run_window(7168, 2, wgmma, false) == 20);  // the older 128-row tile when asked
+  CHECK(expert_run_window(7168, ws) == 20);
+  CHECK(expert_run_window(7168, wgmma) == 20);  // the older 128-row tile when asked
+  CHECK(expert_run_window(7168, mma) == 0);     // 16-row tiles keep the fixed groups
   for (const char* bad : {"2", "yes", " 1", "10"}) {
     CAPTURE(bad);
     ::setenv("MOE_FUSED_MOE_GROUP_BY_EXPERT", bad, 1);
-    CHECK_THROWS_AS((void)expert_run_window(7168, 2, ws, true), moe::InputError);
+    CHECK_THROWS_AS((void)expert_run_window(7168, ws), moe::InputError);
   }
   ::unsetenv("MOE_FUSED_MOE_GROUP_BY_EXPERT");
 }

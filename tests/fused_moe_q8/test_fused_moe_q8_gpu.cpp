@@ -17,7 +17,6 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <limits>
 #include <string>
 #include <vector>
@@ -151,8 +150,7 @@ TEST_CASE("fused_moe_q8 gpu: tile shapes") {
 TEST_CASE("fused_moe_q8 gpu: the warp-specialized tile, every scheme") {
   // inter_dim 320 (a multiple of 64: the block scheme fits), model_dim 528 (a K tail of
   // 16 codes in stage 1), stage 2 over 3 splits of 3 slices (the last holds 1);
-  // persistent too, with M = 3000 (~70 blocks of 128 rows x 5 column tiles per stage), and
-  // persistent in the tile order of expert runs (MOE_FUSED_MOE_GROUP_BY_EXPERT=1).
+  // persistent too, with M = 3000 (~70 blocks of 128 rows x 5 column tiles per stage).
   // Both ws tiles: one block, and 2-block clusters sharing the weight slices (its pairs of
   // one expert's m-blocks are many at M = 3000; persistent, each cluster walks several
   // pairs, shared and not, and split 3 shifts the pairing).
@@ -173,9 +171,6 @@ TEST_CASE("fused_moe_q8 gpu: the warp-specialized tile, every scheme") {
         cfg.stage1.persistent = cfg.stage2.persistent = true;
         cfg.stage2.split_k = 3;
         check_one(l, cfg, Part::Layer, 256, st);
-        ::setenv("MOE_FUSED_MOE_GROUP_BY_EXPERT", "1", 1);  // the tile order of expert runs
-        check_one(l, cfg, Part::Layer, 256, st);
-        ::unsetenv("MOE_FUSED_MOE_GROUP_BY_EXPERT");
       }
   }
   // The block scheme needs inter_dim % 64 == 0 on the 128x128 tile (its 64-column halves lie
