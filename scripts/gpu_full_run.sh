@@ -304,7 +304,7 @@ if has groupm; then
   step "groupm: the layers at M = 1024, 4096 under each MOE_FUSED_MOE_GROUP_M of GROUP_M_SET"
   for g in ${GROUP_M_SET:-1 2 4 8 16}; do
     MOE_FUSED_MOE_GROUP_BY_EXPERT=0 MOE_FUSED_MOE_GROUP_M=$g gbench "groupm_$g" 150 bench_fused_moe 'BM_fused_moe_(layer|stage1|stage2)/.*/M:(1024|4096)/'
-    MOE_FUSED_MOE_GROUP_BY_EXPERT=0 MOE_FUSED_MOE_GROUP_M=$g gbench "groupm_${g}_q8" 150 bench_fused_moe_q8 'BM_q8_layer/fp8_tensor/.*/M:(1024|4096)/'
+    MOE_FUSED_MOE_GROUP_M=$g gbench "groupm_${g}_q8" 150 bench_fused_moe_q8 'BM_q8_layer/fp8_tensor/.*/M:(1024|4096)/'
     note "groupm $g: $(grep -c '"aggregate_name": "median"' "$run_dir/groupm_${g}.json" 2>/dev/null) + $(grep -c '"aggregate_name": "median"' "$run_dir/groupm_${g}_q8.json" 2>/dev/null) medians"
   done
 fi
