@@ -354,6 +354,49 @@ TEST_CASE("tile order: expert_run_tile visits every (m-block, n-tile) once, an e
       }
 }
 
+TEST_CASE("tile order: a 2-block cluster's tile pairs (2j, 2j + 1) share a weight slice along the runs, never in group 1") {
+  // A cluster shares a slice when its two tiles are one expert's m-blocks at one n-tile. With
+  // an even n_tiles every run piece (a run cut at the window) starts at an even tile, so a piece
+  // of L m-blocks gives its L * n_tiles / 2 pairs; those whose second tile does not start a new
+  // n-tile (2j + 1 not a multiple of L) share: all of them for even L, none for L = 1. The fixed
+  // groups of one m-block (DeepSeek-V3 M = 4096: 32768 slots over 256 experts x 128 rows) pair n
+  // with n + 1 of one m-block: no pair shares.
+  std::mt19937 rng(11);
+  for (int window : {1, 3, 20, 64})
+    for (int n_tiles : {2, 12, 16, 28})
+      for (int trial = 0; trial < 6; ++trial) {
+        std::vector<int> expert_of;  // runs of 1-3 m-blocks, as at 128 +- 11 rows per expert and beyond
+        for (int e = 0; expert_of.size() < 60 + 11 * static_cast<size_t>(trial); ++e)
+          expert_of.insert(expert_of.end(), 1 + static_cast<int>(rng() % 3), e);
+        const int valid_m = static_cast<int>(expert_of.size());
+        CAPTURE(window);
+        CAPTURE(n_tiles);
+        CAPTURE(valid_m);
+        auto expert_at = [&](int b) { return expert_of[static_cast<size_t>(b)]; };
+        int64_t expected = 0;  // from the run pieces
+        for (int g0 = 0; g0 < valid_m;) {
+          int g1 = g0 + 1;
+          while (g1 < valid_m && expert_at(g1) == expert_at(g0) && g1 / window == g0 / window) ++g1;
+          const int L = g1 - g0;
+          for (int64_t j = 0; j < int64_t{L} * n_tiles / 2; ++j) expected += (2 * j + 1) % L != 0 ? 1 : 0;
+          g0 = g1;
+        }
+        int64_t shared_runs = 0, shared_group1 = 0;
+        for (int64_t t = 0; t + 1 < int64_t{valid_m} * n_tiles; t += 2) {
+          int m0, n0, m1, n1;
+          moe::fused_moe::expert_run_tile(t, valid_m, window, n_tiles, expert_at, m0, n0);
+          moe::fused_moe::expert_run_tile(t + 1, valid_m, window, n_tiles, expert_at, m1, n1);
+          shared_runs += (n0 == n1 && m0 != m1 && expert_at(m0) == expert_at(m1)) ? 1 : 0;
+          moe::fused_moe::grouped_tile(t, valid_m, 1, n_tiles, m0, n0);
+          moe::fused_moe::grouped_tile(t + 1, valid_m, 1, n_tiles, m1, n1);
+          shared_group1 += (n0 == n1 && m0 != m1 && expert_at(m0) == expert_at(m1)) ? 1 : 0;
+        }
+        CHECK(shared_runs == expected);
+        CHECK(shared_group1 == 0);
+        if (window >= 3) CHECK(shared_runs > 0);  // runs of 2-3 blocks exist and are not all cut
+      }
+}
+
 TEST_CASE("tile order: expert runs by default on the ws tiles, ~36 MB of rows a window; 0 / 1 force") {
   using moe::fused_moe::expert_run_window;
   using moe::fused_moe::parse_tile;
