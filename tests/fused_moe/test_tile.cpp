@@ -315,16 +315,24 @@ TEST_CASE("tile order: one m-block per group on a ws tile when the mean expert h
   ::unsetenv("MOE_FUSED_MOE_GROUP_M");
 }
 
+namespace {
+// The expert of each m-block as the align step writes them: runs of one expert, experts
+// increasing, 1..max_run blocks each, at least min_blocks blocks in all.
+std::vector<int> random_expert_runs(std::mt19937& rng, size_t min_blocks, int max_run) {
+  std::vector<int> expert_of;
+  for (int e = 0; expert_of.size() < min_blocks; ++e)
+    expert_of.insert(expert_of.end(), 1 + static_cast<int>(rng() % static_cast<unsigned>(max_run)), e);
+  return expert_of;
+}
+}  // namespace
+
 TEST_CASE("tile order: expert_run_tile visits every (m-block, n-tile) once, an expert's run m fastest") {
   std::mt19937 rng(7);
   for (int window : {1, 2, 3, 8, 19, 64})
     for (int n_tiles : {1, 2, 5, 16})
       for (int trial = 0; trial < 8; ++trial) {
-        // expert ids of the m-blocks as the align step writes them: runs of one expert, experts
-        // increasing, 1-9 blocks each (a run may straddle windows)
-        std::vector<int> expert_of;
-        for (int e = 0; expert_of.size() < 40 + 7 * static_cast<size_t>(trial); ++e)
-          expert_of.insert(expert_of.end(), 1 + static_cast<int>(rng() % 9), e);
+        // runs of 1-9 blocks (a run may straddle windows)
+        const std::vector<int> expert_of = random_expert_runs(rng, 40 + 7 * static_cast<size_t>(trial), 9);
         const int valid_m = static_cast<int>(expert_of.size());
         CAPTURE(window);
         CAPTURE(n_tiles);
@@ -365,9 +373,8 @@ TEST_CASE("tile order: a 2-block cluster's tile pairs (2j, 2j + 1) share a weigh
   for (int window : {1, 3, 20, 64})
     for (int n_tiles : {2, 12, 16, 28})
       for (int trial = 0; trial < 6; ++trial) {
-        std::vector<int> expert_of;  // runs of 1-3 m-blocks, as at 128 +- 11 rows per expert and beyond
-        for (int e = 0; expert_of.size() < 60 + 11 * static_cast<size_t>(trial); ++e)
-          expert_of.insert(expert_of.end(), 1 + static_cast<int>(rng() % 3), e);
+        // runs of 1-3 m-blocks, as at 128 +- 11 rows per expert and beyond
+        const std::vector<int> expert_of = random_expert_runs(rng, 60 + 11 * static_cast<size_t>(trial), 3);
         const int valid_m = static_cast<int>(expert_of.size());
         CAPTURE(window);
         CAPTURE(n_tiles);
