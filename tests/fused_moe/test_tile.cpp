@@ -388,15 +388,19 @@ TEST_CASE("tile order: a 2-block cluster's tile pairs (2j, 2j + 1) share a weigh
           for (int64_t j = 0; j < int64_t{L} * n_tiles / 2; ++j) expected += (2 * j + 1) % L != 0 ? 1 : 0;
           g0 = g1;
         }
+        // The pair's two tiles: one n-tile of two m-blocks of one expert.
+        auto shares = [&](int m0, int n0, int m1, int n1) {
+          return n0 == n1 && m0 != m1 && expert_at(m0) == expert_at(m1) ? 1 : 0;
+        };
         int64_t shared_runs = 0, shared_group1 = 0;
         for (int64_t t = 0; t + 1 < int64_t{valid_m} * n_tiles; t += 2) {
           int m0, n0, m1, n1;
           moe::fused_moe::expert_run_tile(t, valid_m, window, n_tiles, expert_at, m0, n0);
           moe::fused_moe::expert_run_tile(t + 1, valid_m, window, n_tiles, expert_at, m1, n1);
-          shared_runs += (n0 == n1 && m0 != m1 && expert_at(m0) == expert_at(m1)) ? 1 : 0;
+          shared_runs += shares(m0, n0, m1, n1);
           moe::fused_moe::grouped_tile(t, valid_m, 1, n_tiles, m0, n0);
           moe::fused_moe::grouped_tile(t + 1, valid_m, 1, n_tiles, m1, n1);
-          shared_group1 += (n0 == n1 && m0 != m1 && expert_at(m0) == expert_at(m1)) ? 1 : 0;
+          shared_group1 += shares(m0, n0, m1, n1);
         }
         CHECK(shared_runs == expected);
         CHECK(shared_group1 == 0);
