@@ -26,6 +26,13 @@
 //                            unset or empty: configs/model_configs.json under the
 //                            current folder, else under the source tree (as the
 //                            CLI finds it). Unreadable: one-line error, exit 2.
+//   MOE_BENCH_ROUTING=DIST   the layer benchmarks' routing (softmax, balanced, zipf,
+//                            one; unset or empty: softmax). balanced gives every
+//                            expert the same rows, so no m-block is partly filled
+//                            where M*top_k is a multiple of experts*block_m: what
+//                            the padding costs is softmax's time minus balanced's.
+//                            Another value: one-line error, exit 2. Recorded in the
+//                            JSON context.
 #pragma once
 #include <algorithm>
 #include <cstdio>
@@ -42,6 +49,7 @@
 #include "moe/fused_moe_tuning.hpp"
 #include "moe/device.hpp"
 #include "moe/gpu.hpp"
+#include "moe/inputs.hpp"
 #include "moe/model_config.hpp"
 
 namespace moe::bench {
@@ -188,6 +196,13 @@ inline std::string model_configs_path() {
   return p && *p ? std::string(p) : find_config_file("model_configs.json", MOE_SOURCE_DIR);
 }
 
+// The layer benchmarks' inputs: layer_input_spec with the routing of $MOE_BENCH_ROUTING.
+inline InputSpec layer_spec(const ModelConfig& m, int64_t M) {
+  InputSpec s = layer_input_spec(m, M);
+  if (const char* r = std::getenv("MOE_BENCH_ROUTING"); r && *r) s.routing = parse_routing_dist(r);
+  return s;
+}
+
 // Registers a bench executable's points from the parsed model table.
 using RegisterPoints = void (*)(const ModelTable&);
 
@@ -226,6 +241,9 @@ inline int bench_main(int argc, char** argv, RegisterPoints register_points = nu
     benchmark::AddCustomContext("moe_tuned_config", tuned.empty() ? "none (heuristic)" : tuned);
     const char* fl = std::getenv("MOE_BENCH_FLUSH_L2");
     benchmark::AddCustomContext("moe_flush_l2", fl && *fl ? fl : "per benchmark");
+    const char* ro = std::getenv("MOE_BENCH_ROUTING");
+    if (ro && *ro) (void)parse_routing_dist(ro);
+    benchmark::AddCustomContext("moe_routing", ro && *ro ? ro : "softmax");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;

@@ -3,7 +3,7 @@
 // replay, like ../shared/anchors/torch_moe_layer.py), for the models and token
 // counts M of the "layer" sweep of configs/model_configs.json.
 // Inputs: bf16, weights randn/sqrt(fan_in) (ValueDist::FanIn), softmax top-k
-// routing, seed 0.
+// routing (MOE_BENCH_ROUTING for another, bench_common.hpp), seed 0.
 //
 // Names: BM_fused_moe_{layer,align,stage1,stage2,reduce}/<model>/M:<M>
 //        BM_fused_moe_sweep/<model>/M:<M>/tile:<name>  (every compiled tile; names: kernels/fused_moe/tile.hpp)
@@ -73,7 +73,7 @@ struct Point {
 
   // persistent: -1 the chooser's (or the shape's default), else 0/1 for both stages.
   Point(const Model& m, int64_t M, int shape, int persistent = -1) {
-    const InputSpec s = layer_input_spec(m, M);
+    const InputSpec s = bench::layer_spec(m, M);
     Weights& w = weights_for(m);
     p.tokens = M;
     p.model_dim = m.model_dim;

@@ -3,7 +3,7 @@
 // the bf16 layer (kernels/fused_moe) and then every quantized scheme, each
 // the full layer (GPU align + activation quantizer + stage 1 + intermediate
 // quantizer + stage 2 + reduce), graph-replayed. Inputs as bench_fused_moe
-// (bf16, fan-in scaled normals, softmax top-k, seed 0); the quantized weights are
+// (bf16, fan-in scaled normals, softmax top-k or MOE_BENCH_ROUTING's, seed 0); the quantized weights are
 // those normals quantized on the device (kernels/quant, scheme's granularity).
 //
 // Names: BM_bf16_layer/<model>/M:<M>, BM_q8_layer/<scheme>/<model>/M:<M>; with
@@ -103,7 +103,7 @@ struct Common {
   align::AlignWorkspace aws;
   fused_moe::AlignedRouting r;
   Common(const Model& m, int64_t M, int block_size) {
-    const InputSpec s = layer_input_spec(m, M);
+    const InputSpec s = bench::layer_spec(m, M);
     const Routing routing = make_routing(s);
     experts_hit = static_cast<int64_t>(std::set<int32_t>(routing.topk_ids.begin(), routing.topk_ids.end()).size());
     hidden = gpu::DeviceBuffer<uint16_t>(static_cast<size_t>(s.hidden_elems()));
