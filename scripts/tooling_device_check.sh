@@ -47,6 +47,10 @@ elif mode == "verify_sources":
 elif mode == "bench_exact":
     l = [x.get("label", "") for x in d[0]["benchmarks"]]
     print(l); assert l and all("source=tuned:exact" in x for x in l)
+elif mode == "balanced":  # the routing recorded; Qwen3 M = 64 balanced: 4 rows for each of the 128 experts
+    h = [x["experts_hit"] for x in d[0]["benchmarks"]]
+    print(d[0]["context"].get("moe_routing"), h)
+    assert d[0]["context"].get("moe_routing") == "balanced" and h and all(a == 128 for a in h)
 PY
 chk() { python3 "$out/checks.py" "$@" >> "$out/checks.log" 2>&1; }
 
@@ -88,6 +92,16 @@ expect "verify --tuned-config: no failure, the fused_moe GPU cases record their 
 step bench_tuned 120 "$H" bench --kernel fused_moe --filter '^BM_fused_moe_layer/qwen3_235b/M:64/' --no-ceilings \
   --tuned-config "$out/tuned.csv" --json "$out/bench_tuned.json"
 expect "bench --tuned-config: the layer's label says tuned:exact" "chk bench_exact '$out/bench_tuned.json'"
+
+# ---- the benchmarks' routing from MOE_BENCH_ROUTING ----------------------------------
+Q='--benchmark_filter=^BM_fused_moe_layer/qwen3_235b/M:64/'
+step bench_bad_routing 60 env MOE_BENCH_ROUTING=bogus "$build/bench/bench_fused_moe" "$Q"
+rc=$?
+expect "MOE_BENCH_ROUTING=bogus: exit 2 with the one-line error" \
+  "[ $rc = 2 ] && grep -q 'unknown routing distribution' '$out/bench_bad_routing.log'"
+step bench_balanced 120 env MOE_BENCH_ROUTING=balanced MOE_BENCH_NO_CEILINGS=1 "$build/bench/bench_fused_moe" "$Q" \
+  --benchmark_out="$out/bench_balanced.json" --benchmark_out_format=json
+expect "MOE_BENCH_ROUTING=balanced: recorded, and Qwen3 M = 64 hits all 128 experts" "chk balanced '$out/bench_balanced.json'"
 
 # ---- report -------------------------------------------------------------------------
 step report 60 "$H" report --verify "$out/verify.json" --bench "$out/bench_merged.json" --bench "$out/bench_tuned.json" \
