@@ -48,6 +48,7 @@
 #include "git_revision.h"
 #include "moe/fused_moe_tuning.hpp"
 #include "moe/device.hpp"
+#include "moe/error.hpp"
 #include "moe/gpu.hpp"
 #include "moe/inputs.hpp"
 #include "moe/model_config.hpp"
@@ -196,10 +197,21 @@ inline std::string model_configs_path() {
   return p && *p ? std::string(p) : find_config_file("model_configs.json", MOE_SOURCE_DIR);
 }
 
+// $MOE_BENCH_ROUTING (unset or empty: softmax); InputError naming the variable for another value.
+inline RoutingDist routing_from_env() {
+  const char* r = std::getenv("MOE_BENCH_ROUTING");
+  if (!r || !*r) return RoutingDist::Softmax;
+  try {
+    return parse_routing_dist(r);
+  } catch (const InputError& e) {
+    throw InputError(fmt::format("MOE_BENCH_ROUTING: {}", e.what()));
+  }
+}
+
 // The layer benchmarks' inputs: layer_input_spec with the routing of $MOE_BENCH_ROUTING.
 inline InputSpec layer_spec(const ModelConfig& m, int64_t M) {
   InputSpec s = layer_input_spec(m, M);
-  if (const char* r = std::getenv("MOE_BENCH_ROUTING"); r && *r) s.routing = parse_routing_dist(r);
+  s.routing = routing_from_env();
   return s;
 }
 
@@ -241,9 +253,7 @@ inline int bench_main(int argc, char** argv, RegisterPoints register_points = nu
     benchmark::AddCustomContext("moe_tuned_config", tuned.empty() ? "none (heuristic)" : tuned);
     const char* fl = std::getenv("MOE_BENCH_FLUSH_L2");
     benchmark::AddCustomContext("moe_flush_l2", fl && *fl ? fl : "per benchmark");
-    const char* ro = std::getenv("MOE_BENCH_ROUTING");
-    if (ro && *ro) (void)parse_routing_dist(ro);
-    benchmark::AddCustomContext("moe_routing", ro && *ro ? ro : "softmax");
+    benchmark::AddCustomContext("moe_routing", std::string(routing_dist_name(routing_from_env())));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;

@@ -98,7 +98,7 @@ Q='--benchmark_filter=^BM_fused_moe_layer/qwen3_235b/M:64/'
 step bench_bad_routing 60 env MOE_BENCH_ROUTING=bogus "$build/bench/bench_fused_moe" "$Q"
 rc=$?
 expect "MOE_BENCH_ROUTING=bogus: exit 2 with the one-line error" \
-  "[ $rc = 2 ] && grep -q 'unknown routing distribution' '$out/bench_bad_routing.log'"
+  "[ $rc = 2 ] && grep -q 'MOE_BENCH_ROUTING: unknown routing distribution' '$out/bench_bad_routing.log'"
 step bench_balanced 120 env MOE_BENCH_ROUTING=balanced MOE_BENCH_NO_CEILINGS=1 "$build/bench/bench_fused_moe" "$Q" \
   --benchmark_out="$out/bench_balanced.json" --benchmark_out_format=json
 expect "MOE_BENCH_ROUTING=balanced: recorded, and Qwen3 M = 64 hits all 128 experts" "chk balanced '$out/bench_balanced.json'"
